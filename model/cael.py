@@ -1,0 +1,470 @@
+"""CAEL, the cross appearance-edge learning detector of GenFace (Zhang et al., IEEE TIFS 2024).
+
+Three token streams (fine appearance, coarse appearance, Sobel edges), per-stream transformer encoders,
+multi-grained cross-attention between the appearance streams, appearance-edge cross-attention (AECA) into the
+edge stream, and three classifier heads whose logits are summed. Read top to bottom.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from einops.layers.torch import Rearrange
+from torch import nn
+
+from .backbone import build_backbones
+from .preprocess import InputAdapter
+from .registry import register_model
+
+
+class FeedForward(nn.Module):
+    def __init__(self, *, dim: int, hidden_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.dropout(self.act(self.fc1(x)))))
+
+
+class Attention(nn.Module):
+    """Multi-head attention of queries ``x`` over ``context`` (itself by default), by scaled_dot_product_attention."""
+
+    def __init__(self, *, dim: int, heads: int, dim_head: int, dropout: float = 0.0):
+        super().__init__()
+        inner_dim = heads * dim_head
+        self.heads = heads
+        self.to_q = nn.Linear(dim, inner_dim, bias=False)
+        self.to_kv = nn.Linear(dim, inner_dim * 2, bias=False)
+        self.to_out = nn.Linear(inner_dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        q = rearrange(self.to_q(x), "b n (h d) -> b h n d", h=self.heads)
+        k, v = rearrange(self.to_kv(context), "b n (two h d) -> two b h n d", two=2, h=self.heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.dropout(self.to_out(rearrange(out, "b h n d -> b n (h d)")))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm ViT layer."""
+
+    def __init__(self, *, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = Attention(dim=dim, heads=heads, dim_head=dim_head, dropout=dropout)
+        self.ff_norm = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim=dim, hidden_dim=mlp_dim, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x))
+        return x + self.ff(self.ff_norm(x))
+
+
+class Transformer(nn.Module):
+    """A stack of encoder layers and a final LayerNorm."""
+
+    def __init__(self, *, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(dim=dim, heads=heads, dim_head=dim_head, mlp_dim=mlp_dim, dropout=dropout) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+
+class ClsCrossAttention(nn.Module):
+    """A CLS token of width ``query_dim`` attends over [itself; ``context`` patch tokens] of width ``context_dim``.
+
+    The CLS token is projected to the context width (when the widths differ), layer-normed (query side only),
+    attends, and is projected back. Returns the update; the caller adds the residual.
+    """
+
+    def __init__(self, *, query_dim: int, context_dim: int, heads: int, dim_head: int, dropout: float = 0.0):
+        super().__init__()
+        same = query_dim == context_dim
+        self.project_in = nn.Identity() if same else nn.Linear(query_dim, context_dim)
+        self.norm = nn.LayerNorm(context_dim)
+        self.attn = Attention(dim=context_dim, heads=heads, dim_head=dim_head, dropout=dropout)
+        self.project_out = nn.Identity() if same else nn.Linear(context_dim, query_dim)
+
+    def forward(self, cls: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        query = self.norm(self.project_in(cls))
+        return self.project_out(self.attn(query, torch.cat((query, context), dim=1)))
+
+
+class MultiGrainedCrossAttentionRound(nn.Module):
+    def __init__(self, *, fine_dim: int, coarse_dim: int, heads: int, dim_head: int, dropout: float = 0.0):
+        super().__init__()
+        common = dict(heads=heads, dim_head=dim_head, dropout=dropout)
+        self.fine_to_coarse = ClsCrossAttention(query_dim=fine_dim, context_dim=coarse_dim, **common)
+        self.coarse_to_fine = ClsCrossAttention(query_dim=coarse_dim, context_dim=fine_dim, **common)
+
+
+class MultiGrainedCrossAttention(nn.Module):
+    """CrossViT-style exchange: each appearance CLS token attends over the other stream's patch tokens."""
+
+    def __init__(self, *, fine_dim: int, coarse_dim: int, depth: int, heads: int, dim_head: int, dropout: float = 0.0):
+        super().__init__()
+        self.rounds = nn.ModuleList(
+            MultiGrainedCrossAttentionRound(
+                fine_dim=fine_dim, coarse_dim=coarse_dim, heads=heads, dim_head=dim_head, dropout=dropout
+            )
+            for _ in range(depth)
+        )
+
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fine_cls, fine_patches = fine[:, :1], fine[:, 1:]
+        coarse_cls, coarse_patches = coarse[:, :1], coarse[:, 1:]
+        for round_ in self.rounds:
+            fine_cls = fine_cls + round_.fine_to_coarse(fine_cls, coarse_patches)
+            coarse_cls = coarse_cls + round_.coarse_to_fine(coarse_cls, fine_patches)
+        return torch.cat((fine_cls, fine_patches), dim=1), torch.cat((coarse_cls, coarse_patches), dim=1)
+
+
+class AppearanceEdgeRound(nn.Module):
+    def __init__(self, *, fine_dim: int, coarse_dim: int, heads: int, dim_head: int, dropout: float = 0.0):
+        super().__init__()
+        common = dict(heads=heads, dim_head=dim_head, dropout=dropout)
+        self.edge_to_fine = ClsCrossAttention(query_dim=coarse_dim, context_dim=fine_dim, **common)
+        self.edge_to_coarse = ClsCrossAttention(query_dim=coarse_dim, context_dim=coarse_dim, **common)
+
+
+AECA_ROUNDS = ("sequential", "last")
+AECA_RESIDUALS = ("single", "double")
+
+
+class AppearanceEdgeCrossAttention(nn.Module):
+    """AECA: the edge CLS token attends over the fine and, separately, the coarse appearance patch tokens.
+
+    ``rounds='sequential'`` applies every round to the updated edge CLS token. ``rounds='last'`` is the released
+    behaviour: each round starts from the same input token and only the last round's result is kept, so the
+    earlier rounds are dead weight (and are skipped here). ``residual='double'`` (released) adds the input token
+    to both branch results, ``'single'`` adds it once: ``e + attn_fine(e) + attn_coarse(e)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        fine_dim: int,
+        coarse_dim: int,
+        depth: int,
+        heads: int,
+        dim_head: int,
+        dropout: float = 0.0,
+        rounds: str = "sequential",
+        residual: str = "single",
+    ):
+        super().__init__()
+        if rounds not in AECA_ROUNDS:
+            raise ValueError(f"model config key 'aeca-rounds' must be one of {', '.join(AECA_ROUNDS)}; got {rounds!r}.")
+        if residual not in AECA_RESIDUALS:
+            raise ValueError(
+                f"model config key 'aeca-residual' must be one of {', '.join(AECA_RESIDUALS)}; got {residual!r}."
+            )
+        if depth < 1:
+            raise ValueError(f"model config key 'cross-ae-attn-depth' must be at least 1; got {depth}.")
+        self.rounds_mode, self.residual_mode = rounds, residual
+        self.rounds = nn.ModuleList(
+            AppearanceEdgeRound(fine_dim=fine_dim, coarse_dim=coarse_dim, heads=heads, dim_head=dim_head, dropout=dropout)
+            for _ in range(depth)
+        )
+
+    @property
+    def used_rounds(self) -> list[AppearanceEdgeRound]:
+        return list(self.rounds) if self.rounds_mode == "sequential" else [self.rounds[-1]]
+
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
+        edge_cls, edge_patches = edge[:, :1], edge[:, 1:]
+        fine_patches, coarse_patches = fine[:, 1:], coarse[:, 1:]
+        residual_weight = 2.0 if self.residual_mode == "double" else 1.0
+        for round_ in self.used_rounds:
+            update = round_.edge_to_fine(edge_cls, fine_patches) + round_.edge_to_coarse(edge_cls, coarse_patches)
+            edge_cls = update + residual_weight * edge_cls
+        return torch.cat((edge_cls, edge_patches), dim=1)
+
+
+class TokenEmbedder(nn.Module):
+    """Feature map (B, C, H, W) -> [CLS; patch tokens] + learned positions, with embedding dropout."""
+
+    def __init__(self, *, channels: int, patch_size: int, grid_size: int, dim: int, dropout: float = 0.0):
+        super().__init__()
+        num_patches = (grid_size // patch_size) ** 2
+        self.patch_size = patch_size
+        self.to_patches = Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
+        self.patch_to_token = nn.Linear(channels * patch_size**2, dim)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, num_patches + 1, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    @property
+    def num_patches(self) -> int:
+        return self.pos_embedding.shape[1] - 1
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_to_token(self.to_patches(features))
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
+        return self.dropout(torch.cat((cls, tokens), dim=1) + self.pos_embedding)
+
+
+class AppearanceStream(nn.Module):
+    def __init__(self, *, backbone: nn.Module, embedder: TokenEmbedder):
+        super().__init__()
+        self.backbone = backbone
+        self.embedder = embedder
+
+    def forward(self, appearance: torch.Tensor) -> torch.Tensor:
+        return self.embedder(self.backbone(appearance))
+
+
+def edge_cnn(out_channels: int) -> nn.Sequential:
+    """Six 3x3 conv + BN + ReLU layers with two 2x2 max-pools: (B, 1, H, W) -> (B, out_channels, H/4, W/4)."""
+
+    def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, kernel_size=3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(
+        *conv_bn_relu(1, 32), *conv_bn_relu(32, 32), *conv_bn_relu(32, 32), nn.MaxPool2d(2),
+        *conv_bn_relu(32, 64), *conv_bn_relu(64, 64), *conv_bn_relu(64, out_channels), nn.MaxPool2d(2),
+    )  # fmt: skip
+
+
+EDGE_CNN_REDUCTION = 4
+
+
+class EdgeStream(nn.Module):
+    def __init__(self, *, cnn: nn.Sequential, embedder: TokenEmbedder):
+        super().__init__()
+        self.cnn = cnn
+        self.embedder = embedder
+
+    def forward(self, edge_map: torch.Tensor) -> torch.Tensor:
+        return self.embedder(self.cnn(edge_map.to(self.cnn[0].weight.dtype)))
+
+
+class CAELBlock(nn.Module):
+    """One of CAEL's ``depth`` blocks: three encoders, multi-grained cross-attention, then AECA."""
+
+    def __init__(self, *, fine_encoder, coarse_encoder, edge_encoder, cross_attention, aeca):
+        super().__init__()
+        self.fine_encoder = fine_encoder
+        self.coarse_encoder = coarse_encoder
+        self.edge_encoder = edge_encoder
+        self.cross_attention = cross_attention
+        self.aeca = aeca
+
+    def forward(self, fine, coarse, edge):
+        fine, coarse, edge = self.fine_encoder(fine), self.coarse_encoder(coarse), self.edge_encoder(edge)
+        fine, coarse = self.cross_attention(fine, coarse)
+        return fine, coarse, self.aeca(fine, coarse, edge)
+
+
+class ClassifierHead(nn.Module):
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x))
+
+
+# Every key a CAEL model config may hold, with its default where the released CAEL.yaml gives none.
+# Keys without a default (None) are required.
+CAEL_CONFIG_DEFAULTS: dict[str, Any] = {
+    "name": "cael",
+    # released hyper-parameters (keys verbatim from the released CAEL.yaml)
+    "image-size": None, "num-classes": None, "level2-num-classes": 3, "level3-num-classes": 5, "depth": None,
+    "fg-dim": None, "fg-patch-size": None, "fg-enc-depth": None, "fg-enc-dim-head": None, "fg-enc-heads": None,
+    "fg-enc-mlp-dim": None, "cg-dim": None, "cg-patch-size": None, "cg-enc-depth": None, "cg-enc-dim-head": None,
+    "cg-enc-heads": None, "cg-enc-mlp-dim": None, "cross-attn-depth": None, "cross-ae-attn-depth": None,
+    "cross-attn-dim-head": None, "cross-attn-heads": None, "cg-channels": None, "fg-channels": None,
+    "dropout": None, "emb-dropout": None,
+    # project switches
+    "backbone": "tf_efficientnet_b0.aa_in1k", "pretrained": False, "pretrained-file": None,
+    "drop-path-rate": 0.2, "bn-momentum": 0.01,
+    "input-channel-order": "rgb", "appearance-channel-order": "rgb", "appearance-normalization": "imagenet",
+    "transpose-appearance": False, "aeca-rounds": "sequential", "aeca-residual": "single",
+    "fine-grained-heads": False,
+}  # fmt: skip
+
+
+def resolve_cael_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults; one clear error for an unknown or a missing key."""
+    unknown = sorted(set(config) - set(CAEL_CONFIG_DEFAULTS))
+    if unknown:
+        import difflib
+
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, CAEL_CONFIG_DEFAULTS, 1)) else k for k in unknown]
+        raise KeyError(f"unknown CAEL model config key(s): {', '.join(hints)}.")
+    resolved = {**CAEL_CONFIG_DEFAULTS, **config}
+    missing = [k for k, v in resolved.items() if v is None and k != "pretrained-file"]
+    if missing:
+        raise KeyError(f"CAEL model config lacks required key(s): {', '.join(missing)}.")
+    return resolved
+
+
+def _grid(image_size: int, reduction: int, patch_size: int, what: str, key: str) -> int:
+    if image_size % reduction:
+        raise ValueError(f"model config key 'image-size' ({image_size}) must be a multiple of {reduction} for the {what}.")
+    grid = image_size // reduction
+    if patch_size < 1 or grid % patch_size:
+        divisors = [d for d in range(1, grid + 1) if grid % d == 0]
+        raise ValueError(
+            f"model config key '{key}' ({patch_size}) must divide the {what}'s {grid}x{grid} feature map: "
+            f"choose one of {divisors}."
+        )
+    return grid
+
+
+@register_model("cael")
+class CAEL(nn.Module):
+    """CAEL detector. ``model(images)`` takes (B, 3, H, W) RGB images in 0..255 (uint8 or float) on any device.
+
+    Returns the summed logits (B, num-classes), or a dict with ``logits``, ``level2_logits`` and
+    ``level3_logits`` when ``fine-grained-heads`` is on.
+    """
+
+    config_defaults = CAEL_CONFIG_DEFAULTS
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        cfg = resolve_cael_config(config)
+        self.config = cfg
+        image_size = cfg["image-size"]
+        fine_dim, coarse_dim = cfg["fg-dim"], cfg["cg-dim"]
+        dropout, emb_dropout = cfg["dropout"], cfg["emb-dropout"]
+
+        self.preprocess = InputAdapter(
+            input_channel_order=cfg["input-channel-order"],
+            appearance_channel_order=cfg["appearance-channel-order"],
+            appearance_normalization=cfg["appearance-normalization"],
+            transpose_appearance=cfg["transpose-appearance"],
+        )
+        fine_backbone, coarse_backbone = build_backbones(
+            cfg["backbone"],
+            pretrained=cfg["pretrained"],
+            pretrained_file=cfg["pretrained-file"],
+            drop_path_rate=cfg["drop-path-rate"],
+            bn_momentum=cfg["bn-momentum"],
+        )
+        for key, backbone in (("fg-channels", fine_backbone), ("cg-channels", coarse_backbone)):
+            if cfg[key] != backbone.num_features:
+                raise ValueError(
+                    f"model config key '{key}' is {cfg[key]} but the {cfg['backbone']} stream gives "
+                    f"{backbone.num_features} channels: set it to {backbone.num_features}."
+                )
+        fine_grid = _grid(image_size, fine_backbone.reduction, cfg["fg-patch-size"], "fine stream", "fg-patch-size")
+        coarse_grid = _grid(image_size, coarse_backbone.reduction, cfg["cg-patch-size"], "coarse stream", "cg-patch-size")
+        edge_grid = _grid(image_size, EDGE_CNN_REDUCTION, cfg["cg-patch-size"], "edge stream", "cg-patch-size")
+
+        self.appearance_fine = AppearanceStream(
+            backbone=fine_backbone,
+            embedder=TokenEmbedder(
+                channels=cfg["fg-channels"], patch_size=cfg["fg-patch-size"], grid_size=fine_grid, dim=fine_dim, dropout=emb_dropout
+            ),
+        )
+        self.appearance_coarse = AppearanceStream(
+            backbone=coarse_backbone,
+            embedder=TokenEmbedder(
+                channels=cfg["cg-channels"], patch_size=cfg["cg-patch-size"], grid_size=coarse_grid, dim=coarse_dim, dropout=emb_dropout
+            ),
+        )
+        self.edge_stream = EdgeStream(
+            cnn=edge_cnn(cfg["cg-channels"]),
+            embedder=TokenEmbedder(
+                channels=cfg["cg-channels"], patch_size=cfg["cg-patch-size"], grid_size=edge_grid, dim=coarse_dim, dropout=emb_dropout
+            ),
+        )
+
+        def encoder(prefix: str, dim: int) -> Transformer:
+            return Transformer(
+                dim=dim,
+                depth=cfg[f"{prefix}-enc-depth"],
+                heads=cfg[f"{prefix}-enc-heads"],
+                dim_head=cfg[f"{prefix}-enc-dim-head"],
+                mlp_dim=cfg[f"{prefix}-enc-mlp-dim"],
+                dropout=dropout,
+            )
+
+        cross = dict(heads=cfg["cross-attn-heads"], dim_head=cfg["cross-attn-dim-head"], dropout=dropout)
+        self.blocks = nn.ModuleList(
+            CAELBlock(
+                fine_encoder=encoder("fg", fine_dim),
+                coarse_encoder=encoder("cg", coarse_dim),
+                edge_encoder=encoder("cg", coarse_dim),  # the edge encoder uses the coarse settings, as released
+                cross_attention=MultiGrainedCrossAttention(
+                    fine_dim=fine_dim, coarse_dim=coarse_dim, depth=cfg["cross-attn-depth"], **cross
+                ),
+                aeca=AppearanceEdgeCrossAttention(
+                    fine_dim=fine_dim,
+                    coarse_dim=coarse_dim,
+                    depth=cfg["cross-ae-attn-depth"],
+                    rounds=cfg["aeca-rounds"],
+                    residual=cfg["aeca-residual"],
+                    **cross,
+                ),
+            )
+            for _ in range(cfg["depth"])
+        )
+
+        num_classes = cfg["num-classes"]
+        self.head_fine = ClassifierHead(fine_dim, num_classes)
+        self.head_coarse = ClassifierHead(coarse_dim, num_classes)
+        self.head_edge = ClassifierHead(coarse_dim, num_classes)
+        self.fine_grained_heads = bool(cfg["fine-grained-heads"])
+        if self.fine_grained_heads:
+            # Project's choice: the attribution heads read the three CLS tokens side by side.
+            joint_dim = fine_dim + 2 * coarse_dim
+            self.head_level2 = ClassifierHead(joint_dim, cfg["level2-num-classes"])
+            self.head_level3 = ClassifierHead(joint_dim, cfg["level3-num-classes"])
+
+    @property
+    def image_size(self) -> int:
+        return self.config["image-size"]
+
+    @property
+    def num_classes(self) -> int:
+        return self.config["num-classes"]
+
+    @property
+    def has_unused_parameters(self) -> bool:
+        """True when some parameters get no gradient (released AECA rounds): DDP then needs find_unused_parameters."""
+        return self.config["aeca-rounds"] == "last" and self.config["cross-ae-attn-depth"] > 1
+
+    def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images -> the fine, coarse and edge token sequences after the last block."""
+        size = self.image_size
+        self.preprocess.check_images(images)
+        if images.shape[-2:] != (size, size):
+            raise ValueError(
+                f"this CAEL was built for {size}x{size} images (model config 'image-size'); "
+                f"got {images.shape[-2]}x{images.shape[-1]}: resize the input or rebuild the model."
+            )
+        appearance, edge_map = self.preprocess(images)
+        fine = self.appearance_fine(appearance)
+        coarse = self.appearance_coarse(appearance)
+        edge = self.edge_stream(edge_map)
+        for block in self.blocks:
+            fine, coarse, edge = block(fine, coarse, edge)
+        return fine, coarse, edge
+
+    def forward_head(self, fine: torch.Tensor, coarse: torch.Tensor, edge: torch.Tensor):
+        fine_cls, coarse_cls, edge_cls = fine[:, 0], coarse[:, 0], edge[:, 0]
+        logits = self.head_fine(fine_cls) + self.head_coarse(coarse_cls) + self.head_edge(edge_cls)
+        if not self.fine_grained_heads:
+            return logits
+        joint = torch.cat((fine_cls, coarse_cls, edge_cls), dim=-1)
+        return {"logits": logits, "level2_logits": self.head_level2(joint), "level3_logits": self.head_level3(joint)}
+
+    def forward(self, images: torch.Tensor):
+        return self.forward_head(*self.forward_features(images))

@@ -1,0 +1,87 @@
+"""Parameter counts and forward cost of a detector config.
+
+    python -m model.summary model/configs/cael.yaml [--set model.cg-patch-size=8]
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from engine.config import load_config
+
+from .registry import build_model
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def forward_flops(model: torch.nn.Module, image_size: int) -> int:
+    """FLOPs (multiply + add counted separately) of one eval-mode forward of one image."""
+    images = torch.randint(0, 256, (1, 3, image_size, image_size), dtype=torch.uint8)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(images)
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+def parameters_with_gradient(model: torch.nn.Module, image_size: int) -> int:
+    """How many parameter values receive a gradient from the classification logits (one backward pass)."""
+    images = torch.randint(0, 256, (2, 3, image_size, image_size), dtype=torch.uint8)
+    was_training = model.training
+    model.eval()  # no dropout, BN on running statistics: the graph is the same, the count deterministic
+    model.zero_grad(set_to_none=True)
+    output = model(images)
+    logits = output["logits"] if isinstance(output, dict) else output
+    logits.sum().backward()
+    count = sum(p.numel() for p in model.parameters() if p.grad is not None)
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return count
+
+
+def summarize(model: torch.nn.Module, image_size: int) -> dict:
+    total, trainable = count_parameters(model)
+    parts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    return {
+        "parameters": total,
+        "trainable_parameters": trainable,
+        "parameters_with_gradient": parameters_with_gradient(model, image_size),
+        "parts": {name: count for name, count in parts.items() if count},
+        "gflops_per_image": forward_flops(model, image_size) / 1e9,
+    }
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Print a detector's parameter count and forward GFLOPs per image.")
+    parser.add_argument("config", help="config file, or a bundled name (cael, cael_released)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def main(argv=None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    # Counting needs no ImageNet weights: never download here.
+    config = load_config(args.config, ["model.pretrained=false", "model.pretrained-file=null", *args.overrides])
+    model = build_model(config["model"])
+    summary = summarize(model, config["model"]["image-size"])
+    print(f"{config['model'].get('name', 'cael')} ({args.config})")
+    print(f"  parameters, total:     {summary['parameters']:,}")
+    print(f"  parameters, trainable: {summary['trainable_parameters']:,}")
+    print(f"  parameters that receive a gradient: {summary['parameters_with_gradient']:,}")
+    for name, count in summary["parts"].items():
+        print(f"    {name:<20} {count:,}")
+    size = config["model"]["image-size"]
+    print(f"  forward: {summary['gflops_per_image']:.2f} GFLOPs per {size}x{size} image ({summary['gflops_per_image'] / 2:.2f} GMAC)")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Test setup: offline (no hub downloads ever), deterministic, tiny CPU configs."""
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports huggingface_hub: tests never download, and never see a user's cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="cael-tests-hf-"))
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+TINY_MODEL = {
+    "name": "cael", "image-size": 64, "num-classes": 2, "depth": 2,
+    "fg-dim": 32, "fg-patch-size": 1, "fg-enc-depth": 1, "fg-enc-dim-head": 8, "fg-enc-heads": 2, "fg-enc-mlp-dim": 64,
+    "cg-dim": 48, "cg-patch-size": 8, "cg-enc-depth": 1, "cg-enc-dim-head": 8, "cg-enc-heads": 2, "cg-enc-mlp-dim": 64,
+    "cross-attn-depth": 2, "cross-ae-attn-depth": 2, "cross-attn-dim-head": 8, "cross-attn-heads": 2,
+    "cg-channels": 24, "fg-channels": 1280, "dropout": 0.1, "emb-dropout": 0.1, "pretrained": False,
+}  # fmt: skip
+
+RELEASED_SWITCHES = {
+    "appearance-channel-order": "bgr", "appearance-normalization": "unit", "transpose-appearance": True,
+    "aeca-rounds": "last", "aeca-residual": "double",
+}  # fmt: skip
+
+
+@pytest.fixture
+def tiny_config():
+    """A function returning a tiny CAEL model config (64 px, 4 fine and 4 coarse/edge tokens) with overrides."""
+
+    def make(released: bool = False, **overrides):
+        config = dict(TINY_MODEL)
+        if released:
+            config.update(RELEASED_SWITCHES)
+        config.update({key.replace("_", "-"): value for key, value in overrides.items()})
+        return config
+
+    return make
+
+
+@pytest.fixture
+def images():
+    """A reproducible uint8 RGB batch with structure (gradients and blocks), not only noise."""
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (3, 3, 64, 64), generator=generator, dtype=torch.uint8)
+    ramp = torch.linspace(0, 255, 64).view(1, 1, 1, 64).expand(3, 3, 64, 64)
+    batch = (0.5 * noise.float() + 0.5 * ramp).round()
+    batch[:, :, 16:40, 8:30] = torch.tensor([200.0, 40.0, 90.0]).view(1, 3, 1, 1)
+    return batch.to(torch.uint8)
