@@ -13,19 +13,82 @@ from typing import Any
 
 import yaml
 
+from loss_folder import LOSS_DEFAULTS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_CONFIG_DIR = REPO_ROOT / "model" / "configs"
 
-# Defaults of the engine's sections; a config file only states what differs. Filled in by engine modules.
-DEFAULTS: dict[str, dict[str, Any]] = {}
+# Defaults of the engine's sections: a config file states only what differs. Where the paper does not give a
+# value (its training recipe is unpublished), the default is this project's choice (README: "Defaults").
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {
+        "csv": None,                 # split CSV (schema: data/schema.py); relative paths: to the config file
+        "root": None,                # folder the CSV's paths are relative to; default: the CSV's folder
+        "protocol": "intra",         # data/protocols/<name>.yaml, or a YAML path
+        "fold": None,                # the fold of a protocol with folds (e.g. the training generator)
+        "augment": [                 # training augmentations (data/transforms.py); evaluation uses none
+            {"name": "hflip", "p": 0.5},
+            {"name": "random-resized-crop", "scale": [0.85, 1.0], "ratio": [0.9, 1.1]},
+            {"name": "jpeg", "p": 0.2, "quality": [70, 100]},
+            {"name": "blur", "p": 0.1, "sigma": [0.1, 1.5]},
+        ],
+        "on-error": "error",         # a missing/corrupt image: error (stop, naming it) or skip (and count)
+        "workers": "auto",           # loader processes per GPU; auto: the cores, shared among ranks
+        "balanced": False,           # class-balanced sampling (with replacement)
+    },
+    "train": {
+        "epochs": 20,
+        "batch-size": 64,            # per GPU
+        "seed": 0,
+        "device": "auto",            # auto: CUDA when present, else CPU
+        "precision": "auto",         # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+        "channels-last": True,
+        "compile": False,            # false | true | a torch.compile mode (e.g. max-autotune)
+        "grad-clip": 1.0,            # max gradient norm; 0 or null: off
+        "accumulate": 1,             # micro-batches per optimizer step
+        "ema": False,                # keep an exponential moving average of the weights (validated, saved)
+        "ema-decay": 0.999,
+        "select-metric": "auc",      # validation metric that picks best.pt (any of engine/metrics.py, or loss)
+        "patience": 0,               # early stopping after this many epochs without improvement; 0: off
+        "checkpoint-every-steps": 0, # also write last.pt every N optimizer steps inside an epoch; 0: off
+        "log-every": 20,             # steps between progress updates (the only host syncs of the hot loop)
+        "deterministic": False,      # torch.use_deterministic_algorithms (exact resume on GPU)
+        "sync-bn": False,            # SyncBatchNorm under DDP
+        "max-steps-per-epoch": None, # cap the optimizer steps of an epoch (quick checks)
+    },
+    "optim": {
+        "name": "adamw",             # adamw | sgd
+        "lr": 1.0e-4,                # per batch of train.batch-size x GPUs x accumulate
+        "weight-decay": 0.05,
+        "betas": [0.9, 0.999],       # adamw
+        "momentum": 0.9,             # sgd
+        "nesterov": False,           # sgd
+        "no-decay": ["norm", "bias", "token"],  # exempt from weight decay: norm weights, biases, CLS/position tokens
+        "fused": "auto",             # fused kernels on CUDA
+    },
+    "schedule": {
+        "name": "cosine",            # cosine | step | constant (all after the warm-up), stepped every optimizer step
+        "warmup-epochs": 1.0,
+        "min-lr": 1.0e-6,            # cosine floor
+        "step-epochs": 10,           # step: decay every this many epochs
+        "gamma": 0.1,                # step: decay factor
+    },
+    "loss": dict(LOSS_DEFAULTS),
+    "eval": {
+        "batch-size": 128,
+        "bootstrap": 1000,           # resamples of the AUC's 95% interval (test.py); 0: off
+        "threshold": 0.5,            # for accuracies
+        "video-aggregation": "mean", # frame scores -> video score, when the CSV has video_id
+        "perturb": None,             # test.py robustness: e.g. "jpeg:70,blur:1.0,resize:0.5"
+    },
+}  # fmt: skip
+
+# Keys holding file paths: relative values in a config file are read relative to that file.
+PATH_KEYS = (("data", "csv"), ("data", "root"), ("model", "pretrained-file"))
 
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the file or key."""
-
-
-def register_defaults(section: str, defaults: Mapping[str, Any]) -> None:
-    DEFAULTS[section] = dict(defaults)
 
 
 def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,6 +125,10 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
     if not isinstance(content, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections, not a {type(content).__name__}.")
+    for section, key in PATH_KEYS:
+        value = (content.get(section) or {}).get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            content[section][key] = str((path.parent / value).resolve())
     bases = content.pop("base", None) or []
     merged: dict[str, Any] = {}
     for base in [bases] if isinstance(bases, str) else bases:
@@ -107,6 +174,19 @@ def parse_override(text: str) -> tuple[str, Any]:
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The fully resolved run config: engine defaults < model defaults < file (with bases) < overrides."""
     content = read_config_file(path) if path is not None else {}
+    where = f"config file {path}" if path is not None else "the config"
+    for section, values in content.items():
+        if section == "model":
+            continue
+        if section not in DEFAULTS:
+            raise ConfigError(f"{where} has an unknown section '{section}' (known: model, {', '.join(DEFAULTS)}).")
+        if not isinstance(values, dict):
+            raise ConfigError(f"section '{section}' of {where} must be a mapping.")
+        for key in values:
+            if key not in DEFAULTS[section]:
+                close = difflib.get_close_matches(key, DEFAULTS[section], n=1)
+                hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+                raise ConfigError(f"{where} has an unknown key '{section}.{key}'{hint}.")
     config = deep_merge(DEFAULTS, content)
     model = content.get("model", {})
     if not isinstance(model, dict):

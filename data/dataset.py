@@ -1,0 +1,92 @@
+"""A dataset over a subset of a split CSV: decoded, resized uint8 RGB images with labels and row indices.
+
+Samples are keyed ``(position, seed)`` by the samplers of ``data.loader``: the seed makes each sample's
+augmentation a pure function of (run seed, epoch, position), whatever the number of workers, so a resumed run
+sees exactly the images an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from .images import ImageDecodeError, load_image
+from .schema import SplitTable
+from .transforms import apply_augment, build_augment
+
+log = logging.getLogger(__name__)
+
+ON_ERROR = ("error", "skip")
+
+
+class CorruptImageError(RuntimeError):
+    """A missing or undecodable image met during a run with ``data.on-error: error``."""
+
+
+class SplitDataset(Dataset):
+    """Rows ``rows`` of ``table``, each decoded to a uint8 (3, size, size) tensor.
+
+    ``targets`` maps extra target names (e.g. ``level2``) to an int array over the table (-1 = no label).
+    ``on_error='skip'`` turns unreadable images into ``None`` samples, dropped and counted by ``collate``.
+    """
+
+    def __init__(
+        self,
+        table: SplitTable,
+        rows: Sequence[int],
+        *,
+        size: int,
+        augment: Sequence[Mapping[str, Any]] | None = None,
+        on_error: str = "error",
+        targets: Mapping[str, np.ndarray] | None = None,
+    ):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"data config key 'on-error' must be one of {', '.join(ON_ERROR)}; got {on_error!r}.")
+        self.rows = np.asarray(rows, dtype=np.int64)
+        # NumPy string arrays, not lists of str: forked workers then share them without copy-on-read growth.
+        self.paths = np.array(table.resolved_paths(self.rows), dtype=np.str_)
+        self.labels = table.labels[self.rows].astype(np.int64)
+        self.size = size
+        self.augment = build_augment(augment, size)
+        self.on_error = on_error
+        self.targets = {name: np.asarray(values)[self.rows].astype(np.int64) for name, values in (targets or {}).items()}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        position, seed = key if isinstance(key, tuple) else (key, None)
+        path = str(self.paths[position])
+        try:
+            image = load_image(path, self.size)
+        except ImageDecodeError as error:
+            if self.on_error == "error":
+                raise CorruptImageError(f"{error}; fix or remove it, or set data.on-error: skip to skip such images.") from error
+            log.warning("skipping %s", error)
+            return None
+        if self.augment is not None:
+            if seed is None:
+                image = apply_augment(self.augment, image)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    image = apply_augment(self.augment, image)
+        sample = {"image": image, "label": self.labels[position], "index": self.rows[position]}
+        for name, values in self.targets.items():
+            sample[name] = values[position]
+        return sample
+
+
+def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Batch the samples, dropping skipped (``None``) ones and counting them in ``batch['skipped']``."""
+    kept = [s for s in samples if s is not None]
+    skipped = len(samples) - len(kept)
+    if not kept:
+        return {"image": torch.empty(0, 3, 0, 0, dtype=torch.uint8), "label": torch.empty(0, dtype=torch.long), "index": torch.empty(0, dtype=torch.long), "skipped": skipped}
+    batch = default_collate(kept)
+    batch["skipped"] = skipped
+    return batch

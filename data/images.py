@@ -1,0 +1,92 @@
+"""Image decoding: any PNG/JPEG/WebP (grey, RGBA, palette, 16-bit, CMYK) -> 8-bit RGB, resized on uint8.
+
+``load_image`` is the single decode path of training, evaluation and the cache tool, so cached and on-the-fly
+pixels are the same.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Raised by decoders on unreadable files; the dataset turns them into one error naming the file.
+DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+class ImageDecodeError(RuntimeError):
+    """An image file that is missing, truncated or not an image."""
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16/32-bit grey: scale to 8 bit instead of clipping at 255 (PIL's own conversion clips).
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(np.round(array * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.round(array * (255.0 if array.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")  # palette transparency becomes alpha, then dropped below
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
+    """Decode ``path`` to a uint8 (3, H, W) RGB tensor, resized to (size, size) when ``size`` is given.
+
+    Resizing is bicubic with antialiasing (PIL, on 8-bit data). Large JPEGs are decoded at reduced scale first
+    (``draft``), which is much faster and leaves the result of a large downscale practically unchanged.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if size is not None and image.format == "JPEG" and min(image.size) >= 2 * size:
+                    image.draft("RGB", (size, size))
+                image = ImageOps.exif_transpose(image)
+                image = _to_rgb(image)
+                if size is not None and image.size != (size, size):
+                    image = image.resize((size, size), Image.Resampling.BICUBIC)
+                array = np.array(image, dtype=np.uint8)
+    except FileNotFoundError as error:
+        raise ImageDecodeError(f"image file {path} does not exist") from error
+    except DECODE_ERRORS as error:
+        raise ImageDecodeError(f"image file {path} could not be decoded ({type(error).__name__}: {error})") from error
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def image_format(path: str | Path) -> tuple[str, int | None]:
+    """(format, estimated JPEG quality or None) from the file header, without decoding the pixels."""
+    with Image.open(path) as image:
+        quality = estimate_jpeg_quality(image) if image.format == "JPEG" else None
+        return image.format or "unknown", quality
+
+
+# The IJG (libjpeg) standard luminance quantisation table at quality 50, in natural (row-major) order.
+_IJG_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64,
+)  # fmt: skip
+
+
+def estimate_jpeg_quality(image: Image.Image) -> int | None:
+    """IJG quality (1..100) whose scaled standard luminance table best matches the file's first table."""
+    tables = getattr(image, "quantization", None)
+    if not tables:
+        return None
+    table = np.asarray(tables[min(tables)], dtype=np.float64)
+    if table.size != 64:
+        return None
+    best, best_error = None, np.inf
+    for quality in range(1, 101):
+        scale = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
+        expected = np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255)
+        # PIL reports the table in zig-zag or natural order depending on version; compare sorted values too.
+        error = min(np.abs(np.sort(expected) - np.sort(table)).sum(), np.abs(expected - table).sum())
+        if error < best_error:
+            best, best_error = quality, error
+    return best

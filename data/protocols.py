@@ -1,0 +1,177 @@
+"""Evaluation protocols as data: a YAML file + a split CSV (+ a fold) -> train / val / test rows and test groups.
+
+A subset is a filter: ``{column: value or [values], real: {...}, fake: {...}}``; the ``real``/``fake`` filters
+apply only to rows of that label, and ``"{fold}"`` stands for the fold chosen by name. Report groups: for each
+column of ``report`` present in the CSV and each of its values, the test fakes with that value scored against
+the real test images of the same source dataset(s); for ``source_dataset``, all that dataset's test rows.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .schema import SchemaError, SplitTable
+
+PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
+SUBSETS = ("train", "val", "test")
+OVERALL = "overall"
+
+
+class ProtocolError(ValueError):
+    """A protocol that cannot be resolved on this CSV; the message names the protocol, fold and column."""
+
+
+@dataclass
+class Protocol:
+    name: str
+    spec: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def fold_by(self) -> str | None:
+        return self.spec.get("fold-by")
+
+    @property
+    def report(self) -> list[str]:
+        return list(self.spec.get("report", []))
+
+    def needed_columns(self) -> set[str]:
+        columns = {self.fold_by} if self.fold_by else set()
+        for subset in SUBSETS:
+            columns |= _filter_columns(self.spec.get(subset, {}))
+        return columns
+
+
+@dataclass
+class ResolvedProtocol:
+    protocol: str
+    fold: str | None
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # "column=value" or "overall" -> test rows
+
+    def subset(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+
+def available_protocols() -> list[str]:
+    return sorted(p.stem for p in PROTOCOL_DIR.glob("*.yaml"))
+
+
+def load_protocol(name_or_path: str | Path) -> Protocol:
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = PROTOCOL_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ProtocolError(f"unknown protocol {name_or_path!r}: choose one of {', '.join(available_protocols())} or give a YAML file.")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = set(spec) - {"name", "description", "fold-by", "report", *SUBSETS}
+    if unknown:
+        raise ProtocolError(f"protocol file {path} has unknown key(s) {', '.join(sorted(unknown))}.")
+    for subset in SUBSETS:
+        if subset not in spec:
+            raise ProtocolError(f"protocol file {path} lacks the '{subset}' filter (use {{}} for all rows).")
+    return Protocol(name=spec.get("name", path.stem), spec=spec, path=path)
+
+
+def _filter_columns(spec: Mapping[str, Any]) -> set[str]:
+    columns = set()
+    for key, value in (spec or {}).items():
+        columns |= _filter_columns(value) if key in ("real", "fake") else {key}
+    return columns
+
+
+def _match(table: SplitTable, spec: Mapping[str, Any], fold: str | None, context: str) -> np.ndarray:
+    """Boolean mask of the rows that pass ``spec``."""
+    mask = np.ones(len(table), dtype=bool)
+    for key, wanted in (spec or {}).items():
+        if key in ("real", "fake"):
+            label = 0 if key == "real" else 1
+            mask &= (table.labels != label) | _match(table, wanted, fold, context)
+            continue
+        if not table.has(key):
+            raise ProtocolError(f"{context} filters on column '{key}', which {table.csv_path} lacks: add it to the CSV.")
+        values = wanted if isinstance(wanted, list) else [wanted]
+        values = {str(v).replace("{fold}", fold) if fold is not None else str(v) for v in values}
+        if any("{fold}" in v for v in values):
+            raise ProtocolError(f"{context} needs a fold: pass --fold NAME.")
+        mask &= np.isin(np.asarray(table.column(key), dtype=object), list(values))
+    return mask
+
+
+def folds(protocol: Protocol, table: SplitTable) -> list[str]:
+    """The folds of a protocol on this CSV: values of ``fold-by`` among the fake training rows."""
+    if protocol.fold_by is None:
+        return []
+    if not table.has(protocol.fold_by):
+        raise ProtocolError(f"protocol {protocol.name} folds by column '{protocol.fold_by}', which {table.csv_path} lacks.")
+    split_only = {k: v for k, v in protocol.spec["train"].items() if k == "split"}
+    rows = np.flatnonzero(_match(table, split_only, None, f"protocol {protocol.name}") & (table.labels == 1))
+    column = table.column(protocol.fold_by)
+    return sorted({column[i] for i in rows})
+
+
+def report_groups(table: SplitTable, test_rows: np.ndarray, columns: list[str]) -> dict[str, np.ndarray]:
+    """``overall`` plus, per report column and value, the test rows scored together."""
+    groups = {OVERALL: np.sort(test_rows)}
+    test_rows = np.sort(test_rows)
+    labels = table.labels[test_rows]
+    sources = np.asarray(table.column("source_dataset"), dtype=object)[test_rows] if table.has("source_dataset") else None
+    for column in columns:
+        if not table.has(column):
+            continue
+        values = np.asarray(table.column(column), dtype=object)[test_rows]
+        if column == "source_dataset":
+            for value in sorted(set(values)):
+                groups[f"{column}={value}"] = test_rows[values == value]
+            continue
+        for value in sorted(set(values[labels == 1])):
+            fakes = (labels == 1) & (values == value)
+            reals = labels == 0
+            if sources is not None:  # score against the real images of the same source dataset(s)
+                reals &= np.isin(sources, list(set(sources[fakes])))
+            groups[f"{column}={value}"] = test_rows[fakes | reals]
+    return groups
+
+
+def resolve(protocol: Protocol | str, table: SplitTable, fold: str | None = None) -> ResolvedProtocol:
+    """Rows of each subset and the test groups of ``protocol`` on ``table`` for ``fold``."""
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol)
+    if protocol.fold_by is not None:
+        available = folds(protocol, table)
+        if fold is None:
+            raise ProtocolError(f"protocol {protocol.name} needs --fold: one of {', '.join(available)} (values of '{protocol.fold_by}').")
+        if fold not in available:
+            raise ProtocolError(f"protocol {protocol.name} has no fold {fold!r} on {table.csv_path}: choose one of {', '.join(available)}.")
+    elif fold is not None:
+        raise ProtocolError(f"protocol {protocol.name} has no folds; drop --fold {fold}.")
+    valid = table.labels >= 0
+    subsets = {}
+    for name in SUBSETS:
+        context = f"protocol {protocol.name} ({name})"
+        subsets[name] = np.flatnonzero(_match(table, protocol.spec[name], fold, context) & valid)
+    overlap = set(subsets["test"]) & (set(subsets["train"]) | set(subsets["val"]))
+    if overlap:
+        line = table.line(min(overlap))
+        raise ProtocolError(f"protocol {protocol.name}: {len(overlap)} test row(s) are also training/validation rows (e.g. line {line} of {table.csv_path}).")
+    groups = report_groups(table, subsets["test"], protocol.report)
+    return ResolvedProtocol(protocol=protocol.name, fold=fold, groups=groups, **subsets)
+
+
+def require(resolved: ResolvedProtocol, subset: str, table: SplitTable, both_classes: bool = True) -> np.ndarray:
+    """The rows of a subset a run needs, or one error saying why the subset cannot be used."""
+    rows = resolved.subset(subset)
+    where = f"protocol {resolved.protocol}" + (f" fold {resolved.fold}" if resolved.fold else "")
+    if len(rows) == 0:
+        raise SchemaError(f"{where}: the {subset} subset of {table.csv_path} is empty: check its split column (python -m data.validate {table.csv_path}).")
+    if both_classes and len(set(table.labels[rows].tolist())) < 2:
+        only = "real" if table.labels[rows[0]] == 0 else "fake"
+        raise SchemaError(f"{where}: the {subset} subset of {table.csv_path} holds only {only} images; it needs both classes.")
+    return rows

@@ -1,0 +1,152 @@
+"""The CSV schema of a split file (one row per image) and its reading, with errors that name file, line and fix.
+
+Required columns: ``path`` (relative to the data root, by default the CSV's folder, or absolute) and ``label``
+(0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``.
+Other columns are kept and copied into predictions. Rows are numbered by their line in the file (header = 1).
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REQUIRED_COLUMNS = ("path", "label")
+OPTIONAL_COLUMNS = ("split", "forgery_type", "generator", "source_dataset", "video_id")
+GROUP_COLUMNS = ("forgery_type", "generator", "source_dataset")
+SPLITS = ("train", "val", "test")
+LABEL_VALUES = {"0": 0, "1": 1}
+FIRST_DATA_LINE = 2
+
+
+class SchemaError(ValueError):
+    """A CSV that cannot be used as it is; the message names the file (and line) and says what to do."""
+
+
+@dataclass
+class Problem:
+    """One finding of validation: ``error`` stops training, ``warning`` does not."""
+
+    severity: str
+    kind: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{self.severity}: {where}{self.message}"
+
+
+@dataclass
+class SplitTable:
+    """A split CSV held column-wise (lists of strings; light enough for millions of rows)."""
+
+    csv_path: Path
+    root: Path
+    columns: dict[str, list[str]]
+    labels: np.ndarray = field(repr=False)  # int8 per row: 0, 1, or -1 where the label is not valid
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+    def has(self, column: str) -> bool:
+        return column in self.columns
+
+    def column(self, name: str) -> list[str]:
+        if name not in self.columns:
+            raise SchemaError(f"{self.csv_path} has no column '{name}' (its columns: {', '.join(self.columns)}).")
+        return self.columns[name]
+
+    def line(self, row: int) -> int:
+        return row + FIRST_DATA_LINE
+
+    def resolve(self, row: int) -> Path:
+        path = Path(self.columns["path"][row])
+        return path if path.is_absolute() else self.root / path
+
+    def resolved_paths(self, rows: Iterable[int] | None = None) -> list[str]:
+        rows = range(len(self)) if rows is None else rows
+        return [str(self.resolve(i)) for i in rows]
+
+    def values(self, name: str, rows: Sequence[int]) -> list[str]:
+        column = self.column(name)
+        return [column[i] for i in rows]
+
+
+def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[SplitTable, list[Problem]]:
+    """Read a split CSV. Returns the table and the row-level problems found while reading (bad labels, splits).
+
+    Raises ``SchemaError`` for problems that make the whole file unusable (missing file or columns).
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise SchemaError(f"split CSV {csv_path} does not exist: check the path (see data/README or python -m data.build_index).")
+    root = Path(root) if root is not None else csv_path.resolve().parent
+    if not root.is_dir():
+        raise SchemaError(f"data root {root} (for {csv_path}) is not a folder: pass --data-root DIR.")
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise SchemaError(f"split CSV {csv_path} is empty: it needs a header with at least path,label.") from None
+        header = [name.strip() for name in header]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise SchemaError(
+                f"split CSV {csv_path} lacks the required column(s) {', '.join(missing)} "
+                f"(its header: {','.join(header)}); every row needs path and label (0 = real, 1 = fake)."
+            )
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            raise SchemaError(f"split CSV {csv_path} repeats the column(s) {', '.join(duplicates)} in its header.")
+        columns: dict[str, list[str]] = {name: [] for name in header}
+        problems: list[Problem] = []
+        names = list(columns)
+        for line_number, record in enumerate(reader, start=FIRST_DATA_LINE):
+            if not record or all(not value.strip() for value in record):
+                continue
+            if len(record) != len(names):
+                raise SchemaError(
+                    f"{csv_path} line {line_number} has {len(record)} fields but the header has {len(names)}: "
+                    "quote values that contain commas."
+                )
+            for name, value in zip(names, record):
+                columns[name].append(value.strip())
+    labels = np.full(len(columns["path"]), -1, dtype=np.int8)
+    for row, value in enumerate(columns["label"]):
+        if value in LABEL_VALUES:
+            labels[row] = LABEL_VALUES[value]
+        else:
+            problems.append(
+                Problem("error", "bad label", f"label {value!r} is not 0 (real) or 1 (fake)", line=row + FIRST_DATA_LINE)
+            )
+    if "split" in columns:
+        for row, value in enumerate(columns["split"]):
+            if value not in SPLITS:
+                hint = " (write val)" if value.lower() in ("valid", "validation", "dev") else ""
+                problems.append(
+                    Problem("error", "unknown split", f"split {value!r} is not one of {', '.join(SPLITS)}{hint}", line=row + FIRST_DATA_LINE)
+                )
+    for row, value in enumerate(columns["path"]):
+        if not value:
+            problems.append(Problem("error", "empty path", "the path is empty", line=row + FIRST_DATA_LINE))
+    table = SplitTable(csv_path=csv_path, root=root, columns=columns, labels=labels)
+    return table, problems
+
+
+def load_table(csv_path: str | Path, root: str | Path | None = None) -> SplitTable:
+    """Read a split CSV for a run: any row-level error is fatal, reported in one message with its lines."""
+    table, problems = read_table(csv_path, root)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        shown = "; ".join(str(p) for p in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise SchemaError(f"{csv_path} has {len(errors)} bad row(s): {shown}{more}. Run python -m data.validate {csv_path} for the full report.")
+    return table

@@ -1,0 +1,91 @@
+"""Training augmentations on uint8 (3, S, S) tensors, built from a config list (torchvision.transforms.v2).
+
+    augment:
+      - {name: hflip, p: 0.5}
+      - {name: random-resized-crop, scale: [0.8, 1.0], ratio: [0.9, 1.1]}
+      - {name: jpeg, p: 0.3, quality: [60, 100]}
+      - {name: blur, p: 0.1, sigma: [0.1, 2.0]}
+      - {name: color-jitter, p: 0.3, brightness: 0.2, contrast: 0.2, saturation: 0.2, hue: 0.0}
+
+Each entry runs in order on the already-resized image; evaluation uses none. Randomness comes from torch's
+global generator, which the dataset seeds per sample, so augmentation is a pure function of (seed, epoch, row).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torchvision.transforms import v2
+
+
+def _pair(value, name: str, key: str) -> tuple[float, float]:
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    if isinstance(value, Sequence) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    raise ValueError(f"augmentation '{name}': '{key}' must be a number or [low, high]; got {value!r}.")
+
+
+def _hflip(size, p=0.5):
+    return v2.RandomHorizontalFlip(p=p)
+
+
+def _random_resized_crop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1)):
+    return v2.RandomResizedCrop(size, scale=_pair(scale, "random-resized-crop", "scale"), ratio=_pair(ratio, "random-resized-crop", "ratio"), antialias=True)
+
+
+def _jpeg(size, p=0.3, quality=(60, 100)):
+    low, high = _pair(quality, "jpeg", "quality")
+    return v2.RandomApply([v2.JPEG(quality=(int(low), int(high)))], p=p)
+
+
+def _blur(size, p=0.1, sigma=(0.1, 2.0), kernel_size=None):
+    low, high = _pair(sigma, "blur", "sigma")
+    kernel = kernel_size or (2 * int(round(3 * high)) + 1)
+    return v2.RandomApply([v2.GaussianBlur(kernel_size=kernel, sigma=(low, high))], p=p)
+
+
+def _color_jitter(size, p=0.3, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0):
+    jitter = v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)
+    return v2.RandomApply([jitter], p=p)
+
+
+def _grayscale(size, p=0.05):
+    return v2.RandomGrayscale(p=p)
+
+
+AUGMENTATIONS = {
+    "hflip": _hflip,
+    "random-resized-crop": _random_resized_crop,
+    "jpeg": _jpeg,
+    "blur": _blur,
+    "color-jitter": _color_jitter,
+    "grayscale": _grayscale,
+}
+
+
+def build_augment(spec: Sequence[Mapping[str, Any]] | None, size: int) -> v2.Compose | None:
+    """The training augmentation pipeline of a config list, or None for an empty list."""
+    if not spec:
+        return None
+    steps = []
+    for position, entry in enumerate(spec):
+        if not isinstance(entry, Mapping) or "name" not in entry:
+            raise ValueError(f"data.augment[{position}] must be a mapping with a 'name' (one of {', '.join(AUGMENTATIONS)}); got {entry!r}.")
+        options = {k.replace("-", "_"): v for k, v in entry.items() if k != "name"}
+        name = entry["name"]
+        if name not in AUGMENTATIONS:
+            raise ValueError(f"data.augment[{position}]: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}.")
+        try:
+            steps.append(AUGMENTATIONS[name](size, **options))
+        except TypeError as error:
+            raise ValueError(f"data.augment[{position}] ({name}): {error}.") from error
+    return v2.Compose(steps)
+
+
+def apply_augment(augment: v2.Compose | None, image: torch.Tensor) -> torch.Tensor:
+    if augment is None:
+        return image
+    out = augment(image)
+    return out if out.dtype == torch.uint8 else out.clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,105 @@
+"""Per-epoch records of a run: metrics.csv, metrics.jsonl, TensorBoard events and a curves.png plot."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("cael")
+
+
+def setup_logging(run_dir: Path | None, is_main: bool) -> None:
+    """Console (rank 0) and ``train.log`` in the run folder."""
+    logger = logging.getLogger("cael")
+    logger.handlers.clear()
+    logger.setLevel(logging.INFO if is_main else logging.WARNING)
+    logger.propagate = False
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(console)
+    if run_dir is not None and is_main:
+        handler = logging.FileHandler(run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+
+
+class RunRecorder:
+    """Appends one record per epoch; rewrites the plot each time. Does nothing on ranks other than 0."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True):
+        self.run_dir, self.enabled = run_dir, enabled
+        self.writer = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+    def history(self) -> list[dict[str, Any]]:
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, epoch: int) -> None:
+        """On resume: drop records of epochs after the checkpoint's (written before a crash, then lost)."""
+        if not self.enabled:
+            return
+        kept = [r for r in self.history() if r["epoch"] <= epoch]
+        (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self._write_csv(kept)
+
+    def _write_csv(self, records: list[dict[str, Any]]) -> None:
+        columns: list[str] = []
+        for record in records:
+            columns += [k for k in record if k not in columns]
+        with open(self.run_dir / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(records)
+
+    def record(self, record: dict[str, Any], step: int) -> None:
+        if not self.enabled:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        history = self.history()
+        self._write_csv(history)
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch", "step"):
+                    self.writer.add_scalar(key.replace("_", "/", 1), value, step)
+            self.writer.flush()
+        self.plot(history)
+
+    def plot(self, history: list[dict[str, Any]]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in history]
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
+            values = [r.get(key) for r in history]
+            if any(v is not None for v in values):
+                left.plot(epochs, [math.nan if v is None else v for v in values], style, label=key.replace("_", " "))
+        left.set_xlabel("epoch")
+        left.set_title("loss")
+        left.legend()
+        for key in ("val_auc", "val_ap", "val_acc"):
+            values = [r.get(key) for r in history]
+            if any(v is not None for v in values):
+                right.plot(epochs, [math.nan if v is None else v for v in values], "-o", label=key.replace("_", " "))
+        right.set_xlabel("epoch")
+        right.set_title("validation")
+        right.legend()
+        figure.tight_layout()
+        figure.savefig(self.run_dir / "curves.png", dpi=100)
+        plt.close(figure)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

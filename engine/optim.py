@@ -1,0 +1,81 @@
+"""Optimisers (AdamW, SGD) with weight-decay exclusions, warm-up + cosine/step schedules stepped per optimizer
+step, and an EMA of the weights."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+NO_DECAY_KINDS = ("norm", "bias", "token")
+
+
+def _kind(module: nn.Module, name: str, parameter: nn.Parameter) -> str:
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)):
+        return "norm"
+    if name.endswith("bias"):
+        return "bias"
+    if name.endswith(("cls_token", "pos_embedding")):
+        return "token"
+    return "weight"
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, no_decay: list[str]) -> list[dict[str, Any]]:
+    """Two groups: parameters with weight decay, and those of the ``no_decay`` kinds (norm, bias, token) without."""
+    unknown = set(no_decay) - set(NO_DECAY_KINDS)
+    if unknown:
+        raise ValueError(f"optim.no-decay may hold {', '.join(NO_DECAY_KINDS)}; got {', '.join(sorted(unknown))}.")
+    decay, exempt, seen = [], [], set()
+    for module_name, module in model.named_modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if not parameter.requires_grad or id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            (exempt if _kind(module, name, parameter) in no_decay else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if exempt:
+        groups.append({"params": exempt, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, config: Mapping[str, Any], device: torch.device) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, config["weight-decay"], list(config["no-decay"]))
+    fused = device.type == "cuda" if config["fused"] == "auto" else bool(config["fused"])
+    name = config["name"]
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=config["lr"], betas=tuple(config["betas"]), fused=fused or None, foreach=None if fused else True)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=config["lr"], momentum=config["momentum"], nesterov=config["nesterov"], fused=fused or None, foreach=None if fused else True)
+    raise ValueError(f"unknown optim.name {name!r}: choose adamw or sgd.")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: Mapping[str, Any], *, steps_per_epoch: int, epochs: int, base_lr: float) -> LambdaLR:
+    """Linear warm-up, then cosine to ``min-lr``, step decay, or constant; a factor per optimizer step."""
+    total = max(1, steps_per_epoch * epochs)
+    warmup = int(round(config["warmup-epochs"] * steps_per_epoch))
+    floor = config["min-lr"] / base_lr if base_lr > 0 else 0.0
+    name = config["name"]
+    if name not in ("cosine", "step", "constant"):
+        raise ValueError(f"unknown schedule.name {name!r}: choose cosine, step or constant.")
+    step_size = max(1, int(config["step-epochs"] * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if name == "constant":
+            return 1.0
+        if name == "step":
+            return config["gamma"] ** ((step - warmup) // step_size)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)
+
+
+def build_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """EMA of parameters and buffers, updated after every optimizer step."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -1,0 +1,67 @@
+"""Run folders: naming, the resolved config, the code version and the library versions of every run."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import REPO_ROOT, save_config
+
+LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pillow", "einops")
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit of this checkout and whether it has uncommitted changes (None outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "libraries": versions,
+        "cuda": torch.version.cuda,
+        "devices": devices,
+        "command": " ".join(sys.argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "code": code_version(),
+    }
+
+
+def default_run_name(config: dict[str, Any], config_path: str | None) -> str:
+    stem = Path(config_path).stem if config_path else config["model"].get("name", "run")
+    parts = [stem, config["data"]["protocol"] if isinstance(config["data"]["protocol"], str) else "custom"]
+    if config["data"].get("fold"):
+        parts.append(str(config["data"]["fold"]))
+    parts.append(time.strftime("%Y%m%d-%H%M%S"))
+    return "-".join(Path(p).stem for p in parts)
+
+
+def prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
+    """Create the folder and write config.yaml and env.json (rank 0 only)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    (run_dir / "env.json").write_text(json.dumps(environment(), indent=2) + "\n")

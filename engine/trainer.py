@@ -1,0 +1,432 @@
+"""The training loop behind ``train.py``: one class that owns data, model, optimisation, validation, checkpoints.
+
+Checkpoint selection reads the protocol's validation rows only; the test rows are never opened. Checkpoints are
+atomic, and ``--resume`` restores everything (weights, optimizer, schedule, scaler, EMA, RNG states, the position
+inside the epoch) so that a resumed run ends where an uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from data.dataset import SplitDataset
+from data.loader import build_loader
+from data.protocols import require, resolve
+from data.schema import SchemaError, load_table
+from loss_folder import build_loss
+from model import build_model
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import DistInfo, barrier, device_for
+from .evaluate import Predictions, autocast, predict, resolve_precision, to_device
+from .logger import RunRecorder
+from .metrics import compute_metrics, is_better
+from .optim import build_ema, build_optimizer, build_scheduler
+from .run import code_version
+
+log = logging.getLogger("cael")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops and its last checkpoint (written before) is kept."""
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # the epoch in progress (or the next to run)
+    step: int = 0  # optimizer steps done
+    step_in_epoch: int = 0  # micro-batches of ``epoch`` already done (mid-epoch checkpoints)
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
+    epoch_skipped: int = 0
+    best_value: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    finished: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def rng_state() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
+                  "has_gauss": int(numpy_state[3]), "gauss": float(numpy_state[4])},
+    }  # fmt: skip
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value):
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+FINE_LEVELS = {"level2": "forgery_type", "level3": "generator"}
+
+
+def fine_targets(table, train_rows: np.ndarray, model_config: dict[str, Any]):
+    """Per-row class indices of the fine-grained heads (-1: no fine label, e.g. real images) and their names."""
+    if not model_config.get("fine-grained-heads"):
+        return {}, {}
+    targets, names = {}, {}
+    for level, column in FINE_LEVELS.items():
+        values = table.column(column)
+        classes = sorted({values[i] for i in train_rows if table.labels[i] == 1})
+        expected = model_config[f"{level}-num-classes"]
+        if len(classes) != expected:
+            raise SchemaError(
+                f"model.{level}-num-classes is {expected} but the training fakes of {table.csv_path} have "
+                f"{len(classes)} {column} values ({', '.join(classes)}): set model.{level}-num-classes={len(classes)}."
+            )
+        lookup = {name: i for i, name in enumerate(classes)}
+        targets[level] = np.array([lookup.get(v, -1) if table.labels[i] == 1 else -1 for i, v in enumerate(values)], dtype=np.int64)
+        names[level] = classes
+    return targets, names
+
+
+class Trainer:
+    def __init__(self, config: dict[str, Any], run_dir: Path, dist: DistInfo, resume: dict[str, Any] | None = None):
+        self.config, self.run_dir, self.dist = config, Path(run_dir), dist
+        train_cfg = config["train"]
+        self.device = device_for(dist, train_cfg["device"])
+        self.precision = resolve_precision(train_cfg["precision"], self.device)
+        self.channels_last = bool(train_cfg["channels-last"])
+        self.accumulate = int(train_cfg["accumulate"])
+        if self.accumulate < 1:
+            raise ValueError("train.accumulate must be at least 1.")
+        if train_cfg["deterministic"]:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        else:
+            torch.backends.cudnn.benchmark = True
+        seed_everything(train_cfg["seed"])
+        self._build_data()
+        self._build_model()
+        self.state = TrainState()
+        self.recorder = RunRecorder(self.run_dir, enabled=dist.is_main)
+        if resume is not None:
+            self._load(resume)
+        # Each rank draws its own dropout masks; data order and augmentation are seeded separately.
+        if resume is None:
+            torch.manual_seed(train_cfg["seed"] + dist.rank)
+
+    # ----------------------------------------------------------------- setup
+    def _build_data(self) -> None:
+        data_cfg, model_cfg = self.config["data"], self.config["model"]
+        if not data_cfg["csv"]:
+            raise SchemaError("no training data: pass --csv SPLITS.csv (or set data.csv in the config).")
+        self.table = load_table(data_cfg["csv"], data_cfg["root"])
+        self.resolved = resolve(data_cfg["protocol"], self.table, data_cfg["fold"])
+        self.train_rows = require(self.resolved, "train", self.table)
+        self.val_rows = require(self.resolved, "val", self.table)
+        self.targets, self.class_names = fine_targets(self.table, self.train_rows, model_cfg)
+        size = model_cfg["image-size"]
+        common = dict(size=size, on_error=data_cfg["on-error"], targets=self.targets)
+        train_set = SplitDataset(self.table, self.train_rows, augment=data_cfg["augment"], **common)
+        val_set = SplitDataset(self.table, self.val_rows, **common)
+        seed, rank, world = self.config["train"]["seed"], self.dist.rank, self.dist.world_size
+        self.batch_size = int(self.config["train"]["batch-size"])
+        self.train_loader = build_loader(
+            train_set, batch_size=self.batch_size, train=True, seed=seed, workers=data_cfg["workers"],
+            balanced=data_cfg["balanced"], rank=rank, world_size=world,
+        )  # fmt: skip
+        self.val_loader = build_loader(
+            val_set, batch_size=int(self.config["eval"]["batch-size"]), train=False, workers=data_cfg["workers"], rank=rank, world_size=world
+        )
+        micro_batches = len(self.train_loader.sampler) // self.batch_size
+        cap = self.config["train"]["max-steps-per-epoch"]
+        self.steps_per_epoch = micro_batches // self.accumulate if cap is None else min(cap, micro_batches // self.accumulate)
+        if self.steps_per_epoch < 1:
+            raise SchemaError(
+                f"the training subset ({len(self.train_rows)} rows) gives no full step of train.batch-size "
+                f"{self.batch_size} x train.accumulate {self.accumulate} per GPU: lower the batch size."
+            )
+        self.class_counts = np.bincount(self.table.labels[self.train_rows], minlength=2)
+        fold = f" fold {self.resolved.fold}" if self.resolved.fold else ""
+        log.info(
+            f"data: {self.table.csv_path} protocol {self.resolved.protocol}{fold}: train {len(self.train_rows)} rows "
+            f"(real {self.class_counts[0]}, fake {self.class_counts[1]}), val {len(self.val_rows)} rows; "
+            f"test rows ({len(self.resolved.test)}) are not read by training"
+        )
+
+    def _build_model(self) -> None:
+        config = self.config
+        model = build_model(config["model"])
+        num_classes = getattr(model, "num_classes", 2)
+        if num_classes != 2:
+            raise ValueError(f"model.num-classes is {num_classes}; the training engine scores real/fake with 2 logits.")
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model_without_ddp = model
+        if self.dist.enabled:
+            if config["train"]["sync-bn"]:
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                self.model_without_ddp = model
+            model = DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=bool(getattr(self.model_without_ddp, "has_unused_parameters", False)),
+            )
+        self.model = model
+        compile_mode = config["train"]["compile"]
+        if compile_mode:
+            import torch._dynamo as dynamo
+
+            dynamo.config.suppress_errors = True  # fall back to eager where compilation fails
+            mode = compile_mode if isinstance(compile_mode, str) else None
+            self.model = torch.compile(model, mode=mode)
+        self.optimizer = build_optimizer(self.model_without_ddp, config["optim"], self.device)
+        self.scheduler = build_scheduler(
+            self.optimizer, config["schedule"], steps_per_epoch=self.steps_per_epoch, epochs=config["train"]["epochs"], base_lr=config["optim"]["lr"]
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.ema = build_ema(self.model_without_ddp, config["train"]["ema-decay"]) if config["train"]["ema"] else None
+        self.criterion = build_loss(config["loss"], class_counts=self.class_counts).to(self.device)
+
+    # ----------------------------------------------------------- checkpoints
+    def _checkpoint(self) -> dict[str, Any]:
+        return {
+            "model": self.model_without_ddp.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "state": asdict(self.state),
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "rng": rng_state(),
+            "config": self.config,
+            "class_names": self.class_names,
+            "metrics": self.state.history[-1] if self.state.history else None,
+            "code_version": code_version(),
+        }
+
+    def _save_last(self) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / "last.pt", self._checkpoint())
+        barrier()
+
+    def _save_best(self, metrics: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            weights = self.ema.module.state_dict() if self.ema is not None else self.model_without_ddp.state_dict()
+            save_checkpoint(self.run_dir / "best.pt", {
+                "model": weights, "config": self.config, "epoch": self.state.epoch, "step": self.state.step,
+                "metrics": metrics, "class_names": self.class_names, "code_version": code_version(), "ema": self.ema is not None,
+            })  # fmt: skip
+
+    def _load(self, checkpoint: dict[str, Any]) -> None:
+        self.model_without_ddp.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.scaler is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        if self.ema is not None and checkpoint.get("ema"):
+            self.ema.load_state_dict(checkpoint["ema"])
+        self.state = TrainState(**checkpoint["state"])
+        set_rng_state(checkpoint["rng"])
+        self.recorder.truncate_after(self.state.epoch)  # records of epochs after the checkpoint are redone
+        where = f"epoch {self.state.epoch + 1}" + (f", batch {self.state.step_in_epoch + 1}" if self.state.step_in_epoch else "")
+        log.info(f"resumed from step {self.state.step}: continuing at {where}")
+
+    # -------------------------------------------------------------- training
+    def _batch_to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        moved = {"label": batch["label"].to(self.device, non_blocking=True)}
+        for level in self.targets:
+            moved[level] = batch[level].to(self.device, non_blocking=True)
+        return moved
+
+    def _check_finite(self, first_bad: torch.Tensor) -> None:
+        bad = int(first_bad.item())
+        if bad >= 0:
+            last = self.run_dir / "last.pt"
+            kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
+            raise NonFiniteLossError(
+                f"non-finite loss at optimizer step {bad} (epoch {self.state.epoch + 1}): the run stopped and {kept}. "
+                "Lower optim.lr, keep train.grad-clip on, or use train.precision bf16/fp32."
+            )
+
+    def train_one_epoch(self) -> dict[str, Any]:
+        train_cfg = self.config["train"]
+        epoch, state = self.state.epoch, self.state
+        sampler = self.train_loader.sampler
+        sampler.set_epoch(epoch, skip=state.step_in_epoch * self.batch_size)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        clip = train_cfg["grad-clip"] or 0.0
+        log_every = max(1, int(train_cfg["log-every"]))
+        checkpoint_every = int(train_cfg["checkpoint-every-steps"] or 0)
+        micro_limit = self.steps_per_epoch * self.accumulate
+        loss_sum = torch.tensor(state.epoch_loss_sum, device=self.device, dtype=torch.float64)
+        first_bad = torch.full((), -1, device=self.device, dtype=torch.int64)
+        micro = state.step_in_epoch
+        seen_images, started = 0, time.perf_counter()
+        interval_sum, interval_start, interval_images = loss_sum.clone(), time.perf_counter(), 0
+        bar = tqdm(total=micro_limit, initial=micro, unit="batch", desc=f"epoch {epoch + 1}/{train_cfg['epochs']}",
+                   disable=None if self.dist.is_main else True, dynamic_ncols=True, leave=False)  # fmt: skip
+        for batch in self.train_loader:
+            if micro >= micro_limit:
+                break
+            state.epoch_skipped += int(batch["skipped"])
+            count = len(batch["label"])
+            last_micro = (micro + 1) % self.accumulate == 0
+            if count:
+                images = to_device(batch["image"], self.device, self.channels_last)
+                targets = self._batch_to_device(batch)
+                sync = self.model.no_sync() if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync") else contextlib.nullcontext()
+                with sync:
+                    with autocast(self.device, self.precision):
+                        outputs = self.model(images)
+                        loss = self.criterion(outputs, targets)
+                    scaled = loss / self.accumulate
+                    (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+                detached = loss.detach().double()
+                step_number = torch.full((), state.step + 1, device=self.device, dtype=torch.int64)
+                first_bad = torch.where(~torch.isfinite(detached) & (first_bad < 0), step_number, first_bad)
+                loss_sum += detached * count
+                state.epoch_loss_count += count
+                seen_images += count
+                interval_images += count
+            micro += 1
+            bar.update(1)
+            if not last_micro:
+                continue
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model_without_ddp.parameters(), clip)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model_without_ddp)
+            state.step += 1
+            if state.step % log_every == 0:
+                self._check_finite(first_bad)  # the only host syncs of the loop are here
+                now = time.perf_counter()
+                interval_loss = (loss_sum - interval_sum).item() / max(1, interval_images)
+                bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
+                                img_s=f"{interval_images * self.dist.world_size / (now - interval_start):.0f}")  # fmt: skip
+                interval_sum, interval_start, interval_images = loss_sum.clone(), now, 0
+            if checkpoint_every and state.step % checkpoint_every == 0 and micro < micro_limit:
+                self._check_finite(first_bad)
+                state.step_in_epoch, state.epoch_loss_sum = micro, loss_sum.item()
+                self._save_last()
+        bar.close()
+        self._check_finite(first_bad)
+        elapsed = time.perf_counter() - started
+        mean_loss = loss_sum.item() / max(1, state.epoch_loss_count)
+        result = {
+            "train_loss": mean_loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_images_per_s": seen_images * self.dist.world_size / elapsed if elapsed > 0 else None,
+            "train_skipped": state.epoch_skipped,
+        }
+        state.step_in_epoch, state.epoch_loss_sum, state.epoch_loss_count, state.epoch_skipped = 0, 0.0, 0, 0
+        return result
+
+    def validate(self) -> tuple[dict[str, Any], Predictions]:
+        model = self.ema.module if self.ema is not None else self.model
+        predictions = predict(model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last)
+        labels = self.table.labels[predictions.indices]
+        videos = self.table.values("video_id", predictions.indices) if self.table.has("video_id") else None
+        metrics = compute_metrics(labels, predictions.scores, threshold=self.config["eval"]["threshold"], videos=videos,
+                                  video_aggregation=self.config["eval"]["video-aggregation"])  # fmt: skip
+        result = {f"val_{k}": v for k, v in metrics.items() if not isinstance(v, list) and k != "na_reason"}
+        result["val_loss"] = predictions.loss
+        result["val_skipped"] = predictions.skipped
+        return result, predictions
+
+    def fit(self) -> dict[str, Any]:
+        train_cfg = self.config["train"]
+        select = train_cfg["select-metric"]
+        key = f"val_{select}"
+        patience = int(train_cfg["patience"] or 0)
+        state = self.state
+        while state.epoch < train_cfg["epochs"] and not state.finished:
+            started = time.perf_counter()
+            train_metrics = self.train_one_epoch()
+            val_metrics, _ = self.validate()
+            if key not in val_metrics:
+                raise KeyError(f"train.select-metric {select!r} is not a validation metric: choose one of {', '.join(k[4:] for k in val_metrics)}.")
+            record = {"epoch": state.epoch + 1, "step": state.step, **train_metrics, **val_metrics,
+                      "epoch_seconds": time.perf_counter() - started}  # fmt: skip
+            value = val_metrics[key]
+            improved = is_better(select, value, state.best_value)
+            if improved:
+                state.best_value, state.best_epoch, state.bad_epochs = value, state.epoch + 1, 0
+            else:
+                state.bad_epochs += 1
+            record["best_" + select] = state.best_value
+            state.history.append(record)
+            self.recorder.record(record, state.step)
+            skipped = f", skipped {record['train_skipped']} unreadable training images" if record["train_skipped"] else ""
+            log.info(
+                f"epoch {state.epoch + 1}/{train_cfg['epochs']}: train loss {record['train_loss']:.4f}, "
+                f"val loss {_fmt(record['val_loss'])}, val AUC {_fmt(record.get('val_auc'))}, val acc {_fmt(record.get('val_acc'))}, "
+                f"{_fmt(record['train_images_per_s'], '.0f')} img/s{skipped}" + (" (best)" if improved else "")
+            )
+            state.epoch += 1
+            if improved:
+                self._save_best(record)
+            if patience and state.bad_epochs >= patience:
+                log.info(f"early stopping: no better val {select} for {patience} epoch(s)")
+                state.finished = True
+            state.finished = state.finished or state.epoch >= train_cfg["epochs"]
+            self._save_last()
+        self.recorder.close()
+        return {
+            "run_dir": str(self.run_dir),
+            "select_metric": select,
+            "best_value": state.best_value,
+            "best_epoch": state.best_epoch,
+            "last": state.history[-1] if state.history else None,
+        }
+
+
+def _fmt(value, spec: str = ".4f") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def load_resume(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """(checkpoint, run folder) of ``--resume RUN`` (a run folder or its last.pt)."""
+    path = Path(path)
+    checkpoint_path = path / "last.pt" if path.is_dir() else path
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"--resume {path}: no last.pt there; give a run folder written by train.py.")
+    checkpoint = load_checkpoint(checkpoint_path)
+    if "state" not in checkpoint or "optimizer" not in checkpoint:
+        raise ValueError(f"--resume {checkpoint_path} is not a training checkpoint (last.pt of a run).")
+    return checkpoint, checkpoint_path.parent

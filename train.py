@@ -1,0 +1,113 @@
+"""Train CAEL (or any registered detector) on GenFace-style CSV splits.
+
+    python train.py                                   # the demo: synthetic data, small CAEL, ~3 min on a CPU
+    python train.py --config cael --csv splits.csv --protocol cross-generator --fold StyleGAN2
+    torchrun --nproc_per_node=4 train.py --config cael --csv splits.csv
+    python train.py --resume checkpoint/RUN           # continue an interrupted run exactly
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.config import REPO_ROOT, load_config
+
+DEMO_CONFIG = "cael_demo"
+DEMO_DATA = REPO_ROOT / "data" / "demo_data"
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train a face-forgery detector (CAEL by default).", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--config", help="config file or bundled name (cael, cael_released, cael_demo); default: cael, or the demo without data arguments")
+    parser.add_argument("--csv", help="split CSV (sets data.csv)")
+    parser.add_argument("--data-root", help="folder the CSV's paths are relative to (sets data.root; default: the CSV's folder)")
+    parser.add_argument("--protocol", help="intra, cross-generator, cross-forgery, cross-dataset, or a protocol YAML (sets data.protocol)")
+    parser.add_argument("--fold", help="fold of the protocol, e.g. the training generator (sets data.fold)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set train.epochs=5 (repeatable; applied last)")
+    parser.add_argument("--out", help="run folder (default: checkpoint/<config>-<protocol>[-<fold>]-<time>)")
+    parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or its last.pt) exactly where it stopped")
+    return parser
+
+
+def _ensure_demo_data(csv_path: str) -> None:
+    if Path(csv_path).is_file():
+        return
+    from data.make_demo import make_demo
+
+    print(f"creating the demo dataset in {DEMO_DATA} (once)...", flush=True)
+    make_demo(DEMO_DATA)
+
+
+def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
+    """(config, run folder or None, resume checkpoint or None, config name)."""
+    from engine.trainer import load_resume
+
+    if args.resume:
+        if args.config or args.csv or args.data_root or args.protocol or args.fold:
+            raise SystemExit("--resume continues a run with its own config: drop --config/--csv/--data-root/--protocol/--fold.")
+        checkpoint, run_dir = load_resume(args.resume)
+        config = checkpoint["config"]
+        for override in args.overrides:
+            if not override.startswith("train.epochs="):
+                raise SystemExit(f"--resume: only train.epochs may change (got --set {override}).")
+            config["train"]["epochs"] = int(override.split("=", 1)[1])
+            checkpoint["state"]["finished"] = False
+        return config, run_dir, checkpoint, None
+    data_args = [args.csv, args.data_root, args.protocol, args.fold]
+    demo = args.config is None and not any(data_args)
+    name = DEMO_CONFIG if demo else (args.config or "cael")
+    overrides = []
+    if args.csv:
+        overrides.append(f"data.csv={Path(args.csv).resolve()}")
+    if args.data_root:
+        overrides.append(f"data.root={Path(args.data_root).resolve()}")
+    if args.protocol:
+        overrides.append(f"data.protocol={args.protocol}")
+    if args.fold:
+        overrides.append(f"data.fold={args.fold}")
+    config = load_config(name, overrides + list(args.overrides))
+    if demo:
+        _ensure_demo_data(config["data"]["csv"])
+    return config, Path(args.out).resolve() if args.out else None, None, name
+
+
+def main(argv=None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    from engine.distributed import cleanup, init_distributed
+    from engine.logger import setup_logging
+    from engine.run import default_run_name, prepare_run_dir
+    from engine.trainer import Trainer
+
+    config, run_dir, resume, name = _resolve(args)
+    dist = init_distributed()
+    try:
+        if run_dir is None:
+            run_dir = REPO_ROOT / "checkpoint" / ("demo-" + default_run_name(config, name).split("-", 1)[-1] if name == DEMO_CONFIG else default_run_name(config, name))
+        if dist.enabled:  # every rank writes into rank 0's folder
+            import torch.distributed
+
+            shared = [str(run_dir)]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            run_dir = Path(shared[0])
+        if resume is None and (run_dir / "last.pt").exists():
+            raise SystemExit(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or choose another --out.")
+        if dist.is_main:
+            if resume is None:
+                prepare_run_dir(run_dir, config)
+        setup_logging(run_dir, dist.is_main)
+        summary = Trainer(config, run_dir, dist, resume=resume).fit()
+    finally:
+        cleanup()
+    if dist.is_main:
+        metric = summary["select_metric"]
+        best = summary["best_value"]
+        shown = "n/a" if best is None else f"{best:.4f}"
+        print(f"best validation {metric.upper()} {shown} at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}")
+        if summary["last"] is not None and summary["last"].get("val_auc") is not None:
+            print(f"validation AUC of the last epoch: {summary['last']['val_auc']:.4f}")
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
