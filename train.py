@@ -23,7 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", help="split CSV (sets data.csv)")
     parser.add_argument("--data-root", help="folder the CSV's paths are relative to (sets data.root; default: the CSV's folder)")
     parser.add_argument("--protocol", help="intra, cross-generator, cross-forgery, cross-dataset, or a protocol YAML (sets data.protocol)")
-    parser.add_argument("--fold", help="fold of the protocol, e.g. the training generator (sets data.fold)")
+    parser.add_argument("--fold", help="fold of the protocol, e.g. the training generator (sets data.fold); 'all': one run per fold, in --out/<fold>")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set train.epochs=5 (repeatable; applied last)")
     parser.add_argument("--out", help="run folder (default: checkpoint/<config>-<protocol>[-<fold>]-<time>)")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or its last.pt) exactly where it stopped")
@@ -72,8 +72,49 @@ def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
     return config, Path(args.out).resolve() if args.out else None, None, name
 
 
+def _train_every_fold(args, argv) -> dict:
+    """``--fold all``: one run per fold of the protocol, each in its own folder under one parent."""
+    import time
+
+    from data.protocols import folds, load_protocol
+    from data.schema import load_table
+
+    args.fold = None
+    config, _, _, name = _resolve(args)
+    protocol = load_protocol(config["data"]["protocol"])
+    names = folds(protocol, load_table(config["data"]["csv"], config["data"]["root"]))
+    if not names:
+        raise SystemExit(f"protocol {protocol.name} has no folds: drop --fold all.")
+    parent = Path(args.out).resolve() if args.out else REPO_ROOT / "checkpoint" / f"{name}-{protocol.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"{protocol.name}: {len(names)} folds ({', '.join(names)}) -> {parent}/<fold>", flush=True)
+    results = {}
+    for fold in names:
+        fold_argv = _replace_option(_replace_option(list(argv), "--fold", fold), "--out", str(parent / fold))
+        results[fold] = main(fold_argv)
+    print(f"all folds trained: evaluate with  python test.py --runs {parent} --protocol {protocol.name}")
+    return results
+
+
+def _replace_option(argv: list[str], option: str, value: str) -> list[str]:
+    out, skip = [], False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if token == option:
+            skip = True
+            continue
+        if token.startswith(option + "="):
+            continue
+        out.append(token)
+    return out + [option, value]
+
+
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = get_args_parser().parse_args(argv)
+    if args.fold == "all":
+        return _train_every_fold(args, argv)
     from engine.distributed import cleanup, init_distributed
     from engine.logger import setup_logging
     from engine.run import default_run_name, prepare_run_dir

@@ -7,7 +7,7 @@ sees exactly the images an uninterrupted one would.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class SplitDataset(Dataset):
 
     ``targets`` maps extra target names (e.g. ``level2``) to an int array over the table (-1 = no label).
     ``on_error='skip'`` turns unreadable images into ``None`` samples, dropped and counted by ``collate``.
+    ``perturb(image, row)`` is a deterministic test-time perturbation applied last.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class SplitDataset(Dataset):
         augment: Sequence[Mapping[str, Any]] | None = None,
         on_error: str = "error",
         targets: Mapping[str, np.ndarray] | None = None,
+        perturb: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
     ):
         if on_error not in ON_ERROR:
             raise ValueError(f"data config key 'on-error' must be one of {', '.join(ON_ERROR)}; got {on_error!r}.")
@@ -53,6 +55,7 @@ class SplitDataset(Dataset):
         self.size = size
         self.augment = build_augment(augment, size)
         self.on_error = on_error
+        self.perturb = perturb  # test-time robustness (data/perturb.py), after resizing
         self.targets = {name: np.asarray(values)[self.rows].astype(np.int64) for name, values in (targets or {}).items()}
 
     def __len__(self) -> int:
@@ -75,6 +78,8 @@ class SplitDataset(Dataset):
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
                     image = apply_augment(self.augment, image)
+        if self.perturb is not None:
+            image = self.perturb(image, int(self.rows[position]))
         sample = {"image": image, "label": self.labels[position], "index": self.rows[position]}
         for name, values in self.targets.items():
             sample[name] = values[position]

@@ -180,13 +180,16 @@ def fake_frame(generator, who, donor, rng, dataset):
 
 
 def _assign_splits(video_ids: list[str], rng: np.random.Generator) -> dict[str, str]:
-    order = rng.permutation(len(video_ids))
+    """Seeded split per video; from three videos up, every split gets at least one."""
+    n = len(video_ids)
+    held_out = {name: max(1, int(round(ratio * n))) if n >= 3 else 0 for name, ratio in SPLIT_RATIOS[1:]}
+    counts = {SPLIT_RATIOS[0][0]: n - sum(held_out.values()), **held_out}
+    order = rng.permutation(n)
     splits, start = {}, 0
-    for position, (split, ratio) in enumerate(SPLIT_RATIOS):
-        end = len(order) if position == len(SPLIT_RATIOS) - 1 else start + int(round(ratio * len(order)))
-        for i in order[start:end]:
+    for split, count in counts.items():
+        for i in order[start : start + count]:
             splits[video_ids[i]] = split
-        start = end
+        start += count
     return splits
 
 

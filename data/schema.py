@@ -47,6 +47,7 @@ class SplitTable:
     root: Path
     columns: dict[str, list[str]]
     labels: np.ndarray = field(repr=False)  # int8 per row: 0, 1, or -1 where the label is not valid
+    lines: np.ndarray | None = field(default=None, repr=False)  # each row's line in the file (header = 1)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -64,7 +65,7 @@ class SplitTable:
         return self.columns[name]
 
     def line(self, row: int) -> int:
-        return row + FIRST_DATA_LINE
+        return int(self.lines[row]) if self.lines is not None else row + FIRST_DATA_LINE
 
     def resolve(self, row: int) -> Path:
         path = Path(self.columns["path"][row])
@@ -109,7 +110,10 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
         columns: dict[str, list[str]] = {name: [] for name in header}
         problems: list[Problem] = []
         names = list(columns)
-        for line_number, record in enumerate(reader, start=FIRST_DATA_LINE):
+        lines: list[int] = []
+        next_line = reader.line_num + 1
+        for record in reader:
+            line_number, next_line = next_line, reader.line_num + 1  # a quoted field may span lines
             if not record or all(not value.strip() for value in record):
                 continue
             if len(record) != len(names):
@@ -119,25 +123,26 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
                 )
             for name, value in zip(names, record):
                 columns[name].append(value.strip())
+            lines.append(line_number)
     labels = np.full(len(columns["path"]), -1, dtype=np.int8)
     for row, value in enumerate(columns["label"]):
         if value in LABEL_VALUES:
             labels[row] = LABEL_VALUES[value]
         else:
             problems.append(
-                Problem("error", "bad label", f"label {value!r} is not 0 (real) or 1 (fake)", line=row + FIRST_DATA_LINE)
+                Problem("error", "bad label", f"label {value!r} is not 0 (real) or 1 (fake)", line=lines[row])
             )
     if "split" in columns:
         for row, value in enumerate(columns["split"]):
             if value not in SPLITS:
                 hint = " (write val)" if value.lower() in ("valid", "validation", "dev") else ""
                 problems.append(
-                    Problem("error", "unknown split", f"split {value!r} is not one of {', '.join(SPLITS)}{hint}", line=row + FIRST_DATA_LINE)
+                    Problem("error", "unknown split", f"split {value!r} is not one of {', '.join(SPLITS)}{hint}", line=lines[row])
                 )
     for row, value in enumerate(columns["path"]):
         if not value:
-            problems.append(Problem("error", "empty path", "the path is empty", line=row + FIRST_DATA_LINE))
-    table = SplitTable(csv_path=csv_path, root=root, columns=columns, labels=labels)
+            problems.append(Problem("error", "empty path", "the path is empty", line=lines[row]))
+    table = SplitTable(csv_path=csv_path, root=root, columns=columns, labels=labels, lines=np.asarray(lines, dtype=np.int64))
     return table, problems
 
 

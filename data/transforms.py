@@ -79,8 +79,8 @@ def build_augment(spec: Sequence[Mapping[str, Any]] | None, size: int) -> v2.Com
             raise ValueError(f"data.augment[{position}]: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}.")
         try:
             steps.append(AUGMENTATIONS[name](size, **options))
-        except TypeError as error:
-            raise ValueError(f"data.augment[{position}] ({name}): {error}.") from error
+        except (TypeError, ValueError) as error:  # unknown option, or a bad value (torchvision's checks included)
+            raise ValueError(f"data.augment[{position}] ({name}): {str(error).rstrip('.')}.") from error
     return v2.Compose(steps)
 
 

@@ -1,0 +1,111 @@
+"""Evaluate detectors: protocol tables (AUC, AP, EER, accuracies, CIs) for papers.
+
+    python test.py                                                # the latest demo run, on the demo data
+    python test.py --checkpoint checkpoint/RUN/best.pt           # its own protocol, fold and CSV
+    python test.py --checkpoint RUN/best.pt --csv other.csv --protocol cross-dataset
+    python test.py --runs checkpoint/xgen --protocol cross-generator   # one run per fold -> train x test matrix
+    python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
+    python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.config import REPO_ROOT, load_config
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Evaluate a face-forgery detector on a protocol's test rows.", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", help="best.pt of a run (or a checkpoint of the released CAEL code)")
+    source.add_argument("--runs", help="folder of runs, one per fold of --protocol (as train.py --fold wrote them)")
+    source.add_argument("--predictions", help="a predictions.csv written by test.py: recompute the tables without the model")
+    parser.add_argument("--protocol", help="protocol (default: the checkpoint's)")
+    parser.add_argument("--fold", help="fold (default: the checkpoint's)")
+    parser.add_argument("--csv", help="split CSV to test on (default: the checkpoint's)")
+    parser.add_argument("--data-root", help="folder the CSV's paths are relative to")
+    parser.add_argument("--config", help="model config the checkpoint must match (an error if it does not)")
+    parser.add_argument("--out", help="output folder (default: RUN/eval-<protocol>[-<fold>])")
+    parser.add_argument("--perturb", help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5")
+    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples of the AUC's 95%% interval (0: off)")
+    parser.add_argument("--batch-size", type=int, help="evaluation batch size")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: the run's)")
+    parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
+    parser.add_argument("--workers", default="auto", help="loader processes (default: auto)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _latest_demo_checkpoint() -> Path:
+    runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise SystemExit("no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint.")
+    return runs[-1]
+
+
+def _overrides(args) -> dict:
+    data, eval_, train = {}, {}, {}
+    if args.csv:
+        data["csv"] = str(Path(args.csv).resolve())
+        data["root"] = str(Path(args.data_root).resolve()) if args.data_root else None
+    elif args.data_root:
+        data["root"] = str(Path(args.data_root).resolve())
+    if args.bootstrap is not None:
+        eval_["bootstrap"] = args.bootstrap
+    if args.batch_size:
+        eval_["batch-size"] = args.batch_size
+    if args.perturb:
+        eval_["perturb"] = args.perturb
+    if args.precision:
+        train["precision"] = args.precision
+    return {k: v for k, v in (("data", data), ("eval", eval_), ("train", train)) if v}
+
+
+def main(argv=None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    from data.perturb import parse_perturbations
+    from engine.distributed import cleanup, device_for, init_distributed
+    from engine.logger import setup_logging
+    from engine.tester import evaluate_checkpoint, evaluate_predictions, evaluate_runs
+
+    workers = int(args.workers) if str(args.workers).isdigit() else args.workers
+    perturbations = parse_perturbations(args.perturb)
+    overrides = _overrides(args)
+    out = Path(args.out).resolve() if args.out else None
+    setup_logging(None, True)
+    if args.predictions:
+        if not args.protocol:
+            raise SystemExit("--predictions needs --protocol (which groups to report).")
+        eval_config = {**load_config(None)["eval"], **overrides.get("eval", {}), "bootstrap": args.bootstrap or 0}
+        out = out or Path(args.predictions).resolve().parent / "recomputed"
+        result = evaluate_predictions(args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out)
+        print(result["console"])
+        print(f"\nwritten to {result['out_dir']}")
+        return result
+    dist = init_distributed()
+    try:
+        device = device_for(dist, args.device or "auto")
+        setup_logging(None, dist.is_main)
+        if args.runs:
+            if not args.protocol:
+                raise SystemExit("--runs needs --protocol (e.g. cross-generator).")
+            result = evaluate_runs(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
+                                   device=device, workers=workers, progress=not args.quiet, dist=dist)  # fmt: skip
+        else:
+            checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
+            requested = load_config(args.config) if args.config else None
+            result = evaluate_checkpoint(checkpoint, config_overrides=overrides, out_dir=out, perturbations=perturbations, device=device,
+                                         requested_config=requested, workers=workers, progress=not args.quiet, dist=dist,
+                                         protocol=args.protocol, fold=args.fold)  # fmt: skip
+    finally:
+        cleanup()
+    if dist.is_main:
+        print(result["console"])
+        print(f"\nwritten to {result['out_dir']}")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

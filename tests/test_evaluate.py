@@ -1,0 +1,132 @@
+"""test.py end to end: reports, recomputation from predictions, fold matrices, perturbations and clear errors."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import test as test_script
+import train
+from data.make_demo import make_demo
+from data.perturb import parse_perturbations
+from data.protocols import ProtocolError
+from engine.tester import CheckpointMismatchError
+
+QUICK = [
+    "--config", "cael_demo", "--set", "data.workers=0", "--set", "train.batch-size=8", "--set", "train.epochs=1",
+    "--set", "train.max-steps-per-epoch=3", "--set", "eval.batch-size=64",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(demo CSV, best.pt) of a quick fine-grained run: enough to exercise every report."""
+    root = tmp_path_factory.mktemp("evaluate")
+    csv_path = make_demo(root / "data", identities=8, fakes_per_generator=12)
+    run = root / "run"
+    train.main(["--csv", str(csv_path), "--out", str(run), *QUICK, "--set", "model.fine-grained-heads=true",
+                "--set", "model.level3-num-classes=6", "--set", "loss.name=multitask"])  # fmt: skip
+    return csv_path, run / "best.pt"
+
+
+def _test_rows(csv_path: Path) -> list[dict]:
+    return [r for r in csv.DictReader(open(csv_path)) if r["split"] == "test"]
+
+
+def test_report_files_and_predictions(trained, tmp_path):
+    csv_path, checkpoint = trained
+    out = tmp_path / "eval"
+    result = test_script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--perturb", "jpeg:70,resize:0.5",
+                               "--bootstrap", "50", "--quiet", "--workers", "0"])  # fmt: skip
+    for name in ("metrics.json", "table.md", "table.csv", "table.tex", "roc.png", "predictions.csv", "confusion_level2.png", "confusion_level3.png"):
+        assert (out / name).is_file(), name
+    predictions = list(csv.DictReader(open(out / "predictions.csv")))
+    test_rows = _test_rows(csv_path)
+    assert sorted(p["path"] for p in predictions) == sorted(r["path"] for r in test_rows)  # every test row once
+    assert {"score", "score_jpeg70", "score_resize0.5", "generator", "forgery_type", "source_dataset", "video_id", "pred_level2"} <= set(predictions[0])
+    metrics = json.loads((out / "metrics.json").read_text())
+    overall = metrics["groups"]["overall"]["clean"]
+    assert overall["n"] == len(test_rows) and 0.0 <= overall["auc"] <= 1.0 and len(overall["auc_ci95"]) == 2
+    assert "auc" in metrics["groups"]["overall"]["jpeg70"]
+    assert set(metrics["attribution"]) == {"level2", "level3"}
+    assert np.asarray(metrics["attribution"]["level2"]["confusion"]).sum() == metrics["attribution"]["level2"]["n"]
+    assert "generator=swap-blend" in metrics["groups"] and "forgery_type=FS" in metrics["groups"]
+    header = next(csv.reader(open(out / "table.csv")))
+    assert header[:4] == ["Group", "real", "fake", "AUC"] and "AUC jpeg70" in header
+    tex = (out / "table.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "swap-blend" in tex
+    assert "_" not in tex.replace("\\_", "")  # every underscore escaped
+    assert "overall" in result["console"]
+
+
+def test_tables_can_be_recomputed_from_predictions_without_the_model(trained, tmp_path):
+    _, checkpoint = trained
+    out = tmp_path / "eval"
+    test_script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--bootstrap", "0", "--quiet", "--workers", "0"])
+    again = test_script.main(["--predictions", str(out / "predictions.csv"), "--protocol", "intra", "--out", str(tmp_path / "again")])
+    original = json.loads((out / "metrics.json").read_text())["groups"]
+    for group, entry in again["groups"].items():
+        for key in ("auc", "ap", "eer", "acc", "n"):
+            assert entry["clean"][key] == pytest.approx(original[group]["clean"][key]), (group, key)
+
+
+def test_a_group_with_one_class_reports_na_with_the_reason(trained, tmp_path):
+    csv_path, checkpoint = trained
+    rows = [r for r in csv.DictReader(open(csv_path)) if not (r["split"] == "test" and r["label"] == "0" and r["source_dataset"] == "DemoFace-B")]
+    edited = tmp_path / "no-reals-b.csv"
+    with open(edited, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "eval"
+    test_script.main(["--checkpoint", str(checkpoint), "--csv", str(edited), "--data-root", str(csv_path.parent), "--out", str(out),
+                      "--bootstrap", "0", "--quiet", "--workers", "0"])  # fmt: skip
+    groups = json.loads((out / "metrics.json").read_text())["groups"]
+    assert groups["generator=swap-warp"]["clean"]["auc"] is None  # DemoFace-B fakes, no DemoFace-B reals left
+    assert groups["generator=swap-warp"]["clean"]["na_reason"] == "no real images in this group"
+    assert groups["generator=swap-blend"]["clean"]["auc"] is not None
+    assert "n/a: swap-warp: no real images in this group" in (out / "table.md").read_text()
+
+
+def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
+    csv_path, _ = trained
+    runs = tmp_path / "xforgery"
+    train.main(["--csv", str(csv_path), "--protocol", "cross-forgery", "--fold", "all", "--out", str(runs), *QUICK, "--set", "train.max-steps-per-epoch=1"])
+    assert sorted(p.name for p in runs.iterdir()) == ["AM", "EFS", "FS"]
+    result = test_script.main(["--runs", str(runs), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"])
+    out = Path(result["out_dir"])
+    assert result["header"] == ["Train \\ Test", "AM", "EFS", "FS", "Avg", "Overall"]
+    assert [row[0] for row in result["rows"]] == ["AM", "EFS", "FS"]
+    for name in ("matrix.md", "matrix.csv", "matrix.tex", "metrics.json"):
+        assert (out / name).is_file()
+    assert (out / "EFS" / "predictions.csv").is_file()
+
+
+def test_clear_errors(trained, tmp_path):
+    csv_path, checkpoint = trained
+    with pytest.raises(CheckpointMismatchError, match="cg-dim: checkpoint 96 vs requested 384"):
+        test_script.main(["--checkpoint", str(checkpoint), "--config", "cael", "--quiet"])
+    no_generator = tmp_path / "no-generator.csv"
+    rows = [{k: v for k, v in r.items() if k != "generator"} for r in csv.DictReader(open(csv_path))]
+    with open(no_generator, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ProtocolError, match="generator"):
+        test_script.main(["--checkpoint", str(checkpoint), "--csv", str(no_generator), "--data-root", str(csv_path.parent),
+                          "--protocol", "cross-generator", "--fold", "swap-blend", "--quiet"])  # fmt: skip
+    with pytest.raises(ValueError, match="KIND:AMOUNT"):
+        parse_perturbations("jpeg70")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        test_script.main(["--checkpoint", str(tmp_path / "missing.pt")])
+
+
+def test_perturbations_are_deterministic_and_change_the_image():
+    import torch
+
+    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    for perturbation in parse_perturbations("jpeg:50,blur:1.5,resize:0.5,noise:8"):
+        first, second = perturbation(image, 7), perturbation(image, 7)
+        assert first.dtype == torch.uint8 and first.shape == image.shape
+        assert torch.equal(first, second) and not torch.equal(first, image), perturbation.name
