@@ -5,6 +5,7 @@ pixels are the same.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,43 @@ DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image
 
 class ImageDecodeError(RuntimeError):
     """An image file that is missing, truncated or not an image."""
+
+
+# Images cached by tools/cache.py live in one uint8 array file (N, S, S, 3); a row's path is "FILE.u8#INDEX".
+CONTAINER_SUFFIX = ".u8"
+_containers: dict[str, np.memmap] = {}
+
+
+def container_reference(path: str | Path) -> tuple[str, int] | None:
+    """(container file, index) of a cached image path, or None for an ordinary file."""
+    text = str(path)
+    file, sep, index = text.rpartition("#")
+    if not sep or not file.endswith(CONTAINER_SUFFIX) or not index.isdigit():
+        return None
+    return file, int(index)
+
+
+def open_container(file: str) -> np.memmap:
+    """The (N, S, S, 3) uint8 array of a cache container (opened once per process, read-only, memory-mapped)."""
+    if file not in _containers:
+        meta_path = Path(file + ".json")
+        if not meta_path.is_file():
+            raise ImageDecodeError(f"image cache {file} has no {meta_path.name}: rebuild it with tools/cache.py")
+        meta = json.loads(meta_path.read_text())
+        _containers[file] = np.memmap(file, dtype=np.uint8, mode="r", shape=(meta["count"], meta["size"], meta["size"], 3))
+    return _containers[file]
+
+
+def _load_cached(file: str, index: int, size: int | None) -> torch.Tensor:
+    try:
+        images = open_container(file)
+    except FileNotFoundError as error:
+        raise ImageDecodeError(f"image cache {file} does not exist") from error
+    if index >= len(images):
+        raise ImageDecodeError(f"image cache {file} holds {len(images)} images; index {index} is out of range")
+    if size is not None and images.shape[1] != size:
+        raise ImageDecodeError(f"image cache {file} holds {images.shape[1]}px images but {size}px are needed: rebuild it with tools/cache.py --size {size}")
+    return torch.from_numpy(np.array(images[index])).permute(2, 0, 1).contiguous()
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -39,7 +77,11 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
 
     Resizing is bicubic with antialiasing (PIL, on 8-bit data). Large JPEGs are decoded at reduced scale first
     (``draft``), which is much faster and leaves the result of a large downscale practically unchanged.
+    Paths ``FILE.u8#INDEX`` read an image cached by tools/cache.py (already resized: the same pixels).
     """
+    reference = container_reference(path)
+    if reference is not None:
+        return _load_cached(*reference, size)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -60,6 +102,8 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
 
 def image_format(path: str | Path) -> tuple[str, int | None]:
     """(format, estimated JPEG quality or None) from the file header, without decoding the pixels."""
+    if container_reference(path) is not None:
+        return "cache", None
     with Image.open(path) as image:
         quality = estimate_jpeg_quality(image) if image.format == "JPEG" else None
         return image.format or "unknown", quality

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import ImageDecodeError, image_format, load_image
+from .images import ImageDecodeError, container_reference, image_format, load_image
 from .schema import GROUP_COLUMNS, SPLITS, Problem, SchemaError, SplitTable, read_table
 
 CLASS_NAMES = {0: "real", 1: "fake"}
@@ -48,7 +48,8 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
             problems.append(Problem("error" if leak else "warning", "duplicate path", f"{relative} repeats line {table.line(other)}{detail}", line))
         else:
             first_seen[resolved] = row
-        if not os.path.isfile(resolved):
+        reference = container_reference(resolved)
+        if not os.path.isfile(reference[0] if reference else resolved):
             problems.append(Problem("error", "missing file", f"{relative} does not exist under {root}", line))
         elif check_images:
             try:
@@ -119,7 +120,8 @@ def format_statistics(table: SplitTable, sample: int, seed: int = 0) -> dict[int
         formats, qualities, unreadable = Counter(), [], 0
         for row in rows:
             path = table.resolve(int(row))
-            if not path.is_file():
+            reference = container_reference(path)
+            if not Path(reference[0] if reference else path).is_file():
                 continue
             try:
                 fmt, quality = image_format(path)

@@ -1,0 +1,204 @@
+"""Measure training / inference throughput and peak memory of a detector, model alone or end to end from files.
+
+    python tools/benchmark.py --config cael_released --batch 256 --precision bf16 --channels-last --compile --mode train
+    python tools/benchmark.py --config cael --batch 128 --precision bf16 --source data/demo_data/demo.csv --mode train
+
+Images/s is the batch size over the median time of the timed iterations (after warm-up, with device
+synchronisation). ``--source synthetic`` feeds uint8 images already on the device (the model alone); a CSV feeds
+the real loader (decode, resize, augment, pinned transfer) and, for comparison, also measures the model alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from engine.config import load_config  # noqa: E402
+from engine.evaluate import autocast, to_device  # noqa: E402
+from engine.optim import build_optimizer  # noqa: E402
+from loss_folder import build_loss  # noqa: E402
+from model import build_model  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(config: dict, args, device: torch.device):
+    model = build_model({**config["model"], "pretrained": False, "pretrained-file": None}).to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    compiled = False
+    runner = model
+    if args.compile:
+        import torch._dynamo as dynamo
+
+        dynamo.config.suppress_errors = True  # fall back to eager where compilation fails
+        runner = torch.compile(model, mode=None if args.compile == "default" else args.compile)
+        compiled = True
+    optimizer = build_optimizer(model, config["optim"], device) if args.mode == "train" else None
+    criterion = build_loss({"name": "ce"}).to(device)
+    return model, runner, optimizer, criterion, compiled
+
+
+def make_step(model, runner, optimizer, criterion, args, device):
+    scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
+
+    def train_step(images, labels):
+        with autocast(device, args.precision):
+            loss = criterion(runner(images), {"label": labels})
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    @torch.inference_mode()
+    def infer_step(images, labels):
+        with autocast(device, args.precision):
+            runner(images)
+
+    if args.mode == "train":
+        model.train()
+        return train_step
+    model.eval()
+    return infer_step
+
+
+def time_iterations(step, batches, device, warmup: int, steps: int) -> list[float]:
+    """Seconds per iteration for ``steps`` iterations after ``warmup`` ones; each ends with a device sync."""
+    times = []
+    for index in range(warmup + steps):
+        images, labels = next(batches)
+        _sync(device)
+        started = time.perf_counter()
+        step(images, labels)
+        _sync(device)
+        if index >= warmup:
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def synthetic_batches(batch: int, size: int, device: torch.device, channels_last: bool):
+    images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 2, (batch,), device=device)
+    while True:
+        yield images, labels
+
+
+def loader_batches(csv_path: str, config: dict, args, device: torch.device):
+    """Batches from the real loader, moved to the device as training does; cycles over epochs."""
+    import numpy as np
+
+    from data.dataset import SplitDataset
+    from data.loader import build_loader
+    from data.schema import load_table
+
+    table = load_table(csv_path, args.data_root)
+    rows = np.flatnonzero(table.labels >= 0)
+    augment = config["data"]["augment"] if args.mode == "train" else None
+    dataset = SplitDataset(table, rows, size=config["model"]["image-size"], augment=augment)
+    loader = build_loader(dataset, batch_size=args.batch, train=True, seed=0, workers=args.workers)
+    epoch = 0
+    while True:
+        loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            yield to_device(batch["image"], device, args.channels_last), batch["label"].to(device, non_blocking=True)
+        epoch += 1
+
+
+def summarize(times: list[float], batch: int) -> dict:
+    median = statistics.median(times)
+    ordered = sorted(times)
+    return {
+        "images_per_s": batch / median,
+        "median_ms": 1000 * median,
+        "p10_ms": 1000 * ordered[len(ordered) // 10],
+        "p90_ms": 1000 * ordered[(9 * len(ordered)) // 10],
+        "iterations": len(times),
+    }
+
+
+def run(args) -> dict:
+    config = load_config(args.config, args.overrides)
+    device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.precision == "fp16" and device.type != "cuda":
+        raise SystemExit("--precision fp16 needs a CUDA device.")
+    torch.backends.cudnn.benchmark = True
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    model, runner, optimizer, criterion, compiled = build(config, args, device)
+    step = make_step(model, runner, optimizer, criterion, args, device)
+    size = config["model"]["image-size"]
+    result = {
+        "config": str(args.config), "overrides": args.overrides, "mode": args.mode, "batch": args.batch, "precision": args.precision,
+        "channels_last": args.channels_last, "compile": args.compile or False, "compiled": compiled, "image_size": size,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters()),
+    }  # fmt: skip
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = time_iterations(step, synthetic_batches(args.batch, size, device, args.channels_last), device, args.warmup, args.steps)
+    result["model_only"] = summarize(times, args.batch)
+    if args.source != "synthetic":
+        result["source"] = args.source
+        result["workers"] = args.workers
+        times = time_iterations(step, loader_batches(args.source, config, args, device), device, args.warmup, args.steps)
+        result["end_to_end"] = summarize(times, args.batch)
+        result["end_to_end_fraction_of_model_only"] = result["end_to_end"]["images_per_s"] / result["model_only"]["images_per_s"]
+    if device.type == "cuda":
+        result["peak_device_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+    result["peak_host_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    return result
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Throughput and memory of a detector config.", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--config", default="cael_released", help="config file or bundled name")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, help="torch.compile, optionally with a mode (max-autotune, reduce-overhead)")
+    parser.add_argument("--mode", choices=["train", "infer"], default="train")
+    parser.add_argument("--source", default="synthetic", help="synthetic, or a split CSV for end-to-end loading")
+    parser.add_argument("--data-root", help="root of the CSV's paths")
+    parser.add_argument("--workers", default="auto", help="loader processes for --source CSV")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
+    parser.add_argument("--out", help="write the result as JSON here")
+    return parser
+
+
+def main(argv=None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    if isinstance(args.workers, str) and args.workers.isdigit():
+        args.workers = int(args.workers)
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
