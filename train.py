@@ -97,7 +97,7 @@ def _train_every_fold(args, argv) -> dict:
 
 def _replace_option(argv: list[str], option: str, value: str) -> list[str]:
     out, skip = [], False
-    for i, token in enumerate(argv):
+    for token in argv:
         if skip:
             skip = False
             continue

@@ -14,7 +14,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 NO_DECAY_KINDS = ("norm", "bias", "token")
 
 
-def _kind(module: nn.Module, name: str, parameter: nn.Parameter) -> str:
+def _kind(module: nn.Module, name: str) -> str:
     if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)):
         return "norm"
     if name.endswith("bias"):
@@ -30,12 +30,12 @@ def parameter_groups(model: nn.Module, weight_decay: float, no_decay: list[str])
     if unknown:
         raise ValueError(f"optim.no-decay may hold {', '.join(NO_DECAY_KINDS)}; got {', '.join(sorted(unknown))}.")
     decay, exempt, seen = [], [], set()
-    for module_name, module in model.named_modules():
+    for module in model.modules():
         for name, parameter in module.named_parameters(recurse=False):
             if not parameter.requires_grad or id(parameter) in seen:
                 continue
             seen.add(id(parameter))
-            (exempt if _kind(module, name, parameter) in no_decay else decay).append(parameter)
+            (exempt if _kind(module, name) in no_decay else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})

@@ -1,7 +1,6 @@
 """Evaluation behind ``test.py``: a checkpoint (or one per fold) on a protocol's test rows -> metrics and tables."""
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path

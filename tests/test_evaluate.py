@@ -130,3 +130,16 @@ def test_perturbations_are_deterministic_and_change_the_image():
         first, second = perturbation(image, 7), perturbation(image, 7)
         assert first.dtype == torch.uint8 and first.shape == image.shape
         assert torch.equal(first, second) and not torch.equal(first, image), perturbation.name
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="pdflatex is not installed")
+def test_latex_tables_compile(trained, tmp_path):
+    import subprocess
+
+    _, checkpoint = trained
+    out = tmp_path / "eval"
+    test_script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--bootstrap", "20", "--quiet", "--workers", "0", "--perturb", "blur:1.0"])
+    document = tmp_path / "doc.tex"
+    document.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}\\begin{document}\\input{" + str(out / "table.tex") + "}\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-1500:]

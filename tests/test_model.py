@@ -195,3 +195,16 @@ def test_model_follows_the_input_device_and_has_no_hidden_cuda_calls():
         source = inspect.getsource(module)
         assert ".cuda(" not in source and "numpy" not in source and "cv2" not in source
     assert issubclass(CAEL, torch.nn.Module)
+
+
+def test_fast_path_matches_the_plain_fp32_path(tiny_config, images):
+    """Channels-last + compiled graph: within 1e-5 of fp32 eager; adding bf16 autocast: within 5e-2 on the logits."""
+    model = build_model(tiny_config()).eval()
+    with torch.no_grad():
+        reference = model(images)
+        fast = torch.compile(model.to(memory_format=torch.channels_last), backend="aot_eager")
+        channels_last = images.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(fast(channels_last), reference, rtol=0, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = fast(channels_last).float()
+    torch.testing.assert_close(low, reference, rtol=0, atol=5e-2)

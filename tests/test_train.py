@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -165,17 +164,19 @@ def test_missing_protocol_column_is_one_clear_error(demo, tmp_path):
                     "--out", str(tmp_path / "run"), *QUICK])  # fmt: skip
 
 
-def test_corrupt_training_image_stops_or_is_skipped_and_counted(demo, tmp_path):
-    rows = list(csv.DictReader(open(demo)))
-    root = tmp_path / "data"
-    for row in rows:
+def _copy_with_garbage(demo: Path, root: Path, is_garbage) -> Path:
+    """A copy of the demo under ``root`` where the rows ``is_garbage(row)`` picks hold bytes that are no image."""
+    for row in csv.DictReader(open(demo)):
         target = root / row["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((demo.parent / row["path"]).read_bytes())
-    broken = [r for r in rows if r["split"] == "train"][:3]
-    for row in broken:
-        (root / row["path"]).write_bytes(b"not an image")
-    csv_path = _rewrite(demo, root, lambda rows: rows)
+        target.write_bytes(b"not an image" if is_garbage(row) else (demo.parent / row["path"]).read_bytes())
+    return _rewrite(demo, root, lambda rows: rows)
+
+
+def test_corrupt_training_image_stops_or_is_skipped_and_counted(demo, tmp_path):
+    broken = [r for r in csv.DictReader(open(demo)) if r["split"] == "train"][:3]
+    broken_paths = {r["path"] for r in broken}
+    csv_path = _copy_with_garbage(demo, tmp_path / "data", lambda row: row["path"] in broken_paths)
     with pytest.raises(CorruptImageError, match=broken[0]["path"].split("/")[-1].replace(".", r"\.") + "|could not be decoded"):
         train.main(["--csv", str(csv_path), "--out", str(tmp_path / "stop"), *QUICK, "--set", "train.max-steps-per-epoch=null", "--set", "train.epochs=1"])
     train.main(["--csv", str(csv_path), "--out", str(tmp_path / "skip"), *QUICK, "--set", "train.max-steps-per-epoch=null",
@@ -186,14 +187,7 @@ def test_corrupt_training_image_stops_or_is_skipped_and_counted(demo, tmp_path):
 
 
 def test_training_never_reads_the_test_rows(demo, tmp_path):
-    rows = list(csv.DictReader(open(demo)))
-    root = tmp_path / "data"
-    for row in rows:
-        target = root / row["path"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        content = b"garbage" if row["split"] == "test" else (demo.parent / row["path"]).read_bytes()
-        target.write_bytes(content)
-    csv_path = _rewrite(demo, root, lambda rows: rows)
+    csv_path = _copy_with_garbage(demo, tmp_path / "data", lambda row: row["split"] == "test")
     summary = train.main(["--csv", str(csv_path), "--out", str(tmp_path / "run"), *QUICK])  # on-error: error
     assert summary["best_value"] is not None
 
