@@ -62,6 +62,15 @@ def gather_arrays(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate([part[i] for part in gathered]) for i in range(len(arrays)))
 
 
+def gather_objects(value) -> list:
+    """Every rank's ``value``, in rank order (a one-element list for a single process)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [value]
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(value, op=dist.ReduceOp.SUM)

@@ -154,6 +154,8 @@ def evaluate_checkpoint(
     elif fold is not None:
         config["data"]["fold"] = fold
     data = config["data"]
+    if not data.get("csv"):
+        raise SchemaError(f"{checkpoint} carries no test data: pass --csv SPLITS.csv (and --protocol).")
     table = load_table(data["csv"], data["root"])
     resolved = resolve(data["protocol"], table, data["fold"])
     require(resolved, "test", table, both_classes=False)

@@ -28,7 +28,7 @@ from loss_folder import build_loss
 from model import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import DistInfo, barrier, device_for
+from .distributed import DistInfo, barrier, device_for, gather_objects
 from .evaluate import Predictions, autocast, predict, resolve_precision, to_device
 from .logger import RunRecorder
 from .metrics import compute_metrics, is_better
@@ -213,7 +213,7 @@ class Trainer:
         self.criterion = build_loss(config["loss"], class_counts=self.class_counts).to(self.device)
 
     # ----------------------------------------------------------- checkpoints
-    def _checkpoint(self) -> dict[str, Any]:
+    def _checkpoint(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "model": self.model_without_ddp.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -223,7 +223,7 @@ class Trainer:
             "state": asdict(self.state),
             "epoch": self.state.epoch,
             "step": self.state.step,
-            "rng": rng_state(),
+            "rng": rng,  # one entry per rank: each rank resumes its own dropout stream
             "config": self.config,
             "class_names": self.class_names,
             "metrics": self.state.history[-1] if self.state.history else None,
@@ -231,8 +231,9 @@ class Trainer:
         }
 
     def _save_last(self) -> None:
+        rng = gather_objects(rng_state())
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / "last.pt", self._checkpoint())
+            save_checkpoint(self.run_dir / "last.pt", self._checkpoint(rng))
         barrier()
 
     def _save_best(self, metrics: dict[str, Any]) -> None:
@@ -252,7 +253,10 @@ class Trainer:
         if self.ema is not None and checkpoint.get("ema"):
             self.ema.load_state_dict(checkpoint["ema"])
         self.state = TrainState(**checkpoint["state"])
-        set_rng_state(checkpoint["rng"])
+        states = checkpoint["rng"]
+        if len(states) != self.dist.world_size:
+            log.warning(f"resuming a {len(states)}-process run with {self.dist.world_size} processes: dropout streams differ from the original run")
+        set_rng_state(states[self.dist.rank % len(states)])
         self.recorder.truncate_after(self.state.epoch)  # records of epochs after the checkpoint are redone
         where = f"epoch {self.state.epoch + 1}" + (f", batch {self.state.step_in_epoch + 1}" if self.state.step_in_epoch else "")
         log.info(f"resumed from step {self.state.step}: continuing at {where}")

@@ -128,3 +128,30 @@ def _released_config():
     from engine.config import load_config
 
     return load_config("cael_released")["model"]
+
+
+def test_test_script_evaluates_a_released_checkpoint_directly(tmp_path, released_state_dict, released_model, face_batch):
+    import csv
+
+    from PIL import Image
+
+    import test as test_script
+
+    source = tmp_path / "released.pth"
+    torch.save({"state_dict": released_state_dict}, source)
+    with open(tmp_path / "faces.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "split"])
+        for i, face in enumerate(face_batch):
+            Image.fromarray(face).save(tmp_path / f"face{i}.png")
+            writer.writerow([f"face{i}.png", i % 2, "test"])
+    with pytest.raises(ValueError, match="pass --csv"):
+        test_script.main(["--checkpoint", str(source), "--quiet"])
+    result = test_script.main(["--checkpoint", str(source), "--csv", str(tmp_path / "faces.csv"), "--out", str(tmp_path / "eval"),
+                               "--bootstrap", "0", "--quiet", "--workers", "0", "--precision", "fp32"])  # fmt: skip
+    scores = [float(r["score"]) for r in csv.DictReader(open(tmp_path / "eval" / "predictions.csv"))]
+    images = torch.from_numpy(face_batch).permute(0, 3, 1, 2).contiguous()
+    with torch.no_grad():
+        expected = released_model(images).softmax(dim=-1)[:, 1]
+    assert scores == pytest.approx(expected.tolist(), abs=1e-5)
+    assert result["groups"]["overall"]["clean"]["n"] == 3
