@@ -443,14 +443,13 @@ class CAEL(nn.Module):
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images -> the fine, coarse and edge token sequences after the last block."""
+        appearance, edge_map = self.preprocess(images)  # also checks the (B, 3, H, W) layout and dtype
         size = self.image_size
-        self.preprocess.check_images(images)
         if images.shape[-2:] != (size, size):
             raise ValueError(
                 f"this CAEL was built for {size}x{size} images (model config 'image-size'); "
                 f"got {images.shape[-2]}x{images.shape[-1]}: resize the input or rebuild the model."
             )
-        appearance, edge_map = self.preprocess(images)
         fine = self.appearance_fine(appearance)
         coarse = self.appearance_coarse(appearance)
         edge = self.edge_stream(edge_map)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from csv_rows import read_rows, write_rows
 
 import test as test_script
 import train
@@ -74,11 +75,7 @@ def test_tables_can_be_recomputed_from_predictions_without_the_model(trained, tm
 def test_a_group_with_one_class_reports_na_with_the_reason(trained, tmp_path):
     csv_path, checkpoint = trained
     rows = [r for r in csv.DictReader(open(csv_path)) if not (r["split"] == "test" and r["label"] == "0" and r["source_dataset"] == "DemoFace-B")]
-    edited = tmp_path / "no-reals-b.csv"
-    with open(edited, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    edited = write_rows(tmp_path / "no-reals-b.csv", rows)
     out = tmp_path / "eval"
     test_script.main(["--checkpoint", str(checkpoint), "--csv", str(edited), "--data-root", str(csv_path.parent), "--out", str(out),
                       "--bootstrap", "0", "--quiet", "--workers", "0"])  # fmt: skip
@@ -107,12 +104,8 @@ def test_clear_errors(trained, tmp_path):
     csv_path, checkpoint = trained
     with pytest.raises(CheckpointMismatchError, match="cg-dim: checkpoint 96 vs requested 384"):
         test_script.main(["--checkpoint", str(checkpoint), "--config", "cael", "--quiet"])
-    no_generator = tmp_path / "no-generator.csv"
-    rows = [{k: v for k, v in r.items() if k != "generator"} for r in csv.DictReader(open(csv_path))]
-    with open(no_generator, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = [{k: v for k, v in r.items() if k != "generator"} for r in read_rows(csv_path)]
+    no_generator = write_rows(tmp_path / "no-generator.csv", rows)
     with pytest.raises(ProtocolError, match="generator"):
         test_script.main(["--checkpoint", str(checkpoint), "--csv", str(no_generator), "--data-root", str(csv_path.parent),
                           "--protocol", "cross-generator", "--fold", "swap-blend", "--quiet"])  # fmt: skip

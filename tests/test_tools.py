@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from csv_rows import write_rows
 
 from data.images import ImageDecodeError, load_image
 from data.make_demo import make_demo
@@ -38,11 +39,7 @@ def test_cache_refuses_unreadable_images_unless_told_to_skip_them(demo, tmp_path
     rows = list(csv.DictReader(open(demo)))
     (tmp_path / "bad.png").write_bytes(b"nope")
     rows[2] = {**rows[2], "path": str(tmp_path / "bad.png")}
-    edited = tmp_path / "edited.csv"
-    with open(edited, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    edited = write_rows(tmp_path / "edited.csv", rows)
     with pytest.raises(SystemExit, match="could not be decoded.*--skip-bad"):
         cache.main([str(edited), "--size", "32", "--out", str(tmp_path / "c1"), "--root", str(demo.parent), "--workers", "1"])
     cached_csv = cache.main([str(edited), "--size", "32", "--out", str(tmp_path / "c2"), "--root", str(demo.parent), "--workers", "1", "--skip-bad"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from csv_rows import read_rows, write_rows
 
 import train
 from data.dataset import CorruptImageError
@@ -141,14 +142,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo,
 
 
 def _rewrite(demo: Path, tmp_path: Path, edit) -> Path:
-    rows = list(csv.DictReader(open(demo)))
-    rows = edit(rows)
-    out = tmp_path / "edited.csv"
-    with open(out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
+    return write_rows(tmp_path / "edited.csv", edit(read_rows(demo)))
 
 
 def test_empty_validation_split_is_one_clear_error(demo, tmp_path):
