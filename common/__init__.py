@@ -1,0 +1,1 @@
+"""Pieces every package of the project shares (model, data, engine, tools): user-facing errors and the CLI runner."""

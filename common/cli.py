@@ -1,0 +1,59 @@
+"""The entry-point runner: ``sys.exit(run(main))`` turns user errors into one line and an exit status.
+
+- ``UserError``: ``error: <sentence>`` on stderr, exit status 1 (``UsageError``: 2).
+- Ctrl-C: ``interrupted`` and exit status 130 (a training run saves a resumable checkpoint first).
+- A full disk: one sentence naming the file, exit status 1.
+- ``--debug`` on the command line (or ``CAEL_DEBUG=1``) shows the full traceback instead.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import UserError
+
+DEBUG_FLAG = "--debug"
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    return DEBUG_FLAG in argv or os.environ.get("CAEL_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def user_message(error: BaseException) -> str:
+    """The error's sentence; a DataLoader worker's re-raised error loses the worker traceback it carries."""
+    text = str(error).strip() or type(error).__name__
+    if "Original Traceback" in text:  # torch re-raises worker errors with the worker's traceback in the message
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].isidentifier() else last
+    return text
+
+
+def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> int:
+    """Call ``main(argv)`` (``--debug`` removed) and return the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
+    argv = [token for token in argv if token != DEBUG_FLAG]
+    try:
+        result = main(argv)
+    except UserError as error:
+        if debug:
+            raise
+        print(f"error: {user_message(error)}", file=sys.stderr, flush=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr, flush=True)
+        return 130
+    except OSError as error:
+        if debug or error.errno != errno.ENOSPC:
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"error: the disk is full{where}: free some space and run the command again.", file=sys.stderr, flush=True)
+        return 1
+    if isinstance(result, int) and not isinstance(result, bool):  # a main that returns its own exit status
+        return result
+    return 0 if result is None or result else 1
