@@ -1,37 +1,19 @@
-"""Checkpoint I/O: atomic writes, tensor-only loading (``weights_only=True``)."""
+"""Checkpoint I/O for the engine: the project's one reader and writer (``common.checkpoint``)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from common.checkpoint import CheckpointError, cleanup_partial_writes, read_checkpoint, save_checkpoint
 
-def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically: a crash mid-write leaves any previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            torch.save(checkpoint, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["CheckpointError", "cleanup_partial_writes", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load one of our checkpoints (a dict of tensors and plain values) without unpickling arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}.")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    """Load one of our checkpoints (a dict with a ``model`` state dict)."""
+    checkpoint = read_checkpoint(path, map_location)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise ValueError(f"{path} is not a checkpoint of this project (a dict with a 'model' state dict).")
+        raise CheckpointError(f"{path} is not a checkpoint of this project (a dict with a 'model' state dict).")
     return checkpoint

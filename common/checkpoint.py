@@ -1,0 +1,97 @@
+"""The one checkpoint reader and writer: atomic writes, tensors-only reads, one clear sentence for a bad file.
+
+Every entry point (train.py --resume, test.py, predict.py, model.convert_released, model.export) reads through
+``read_checkpoint``: a missing, truncated, foreign or hostile file is a ``CheckpointError`` naming the file,
+never torch's multi-line advice to allow-list globals.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import UserError
+
+
+class CheckpointError(UserError):
+    """A checkpoint file that cannot be used; the message names the file and what to do."""
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:  # the original error matters more; say what was left behind
+        print(f"warning: could not remove the temporary file {path}: {error}", flush=True)
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically: a crash or a full disk mid-write leaves any previous file intact.
+
+    The temporary file sits beside ``path`` as ``.NAME.*.tmp`` (``cleanup_partial_writes`` removes leftovers of a
+    killed writer); the final file gets the permissions of any other file the process creates (the umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(checkpoint, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a checkpoint is as readable as the run's other files
+        os.replace(tmp, path)
+    except BaseException as error:
+        _remove_quietly(tmp)
+        if _disk_full(error):
+            kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
+            raise CheckpointError(f"the disk is full writing {path}: {kept}; free some space and resume.") from error
+        raise
+    return path
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    # torch's zip writer reports a full disk as a RuntimeError from its inline container
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("no space left" in text or "file write failed" in text)
+
+
+def cleanup_partial_writes(folder: str | Path) -> list[Path]:
+    """Remove temporary files that a killed ``save_checkpoint`` left in ``folder``; returns what was removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            _remove_quietly(tmp)
+            removed.append(tmp)
+    return removed
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, what: str = "checkpoint") -> Any:
+    """The object saved at ``path``, loaded with ``weights_only=True`` (tensors and plain values only)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder: give the checkpoint file inside it (e.g. {path}/best.pt).")
+    if not path.is_file():
+        raise CheckpointError(f"no {what} at {path}: check the path.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{what} {path} holds Python objects beyond tensors and plain values, which are not loaded for safety: "
+            "use a checkpoint written by this project (or convert it with python -m model.convert_released)."
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(
+            f"{what} {path} is truncated or not a PyTorch checkpoint: use the file written by train.py, or copy it again."
+        ) from error
+
