@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
-# The prepared GPU benchmark (README "Performance"): released hyper-parameters, 224 px, model alone, then end to end.
-# Usage: bash benchmarks/run_gpu.sh OUT_DIR   (about 6 minutes on one H100/H200, compilation included)
-set -euo pipefail
-out=${1:-benchmarks}
+# The prepared GPU run (issue "CUDA: prove the main job on a GPU"): acceptance tests, the demo end to end, throughput.
+# Usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry]   (about 8 minutes on one H100/H200; --dry: tiny, on the CPU)
+# Every step writes into OUT_DIR as it goes, so a run cut short still leaves what it measured.
+set -uo pipefail
+out=${1:?usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry]}
+dry=${2:-}
 mkdir -p "$out"
-B="python tools/benchmark.py --config cael_released --warmup 10 --steps 30"
-$B --mode train --batch 32  --precision fp32                   --out "$out/gpu-train-fp32-b32.json"
-$B --mode train --batch 128 --precision bf16 --channels-last   --out "$out/gpu-train-bf16-cl-b128.json"
-$B --mode train --batch 256 --precision bf16 --channels-last   --out "$out/gpu-train-bf16-cl-b256.json"
-$B --mode train --batch 256 --precision bf16 --channels-last --compile max-autotune-no-cudagraphs --out "$out/gpu-train-bf16-cl-compile-b256.json"
-$B --mode infer --batch 256 --precision bf16 --channels-last   --out "$out/gpu-infer-bf16-cl-b256.json"
-$B --mode infer --batch 256 --precision bf16 --channels-last --compile reduce-overhead --out "$out/gpu-infer-bf16-cl-compile-b256.json"
-# end to end from JPEG face crops through the loader (demo images re-encoded as 224 px JPEGs)
-python - <<'PY'
-import csv, pathlib
-from PIL import Image
-src = pathlib.Path("data/demo_data"); dst = pathlib.Path("/tmp/demo-jpeg224")
-if not (src / "demo.csv").exists():
-    from data.make_demo import make_demo; make_demo(src)
-rows = list(csv.DictReader(open(src / "demo.csv")))
-for r in rows:
-    target = dst / r["path"].replace(".png", ".jpg"); target.parent.mkdir(parents=True, exist_ok=True)
-    Image.open(src / r["path"]).resize((224, 224), Image.BICUBIC).save(target, quality=95); r["path"] = str(target.relative_to(dst))
-with open(dst / "demo.csv", "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-PY
-$B --mode train --batch 256 --precision bf16 --channels-last --source /tmp/demo-jpeg224/demo.csv --out "$out/gpu-train-bf16-cl-b256-e2e.json"
+export PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8 HF_HUB_OFFLINE=1
+py=${PYTHON:-python3}
+{ nvidia-smi 2>&1 | head -15; "$py" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"; } > "$out/env.txt" 2>&1
+cat "$out/env.txt"
+status=0
+# 1. acceptance: the CUDA-marked tests (skipped without a GPU)
+timeout 300 "$py" -m pytest -m cuda tests/test_cuda.py -q -p no:cacheprovider -o addopts="-ra" --durations=10 2>&1 | tee "$out/cuda-tests.log" || status=1
+# 2. throughput: released hyper-parameters, 224 px, model alone and end to end
+timeout 330 "$py" benchmarks/gpu_suite.py "$out" $dry 2>&1 | grep -v "it/s\]" | tee "$out/throughput.log" || status=1
+# 3. the demo end to end, with its wall time
+start=$(date +%s)
+if [ -z "$dry" ]; then
+  timeout 150 "$py" train.py --out /tmp/demo-run 2>&1 | tail -n 8 | tee "$out/demo.log" || status=1
+else
+  timeout 300 "$py" train.py --out /tmp/demo-run-dry --set train.epochs=1 --set train.max-steps-per-epoch=2 2>&1 | tail -n 8 | tee "$out/demo.log" || status=1
+fi
+mid=$(date +%s)
+run=$(ls -d /tmp/demo-run${dry:+-dry} 2>/dev/null)
+timeout 120 "$py" test.py --checkpoint "$run/best.pt" --quiet 2>&1 | tail -n 25 | tee -a "$out/demo.log" || status=1
+end=$(date +%s)
+echo "demo wall time: train $((mid - start)) s, test $((end - mid)) s" | tee -a "$out/demo.log"
+exit $status

@@ -14,6 +14,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    initialized: bool = False  # a process group was joined (torchrun), even with a single process
 
     @property
     def is_main(self) -> bool:
@@ -21,20 +22,21 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Training goes through DDP: every run under torchrun, ``--nproc_per_node=1`` included."""
+        return self.initialized or self.world_size > 1
 
 
 def init_distributed() -> DistInfo:
-    """Join the process group ``torchrun`` describes in the environment (a no-op for a single process)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    """Join the process group ``torchrun`` describes in the environment (a no-op for a plain ``python`` run)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistInfo()
+    world_size = int(os.environ["WORLD_SIZE"])
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, initialized=True)
 
 
 def device_for(info: DistInfo, requested: str = "auto") -> torch.device:

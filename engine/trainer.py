@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -89,6 +90,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def describe_setup(device: torch.device, precision: str, config: dict[str, Any], dist: DistInfo, batch_size: int, accumulate: int) -> str:
+    """The console line that says where and how a run trains (device, precision, speed switches, batch, lr rule)."""
+    train_cfg = config["train"]
+    if device.type == "cuda":
+        where = f"{device} ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
+    else:
+        auto = " (no CUDA device found: train.device auto fell back to the CPU)" if train_cfg["device"] == "auto" else ""
+        where = f"cpu, {torch.get_num_threads()} threads{auto}"
+    processes = f"{dist.world_size} process{'es' if dist.world_size > 1 else ''}" + (" (DDP)" if dist.enabled else "")
+    global_batch = batch_size * dist.world_size * accumulate
+    switches = [f"channels-last {'on' if train_cfg['channels-last'] else 'off'}",
+                f"compile {train_cfg['compile'] or 'off'}", f"deterministic {'on' if train_cfg['deterministic'] else 'off'}"]
+    return (
+        f"device {where}, precision {precision}, {', '.join(switches)}; {processes}, global batch {global_batch} "
+        f"({batch_size} x {dist.world_size} x {accumulate} accumulated); optim.lr {config['optim']['lr']:g} applies to "
+        "that global batch as given (not rescaled with the number of GPUs)"
+    )
+
+
 FINE_LEVELS = {"level2": "forgery_type", "level3": "generator"}
 
 
@@ -123,6 +143,8 @@ class Trainer:
         if self.accumulate < 1:
             raise ValueError("train.accumulate must be at least 1.")
         if train_cfg["deterministic"]:
+            # cuBLAS is deterministic only with a fixed workspace; read when its first handle is created
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         else:
@@ -132,6 +154,7 @@ class Trainer:
         self._build_model()
         self.state = TrainState()
         self.recorder = RunRecorder(self.run_dir, enabled=dist.is_main)
+        log.info(describe_setup(self.device, self.precision, config, dist, self.batch_size, self.accumulate))
         if resume is not None:
             self._load(resume)
         # Each rank draws its own dropout masks; data order and augmentation are seeded separately.

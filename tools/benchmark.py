@@ -122,6 +122,27 @@ def loader_batches(csv_path: str, config: dict, args, device: torch.device):
         epoch += 1
 
 
+def profile_steps(step, batches, device: torch.device, out: str, steps: int = 3, rows: int = 30) -> dict:
+    """torch.profiler over a few steps (after the timed ones): the kernels that take the time, as a table file."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(steps):
+            images, labels = next(batches)
+            step(images, labels)
+        _sync(device)
+    sort_key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    averages = profiler.key_averages()
+    table = averages.table(sort_by=sort_key, row_limit=rows, max_name_column_width=70)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(table + "\n")
+    events = [e for e in averages if e.device_type.name == "CUDA"] if device.type == "cuda" else []
+    kernel_us = sum(e.self_device_time_total for e in events)
+    return {"table": str(out), "steps": steps, "device_kernel_ms_per_step": kernel_us / 1000 / steps if events else None,
+            "device_kernels_per_step": sum(e.count for e in events) / steps if events else None}
+
+
 def summarize(times: list[float], batch: int) -> dict:
     median = statistics.median(times)
     ordered = sorted(times)
@@ -164,6 +185,8 @@ def run(args) -> dict:
         result["end_to_end_fraction_of_model_only"] = result["end_to_end"]["images_per_s"] / result["model_only"]["images_per_s"]
     if device.type == "cuda":
         result["peak_device_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+    if args.profile:
+        result["profile"] = profile_steps(step, synthetic_batches(args.batch, size, device, args.channels_last), device, args.profile)
     result["peak_host_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return result
 
@@ -184,6 +207,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     parser.add_argument("--out", help="write the result as JSON here")
+    parser.add_argument("--profile", metavar="TXT", help="also profile 3 steps (torch.profiler) and write the kernel table here")
     return parser
 
 

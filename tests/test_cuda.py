@@ -1,0 +1,143 @@
+"""The main job on a CUDA GPU (skipped without one): every precision trains, compiled and channels-last agree with
+eager and contiguous, the released model gives the CPU's logits, exact resume is exact, torchrun goes through DDP.
+
+Run on a GPU machine with ``python -m pytest -m cuda tests/test_cuda.py`` (``benchmarks/run_gpu.sh`` does).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+from data.make_demo import make_demo
+from engine.checkpoint import load_checkpoint
+from engine.config import load_config
+from model import build_model
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = [
+    "--config", "cael_demo", "--set", "data.workers=2", "--set", "train.batch-size=16", "--set", "train.epochs=2",
+    "--set", "train.max-steps-per-epoch=4", "--set", "train.log-every=1", "--set", "eval.batch-size=64",
+    "--set", "train.device=cuda", "--set", "data.augment=[{name: hflip, p: 0.5}, {name: jpeg, p: 0.5, quality: [60, 95]}]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return make_demo(tmp_path_factory.mktemp("cuda-demo"), identities=12, fakes_per_generator=16)
+
+
+@pytest.fixture
+def cuda_images(images):
+    return images.cuda()
+
+
+def _records(run: Path) -> list[dict]:
+    timing = {"epoch_seconds", "train_images_per_s"}
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in timing} for line in lines]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_training_runs_in_every_precision_with_fused_adamw(demo, tmp_path, precision):
+    run = tmp_path / precision
+    summary = train.main(["--csv", str(demo), "--out", str(run), *QUICK, "--set", f"train.precision={precision}"])
+    records = _records(run)
+    assert len(records) == 2 and all(torch.isfinite(torch.tensor(r["train_loss"])) for r in records)
+    assert summary["best_value"] is not None and 0.0 <= summary["best_value"] <= 1.0
+    last = load_checkpoint(run / "last.pt")
+    assert (last["scaler"] is not None) == (precision == "fp16")  # the grad scaler only where fp16 needs it
+    log = (run / "train.log").read_text()
+    assert f"precision {precision}" in log and "cuda:0" in log
+    assert any(p.is_cuda for p in build_model({**last["config"]["model"], "pretrained": False}).cuda().parameters())
+
+
+def test_compiled_and_eager_agree_forward_and_backward(tiny_config, cuda_images):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(dropout=0.0, emb_dropout=0.0)).cuda().train()
+    compiled = torch.compile(model)
+    eager_out = model(cuda_images)
+    eager_out.float().sum().backward()
+    eager_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    compiled_out = compiled(cuda_images)
+    compiled_out.float().sum().backward()
+    torch.testing.assert_close(compiled_out, eager_out, rtol=1e-3, atol=1e-3)
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, rtol=1e-2, atol=1e-3, msg=name)
+
+
+def test_channels_last_equals_contiguous(tiny_config, cuda_images):
+    model = build_model(tiny_config()).cuda().eval()
+    with torch.no_grad():
+        expected = model(cuda_images)
+        model.to(memory_format=torch.channels_last)
+        got = model(cuda_images.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_released_model_gives_the_cpu_logits_on_cuda():
+    config = load_config("cael_released")["model"]
+    torch.manual_seed(0)
+    model = build_model({**config, "pretrained": False}).eval()
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # compare fp32 with fp32
+    try:
+        with torch.no_grad():
+            on_cpu = model(images)
+            on_cuda = model.cuda()(images.cuda()).cpu()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    torch.testing.assert_close(on_cuda, on_cpu, rtol=1e-3, atol=1e-3)
+
+
+def test_exact_resume_on_cuda_with_deterministic_algorithms(demo, tmp_path, monkeypatch):
+    args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=2", "--set", "train.deterministic=true"]
+    train.main([*args, "--out", str(tmp_path / "straight")])
+
+    import engine.trainer as trainer_module
+
+    real_save, saves = trainer_module.save_checkpoint, []
+
+    class Crash(Exception):
+        pass
+
+    def save_then_crash(path, checkpoint):
+        real_save(path, checkpoint)
+        if Path(path).name == "last.pt":
+            saves.append(checkpoint["step"])
+            if len(saves) == 1:  # right after the mid-epoch checkpoint of step 2
+                raise Crash
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        train.main([*args, "--out", str(tmp_path / "crashed")])
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    train.main(["--resume", str(tmp_path / "crashed")])
+    first, second = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "crashed" / "last.pt")
+    assert first["step"] == second["step"] == 8
+    for name, tensor in first["model"].items():
+        assert torch.equal(tensor, second["model"][name]), name
+    assert _records(tmp_path / "straight") == _records(tmp_path / "crashed")
+
+
+def test_torchrun_single_process_goes_through_ddp_and_test_py_reads_its_checkpoint(demo, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", str(ROOT / "train.py"), "--csv", str(demo),
+               "--out", str(run), *QUICK]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(DDP)" in (run / "train.log").read_text()
+    evaluated = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", str(run / "best.pt"), "--device", "cuda",
+                                "--bootstrap", "100", "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads(next(run.glob("eval-*/metrics.json")).read_text())
+    assert metrics
