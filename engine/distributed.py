@@ -47,6 +47,8 @@ def device_for(info: DistInfo, requested: str = "auto") -> torch.device:
         raise RuntimeError(f"device {requested!r} was requested but CUDA is not available here: use --set train.device=cpu.")
     if device.type == "cuda" and info.enabled:
         return torch.device("cuda", info.local_rank)
+    if device.type == "cuda" and device.index is None:  # name the card: logs and checkpoints say cuda:N
+        return torch.device("cuda", torch.cuda.current_device())
     return device
 
 

@@ -68,9 +68,16 @@ def test_compiled_and_eager_agree_forward_and_backward(tiny_config, cuda_images)
     model.zero_grad(set_to_none=True)
     compiled_out = compiled(cuda_images)
     compiled_out.float().sum().backward()
-    torch.testing.assert_close(compiled_out, eager_out, rtol=1e-3, atol=1e-3)
-    for name, grad in eager_grads.items():
-        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, rtol=1e-2, atol=1e-3, msg=name)
+    assert _relative_error(compiled_out, eager_out) < 1e-3
+    compiled_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert compiled_grads.keys() == eager_grads.keys()
+    # fused kernels sum in another order: each gradient agrees to 1% of its own norm
+    worst = max(eager_grads, key=lambda n: _relative_error(compiled_grads[n], eager_grads[n]))
+    assert _relative_error(compiled_grads[worst], eager_grads[worst]) < 1e-2, worst
+
+
+def _relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((got.float() - expected.float()).norm() / expected.float().norm().clamp_min(1e-12))
 
 
 def test_channels_last_equals_contiguous(tiny_config, cuda_images):
