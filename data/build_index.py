@@ -11,6 +11,7 @@ a ``{split}`` component get a seeded split, stratified by generator and grouped 
 """
 from __future__ import annotations
 
+from common.errors import UserError
 import argparse
 import csv
 import re
@@ -26,7 +27,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 KNOWN_FIELDS = {"label", *OPTIONAL_COLUMNS}
 
 
-class IndexError_(ValueError):
+class IndexError_(UserError, ValueError):
     """A pattern or tree that cannot be indexed; the message says what to change."""
 
 

@@ -6,6 +6,7 @@ sees exactly the images an uninterrupted one would.
 """
 from __future__ import annotations
 
+from common.errors import ConfigError, UserError
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 ON_ERROR = ("error", "skip")
 
 
-class CorruptImageError(RuntimeError):
+class CorruptImageError(UserError, RuntimeError):
     """A missing or undecodable image met during a run with ``data.on-error: error``."""
 
 
@@ -47,7 +48,7 @@ class SplitDataset(Dataset):
         perturb: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
     ):
         if on_error not in ON_ERROR:
-            raise ValueError(f"data config key 'on-error' must be one of {', '.join(ON_ERROR)}; got {on_error!r}.")
+            raise ConfigError(f"data config key 'on-error' must be one of {', '.join(ON_ERROR)}; got {on_error!r}.")
         self.rows = np.asarray(rows, dtype=np.int64)
         # NumPy string arrays, not lists of str: forked workers then share them without copy-on-read growth.
         self.paths = np.array(table.resolved_paths(self.rows), dtype=np.str_)

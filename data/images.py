@@ -5,6 +5,7 @@ pixels are the same.
 """
 from __future__ import annotations
 
+from common.errors import UserError
 import json
 import warnings
 from pathlib import Path
@@ -17,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-class ImageDecodeError(RuntimeError):
+class ImageDecodeError(UserError, RuntimeError):
     """An image file that is missing, truncated or not an image."""
 
 

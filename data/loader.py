@@ -3,6 +3,7 @@ sampler that scores every row exactly once across ranks, and worker/pinning sett
 """
 from __future__ import annotations
 
+from common.errors import ConfigError
 import math
 import os
 
@@ -28,7 +29,7 @@ class TrainSampler(Sampler):
 
     def __init__(self, num_samples: int, *, seed: int, labels: np.ndarray | None = None, shuffle: bool = True, rank: int = 0, world_size: int = 1):
         if num_samples == 0:
-            raise ValueError("the training subset is empty: check the protocol and the CSV's split column.")
+            raise ConfigError("the training subset is empty: check the protocol and the CSV's split column.")
         self.num_samples, self.seed, self.shuffle = num_samples, seed, shuffle
         self.rank, self.world_size = rank, world_size
         self.weights = None
@@ -88,7 +89,7 @@ def resolve_workers(value, world_size: int = 1) -> int:
         return default_workers(world_size)
     if isinstance(value, int) and value >= 0:
         return value
-    raise ValueError(f"data config key 'workers' must be 'auto' or a number >= 0; got {value!r}.")
+    raise ConfigError(f"data config key 'workers' must be 'auto' or a number >= 0; got {value!r}.")
 
 
 def build_loader(

@@ -7,6 +7,7 @@ the real test images of the same source dataset(s); for ``source_dataset``, all 
 """
 from __future__ import annotations
 
+from common.errors import UserError
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ SUBSETS = ("train", "val", "test")
 OVERALL = "overall"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UserError, ValueError):
     """A protocol that cannot be resolved on this CSV; the message names the protocol, fold and column."""
 
 

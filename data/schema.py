@@ -6,6 +6,7 @@ Other columns are kept and copied into predictions. Rows are numbered by their l
 """
 from __future__ import annotations
 
+from common.errors import UserError
 import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ LABEL_VALUES = {"0": 0, "1": 1}
 FIRST_DATA_LINE = 2
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A CSV that cannot be used as it is; the message names the file (and line) and says what to do."""
 
 

@@ -12,6 +12,7 @@ global generator, which the dataset seeds per sample, so augmentation is a pure 
 """
 from __future__ import annotations
 
+from common.errors import ConfigError
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ def _pair(value, name: str, key: str) -> tuple[float, float]:
         return float(value), float(value)
     if isinstance(value, Sequence) and len(value) == 2:
         return float(value[0]), float(value[1])
-    raise ValueError(f"augmentation '{name}': '{key}' must be a number or [low, high]; got {value!r}.")
+    raise ConfigError(f"augmentation '{name}': '{key}' must be a number or [low, high]; got {value!r}.")
 
 
 def _hflip(size, p=0.5):
@@ -72,15 +73,15 @@ def build_augment(spec: Sequence[Mapping[str, Any]] | None, size: int) -> v2.Com
     steps = []
     for position, entry in enumerate(spec):
         if not isinstance(entry, Mapping) or "name" not in entry:
-            raise ValueError(f"data.augment[{position}] must be a mapping with a 'name' (one of {', '.join(AUGMENTATIONS)}); got {entry!r}.")
+            raise ConfigError(f"data.augment[{position}] must be a mapping with a 'name' (one of {', '.join(AUGMENTATIONS)}); got {entry!r}.")
         options = {k.replace("-", "_"): v for k, v in entry.items() if k != "name"}
         name = entry["name"]
         if name not in AUGMENTATIONS:
-            raise ValueError(f"data.augment[{position}]: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}.")
+            raise ConfigError(f"data.augment[{position}]: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}.")
         try:
             steps.append(AUGMENTATIONS[name](size, **options))
         except (TypeError, ValueError) as error:  # unknown option, or a bad value (torchvision's checks included)
-            raise ValueError(f"data.augment[{position}] ({name}): {str(error).rstrip('.')}.") from error
+            raise ConfigError(f"data.augment[{position}] ({name}): {str(error).rstrip('.')}.") from error
     return v2.Compose(steps)
 
 

@@ -5,7 +5,6 @@ switches) and the engine's sections. Paths inside a file are read relative to th
 """
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -13,10 +12,12 @@ from typing import Any
 
 import yaml
 
+from common.config import (  # noqa: F401 - re-exported: the engine's one config API
+    MODEL_CONFIG_DIR, PATH_KEYS, REPO_ROOT, coerce_value, deep_merge, parse_override, read_config_file, resolve_config_path,
+    set_value, types_of_default,
+)
+from common.errors import ConfigError, UnknownKeyError  # noqa: F401
 from loss_folder import LOSS_DEFAULTS
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODEL_CONFIG_DIR = REPO_ROOT / "model" / "configs"
 
 # Defaults of the engine's sections: a config file states only what differs. Where the paper does not give a
 # value (its training recipe is unpublished), the default is this project's choice (README: "Defaults").
@@ -35,6 +36,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "on-error": "error",         # a missing/corrupt image: error (stop, naming it) or skip (and count)
         "workers": "auto",           # loader processes per GPU; auto: the cores, shared among ranks
         "balanced": False,           # class-balanced sampling (with replacement)
+        "max-skipped": 0.01,         # on-error skip: stop when more than this fraction of a pass is unreadable
+        "face-extraction": None,     # settings of data.extract_faces, filled from the CSV's extraction.json
     },
     "train": {
         "epochs": 20,
@@ -83,58 +86,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 
-# Keys holding file paths: relative values in a config file are read relative to that file.
-PATH_KEYS = (("data", "csv"), ("data", "root"), ("model", "pretrained-file"))
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the file or key."""
-
-
-def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated with ``update``, recursing into nested dicts (a new dict; inputs untouched)."""
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def resolve_config_path(path: str | Path) -> Path:
-    """A config path as given, or a bare name of ``model/configs`` (``cael`` -> model/configs/cael.yaml)."""
-    candidate = Path(path)
-    if candidate.is_file():
-        return candidate.resolve()
-    for name in (str(path), f"{path}.yaml"):
-        if (MODEL_CONFIG_DIR / name).is_file():
-            return (MODEL_CONFIG_DIR / name).resolve()
-    available = ", ".join(sorted(p.stem for p in MODEL_CONFIG_DIR.glob("*.yaml")))
-    raise ConfigError(f"config file {path} not found (the bundled configs are: {available}).")
-
-
-def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """One YAML config with its ``base:`` chain merged (bases first)."""
-    path = resolve_config_path(path)
-    if path in _seen:
-        raise ConfigError(f"config file {path} includes itself through 'base:'.")
-    try:
-        content = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
-    if not isinstance(content, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, not a {type(content).__name__}.")
-    for section, key in PATH_KEYS:
-        value = (content.get(section) or {}).get(key)
-        if isinstance(value, str) and not Path(value).is_absolute():
-            content[section][key] = str((path.parent / value).resolve())
-    bases = content.pop("base", None) or []
-    merged: dict[str, Any] = {}
-    for base in [bases] if isinstance(bases, str) else bases:
-        base_path = Path(base) if Path(base).is_absolute() else path.parent / base
-        merged = deep_merge(merged, read_config_file(base_path, _seen + (path,)))
-    return deep_merge(merged, content)
+# Keys whose default does not tell every type they accept.
+ALLOWED_TYPES: dict[tuple[str, str], tuple[type, ...]] = {
+    ("data", "csv"): (str, type(None)), ("data", "root"): (str, type(None)), ("data", "fold"): (str, type(None)),
+    ("data", "protocol"): (str,), ("data", "workers"): (str, int), ("data", "face-extraction"): (dict, type(None)),
+    ("train", "compile"): (bool, str), ("train", "grad-clip"): (float, type(None)),
+    ("train", "max-steps-per-epoch"): (int, type(None)), ("eval", "perturb"): (str, type(None)),
+    ("loss", "class-weights"): (list, type(None)), ("loss", "focal-alpha"): (float, type(None)),
+}  # fmt: skip
 
 
 def _model_defaults(model_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,59 +102,70 @@ def _model_defaults(model_config: Mapping[str, Any]) -> dict[str, Any]:
     return model_defaults(model_config.get("name", "cael"))
 
 
-def _set_key(config: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node: Any = config
-    for depth, part in enumerate(parts):
-        if not isinstance(node, dict) or part not in node:
-            where = ".".join(parts[:depth]) or "the config"
-            options = list(node) if isinstance(node, dict) else []
-            close = difflib.get_close_matches(part, options, n=1)
-            hint = f" (did you mean {'.'.join(parts[:depth] + close)}?)" if close else ""
-            raise ConfigError(f"unknown config key '{dotted}': {where} has no key '{part}'{hint}.")
-        if depth == len(parts) - 1:
-            node[part] = value
-        else:
-            node = node[part]
+def check_config(config: dict[str, Any], where: str = "the config") -> dict[str, Any]:
+    """Check every known key's type against its default (numbers: int -> float where a float is due); in place."""
+    for section, defaults in DEFAULTS.items():
+        values = config.get(section)
+        if not isinstance(values, dict):
+            raise ConfigError(f"section '{section}' of {where} must be a mapping.")
+        for key, default in defaults.items():
+            if key not in values:
+                continue
+            allowed = ALLOWED_TYPES.get((section, key)) or types_of_default(default)
+            if allowed is not None:
+                values[key] = coerce_value(f"{section}.{key}", values[key], allowed)
+    model = config.get("model")
+    if isinstance(model, dict):
+        from model.registry import model_config_types
+
+        declared = model_config_types(model.get("name", "cael"))
+        for key, default in _model_defaults(model).items():
+            allowed = declared.get(key) or types_of_default(default)
+            if key in model and model[key] is not None and allowed is not None and key != "name":
+                model[key] = coerce_value(f"model.{key}", model[key], allowed)
+    return config
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"train.epochs=3"`` -> ("train.epochs", 3); the value is read as YAML (numbers, true/false, null, lists)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. train.epochs=3).")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({error}).") from error
-    return key.strip(), value
-
-
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """The fully resolved run config: engine defaults < model defaults < file (with bases) < overrides."""
-    content = read_config_file(path) if path is not None else {}
-    where = f"config file {path}" if path is not None else "the config"
+def _check_sections(content: Mapping[str, Any], where: str) -> None:
     for section, values in content.items():
         if section == "model":
+            if not isinstance(values, dict):
+                raise ConfigError(f"the 'model' section of {where} must be a mapping.")
             continue
         if section not in DEFAULTS:
-            raise ConfigError(f"{where} has an unknown section '{section}' (known: model, {', '.join(DEFAULTS)}).")
+            close = difflib.get_close_matches(section, list(DEFAULTS) + ["model"], n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f" (known: model, {', '.join(DEFAULTS)})"
+            raise UnknownKeyError(f"{where} has an unknown section '{section}'{hint}.")
         if not isinstance(values, dict):
             raise ConfigError(f"section '{section}' of {where} must be a mapping.")
         for key in values:
             if key not in DEFAULTS[section]:
                 close = difflib.get_close_matches(key, DEFAULTS[section], n=1)
                 hint = f" (did you mean {section}.{close[0]}?)" if close else ""
-                raise ConfigError(f"{where} has an unknown key '{section}.{key}'{hint}.")
-    config = deep_merge(DEFAULTS, content)
+                raise UnknownKeyError(f"{where} has an unknown key '{section}.{key}'{hint}.")
+
+
+def apply_overrides(config: dict[str, Any], overrides: Iterable[str] | Mapping[str, Any] = ()) -> dict[str, Any]:
+    """The one override path: ``key=value`` strings (``--set``) or a {dotted key: value} mapping, checked and typed."""
+    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(text) for text in overrides)
+    for dotted, value in items:
+        set_value(config, dotted, value)
+    return check_config(config)
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] | Mapping[str, Any] = ()) -> dict[str, Any]:
+    """The fully resolved run config: engine defaults < model defaults < file (with bases) < overrides."""
+    content = read_config_file(path) if path is not None else {}
+    where = f"config file {path}" if path is not None else "the config"
+    _check_sections(content, where)
+    config = deep_merge(DEFAULTS, {k: v for k, v in content.items() if k != "model"})
     model = content.get("model", {})
-    if not isinstance(model, dict):
-        raise ConfigError(f"the 'model' section of {path} must be a mapping.")
     config["model"] = deep_merge(_model_defaults(model), model)
-    for override in overrides:
-        _set_key(config, *parse_override(override))
-    return config
+    check_config(config, where)
+    return apply_overrides(config, overrides)
 
 
 def save_config(config: Mapping[str, Any], path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    from common.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(dict(config), sort_keys=False))

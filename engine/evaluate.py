@@ -1,6 +1,7 @@
 """Scoring a loader with a model: streamed, on the device, one host sync at the end; gathered across ranks."""
 from __future__ import annotations
 
+from common.errors import ConfigError
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("train.precision fp16 needs a CUDA device (use bf16 or fp32 on CPU).")
+        raise ConfigError("train.precision fp16 needs a CUDA device (use bf16 or fp32 on CPU).")
     return precision
 
 

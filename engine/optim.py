@@ -2,6 +2,7 @@
 step, and an EMA of the weights."""
 from __future__ import annotations
 
+from common.errors import ConfigError
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -28,7 +29,7 @@ def parameter_groups(model: nn.Module, weight_decay: float, no_decay: list[str])
     """Two groups: parameters with weight decay, and those of the ``no_decay`` kinds (norm, bias, token) without."""
     unknown = set(no_decay) - set(NO_DECAY_KINDS)
     if unknown:
-        raise ValueError(f"optim.no-decay may hold {', '.join(NO_DECAY_KINDS)}; got {', '.join(sorted(unknown))}.")
+        raise ConfigError(f"optim.no-decay may hold {', '.join(NO_DECAY_KINDS)}; got {', '.join(sorted(unknown))}.")
     decay, exempt, seen = [], [], set()
     for module in model.modules():
         for name, parameter in module.named_parameters(recurse=False):
@@ -50,7 +51,7 @@ def build_optimizer(model: nn.Module, config: Mapping[str, Any], device: torch.d
         return torch.optim.AdamW(groups, lr=config["lr"], betas=tuple(config["betas"]), fused=fused or None, foreach=None if fused else True)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=config["lr"], momentum=config["momentum"], nesterov=config["nesterov"], fused=fused or None, foreach=None if fused else True)
-    raise ValueError(f"unknown optim.name {name!r}: choose adamw or sgd.")
+    raise ConfigError(f"unknown optim.name {name!r}: choose adamw or sgd.")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Mapping[str, Any], *, steps_per_epoch: int, epochs: int, base_lr: float) -> LambdaLR:
@@ -60,7 +61,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Mapping[str, Any],
     floor = config["min-lr"] / base_lr if base_lr > 0 else 0.0
     name = config["name"]
     if name not in ("cosine", "step", "constant"):
-        raise ValueError(f"unknown schedule.name {name!r}: choose cosine, step or constant.")
+        raise ConfigError(f"unknown schedule.name {name!r}: choose cosine, step or constant.")
     step_size = max(1, int(config["step-epochs"] * steps_per_epoch))
 
     def factor(step: int) -> float:

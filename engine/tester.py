@@ -1,6 +1,7 @@
 """Evaluation behind ``test.py``: a checkpoint (or one per fold) on a protocol's test rows -> metrics and tables."""
 from __future__ import annotations
 
+from common.errors import MissingFileError, UsageError, UserError
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ log = logging.getLogger("cael")
 TRAINING_ONLY_MODEL_KEYS = {"pretrained", "pretrained-file", "drop-path-rate", "dropout", "emb-dropout", "bn-momentum"}
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint that does not fit the requested model config."""
 
 
@@ -211,10 +212,10 @@ def discover_runs(runs_dir: Path, protocol: str) -> dict[str, Path]:
             continue
         fold = data.get("fold")
         if fold in found:
-            raise ValueError(f"two runs for fold {fold!r} of {spec.name} under {runs_dir}: {found[fold].parent} and {config_path.parent}; keep one.")
+            raise UsageError(f"two runs for fold {fold!r} of {spec.name} under {runs_dir}: {found[fold].parent} and {config_path.parent}; keep one.")
         found[fold] = best
     if not found:
-        raise FileNotFoundError(f"no finished {spec.name} runs under {runs_dir} (folders with config.yaml and best.pt).")
+        raise MissingFileError(f"no finished {spec.name} runs under {runs_dir} (folders with config.yaml and best.pt).")
     return found
 
 

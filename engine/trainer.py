@@ -6,6 +6,7 @@ inside the epoch) so that a resumed run ends where an uninterrupted one would ha
 """
 from __future__ import annotations
 
+from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
 import contextlib
 import logging
 import math
@@ -39,7 +40,7 @@ from .run import code_version
 log = logging.getLogger("cael")
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN or infinite; the run stops and its last checkpoint (written before) is kept."""
 
 
@@ -141,7 +142,7 @@ class Trainer:
         self.channels_last = bool(train_cfg["channels-last"])
         self.accumulate = int(train_cfg["accumulate"])
         if self.accumulate < 1:
-            raise ValueError("train.accumulate must be at least 1.")
+            raise ConfigError("train.accumulate must be at least 1.")
         if train_cfg["deterministic"]:
             # cuBLAS is deterministic only with a fixed workspace; read when its first handle is created
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -205,7 +206,7 @@ class Trainer:
         model = build_model(config["model"])
         num_classes = getattr(model, "num_classes", 2)
         if num_classes != 2:
-            raise ValueError(f"model.num-classes is {num_classes}; the training engine scores real/fake with 2 logits.")
+            raise ConfigError(f"model.num-classes is {num_classes}; the training engine scores real/fake with 2 logits.")
         model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -407,7 +408,7 @@ class Trainer:
             train_metrics = self.train_one_epoch()
             val_metrics, _ = self.validate()
             if key not in val_metrics:
-                raise KeyError(f"train.select-metric {select!r} is not a validation metric: choose one of {', '.join(k[4:] for k in val_metrics)}.")
+                raise UnknownKeyError(f"train.select-metric {select!r} is not a validation metric: choose one of {', '.join(k[4:] for k in val_metrics)}.")
             record = {"epoch": state.epoch + 1, "step": state.step, **train_metrics, **val_metrics,
                       "epoch_seconds": time.perf_counter() - started}  # fmt: skip
             value = val_metrics[key]
@@ -452,8 +453,8 @@ def load_resume(path: str | Path) -> tuple[dict[str, Any], Path]:
     path = Path(path)
     checkpoint_path = path / "last.pt" if path.is_dir() else path
     if not checkpoint_path.is_file():
-        raise FileNotFoundError(f"--resume {path}: no last.pt there; give a run folder written by train.py.")
+        raise MissingFileError(f"--resume {path}: no last.pt there; give a run folder written by train.py.")
     checkpoint = load_checkpoint(checkpoint_path)
     if "state" not in checkpoint or "optimizer" not in checkpoint:
-        raise ValueError(f"--resume {checkpoint_path} is not a training checkpoint (last.pt of a run).")
+        raise UsageError(f"--resume {checkpoint_path} is not a training checkpoint (last.pt of a run).")
     return checkpoint, checkpoint_path.parent

@@ -6,6 +6,7 @@ Every loss is called as ``loss(outputs, batch)``: ``outputs`` is the model's log
 """
 from __future__ import annotations
 
+from common.errors import ConfigError, UnknownKeyError
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,7 @@ def class_weights(class_counts: np.ndarray) -> torch.Tensor:
     """Inverse-frequency weights N / (C * n_c), from the training rows' counts (real/fake imbalance)."""
     counts = np.asarray(class_counts, dtype=np.float64)
     if (counts <= 0).any():
-        raise ValueError(f"weighted-ce needs both classes in the training rows; counts are {counts.tolist()}.")
+        raise ConfigError(f"weighted-ce needs both classes in the training rows; counts are {counts.tolist()}.")
     return torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32)
 
 
@@ -82,12 +83,12 @@ class MultiTaskLoss(nn.Module):
 
     def forward(self, outputs, batch) -> torch.Tensor:
         if not isinstance(outputs, Mapping) or "level2_logits" not in outputs:
-            raise ValueError("loss 'multitask' needs the fine-grained heads: set model.fine-grained-heads: true.")
+            raise ConfigError("loss 'multitask' needs the fine-grained heads: set model.fine-grained-heads: true.")
         loss = self.binary(outputs, batch)
         for level, weight in (("level2", self.level2_weight), ("level3", self.level3_weight)):
             if weight:
                 if level not in batch:
-                    raise ValueError(f"loss 'multitask' needs the {level} targets: the data section must provide fine labels.")
+                    raise ConfigError(f"loss 'multitask' needs the {level} targets: the data section must provide fine labels.")
                 loss = loss + weight * _masked_cross_entropy(outputs[f"{level}_logits"], batch[level])
         return loss
 
@@ -98,7 +99,7 @@ def _ce(config, class_counts):
 
 def _weighted_ce(config, class_counts):
     if class_counts is None:
-        raise ValueError("loss 'weighted-ce' needs the training rows' class counts.")
+        raise ConfigError("loss 'weighted-ce' needs the training rows' class counts.")
     return CrossEntropy(label_smoothing=config["label-smoothing"], weight=class_weights(class_counts))
 
 
@@ -118,7 +119,7 @@ def build_loss(config: Mapping[str, Any] | None = None, *, class_counts=None) ->
     config = {**LOSS_DEFAULTS, **(config or {})}
     unknown = set(config) - set(LOSS_DEFAULTS)
     if unknown:
-        raise KeyError(f"unknown loss config key(s): {', '.join(sorted(unknown))}; known: {', '.join(LOSS_DEFAULTS)}.")
+        raise UnknownKeyError(f"unknown loss config key(s): {', '.join(sorted(unknown))}; known: {', '.join(LOSS_DEFAULTS)}.")
     if config["name"] not in LOSSES:
-        raise KeyError(f"unknown loss {config['name']!r}: choose one of {', '.join(LOSSES)}.")
+        raise UnknownKeyError(f"unknown loss {config['name']!r}: choose one of {', '.join(LOSSES)}.")
     return LOSSES[config["name"]](config, class_counts)

@@ -6,11 +6,11 @@ code used (EfficientNet-PyTorch's ``efficientnet-b0``); ``model.convert_released
 from __future__ import annotations
 
 import copy
-import os
 
-import timm
 import torch
 from torch import nn
+
+from .pretrained import create_timm_model
 
 # The released backbone's batch-norm momentum (EfficientNet-PyTorch: 1 - 0.99) and drop-connect rate.
 RELEASED_BN_MOMENTUM = 0.01
@@ -47,25 +47,8 @@ class FineFeatures(nn.Module):
 
 
 def _create(name: str, *, pretrained: bool, pretrained_file: str | None, drop_path_rate: float, bn_momentum: float):
-    kwargs = dict(num_classes=0, drop_path_rate=drop_path_rate, bn_momentum=bn_momentum)
-    if pretrained_file:
-        if not os.path.isfile(pretrained_file):
-            raise FileNotFoundError(
-                f"model config key 'pretrained-file' names {pretrained_file!r}, which does not exist: "
-                "give the path of a timm tf_efficientnet_b0 state dict (.pth or .safetensors)."
-            )
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=pretrained_file), **kwargs)
-    if not pretrained:
-        return timm.create_model(name, pretrained=False, **kwargs)
-    try:
-        return timm.create_model(name, pretrained=True, **kwargs)
-    except (OSError, RuntimeError, ValueError) as error:
-        # huggingface_hub raises OSError subclasses offline; timm wraps some as RuntimeError.
-        raise RuntimeError(
-            f"Could not load the ImageNet weights of {name} through timm (offline, or HF_HUB_OFFLINE=1?): "
-            "connect once to cache them, or set 'model.pretrained-file' to a local weights file, "
-            "or set 'model.pretrained: false' to start from random weights."
-        ) from error
+    return create_timm_model(name, pretrained=pretrained, pretrained_file=pretrained_file, num_classes=0,
+                             drop_path_rate=drop_path_rate, bn_momentum=bn_momentum)
 
 
 def build_backbones(

@@ -6,6 +6,7 @@ edge stream, and three classifier heads whose logits are summed. Read top to bot
 """
 from __future__ import annotations
 
+from common.errors import ConfigError, UnknownKeyError
 from typing import Any
 
 import torch
@@ -166,13 +167,13 @@ class AppearanceEdgeCrossAttention(nn.Module):
     ):
         super().__init__()
         if rounds not in AECA_ROUNDS:
-            raise ValueError(f"model config key 'aeca-rounds' must be one of {', '.join(AECA_ROUNDS)}; got {rounds!r}.")
+            raise ConfigError(f"model config key 'aeca-rounds' must be one of {', '.join(AECA_ROUNDS)}; got {rounds!r}.")
         if residual not in AECA_RESIDUALS:
-            raise ValueError(
+            raise ConfigError(
                 f"model config key 'aeca-residual' must be one of {', '.join(AECA_RESIDUALS)}; got {residual!r}."
             )
         if depth < 1:
-            raise ValueError(f"model config key 'cross-ae-attn-depth' must be at least 1; got {depth}.")
+            raise ConfigError(f"model config key 'cross-ae-attn-depth' must be at least 1; got {depth}.")
         self.rounds_mode, self.residual_mode = rounds, residual
         self.rounds = nn.ModuleList(
             AppearanceEdgeRound(fine_dim=fine_dim, coarse_dim=coarse_dim, heads=heads, dim_head=dim_head, dropout=dropout)
@@ -305,21 +306,21 @@ def resolve_cael_config(config: dict[str, Any]) -> dict[str, Any]:
         import difflib
 
         hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, CAEL_CONFIG_DEFAULTS, 1)) else k for k in unknown]
-        raise KeyError(f"unknown CAEL model config key(s): {', '.join(hints)}.")
+        raise UnknownKeyError(f"unknown CAEL model config key(s): {', '.join(hints)}.")
     resolved = {**CAEL_CONFIG_DEFAULTS, **config}
     missing = [k for k, v in resolved.items() if v is None and k != "pretrained-file"]
     if missing:
-        raise KeyError(f"CAEL model config lacks required key(s): {', '.join(missing)}.")
+        raise UnknownKeyError(f"CAEL model config lacks required key(s): {', '.join(missing)}.")
     return resolved
 
 
 def _grid(image_size: int, reduction: int, patch_size: int, what: str, key: str) -> int:
     if image_size % reduction:
-        raise ValueError(f"model config key 'image-size' ({image_size}) must be a multiple of {reduction} for the {what}.")
+        raise ConfigError(f"model config key 'image-size' ({image_size}) must be a multiple of {reduction} for the {what}.")
     grid = image_size // reduction
     if patch_size < 1 or grid % patch_size:
         divisors = [d for d in range(1, grid + 1) if grid % d == 0]
-        raise ValueError(
+        raise ConfigError(
             f"model config key '{key}' ({patch_size}) must divide the {what}'s {grid}x{grid} feature map: "
             f"choose one of {divisors}."
         )
@@ -335,6 +336,9 @@ class CAEL(nn.Module):
     """
 
     config_defaults = CAEL_CONFIG_DEFAULTS
+    # the released hyper-parameters have no default to judge their type by
+    config_types = {key: (float,) if key in ("dropout", "emb-dropout") else (int,)
+                    for key, value in CAEL_CONFIG_DEFAULTS.items() if value is None and key != "pretrained-file"}
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
@@ -359,7 +363,7 @@ class CAEL(nn.Module):
         )
         for key, backbone in (("fg-channels", fine_backbone), ("cg-channels", coarse_backbone)):
             if cfg[key] != backbone.num_features:
-                raise ValueError(
+                raise ConfigError(
                     f"model config key '{key}' is {cfg[key]} but the {cfg['backbone']} stream gives "
                     f"{backbone.num_features} channels: set it to {backbone.num_features}."
                 )
@@ -446,7 +450,7 @@ class CAEL(nn.Module):
         appearance, edge_map = self.preprocess(images)  # also checks the (B, 3, H, W) layout and dtype
         size = self.image_size
         if images.shape[-2:] != (size, size):
-            raise ValueError(
+            raise ConfigError(
                 f"this CAEL was built for {size}x{size} images (model config 'image-size'); "
                 f"got {images.shape[-2]}x{images.shape[-1]}: resize the input or rebuild the model."
             )

@@ -4,6 +4,7 @@ Everything here is batched tensor work that follows the device of the input; not
 """
 from __future__ import annotations
 
+from common.errors import ConfigError
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,7 +20,7 @@ NORMALIZATIONS = ("imagenet", "unit")
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"model config key '{name}' must be one of {', '.join(choices)}; got {value!r}.")
+        raise ConfigError(f"model config key '{name}' must be one of {', '.join(choices)}; got {value!r}.")
     return value
 
 
