@@ -113,28 +113,11 @@ def collect(root: Path, videos: list[Video], source_dataset: str, allow_missing:
 
 
 def split_by_groups(videos: list[Video], val_fraction: float, seed: int) -> None:
-    """Assign train/val to videos that share no identity with each other's side (connected identities together)."""
-    parent: dict[str, str] = {}
-
-    def find(key):
-        while parent.setdefault(key, key) != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    for video in videos:
-        keys = [f"id:{i}" for i in video.identity.split(";") if i] or [f"video:{video.folder}"]
-        for other in keys[1:]:
-            parent[find(other)] = find(keys[0])
-    rows = [{"group": find(([f"id:{i}" for i in v.identity.split(";") if i] or [f"video:{v.folder}"])[0]),
-             "generator": v.generator, "label": v.label, "video": v} for v in videos]
-    assign_splits(rows, (1.0 - val_fraction, val_fraction, 0.0), "group", seed)
+    """Seeded train/val split of videos, keeping every identity (and people joined through a swap) on one side."""
+    rows = [{"identity": v.identity, "generator": v.generator, "label": v.label, "video": v} for v in videos]
+    assign_splits(rows, (1.0 - val_fraction, val_fraction, 0.0), "identity", seed)
     for row in rows:
         row["video"].split = row["split"]
-
-
-def video_counts(videos: list[Video]) -> Counter:
-    return Counter((v.split, v.generator) for v in videos)
 
 
 # ----------------------------------------------------------------------------------------------- FaceForensics++
