@@ -32,7 +32,6 @@ from common.cli import run
 from common.errors import UsageError, UserError
 
 from .build_index import IMAGE_SUFFIXES
-from .images import ImageDecodeError, load_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 FRAME_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES))
@@ -335,6 +334,8 @@ def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterato
 
 def read_folder_frames(folder: Path, settings: ExtractionSettings) -> Iterator[tuple[int, np.ndarray]]:
     """Sampled frames of a folder of frame images (sorted by name; the index is the position in that order)."""
+    from .images import ImageDecodeError, load_image  # imports torch: kept out of the workers that need only video
+
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
     for index in sample_indices(len(files), settings):
         try:
@@ -541,6 +542,9 @@ def extract(source, out, settings: ExtractionSettings, *, workers: int = 1, devi
         os.replace(temporary, settings_file)
     detector = build_detector(settings.detector, device)  # fail here, once, if the package is missing
     copy_metadata(source, out)
+    for leftover in sorted(out.rglob(f"{TEMP_PREFIX}*"), reverse=True):  # what a killed run left half-written
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
     _check_align(detector, settings)
     started = time.perf_counter()
     results: list[VideoResult] = []
