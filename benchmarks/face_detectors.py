@@ -7,6 +7,7 @@ box, its scaled, rotated, darkened, noisy and JPEG-degraded variants, and compos
 mirrored, several sizes) onto scikit-image's face-free photos. Those face-free photos alone (a cat, coffee, coins,
 a rocket, textures, ...) count false detections. Speed is measured on 640x360 frames (a common video size).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.extract_faces import DlibHogDetector, build_detector, library_versions  # noqa: E402
 
 ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # eyebrows to chin, cheek to cheek; annotated by hand on the 512x512 image
-FACE_FREE = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "coins", "brick", "grass",
-             "gravel", "colorwheel", "retina", "horse", "moon", "clock", "page", "text", "logo")
+FACE_FREE = (
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "coins",
+    "brick",
+    "grass",
+    "gravel",
+    "colorwheel",
+    "retina",
+    "horse",
+    "moon",
+    "clock",
+    "page",
+    "text",
+    "logo",
+)
 
 
 def rgb(image: np.ndarray) -> np.ndarray:
@@ -59,10 +77,14 @@ def face_scenes(skimage_data) -> list[tuple[str, np.ndarray, list]]:
         scenes.append((f"scale x{factor}", *scaled(astronaut, box, factor)))
     for angle in (-30, -15, 15, 30):
         # Rotation about the face centre keeps the true box (a near-square face box barely changes at <= 30 degrees).
-        turned = np.asarray(Image.fromarray(astronaut).rotate(angle, resample=Image.Resampling.BICUBIC, center=(cx, cy)))
+        turned = np.asarray(
+            Image.fromarray(astronaut).rotate(angle, resample=Image.Resampling.BICUBIC, center=(cx, cy))
+        )
         scenes.append((f"rotate {angle:+d} deg", turned, box))
     for factor in (0.35, 0.2):
-        scenes.append((f"dark x{factor}", np.asarray(ImageEnhance.Brightness(Image.fromarray(astronaut)).enhance(factor)), box))
+        scenes.append(
+            (f"dark x{factor}", np.asarray(ImageEnhance.Brightness(Image.fromarray(astronaut)).enhance(factor)), box)
+        )
     for quality in (30, 10):
         scenes.append((f"jpeg q{quality}", jpeg(astronaut, quality), box))
     noise = np.random.default_rng(0).normal(0, 20, astronaut.shape)
@@ -116,19 +138,24 @@ def measure(detector, scenes, negatives, speed_frames, min_score) -> dict:
         detections = [d for d in detector.detect([image])[0] if d.score >= min_score]
         found, false = score_image(detections, truths)
         per_scene[name] = f"{found}/{len(truths)} found, {false} false"
-        found_total, faces_total, false_on_faces = found_total + found, faces_total + len(truths), false_on_faces + false
-    false_on_negatives = sum(
-        sum(d.score >= min_score for d in detector.detect([image])[0]) for _, image in negatives
-    )
+        found_total, faces_total, false_on_faces = (
+            found_total + found,
+            faces_total + len(truths),
+            false_on_faces + false,
+        )
+    false_on_negatives = sum(sum(d.score >= min_score for d in detector.detect([image])[0]) for _, image in negatives)
     detector.detect(speed_frames[:1])  # warm-up
     started = time.perf_counter()
     detector.detect(speed_frames)
     seconds = time.perf_counter() - started
     return {
-        "recall_iou_0.5": round(found_total / faces_total, 3), "faces": faces_total,
+        "recall_iou_0.5": round(found_total / faces_total, 3),
+        "faces": faces_total,
         "false_detections_on_face_images": false_on_faces,
-        "false_detections_on_face_free_images": false_on_negatives, "face_free_images": len(negatives),
-        "frames_per_s_640x360": round(len(speed_frames) / seconds, 2), "per_scene": per_scene,
+        "false_detections_on_face_free_images": false_on_negatives,
+        "face_free_images": len(negatives),
+        "frames_per_s_640x360": round(len(speed_frames) / seconds, 2),
+        "per_scene": per_scene,
     }
 
 
@@ -153,12 +180,19 @@ def main(argv=None) -> int:
     for name, (detector, min_score) in candidates.items():
         results[name] = measure(detector, scenes, negatives, speed_frames, min_score)
         r = results[name]
-        print(f"{name:32} recall {r['recall_iou_0.5']:.3f} of {r['faces']} faces, false {r['false_detections_on_face_images']}"
-              f" on face images + {r['false_detections_on_face_free_images']} on {r['face_free_images']} face-free images,"
-              f" {r['frames_per_s_640x360']} frames/s (640x360)")
+        print(
+            f"{name:32} recall {r['recall_iou_0.5']:.3f} of {r['faces']} faces, "
+            f"false {r['false_detections_on_face_images']}"
+            f" on face images + {r['false_detections_on_face_free_images']} "
+            f"on {r['face_free_images']} face-free images,"
+            f" {r['frames_per_s_640x360']} frames/s (640x360)"
+        )
     record = {
-        "command": "python benchmarks/face_detectors.py", "machine": platform.processor() or platform.machine(),
-        "cpu_threads": __import__("os").cpu_count(), "versions": library_versions(), "results": results,
+        "command": "python benchmarks/face_detectors.py",
+        "machine": platform.processor() or platform.machine(),
+        "cpu_threads": __import__("os").cpu_count(),
+        "versions": library_versions(),
+        "results": results,
         "notes": "dlib-hog and opencv-haar run on one CPU thread; recall counts a true face found at IoU >= 0.5.",
     }
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")

@@ -65,7 +65,7 @@ def label_of(values: dict[str, str], real_value: str) -> int | None:
 
 
 def _join_shared_identities(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """Merge groups whose rows share a person (``a;b`` rows join a's and b's groups): a swap and both sources stay together."""
+    """Merge groups that share a person (an ``a;b`` row joins a's and b's groups): a swap stays with both sources."""
     parent: dict[str, str] = {}
 
     def find(key: str) -> str:

@@ -10,6 +10,7 @@ files (split lists, labels) are read from ``--metadata-root`` (default: ROOT, wh
 Rows get ``split``, ``label``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``, ``identity``
 (``;``-separated) and, where the index knows them, ``frame`` and ``face_index``; paths are relative to ROOT.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,24 @@ from .schema import SPLITS
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 CROP_NAME = re.compile(r"^f(\d+)_(\d+)\.[A-Za-z]+$")  # data.extract_faces's crop names: f{frame:06d}_{face}.png
-CSV_COLUMNS = ("path", "label", "split", "forgery_type", "generator", "source_dataset", "video_id", "identity",
-               "frame", "face_index")
+CSV_COLUMNS = (
+    "path",
+    "label",
+    "split",
+    "forgery_type",
+    "generator",
+    "source_dataset",
+    "video_id",
+    "identity",
+    "frame",
+    "face_index",
+)
 FFPP_METHODS = {  # method -> forgery type: FS = identity swap, FR = expression reenactment (the project's codes)
-    "Deepfakes": "FS", "Face2Face": "FR", "FaceSwap": "FS", "NeuralTextures": "FR", "FaceShifter": "FS",
+    "Deepfakes": "FS",
+    "Face2Face": "FR",
+    "FaceSwap": "FS",
+    "NeuralTextures": "FR",
+    "FaceShifter": "FS",
 }
 FFPP_PAIRS_PER_SPLIT = {"train": 360, "val": 70, "test": 70}
 CELEBDF_TEST = {"real": 178, "fake": 340}  # List_of_testing_videos.txt: 518 videos
@@ -61,7 +76,9 @@ class Video:
 # ----------------------------------------------------------------------------------------------- shared helpers
 def read_json(path: Path, what: str):
     if not path.is_file():
-        raise DatasetError(f"{path} does not exist: it is the {what}; pass --metadata-root DOWNLOAD_FOLDER if it is elsewhere.")
+        raise DatasetError(
+            f"{path} does not exist: it is the {what}; pass --metadata-root DOWNLOAD_FOLDER if it is elsewhere."
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -89,11 +106,20 @@ def video_rows(root: Path, video: Video, source_dataset: str) -> list[dict]:
             continue
         match = CROP_NAME.match(name)
         frame, face = positions.get(name) or ((str(int(match[1])), match[2]) if match else ("", ""))
-        rows.append({
-            "path": f"{video.folder}/{name}", "label": video.label, "split": video.split,
-            "forgery_type": video.forgery_type, "generator": video.generator, "source_dataset": source_dataset,
-            "video_id": video.folder, "identity": video.identity, "frame": frame, "face_index": face,
-        })
+        rows.append(
+            {
+                "path": f"{video.folder}/{name}",
+                "label": video.label,
+                "split": video.split,
+                "forgery_type": video.forgery_type,
+                "generator": video.generator,
+                "source_dataset": source_dataset,
+                "video_id": video.folder,
+                "identity": video.identity,
+                "frame": frame,
+                "face_index": face,
+            }
+        )
     return rows
 
 
@@ -102,7 +128,8 @@ def collect(root: Path, videos: list[Video], source_dataset: str, allow_missing:
     missing = [v.folder for v in videos if not (root / v.folder).is_dir()]
     if missing and not allow_missing:
         raise DatasetError(
-            f"{len(missing)} of {len(videos)} listed videos have no crop folder under {root}, e.g. {root / missing[0]}: "
+            f"{len(missing)} of {len(videos)} listed videos have no crop folder under {root}, "
+            f"e.g. {root / missing[0]}: "
             "run python -m data.extract_faces on the download into ROOT, or pass --allow-missing to skip them (listed)."
         )
     rows = []
@@ -123,20 +150,27 @@ def split_by_groups(videos: list[Video], val_fraction: float, seed: int) -> None
 # ----------------------------------------------------------------------------------------------- FaceForensics++
 def ffpp_pairs() -> dict[str, list[tuple[str, str]]]:
     """The official FF++ pair lists shipped in data/splits/ffpp (from ondyari/FaceForensics dataset/splits)."""
-    return {split: [tuple(pair) for pair in json.loads((SPLITS_DIR / "ffpp" / f"{split}.json").read_text())] for split in SPLITS}
+    return {
+        split: [tuple(pair) for pair in json.loads((SPLITS_DIR / "ffpp" / f"{split}.json").read_text())]
+        for split in SPLITS
+    }
 
 
 def ffpp_videos(root: Path, compression: str) -> tuple[list[Video], dict[str, int]]:
     """Every FF++ video with its official split: both ids of a pair, and both directions of its fakes, together."""
     reals = root / "original_sequences" / "youtube" / compression / "videos"
-    require_folder(reals, f"FaceForensics++'s original_sequences/youtube/{compression}/videos (use --compression c23|c40|raw)")
+    require_folder(
+        reals, f"FaceForensics++'s original_sequences/youtube/{compression}/videos (use --compression c23|c40|raw)"
+    )
     split_of: dict[str, str] = {}
     pairs_of: dict[str, list[tuple[str, str]]] = ffpp_pairs()
     for split, pairs in pairs_of.items():
         for first, second in pairs:
             split_of[first] = split_of[second] = split
-    videos = [Video(f"original_sequences/youtube/{compression}/videos/{i}", 0, split_of[i], "real", "real", i)
-              for i in sorted(split_of)]
+    videos = [
+        Video(f"original_sequences/youtube/{compression}/videos/{i}", 0, split_of[i], "real", "real", i)
+        for i in sorted(split_of)
+    ]
     expected = {"real": 2 * sum(len(p) for p in pairs_of.values())}
     for method, forgery_type in FFPP_METHODS.items():
         folder = f"manipulated_sequences/{method}/{compression}/videos"
@@ -146,7 +180,9 @@ def ffpp_videos(root: Path, compression: str) -> tuple[list[Video], dict[str, in
         for split, pairs in pairs_of.items():
             for first, second in pairs:
                 for target, source in ((first, second), (second, first)):
-                    videos.append(Video(f"{folder}/{target}_{source}", 1, split, method, forgery_type, f"{target};{source}"))
+                    videos.append(
+                        Video(f"{folder}/{target}_{source}", 1, split, method, forgery_type, f"{target};{source}")
+                    )
     videos += dfd_videos(root, compression)
     return videos, expected
 
@@ -154,7 +190,10 @@ def ffpp_videos(root: Path, compression: str) -> tuple[list[Video], dict[str, in
 def dfd_videos(root: Path, compression: str) -> list[Video]:
     """DeepFakeDetection (Google/Jigsaw, shipped with FF++): no official split, so all of it is test (our choice)."""
     videos = []
-    for kind, label, generator in (("original_sequences/actors", 0, "real-actors"), ("manipulated_sequences/DeepFakeDetection", 1, "DeepFakeDetection")):
+    for kind, label, generator in (
+        ("original_sequences/actors", 0, "real-actors"),
+        ("manipulated_sequences/DeepFakeDetection", 1, "DeepFakeDetection"),
+    ):
         folder = root / kind / compression / "videos"
         if not folder.is_dir():
             continue
@@ -163,8 +202,16 @@ def dfd_videos(root: Path, compression: str) -> list[Video]:
                 continue
             # 01__walking_outside.mp4 (actor 01) and 01_02__walking_outside__YVGY8LOK.mp4 (actors 01 and 02)
             actors = entry.split("__")[0].split("_")
-            videos.append(Video(f"{kind}/{compression}/videos/{entry}", label, "test", generator,
-                                "real" if label == 0 else "FS", ";".join(f"actor{a}" for a in actors)))
+            videos.append(
+                Video(
+                    f"{kind}/{compression}/videos/{entry}",
+                    label,
+                    "test",
+                    generator,
+                    "real" if label == 0 else "FS",
+                    ";".join(f"actor{a}" for a in actors),
+                )
+            )
     return videos
 
 
@@ -174,20 +221,32 @@ def celebdf_identity(folder_name: str) -> str:
     return ";".join(part for part in folder_name.split("_") if part.startswith("id"))
 
 
-def celebdf_videos(root: Path, test_list: Path, val_fraction: float, seed: int, keep_test_identities: bool) -> tuple[list[Video], dict, int]:
+def celebdf_videos(
+    root: Path, test_list: Path, val_fraction: float, seed: int, keep_test_identities: bool
+) -> tuple[list[Video], dict, int]:
     if not test_list.is_file():
-        raise DatasetError(f"{test_list} does not exist: it is Celeb-DF-v2's List_of_testing_videos.txt; pass --list or --metadata-root.")
+        raise DatasetError(
+            f"{test_list} does not exist: it is Celeb-DF-v2's List_of_testing_videos.txt; "
+            "pass --list or --metadata-root."
+        )
     test: dict[str, int] = {}
     for number, line in enumerate(test_list.read_text().splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 2 or parts[0] not in ("0", "1"):
-            raise DatasetError(f"{test_list} line {number} is {line!r}, expected 'LABEL FOLDER/NAME.mp4' with LABEL 1 (real) or 0 (fake).")
+            raise DatasetError(
+                f"{test_list} line {number} is {line!r}, "
+                "expected 'LABEL FOLDER/NAME.mp4' with LABEL 1 (real) or 0 (fake)."
+            )
         # Celeb-DF's list says 1 for REAL and 0 for fake: the opposite of our labels.
         test[str(Path(parts[1]).with_suffix("")).replace(os.sep, "/")] = 0 if parts[0] == "1" else 1
     videos, test_identities = [], set()
-    for folder_name, label, generator in (("Celeb-real", 0, "real"), ("YouTube-real", 0, "real"), ("Celeb-synthesis", 1, "Celeb-DF-v2")):
+    for folder_name, label, generator in (
+        ("Celeb-real", 0, "real"),
+        ("YouTube-real", 0, "real"),
+        ("Celeb-synthesis", 1, "Celeb-DF-v2"),
+    ):
         folder = require_folder(root / folder_name, f"Celeb-DF-v2's {folder_name} (one crop folder per video)")
         for entry in sorted(os.listdir(folder)):
             if not (folder / entry).is_dir():
@@ -195,14 +254,27 @@ def celebdf_videos(root: Path, test_list: Path, val_fraction: float, seed: int, 
             key = f"{folder_name}/{entry}"
             listed = test.get(key)
             if listed is not None and listed != label:
-                raise DatasetError(f"{test_list} labels {key} {'real' if listed == 0 else 'fake'} but it lies in {folder_name}: check the list.")
-            video = Video(key, label, "test" if listed is not None else "", generator, "real" if label == 0 else "FS", celebdf_identity(entry))
+                raise DatasetError(
+                    f"{test_list} labels {key} {'real' if listed == 0 else 'fake'} "
+                    f"but it lies in {folder_name}: check the list."
+                )
+            video = Video(
+                key,
+                label,
+                "test" if listed is not None else "",
+                generator,
+                "real" if label == 0 else "FS",
+                celebdf_identity(entry),
+            )
             videos.append(video)
             if listed is not None:
                 test_identities.update(i for i in video.identity.split(";") if i)
     absent = sorted(set(test) - {v.folder for v in videos})
     if absent:
-        raise DatasetError(f"{len(absent)} video(s) of {test_list} have no crop folder under {root}, e.g. {root / absent[0]}: extract them first.")
+        raise DatasetError(
+            f"{len(absent)} video(s) of {test_list} have no crop folder under {root}, "
+            f"e.g. {root / absent[0]}: extract them first."
+        )
     rest = [v for v in videos if v.split != "test"]
     dropped = 0
     if not keep_test_identities:
@@ -236,7 +308,7 @@ def dfdc_label(value, where: str) -> int:
 
 
 def dfdc_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int) -> tuple[list[Video], dict]:
-    """Training parts (``dfdc_train_part_*/metadata.json``) -> train/val by source video; test set's labels.csv -> test."""
+    """DFDC: training parts (``dfdc_train_part_*/metadata.json``) -> train/val by source video; labels.csv -> test."""
     folders = folders_by_name(root)
     videos = []
     parts = sorted(metadata_root.glob("**/metadata.json"))
@@ -248,16 +320,25 @@ def dfdc_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int)
                 continue  # reported below as missing only when the test list lacks folders; parts are optional
             label = dfdc_label(entry.get("label"), f"{metadata} entry {name}")
             original = Path(entry.get("original") or name).stem
-            videos.append(Video(folders[stem], label, "", "real" if label == 0 else "DFDC", "real" if label == 0 else "FS", original))
+            videos.append(
+                Video(
+                    folders[stem], label, "", "real" if label == 0 else "DFDC", "real" if label == 0 else "FS", original
+                )
+            )
     split_by_groups(videos, val_fraction, seed)
     labels = next(iter(sorted(metadata_root.glob("**/labels.csv"))), None)
     if labels is None and not parts:
-        raise DatasetError(f"no DFDC metadata under {metadata_root}: expected the test set's labels.csv or dfdc_train_part_*/metadata.json.")
+        raise DatasetError(
+            f"no DFDC metadata under {metadata_root}: "
+            "expected the test set's labels.csv or dfdc_train_part_*/metadata.json."
+        )
     if labels is not None:
         with open(labels, newline="") as handle:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or not {"filename", "label"} <= set(reader.fieldnames):
-                raise DatasetError(f"{labels} has the columns {reader.fieldnames}: expected filename,label (DFDC test set).")
+                raise DatasetError(
+                    f"{labels} has the columns {reader.fieldnames}: expected filename,label (DFDC test set)."
+                )
             missing = []
             for number, record in enumerate(reader, 2):
                 stem = Path(record["filename"]).stem
@@ -265,9 +346,21 @@ def dfdc_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int)
                     missing.append(stem)
                     continue
                 label = dfdc_label(record["label"], f"{labels} line {number}")
-                videos.append(Video(folders[stem], label, "test", "real" if label == 0 else "DFDC", "real" if label == 0 else "FS", stem))
+                videos.append(
+                    Video(
+                        folders[stem],
+                        label,
+                        "test",
+                        "real" if label == 0 else "DFDC",
+                        "real" if label == 0 else "FS",
+                        stem,
+                    )
+                )
         if missing:
-            raise DatasetError(f"{len(missing)} video(s) of {labels} have no crop folder under {root}, e.g. {missing[0]}: extract the test set first.")
+            raise DatasetError(
+                f"{len(missing)} video(s) of {labels} have no crop folder under {root}, "
+                f"e.g. {missing[0]}: extract the test set first."
+            )
     return videos, {"test": {"videos": DFDC_TEST_VIDEOS}}
 
 
@@ -282,7 +375,9 @@ def dfdcp_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int
         method = Path(name).parts[0] if label else "real"
         identity = ";".join(str(entry[k]) for k in ("target_id", "source_id") if entry.get(k) is not None)
         split = "test" if entry["set"] == "test" else ""
-        videos.append(Video(Path(name).with_suffix("").as_posix(), label, split, method, "real" if label == 0 else "FS", identity))
+        videos.append(
+            Video(Path(name).with_suffix("").as_posix(), label, split, method, "real" if label == 0 else "FS", identity)
+        )
     split_by_groups([v for v in videos if v.split != "test"], val_fraction, seed)
     return videos, {}
 
@@ -291,16 +386,23 @@ def dfdcp_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int
 def deeperforensics_videos(root: Path, metadata_root: Path, variant: str) -> tuple[list[Video], dict]:
     """DeeperForensics-1.0 fakes (``manipulated_videos/<variant>``) with ``lists/splits/{train,val,test}.txt``."""
     folder = f"manipulated_videos/{variant}"
-    require_folder(root / folder, f"DeeperForensics-1.0's {folder} (one crop folder per video; --variant picks the perturbation)")
+    require_folder(
+        root / folder, f"DeeperForensics-1.0's {folder} (one crop folder per video; --variant picks the perturbation)"
+    )
     videos = []
     for split in SPLITS:
         listing = metadata_root / "lists" / "splits" / f"{split}.txt"
         if not listing.is_file():
-            raise DatasetError(f"{listing} does not exist: it is DeeperForensics-1.0's {split} list; pass --metadata-root DOWNLOAD_FOLDER.")
+            raise DatasetError(
+                f"{listing} does not exist: it is DeeperForensics-1.0's {split} list; "
+                "pass --metadata-root DOWNLOAD_FOLDER."
+            )
         for line in listing.read_text().split():
             stem = Path(line).stem  # 000_M101: FF++ target video 000, actor M101
             target, _, actor = stem.partition("_")
-            videos.append(Video(f"{folder}/{stem}", 1, split, "DeeperForensics", "FS", ";".join(x for x in (target, actor) if x)))
+            videos.append(
+                Video(f"{folder}/{stem}", 1, split, "DeeperForensics", "FS", ";".join(x for x in (target, actor) if x))
+            )
     return videos, {}
 
 
@@ -314,21 +416,37 @@ def deepfakebench_rows(root: Path, json_path: Path) -> list[dict]:
     """Rows of a DeepfakeBench dataset JSON: {dataset: {label name: {split: [{compression:] {video: {frames}}}}}}."""
     data = read_json(json_path, "DeepfakeBench dataset JSON")
     if not isinstance(data, dict) or len(data) != 1:
-        raise DatasetError(f"{json_path} should hold one dataset name at its top level, not {list(data)[:5] if isinstance(data, dict) else type(data).__name__}.")
-    (dataset, by_label), = data.items()
+        raise DatasetError(
+            f"{json_path} should hold one dataset name at its top level, "
+            f"not {list(data)[:5] if isinstance(data, dict) else type(data).__name__}."
+        )
+    ((dataset, by_label),) = data.items()
     rows = []
 
     def walk(node, label_name, split, trail):
         if isinstance(node, dict) and "frames" in node:
             video_id = trail[-1]
             label = deepfakebench_label(label_name)
-            for number, frame in enumerate(node["frames"]):
-                rows.append({"path": frame, "label": label, "split": split, "forgery_type": "real" if label == 0 else "",
-                             "generator": "real" if label == 0 else label_name, "source_dataset": dataset,
-                             "video_id": f"{label_name}/{video_id}", "identity": "", "frame": "", "face_index": ""})
+            for frame in node["frames"]:
+                rows.append(
+                    {
+                        "path": frame,
+                        "label": label,
+                        "split": split,
+                        "forgery_type": "real" if label == 0 else "",
+                        "generator": "real" if label == 0 else label_name,
+                        "source_dataset": dataset,
+                        "video_id": f"{label_name}/{video_id}",
+                        "identity": "",
+                        "frame": "",
+                        "face_index": "",
+                    }
+                )
             return
         if not isinstance(node, dict):
-            raise DatasetError(f"{json_path} at {'/'.join(trail)} holds {type(node).__name__}: expected a video entry with 'frames'.")
+            raise DatasetError(
+                f"{json_path} at {'/'.join(trail)} holds {type(node).__name__}: expected a video entry with 'frames'."
+            )
         for key, child in node.items():
             walk(child, label_name, split, trail + [key])
 
@@ -366,7 +484,9 @@ def check_counts(videos: list[Video], expected: dict) -> list[str]:
             problems.append(f"test: {len(test)} videos, published {expected['test']['videos']}")
         for name, label in (("real", 0), ("fake", 1)):
             if name in expected["test"] and sum(v.label == label for v in test) != expected["test"][name]:
-                problems.append(f"test {name}: {sum(v.label == label for v in test)} videos, published {expected['test'][name]}")
+                problems.append(
+                    f"test {name}: {sum(v.label == label for v in test)} videos, published {expected['test'][name]}"
+                )
     return problems
 
 
@@ -397,26 +517,50 @@ def summary_lines(rows: list[dict]) -> list[str]:
 BUILDERS: dict[str, Callable] = {}
 
 
-def build(name: str, root, *, metadata_root=None, compression="c23", test_list=None, json_path=None, variant="end_to_end",
-          val_fraction=0.1, seed=0, allow_missing=False, keep_test_identities=False) -> tuple[list[dict], list[str]]:
+def build(
+    name: str,
+    root,
+    *,
+    metadata_root=None,
+    compression="c23",
+    test_list=None,
+    json_path=None,
+    variant="end_to_end",
+    val_fraction=0.1,
+    seed=0,
+    allow_missing=False,
+    keep_test_identities=False,
+) -> tuple[list[dict], list[str]]:
     """(rows, notes) of dataset ``name``; notes are count mismatches and skipped videos, to print."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"dataset root {root} is not a folder: pass the output folder of python -m data.extract_faces.")
+        raise DatasetError(
+            f"dataset root {root} is not a folder: pass the output folder of python -m data.extract_faces."
+        )
     metadata_root = Path(metadata_root) if metadata_root else root
     notes: list[str] = []
     if name == "deepfakebench":
         if json_path is None:
-            raise UsageError("deepfakebench needs --json FILE (a DeepfakeBench dataset JSON, e.g. FaceForensics++.json).")
+            raise UsageError(
+                "deepfakebench needs --json FILE (a DeepfakeBench dataset JSON, e.g. FaceForensics++.json)."
+            )
         return deepfakebench_rows(root, Path(json_path)), notes
     if name == "ffpp":
         videos, expected = ffpp_videos(root, compression)
         source = "FF++"
     elif name == "celebdf":
-        videos, expected, dropped = celebdf_videos(root, Path(test_list) if test_list else metadata_root / "List_of_testing_videos.txt",
-                                                   val_fraction, seed, keep_test_identities)
+        videos, expected, dropped = celebdf_videos(
+            root,
+            Path(test_list) if test_list else metadata_root / "List_of_testing_videos.txt",
+            val_fraction,
+            seed,
+            keep_test_identities,
+        )
         if dropped:
-            notes.append(f"left out {dropped} non-test video(s) whose person is in the official test list (--keep-test-identities keeps them)")
+            notes.append(
+                f"left out {dropped} non-test video(s) whose person is in the official test list "
+                "(--keep-test-identities keeps them)"
+            )
         source = "Celeb-DF-v2"
     elif name == "dfdc":
         videos, expected = dfdc_videos(root, metadata_root, val_fraction, seed)
@@ -428,11 +572,15 @@ def build(name: str, root, *, metadata_root=None, compression="c23", test_list=N
         videos, expected = deeperforensics_videos(root, metadata_root, variant)
         source = "DeeperForensics-1.0"
     else:
-        raise UsageError(f"unknown dataset {name!r}: choose one of ffpp, celebdf, dfdc, dfdcp, deeperforensics, deepfakebench.")
+        raise UsageError(
+            f"unknown dataset {name!r}: choose one of ffpp, celebdf, dfdc, dfdcp, deeperforensics, deepfakebench."
+        )
     rows, missing = collect(root, videos, source, allow_missing)
     if missing:
-        notes.append(f"skipped {len(missing)} listed video(s) without a crop folder (--allow-missing): {', '.join(missing[:10])}"
-                     + (" ..." if len(missing) > 10 else ""))
+        notes.append(
+            f"skipped {len(missing)} listed video(s) without a crop folder (--allow-missing): {', '.join(missing[:10])}"
+            + (" ..." if len(missing) > 10 else "")
+        )
     present = [v for v in videos if v.folder not in set(missing)]
     mismatches = check_counts(present, expected)
     notes += [f"count differs from the published one: {m}" for m in mismatches]
@@ -449,20 +597,37 @@ def _images(folder: Path):
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Build a split CSV from a dataset's face crops and its official lists.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description="Build a split CSV from a dataset's face crops and its official lists.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("name", choices=["ffpp", "celebdf", "dfdc", "dfdcp", "deeperforensics", "deepfakebench"])
-    parser.add_argument("root", help="face-crop tree in the dataset's layout (the output of python -m data.extract_faces)")
+    parser.add_argument(
+        "root", help="face-crop tree in the dataset's layout (the output of python -m data.extract_faces)"
+    )
     parser.add_argument("--out", help="CSV to write (default: ROOT/NAME.csv; paths are relative to ROOT)")
     parser.add_argument("--metadata-root", help="folder with the dataset's lists/labels (default: ROOT)")
-    parser.add_argument("--compression", default="c23", choices=["raw", "c23", "c40"], help="FF++ quality (default c23)")
-    parser.add_argument("--list", dest="test_list", help="Celeb-DF-v2 List_of_testing_videos.txt (default: METADATA_ROOT/...)")
+    parser.add_argument(
+        "--compression", default="c23", choices=["raw", "c23", "c40"], help="FF++ quality (default c23)"
+    )
+    parser.add_argument(
+        "--list", dest="test_list", help="Celeb-DF-v2 List_of_testing_videos.txt (default: METADATA_ROOT/...)"
+    )
     parser.add_argument("--json", dest="json_path", help="DeepfakeBench dataset JSON (deepfakebench)")
-    parser.add_argument("--variant", default="end_to_end", help="DeeperForensics manipulated_videos subfolder (default end_to_end)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share where no official val split exists (0.1)")
+    parser.add_argument(
+        "--variant", default="end_to_end", help="DeeperForensics manipulated_videos subfolder (default end_to_end)"
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.1, help="validation share where no official val split exists (0.1)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of that train/val split (default 0)")
-    parser.add_argument("--allow-missing", action="store_true", help="skip listed videos without crops (listed) instead of failing")
-    parser.add_argument("--keep-test-identities", action="store_true", help="Celeb-DF: keep train/val videos of test-list people")
+    parser.add_argument(
+        "--allow-missing", action="store_true", help="skip listed videos without crops (listed) instead of failing"
+    )
+    parser.add_argument(
+        "--keep-test-identities", action="store_true", help="Celeb-DF: keep train/val videos of test-list people"
+    )
     return parser
 
 
@@ -470,12 +635,23 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     if not 0.0 <= args.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must lie in [0, 1), not {args.val_fraction}.")
-    rows, notes = build(args.name, args.root, metadata_root=args.metadata_root, compression=args.compression,
-                        test_list=args.test_list, json_path=args.json_path, variant=args.variant,
-                        val_fraction=args.val_fraction, seed=args.seed, allow_missing=args.allow_missing,
-                        keep_test_identities=args.keep_test_identities)
+    rows, notes = build(
+        args.name,
+        args.root,
+        metadata_root=args.metadata_root,
+        compression=args.compression,
+        test_list=args.test_list,
+        json_path=args.json_path,
+        variant=args.variant,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        allow_missing=args.allow_missing,
+        keep_test_identities=args.keep_test_identities,
+    )
     if not rows:
-        raise DatasetError(f"no crop image found for any {args.name} video under {args.root}: run python -m data.extract_faces first.")
+        raise DatasetError(
+            f"no crop image found for any {args.name} video under {args.root}: run python -m data.extract_faces first."
+        )
     out = Path(args.out) if args.out else Path(args.root) / f"{args.name}.csv"
     write_csv(out, rows)
     settings = Path(args.root) / "extraction.json"
@@ -487,7 +663,10 @@ def main(argv=None) -> int:
         print(f"note: {note}")
     print(f"wrote {len(rows)} rows to {out}")
     if out.resolve().parent != Path(args.root).resolve():
-        print(f"note: the CSV's paths are relative to {Path(args.root).resolve()}: pass --data-root {args.root} when training")
+        print(
+            f"note: the CSV's paths are relative to {Path(args.root).resolve()}: "
+            f"pass --data-root {args.root} when training"
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ complete, so a killed run resumes where it stopped. ``DIR/faces.csv`` indexes ev
 holds the settings and library versions, ``DIR/extraction_log.txt`` lists unreadable videos and frames without a
 face. Decoding seeks to the sampled frames; a video is never decoded whole into memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,11 +69,18 @@ class ExtractionSettings:
         for name in ("frames", "stride", "max_faces"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ExtractionError(f"face extraction setting {name} must be a positive integer or null, not {value!r}.")
+                raise ExtractionError(
+                    f"face extraction setting {name} must be a positive integer or null, not {value!r}."
+                )
         if not isinstance(self.size, int) or self.size < 8:
-            raise ExtractionError(f"face extraction setting size must be an integer of at least 8 pixels, not {self.size!r}.")
+            raise ExtractionError(
+                f"face extraction setting size must be an integer of at least 8 pixels, not {self.size!r}."
+            )
         if not (isinstance(self.margin, (int, float)) and math.isfinite(self.margin) and self.margin >= 1.0):
-            raise ExtractionError(f"face extraction setting margin must be a number >= 1.0 (1.3: 30% around the box), not {self.margin!r}.")
+            raise ExtractionError(
+                f"face extraction setting margin must be a number >= 1.0 (1.3: 30% around the box), "
+                f"not {self.margin!r}."
+            )
         if not (isinstance(self.min_score, (int, float)) and math.isfinite(self.min_score)):
             raise ExtractionError(f"face extraction setting min_score must be a finite number, not {self.min_score!r}.")
 
@@ -85,7 +93,8 @@ class ExtractionSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ExtractionError(
-                f"face extraction settings have unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})."
+                f"face extraction settings have unknown key(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})."
             )
         return cls(**values)
 
@@ -169,7 +178,9 @@ class DlibHogDetector(FaceDetector):
 
     def __init__(self, device: str = "cpu", upsample: int = 1):
         if device != "cpu":
-            raise ExtractionError(f"face detector 'dlib-hog' runs on the CPU only, not on {device!r}: pass --device cpu.")
+            raise ExtractionError(
+                f"face detector 'dlib-hog' runs on the CPU only, not on {device!r}: pass --device cpu."
+            )
         dlib = _require("dlib", "dlib-bin", self.name)
         self._detector = dlib.get_frontal_face_detector()
         self.upsample = upsample
@@ -178,10 +189,12 @@ class DlibHogDetector(FaceDetector):
         answers = []
         for image in images:
             boxes, scores, _ = self._detector.run(np.ascontiguousarray(image), self.upsample, -1.0)
-            answers.append([
-                Detection((float(b.left()), float(b.top()), float(b.right() + 1), float(b.bottom() + 1)), float(s))
-                for b, s in zip(boxes, scores)
-            ])
+            answers.append(
+                [
+                    Detection((float(b.left()), float(b.top()), float(b.right() + 1), float(b.bottom() + 1)), float(s))
+                    for b, s in zip(boxes, scores)
+                ]
+            )
         return answers
 
 
@@ -193,20 +206,28 @@ class OpenCvHaarDetector(FaceDetector):
 
     def __init__(self, device: str = "cpu"):
         if device != "cpu":
-            raise ExtractionError(f"face detector 'opencv-haar' runs on the CPU only, not on {device!r}: pass --device cpu.")
+            raise ExtractionError(
+                f"face detector 'opencv-haar' runs on the CPU only, not on {device!r}: pass --device cpu."
+            )
         cv2 = _require("cv2", "opencv-python-headless", self.name)
         self._cv2 = cv2
-        self._cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+        self._cascade = cv2.CascadeClassifier(
+            os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        )
 
     def detect(self, images):
         answers = []
         for image in images:
             grey = self._cv2.cvtColor(np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
-            boxes, _, weights = self._cascade.detectMultiScale3(grey, scaleFactor=1.1, minNeighbors=5, outputRejectLevels=True)
-            answers.append([
-                Detection((float(x), float(y), float(x + w), float(y + h)), float(score))
-                for (x, y, w, h), score in zip(np.reshape(boxes, (-1, 4)), np.reshape(weights, (-1,)))
-            ])
+            boxes, _, weights = self._cascade.detectMultiScale3(
+                grey, scaleFactor=1.1, minNeighbors=5, outputRejectLevels=True
+            )
+            answers.append(
+                [
+                    Detection((float(x), float(y), float(x + w), float(y + h)), float(score))
+                    for (x, y, w, h), score in zip(np.reshape(boxes, (-1, 4)), np.reshape(weights, (-1,)))
+                ]
+            )
         return answers
 
 
@@ -248,7 +269,9 @@ def _check_align(detector: FaceDetector, settings: ExtractionSettings) -> None:
     if settings.align and "eyes" not in detector.landmarks:
         with_eyes = [n for n in list_detectors() if "eyes" in getattr(_DETECTORS[n], "landmarks", ())]
         hint = f"use --detector {' or '.join(with_eyes)}" if with_eyes else "drop --align"
-        raise ExtractionError(f"--align needs eye landmarks, which face detector {detector.name!r} does not give: {hint}.")
+        raise ExtractionError(
+            f"--align needs eye landmarks, which face detector {detector.name!r} does not give: {hint}."
+        )
 
 
 def faces_in_image(image: np.ndarray, detector: FaceDetector, settings: ExtractionSettings) -> list[Face]:
@@ -327,7 +350,9 @@ def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterato
                 else:
                     break  # the stream ended before the target: the header over-counted frames
         except av.FFmpegError as error:
-            raise VideoReadError(f"decoding failed after {delivered} frame(s) ({type(error).__name__}: {error})") from None
+            raise VideoReadError(
+                f"decoding failed after {delivered} frame(s) ({type(error).__name__}: {error})"
+            ) from None
         if delivered == 0:
             raise VideoReadError("no frame could be decoded")
 
@@ -392,7 +417,10 @@ def find_sources(source: Path) -> list[tuple[Path, str]]:
     ids = [video_id for _, video_id in found]
     clashes = sorted({v for v in ids if ids.count(v) > 1})
     if clashes:
-        raise ExtractionError(f"{source} holds two sources with the same name {clashes[0]!r} (e.g. a.mp4 and a.avi, or a frame folder): rename one.")
+        raise ExtractionError(
+            f"{source} holds two sources with the same name {clashes[0]!r} "
+            "(e.g. a.mp4 and a.avi, or a frame folder): rename one."
+        )
     return sorted(found, key=lambda item: item[1])
 
 
@@ -412,7 +440,9 @@ def _write_png(path: Path, crop: np.ndarray) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def extract_video(path: Path, video_id: str, out: Path, detector: FaceDetector, settings: ExtractionSettings) -> VideoResult:
+def extract_video(
+    path: Path, video_id: str, out: Path, detector: FaceDetector, settings: ExtractionSettings
+) -> VideoResult:
     """Extract one video into ``out/video_id`` via a temporary folder renamed at the end (the resume unit)."""
     final = out / video_id
     if (final / VIDEO_DONE_NAME).is_file():
@@ -431,8 +461,16 @@ def extract_video(path: Path, video_id: str, out: Path, detector: FaceDetector, 
                 for face in faces:
                     name = f"f{face.frame:06d}_{face.face_index}.png"
                     _write_png(temporary / name, face.crop)
-                    rows.append([f"{video_id}/{name}", video_id, face.frame, face.face_index,
-                                 *(f"{v:.1f}" for v in face.box), f"{face.score:.4f}"])
+                    rows.append(
+                        [
+                            f"{video_id}/{name}",
+                            video_id,
+                            face.frame,
+                            face.face_index,
+                            *(f"{v:.1f}" for v in face.box),
+                            f"{face.score:.4f}",
+                        ]
+                    )
     except VideoReadError as error:
         shutil.rmtree(temporary, ignore_errors=True)
         return VideoResult(video_id, error=str(error))
@@ -440,7 +478,13 @@ def extract_video(path: Path, video_id: str, out: Path, detector: FaceDetector, 
         writer = csv.writer(handle)
         writer.writerow(INDEX_COLUMNS)
         writer.writerows(rows)
-    summary = {"video_id": video_id, "source": str(path), "frames": frames_seen, "frames_without_face": without, "faces": len(rows)}
+    summary = {
+        "video_id": video_id,
+        "source": str(path),
+        "frames": frames_seen,
+        "frames_without_face": without,
+        "faces": len(rows),
+    }
     (temporary / VIDEO_DONE_NAME).write_text(json.dumps(summary))
     if final.exists():  # an incomplete folder from another tool or an older layout: replaced, never merged
         shutil.rmtree(final)
@@ -519,7 +563,9 @@ def write_index(out: Path) -> tuple[int, list[str]]:
     return rows, log
 
 
-def extract(source, out, settings: ExtractionSettings, *, workers: int = 1, device: str = "cpu", progress: bool = True) -> dict:
+def extract(
+    source, out, settings: ExtractionSettings, *, workers: int = 1, device: str = "cpu", progress: bool = True
+) -> dict:
     """Run extraction over ``source`` into ``out``; returns the run summary (also printed by the tool)."""
     from tqdm import tqdm
 
@@ -533,7 +579,8 @@ def extract(source, out, settings: ExtractionSettings, *, workers: int = 1, devi
         previous = json.loads(settings_file.read_text()).get("settings")
         if previous != settings.to_dict():
             raise ExtractionError(
-                f"{out} was extracted with other settings ({settings_file}: {previous}); pass a new --out folder or the same settings."
+                f"{out} was extracted with other settings ({settings_file}: {previous}); "
+                "pass a new --out folder or the same settings."
             )
     else:
         record = {"settings": settings.to_dict(), "versions": library_versions(), "source": str(source.resolve())}
@@ -574,9 +621,15 @@ def extract(source, out, settings: ExtractionSettings, *, workers: int = 1, devi
     processed = [r for r in results if not r.skipped and not r.error]
     frames = sum(r.frames for r in processed)
     return {
-        "videos": len(items), "extracted": len(processed), "skipped (already complete)": sum(r.skipped for r in results),
-        "unreadable": len(failed), "frames": frames, "frames without a face": sum(len(r.frames_without_face) for r in processed),
-        "faces": sum(r.faces for r in processed), "index rows": rows, "seconds": round(seconds, 2),
+        "videos": len(items),
+        "extracted": len(processed),
+        "skipped (already complete)": sum(r.skipped for r in results),
+        "unreadable": len(failed),
+        "frames": frames,
+        "frames without a face": sum(len(r.frames_without_face) for r in processed),
+        "faces": sum(r.faces for r in processed),
+        "index rows": rows,
+        "seconds": round(seconds, 2),
         "videos/s": round(len(processed) / seconds, 3) if seconds > 0 else None,
         "frames/s": round(frames / seconds, 2) if seconds > 0 else None,
     }
@@ -585,7 +638,8 @@ def extract(source, out, settings: ExtractionSettings, *, workers: int = 1, devi
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Sample frames of videos, detect faces and write square face crops with an index CSV.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
     )
     defaults = ExtractionSettings()
     parser.add_argument("source", help="a video file, or a folder searched for videos and folders of frame images")
@@ -593,12 +647,27 @@ def get_args_parser() -> argparse.ArgumentParser:
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument("--frames", type=int, help=f"evenly spaced frames per video (default {defaults.frames})")
     sampling.add_argument("--stride", type=int, help="every k-th frame instead of --frames")
-    parser.add_argument("--margin", type=float, default=defaults.margin, help=f"square crop side / box side (default {defaults.margin})")
-    parser.add_argument("--size", type=int, default=defaults.size, help=f"crop size in pixels (default {defaults.size})")
+    parser.add_argument(
+        "--margin", type=float, default=defaults.margin, help=f"square crop side / box side (default {defaults.margin})"
+    )
+    parser.add_argument(
+        "--size", type=int, default=defaults.size, help=f"crop size in pixels (default {defaults.size})"
+    )
     parser.add_argument("--max-faces", type=int, help="faces kept per frame, largest first (default: all)")
-    parser.add_argument("--align", action="store_true", help="rotate so the eyes are level (detectors with landmarks only)")
-    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"one of {', '.join(list_detectors())} (default {DEFAULT_DETECTOR})")
-    parser.add_argument("--min-score", type=float, default=defaults.min_score, help=f"detector score threshold (default {defaults.min_score})")
+    parser.add_argument(
+        "--align", action="store_true", help="rotate so the eyes are level (detectors with landmarks only)"
+    )
+    parser.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help=f"one of {', '.join(list_detectors())} (default {DEFAULT_DETECTOR})",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=defaults.min_score,
+        help=f"detector score threshold (default {defaults.min_score})",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (detectors that support it)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, one video each (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -608,8 +677,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 def settings_from_args(args) -> ExtractionSettings:
     frames = args.frames if args.frames is not None or args.stride is not None else ExtractionSettings.frames
     return ExtractionSettings(
-        detector=args.detector, frames=frames, stride=args.stride, margin=args.margin, size=args.size,
-        max_faces=args.max_faces, align=args.align, min_score=args.min_score,
+        detector=args.detector,
+        frames=frames,
+        stride=args.stride,
+        margin=args.margin,
+        size=args.size,
+        max_faces=args.max_faces,
+        align=args.align,
+        min_score=args.min_score,
     )
 
 
@@ -618,7 +693,9 @@ def main(argv=None) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}.")
     settings = settings_from_args(args)
-    summary = extract(args.source, args.out, settings, workers=args.workers, device=args.device, progress=not args.no_progress)
+    summary = extract(
+        args.source, args.out, settings, workers=args.workers, device=args.device, progress=not args.no_progress
+    )
     for key, value in summary.items():
         print(f"{key}: {value}")
     print(f"index: {Path(args.out) / INDEX_NAME}; problems listed in {Path(args.out) / LOG_NAME}")

@@ -1,4 +1,5 @@
 """Dataset builders on fixture trees that use each dataset's real file names, and the identity checks they feed."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -46,7 +47,9 @@ def test_shipped_ffpp_lists_are_the_official_ones():
     ids = [i for split in pairs.values() for pair in split for i in pair]
     assert len(ids) == len(set(ids)) == 1000 and set(ids) == {f"{i:03d}" for i in range(1000)}
     # First pairs of each official list (ondyari/FaceForensics dataset/splits/*.json).
-    assert pairs["train"][0] == ["071", "054"] and pairs["val"][0] == ["720", "672"] and pairs["test"][0] == ["953", "974"]
+    assert (
+        pairs["train"][0] == ["071", "054"] and pairs["val"][0] == ["720", "672"] and pairs["test"][0] == ["953", "974"]
+    )
     assert (SPLITS_DIR / "README.md").is_file()
     for split, digest in FFPP_SHA256.items():
         assert hashlib.sha256((SPLITS_DIR / f"{split}.json").read_bytes()).hexdigest() == digest, split
@@ -63,7 +66,12 @@ def ffpp_root(tmp_path_factory, png_bytes) -> Path:
                 for target, source in ((first, second), (second, first)):
                     crops(root, f"manipulated_sequences/{method}/c23/videos/{target}_{source}", png_bytes, frames=(0,))
     crops(root, "original_sequences/actors/c23/videos/01__walking_outside", png_bytes, frames=(0,))
-    crops(root, "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walking_outside__YVGY8LOK", png_bytes, frames=(0,))
+    crops(
+        root,
+        "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walking_outside__YVGY8LOK",
+        png_bytes,
+        frames=(0,),
+    )
     return root
 
 
@@ -81,13 +89,20 @@ def test_ffpp_rows_follow_the_official_lists_row_for_row(ffpp_root, tmp_path, ca
                 assert (row["split"], row["label"], row["generator"], row["identity"]) == (split, "0", "real", video)
             for target, source in ((first, second), (second, first)):
                 row = by_video[f"manipulated_sequences/Deepfakes/c23/videos/{target}_{source}"]
-                assert (row["split"], row["label"], row["forgery_type"], row["identity"]) == (split, "1", "FS", f"{target};{source}")
+                assert (row["split"], row["label"], row["forgery_type"], row["identity"]) == (
+                    split,
+                    "1",
+                    "FS",
+                    f"{target};{source}",
+                )
                 assert by_video[f"manipulated_sequences/Face2Face/c23/videos/{target}_{source}"]["forgery_type"] == "FR"
     counts = {}
     for row in rows:
         if row["source_dataset"] == "FF++" and row["generator"] in ("real", "Deepfakes"):
             counts[(row["generator"], row["split"])] = counts.get((row["generator"], row["split"]), 0) + 1
-    assert counts == {(g, s): n for g in ("real", "Deepfakes") for s, n in (("train", 720), ("val", 140), ("test", 140))}
+    assert counts == {
+        (g, s): n for g in ("real", "Deepfakes") for s, n in (("train", 720), ("val", 140), ("test", 140))
+    }
     dfd = [r for r in rows if "actors" in r["path"] or "DeepFakeDetection" in r["path"]]
     assert {(r["split"], r["label"]) for r in dfd} == {("test", "0"), ("test", "1")}
     assert rows[0]["frame"] == "0" and rows[0]["face_index"] == "0"
@@ -106,23 +121,35 @@ def test_ffpp_wrong_compression_is_one_sentence(ffpp_root, capsys):
 
 def test_ffpp_missing_video_is_an_error_unless_allowed(tmp_path, png_bytes, capsys):
     root = tmp_path / "partial"
-    for first, second in official_pairs()["train"][:3]:
+    for first, _ in official_pairs()["train"][:3]:
         crops(root, f"original_sequences/youtube/c23/videos/{first}", png_bytes)
     assert run(datasets.main, ["ffpp", str(root)]) == 1
     assert "have no crop folder" in capsys.readouterr().err
     assert run(datasets.main, ["ffpp", str(root), "--allow-missing"]) == 0
     printed = capsys.readouterr().out
-    assert "skipped 997 listed video(s)" in printed and "count differs from the published one: real train: 3 videos" in printed
+    assert (
+        "skipped 997 listed video(s)" in printed
+        and "count differs from the published one: real train: 3 videos" in printed
+    )
 
 
 # ----------------------------------------------------------------------------------------------- Celeb-DF-v2
 @pytest.fixture
 def celebdf_root(tmp_path, png_bytes) -> Path:
     root = tmp_path / "celebdf"
-    for folder in ("Celeb-real/id0_0000", "Celeb-real/id1_0000", "Celeb-real/id2_0001", "Celeb-real/id4_0002",
-                   "YouTube-real/00000", "YouTube-real/00001", "YouTube-real/00002",
-                   "Celeb-synthesis/id0_id1_0000", "Celeb-synthesis/id2_id3_0000", "Celeb-synthesis/id4_id5_0001",
-                   "Celeb-synthesis/id6_id7_0003"):
+    for folder in (
+        "Celeb-real/id0_0000",
+        "Celeb-real/id1_0000",
+        "Celeb-real/id2_0001",
+        "Celeb-real/id4_0002",
+        "YouTube-real/00000",
+        "YouTube-real/00001",
+        "YouTube-real/00002",
+        "Celeb-synthesis/id0_id1_0000",
+        "Celeb-synthesis/id2_id3_0000",
+        "Celeb-synthesis/id4_id5_0001",
+        "Celeb-synthesis/id6_id7_0003",
+    ):
         crops(root, folder, png_bytes)
     (root / "List_of_testing_videos.txt").write_text(
         "1 YouTube-real/00000.mp4\n1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
@@ -137,17 +164,30 @@ def test_celebdf_label_one_means_real_and_test_people_stay_out_of_training(celeb
     videos = {r["video_id"]: r for r in rows}
     assert videos["YouTube-real/00000"]["label"] == "0" and videos["YouTube-real/00000"]["split"] == "test"
     assert videos["Celeb-real/id0_0000"]["label"] == "0" and videos["Celeb-synthesis/id0_id1_0000"]["label"] == "1"
-    assert {v for v, r in videos.items() if r["split"] == "test"} == {"YouTube-real/00000", "Celeb-real/id0_0000", "Celeb-synthesis/id0_id1_0000"}
+    assert {v for v, r in videos.items() if r["split"] == "test"} == {
+        "YouTube-real/00000",
+        "Celeb-real/id0_0000",
+        "Celeb-synthesis/id0_id1_0000",
+    }
     assert "Celeb-real/id1_0000" not in videos  # id1 appears in a test video: left out of train/val by default
     assert "left out 1 non-test video" in printed and "count differs from the published one: test: " not in printed
     assert "test real: 2 videos, published 178" in printed
-    assert videos["Celeb-synthesis/id2_id3_0000"]["identity"] == "id2;id3" and videos["YouTube-real/00001"]["identity"] == ""
+    assert (
+        videos["Celeb-synthesis/id2_id3_0000"]["identity"] == "id2;id3"
+        and videos["YouTube-real/00001"]["identity"] == ""
+    )
     trainval = {r["split"] for r in rows if r["split"] != "test"}
     assert trainval <= {"train", "val"} and "train" in trainval
     # People joined through a swap land on one side: id2 (real) with id2_id3 (fake).
     assert videos["Celeb-real/id2_0001"]["split"] == videos["Celeb-synthesis/id2_id3_0000"]["split"]
     assert videos["Celeb-real/id4_0002"]["split"] == videos["Celeb-synthesis/id4_id5_0001"]["split"]
-    assert run(datasets.main, ["celebdf", str(celebdf_root), "--keep-test-identities", "--out", str(celebdf_root / "keep.csv")]) == 0
+    assert (
+        run(
+            datasets.main,
+            ["celebdf", str(celebdf_root), "--keep-test-identities", "--out", str(celebdf_root / "keep.csv")],
+        )
+        == 0
+    )
     assert "Celeb-real/id1_0000" in {r["video_id"] for r in read_rows(celebdf_root / "keep.csv")}
 
 
@@ -163,13 +203,15 @@ def test_celebdf_list_errors(celebdf_root, capsys):
     assert "List_of_testing_videos.txt does not exist" in capsys.readouterr().err
 
 
-# ----------------------------------------------------------------------------------------------- DFDC, DFDCP, DeeperForensics
+# ------------------------------------------------------------------------------------ DFDC, DFDCP, DeeperForensics
 def test_dfdc_training_parts_and_test_labels(tmp_path, png_bytes):
     root = tmp_path / "dfdc"
-    metadata = {"aaa.mp4": {"label": "REAL", "split": "train"},
-                "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
-                "ccc.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
-                "ddd.mp4": {"label": "REAL", "split": "train"}}
+    metadata = {
+        "aaa.mp4": {"label": "REAL", "split": "train"},
+        "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
+        "ccc.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
+        "ddd.mp4": {"label": "REAL", "split": "train"},
+    }
     for name in metadata:
         crops(root, f"dfdc_train_part_0/{Path(name).stem}", png_bytes)
     (root / "dfdc_train_part_0" / "metadata.json").write_text(json.dumps(metadata))
@@ -182,7 +224,11 @@ def test_dfdc_training_parts_and_test_labels(tmp_path, png_bytes):
     assert (videos["test/videos/tst1"]["label"], videos["test/videos/tst1"]["split"]) == (1, "test")
     assert videos["test/videos/tst2"]["label"] == 0
     # A fake and its original are one group: same side of the train/val split.
-    assert videos["dfdc_train_part_0/aaa"]["split"] == videos["dfdc_train_part_0/bbb"]["split"] == videos["dfdc_train_part_0/ccc"]["split"]
+    assert (
+        videos["dfdc_train_part_0/aaa"]["split"]
+        == videos["dfdc_train_part_0/bbb"]["split"]
+        == videos["dfdc_train_part_0/ccc"]["split"]
+    )
     assert "test: 2 videos, published 5000" in " ".join(notes)
     (root / "test" / "labels.csv").write_text("filename,label\ntst1.mp4,MAYBE\n")
     with pytest.raises(datasets.DatasetError, match="labels.csv line 2 has the label 'MAYBE'"):
@@ -191,8 +237,15 @@ def test_dfdc_training_parts_and_test_labels(tmp_path, png_bytes):
 
 def test_dfdcp_and_deeperforensics(tmp_path, png_bytes):
     root = tmp_path / "dfdcp"
-    entries = {"method_A/643049/643049_A/1080p/x1.mp4": {"label": "fake", "set": "train", "target_id": "643049", "source_id": "701"},
-               "original_videos/643049/y1.mp4": {"label": "real", "set": "test"}}
+    entries = {
+        "method_A/643049/643049_A/1080p/x1.mp4": {
+            "label": "fake",
+            "set": "train",
+            "target_id": "643049",
+            "source_id": "701",
+        },
+        "original_videos/643049/y1.mp4": {"label": "real", "set": "test"},
+    }
     for name in entries:
         crops(root, str(Path(name).with_suffix("")), png_bytes)
     (root / "dataset.json").write_text(json.dumps(entries))
@@ -208,26 +261,45 @@ def test_dfdcp_and_deeperforensics(tmp_path, png_bytes):
         (deeper / "lists" / "splits" / f"{split}.txt").write_text(f"{name}.mp4\n")
     rows, _ = datasets.build("deeperforensics", deeper)
     assert {(r["video_id"].split("/")[-1], r["split"], r["identity"]) for r in rows} == {
-        ("000_M101", "train", "000;M101"), ("001_W102", "val", "001;W102"), ("002_M103", "test", "002;M103")}
+        ("000_M101", "train", "000;M101"),
+        ("001_W102", "val", "001;W102"),
+        ("002_M103", "test", "002;M103"),
+    }
     with pytest.raises(datasets.DatasetError, match="manipulated_videos/reenact"):
         datasets.build("deeperforensics", deeper, variant="reenact")
 
 
 def test_deepfakebench_json_import(tmp_path, capsys):
     root = tmp_path / "dfb"
-    data = {"FaceForensics++": {
-        "FF-real": {"train": {"c23": {"000": {"label": "FF-real", "frames": ["ff/original/000/000.png", "ff/original/000/010.png"]}}},
-                    "test": {"c23": {"953": {"label": "FF-real", "frames": ["ff/original/953/000.png"]}}}},
-        "FF-DF": {"train": {"c23": {"000_003": {"label": "FF-DF", "frames": ["ff/df/000_003/000.png"]}}}},
-    }}
+    data = {
+        "FaceForensics++": {
+            "FF-real": {
+                "train": {
+                    "c23": {
+                        "000": {"label": "FF-real", "frames": ["ff/original/000/000.png", "ff/original/000/010.png"]}
+                    }
+                },
+                "test": {"c23": {"953": {"label": "FF-real", "frames": ["ff/original/953/000.png"]}}},
+            },
+            "FF-DF": {"train": {"c23": {"000_003": {"label": "FF-DF", "frames": ["ff/df/000_003/000.png"]}}}},
+        }
+    }
     root.mkdir()
     (root / "FaceForensics++.json").write_text(json.dumps(data))
     out = root / "dfb.csv"
-    assert run(datasets.main, ["deepfakebench", str(root), "--json", str(root / "FaceForensics++.json"), "--out", str(out)]) == 0
+    assert (
+        run(
+            datasets.main, ["deepfakebench", str(root), "--json", str(root / "FaceForensics++.json"), "--out", str(out)]
+        )
+        == 0
+    )
     rows = read_rows(out)
     assert [(r["path"], r["label"], r["split"], r["generator"]) for r in rows] == [
-        ("ff/original/000/000.png", "0", "train", "real"), ("ff/original/000/010.png", "0", "train", "real"),
-        ("ff/original/953/000.png", "0", "test", "real"), ("ff/df/000_003/000.png", "1", "train", "FF-DF")]
+        ("ff/original/000/000.png", "0", "train", "real"),
+        ("ff/original/000/010.png", "0", "train", "real"),
+        ("ff/original/953/000.png", "0", "test", "real"),
+        ("ff/df/000_003/000.png", "1", "train", "FF-DF"),
+    ]
     assert run(datasets.main, ["deepfakebench", str(root)]) == 2
     assert "--json" in capsys.readouterr().err
 
@@ -265,7 +337,9 @@ def test_build_index_group_by_identity_keeps_swapped_people_together(tmp_path, p
             folder = tmp_path / label / identity
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "0.png").write_bytes(png_bytes)
-    rows, _, _ = build_index(tmp_path, "{generator}/{identity}/*", split_ratios=(0.5, 0.25, 0.25), group_by="identity", seed=3)
+    rows, _, _ = build_index(
+        tmp_path, "{generator}/{identity}/*", split_ratios=(0.5, 0.25, 0.25), group_by="identity", seed=3
+    )
     split_of = {}
     for row in rows:
         for person in row["identity"].split(";"):

@@ -2,6 +2,7 @@
 
 Videos are made here from scikit-image's astronaut portrait (a real face), written to mp4 with PyAV.
 """
+
 import csv
 import json
 import os
@@ -131,7 +132,9 @@ def test_faces_in_image_finds_the_real_face(detector):
     faces = ef.faces_in_image(skimage_data.astronaut(), detector, ef.ExtractionSettings(size=64))
     assert faces and faces[0].face_index == 0 and faces[0].frame == 0 and faces[0].crop.shape == (64, 64, 3)
     x0, y0, x1, y1 = faces[0].box
-    inter = max(0, min(x1, ASTRONAUT_FACE[2]) - max(x0, ASTRONAUT_FACE[0])) * max(0, min(y1, ASTRONAUT_FACE[3]) - max(y0, ASTRONAUT_FACE[1]))
+    inter = max(0, min(x1, ASTRONAUT_FACE[2]) - max(x0, ASTRONAUT_FACE[0])) * max(
+        0, min(y1, ASTRONAUT_FACE[3]) - max(y0, ASTRONAUT_FACE[1])
+    )
     union = (x1 - x0) * (y1 - y0) + 94 * 92 - inter
     assert inter / union >= 0.5
 
@@ -170,7 +173,11 @@ def test_extract_tree_index_log_and_settings(source_tree, tmp_path, capsys):
     assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "3", "--size", "48", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "unreadable: 1" in printed and "videos: 5" in printed
-    assert sorted(p.name for p in (out / "a" / "one").glob("*.png")) == ["f000000_0.png", "f000006_0.png", "f000011_0.png"]
+    assert sorted(p.name for p in (out / "a" / "one").glob("*.png")) == [
+        "f000000_0.png",
+        "f000006_0.png",
+        "f000011_0.png",
+    ]
     assert Image.open(out / "a" / "one" / "f000000_0.png").size == (48, 48)
     assert {p.name for p in (out / "b" / "two").glob("*_1.png")} == {"f000000_1.png", "f000006_1.png", "f000011_1.png"}
     assert (out / "c" / "none" / "video.json").is_file() and not list((out / "c" / "none").glob("*.png"))
@@ -206,7 +213,19 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     for i in range(8):
         write_video(source / f"v{i}.mp4", shifted(astronaut(), 40))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "data.extract_faces", str(source), "--out", str(out), "--frames", "8", "--size", "32", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "data.extract_faces",
+        str(source),
+        "--out",
+        str(out),
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--no-progress",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("v*/video.json")):
