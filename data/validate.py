@@ -238,7 +238,7 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Validate a split CSV (schema, files, counts, format shortcut).")
-    parser.add_argument("csv", help="split CSV (path,label[,split,forgery_type,generator,source_dataset,video_id,identity])")
+    parser.add_argument("csv", help="split CSV (path,label and optional columns: see data/schema.py)")
     parser.add_argument("--root", help="folder the CSV's paths are relative to (default: the CSV's folder)")
     parser.add_argument("--check-images", action="store_true", help="decode every image (slow) to find corrupt files")
     parser.add_argument("--format-sample", type=int, default=1000, help="files per class whose format/quality is read (0: all)")
