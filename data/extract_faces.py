@@ -117,6 +117,25 @@ class Face:
     crop: np.ndarray  # (size, size, 3) uint8 RGB
 
 
+def extraction_settings_for(csv_path, root=None) -> dict | None:
+    """The extraction settings behind a split CSV: ``<csv stem>.extraction.json`` beside it (written by
+    ``data.datasets``), else ``extraction.json`` in the data root (written by this tool); None when neither exists.
+    """
+    csv_path = Path(csv_path)
+    candidates = [csv_path.with_name(f"{csv_path.stem}.extraction.json"), Path(root or csv_path.parent) / SETTINGS_NAME]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                record = json.loads(candidate.read_text())
+                return ExtractionSettings.from_dict(record["settings"]).to_dict()
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise ExtractionError(
+                    f"{candidate} is not an extraction record ({type(error).__name__}: {error}): "
+                    "delete it or rewrite it with python -m data.extract_faces."
+                ) from None
+    return None
+
+
 # ----------------------------------------------------------------------------------------------- detectors
 class FaceDetector:
     """A face detector: ``detect(images)`` takes a list of HxWx3 uint8 RGB arrays and answers per image.

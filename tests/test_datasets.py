@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from common.cli import run
+from common.errors import UserError
 from csv_rows import read_rows, write_rows
 from data import datasets
 from data.build_index import build_index
@@ -345,3 +346,22 @@ def test_build_index_group_by_identity_keeps_swapped_people_together(tmp_path, p
         for person in row["identity"].split(";"):
             assert split_of.setdefault(person, row["split"]) == row["split"], person
     assert len(set(split_of.values())) > 1
+
+
+def test_train_config_records_the_extraction_settings_of_the_csv(celebdf_root):
+    import train
+    from data.extract_faces import ExtractionSettings, extraction_settings_for
+
+    settings = ExtractionSettings(frames=16, margin=1.25)
+    csv_path = celebdf_root / "cdf.csv"
+    csv_path.write_text("path,label\n")
+    assert extraction_settings_for(csv_path) is None
+    (celebdf_root / "extraction.json").write_text(json.dumps({"settings": settings.to_dict(), "versions": {}}))
+    assert extraction_settings_for(csv_path) == settings.to_dict()
+    (celebdf_root / "cdf.extraction.json").write_text(json.dumps({"settings": {**settings.to_dict(), "frames": 8}}))
+    assert extraction_settings_for(csv_path)["frames"] == 8  # the builder's copy beside the CSV comes first
+    config, *_ = train._resolve(train.get_args_parser().parse_args(["--csv", str(csv_path)]))
+    assert ExtractionSettings.from_dict(config["data"]["face-extraction"]).frames == 8
+    (celebdf_root / "cdf.extraction.json").write_text("{}")
+    with pytest.raises(UserError, match="cdf.extraction.json is not an extraction record"):
+        extraction_settings_for(csv_path)
