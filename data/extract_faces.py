@@ -493,7 +493,17 @@ def _batches(items, size: int):
 
 
 # ----------------------------------------------------------------------------------------------- the tool
-def find_sources(source: Path) -> list[tuple[Path, str]]:
+def _walk(source: Path, skip: Path | None):
+    """os.walk over ``source`` in name order, without hidden folders and without ``skip`` (an output inside it)."""
+    skip = skip.resolve() if skip is not None else None
+    for folder, subfolders, files in os.walk(source):
+        subfolders[:] = sorted(
+            d for d in subfolders if not d.startswith(".") and (skip is None or (Path(folder) / d).resolve() != skip)
+        )
+        yield Path(folder), files
+
+
+def find_sources(source: Path, skip: Path | None = None) -> list[tuple[Path, str]]:
     """(path, video id) of every video file and frame-image folder under ``source``; the id is REL/NAME."""
     if source.is_file():
         if source.suffix.lower() not in VIDEO_SUFFIXES:
@@ -502,9 +512,7 @@ def find_sources(source: Path) -> list[tuple[Path, str]]:
     if not source.is_dir():
         raise ExtractionError(f"source {source} does not exist: pass a video file or a folder of videos.")
     found = []
-    for folder, subfolders, files in os.walk(source):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        folder = Path(folder)
+    for folder, files in _walk(source, skip):
         frames = [f for f in files if Path(f).suffix.lower() in FRAME_SUFFIXES]
         if frames and folder != source:
             found.append((folder, folder.relative_to(source).as_posix()))
@@ -598,8 +606,7 @@ def copy_metadata(source: Path, out: Path, limit_bytes: int = 64 << 20) -> None:
     """Copy the dataset's small list and label files (json, txt, csv) into the mirror so builders find them there."""
     if not source.is_dir():
         return
-    for folder, subfolders, files in os.walk(source):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+    for folder, files in _walk(source, out):
         for name in files:
             path = Path(folder) / name
             relative = path.relative_to(source)
@@ -668,9 +675,11 @@ def extract(
     from tqdm import tqdm
 
     source, out = Path(source), Path(out)
-    items = find_sources(source)
+    items = find_sources(source, skip=out)
     if not items:
         raise ExtractionError(f"no video ({', '.join(VIDEO_SUFFIXES)}) or folder of frame images under {source}.")
+    detector = build_detector(settings.detector, device)  # fail here, once, if the package is missing
+    _check_align(detector, settings)
     out.mkdir(parents=True, exist_ok=True)
     settings_file = out / SETTINGS_NAME
     if settings_file.is_file():
@@ -685,12 +694,10 @@ def extract(
         temporary = out / f"{TEMP_PREFIX}{SETTINGS_NAME}"
         temporary.write_text(json.dumps(record, indent=2))
         os.replace(temporary, settings_file)
-    detector = build_detector(settings.detector, device)  # fail here, once, if the package is missing
     copy_metadata(source, out)
     for leftover in sorted(out.rglob(f"{TEMP_PREFIX}*"), reverse=True):  # what a killed run left half-written
         if leftover.is_dir():
             shutil.rmtree(leftover)
-    _check_align(detector, settings)
     started = time.perf_counter()
     results: list[VideoResult] = []
     bar = tqdm(total=len(items), unit="video", disable=not progress, dynamic_ncols=True)

@@ -226,6 +226,14 @@ def test_extract_tree_index_log_and_settings(source_tree, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+def test_an_output_folder_inside_the_source_is_not_read_as_frames(tmp_path):
+    write_video(tmp_path / "src" / "clip.mp4", shifted(astronaut(), 4))
+    settings = ef.ExtractionSettings(frames=2, size=32)
+    first = ef.extract(tmp_path / "src", tmp_path / "src" / "faces", settings, progress=False)
+    again = ef.extract(tmp_path / "src", tmp_path / "src" / "faces", settings, progress=False)
+    assert first["videos"] == again["videos"] == 1 and again["skipped (already complete)"] == 1
+
+
 def test_parallel_workers_give_the_same_index(source_tree, tmp_path):
     single, double = tmp_path / "one", tmp_path / "two"
     settings = ef.ExtractionSettings(frames=2, size=32)
