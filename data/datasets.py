@@ -85,6 +85,14 @@ def read_json(path: Path, what: str):
         raise DatasetError(f"{path} is not valid JSON ({error}): re-download the {what}.") from None
 
 
+def crops_folder(root: Path, base: str) -> str:
+    """``base/videos`` (the extraction mirror of FF++-style downloads) or ``base/frames`` (DeepfakeBench's layout)."""
+    for leaf in ("videos", "frames"):
+        if (root / base / leaf).is_dir():
+            return f"{base}/{leaf}"
+    return f"{base}/videos"
+
+
 def require_folder(path: Path, expected: str) -> Path:
     if not path.is_dir():
         raise DatasetError(f"{path} is not a folder: expected {expected}.")
@@ -158,22 +166,21 @@ def ffpp_pairs() -> dict[str, list[tuple[str, str]]]:
 
 def ffpp_videos(root: Path, compression: str) -> tuple[list[Video], dict[str, int]]:
     """Every FF++ video with its official split: both ids of a pair, and both directions of its fakes, together."""
-    reals = root / "original_sequences" / "youtube" / compression / "videos"
+    reals = crops_folder(root, f"original_sequences/youtube/{compression}")
     require_folder(
-        reals, f"FaceForensics++'s original_sequences/youtube/{compression}/videos (use --compression c23|c40|raw)"
+        root / reals,
+        f"FaceForensics++'s original_sequences/youtube/{compression}/videos, one crop folder per video "
+        "(or DeepfakeBench's .../frames; use --compression c23|c40|raw)",
     )
     split_of: dict[str, str] = {}
     pairs_of: dict[str, list[tuple[str, str]]] = ffpp_pairs()
     for split, pairs in pairs_of.items():
         for first, second in pairs:
             split_of[first] = split_of[second] = split
-    videos = [
-        Video(f"original_sequences/youtube/{compression}/videos/{i}", 0, split_of[i], "real", "real", i)
-        for i in sorted(split_of)
-    ]
+    videos = [Video(f"{reals}/{i}", 0, split_of[i], "real", "real", i) for i in sorted(split_of)]
     expected = {"real": 2 * sum(len(p) for p in pairs_of.values())}
     for method, forgery_type in FFPP_METHODS.items():
-        folder = f"manipulated_sequences/{method}/{compression}/videos"
+        folder = crops_folder(root, f"manipulated_sequences/{method}/{compression}")
         if not (root / folder).is_dir():
             continue
         expected[method] = expected["real"]
@@ -194,7 +201,8 @@ def dfd_videos(root: Path, compression: str) -> list[Video]:
         ("original_sequences/actors", 0, "real-actors"),
         ("manipulated_sequences/DeepFakeDetection", 1, "DeepFakeDetection"),
     ):
-        folder = root / kind / compression / "videos"
+        relative = crops_folder(root, f"{kind}/{compression}")
+        folder = root / relative
         if not folder.is_dir():
             continue
         for entry in sorted(os.listdir(folder)):
@@ -241,13 +249,16 @@ def celebdf_videos(
             )
         # Celeb-DF's list says 1 for REAL and 0 for fake: the opposite of our labels.
         test[str(Path(parts[1]).with_suffix("")).replace(os.sep, "/")] = 0 if parts[0] == "1" else 1
-    videos, test_identities = [], set()
+    videos, test_identities, found = [], set(), set()
     for folder_name, label, generator in (
         ("Celeb-real", 0, "real"),
         ("YouTube-real", 0, "real"),
         ("Celeb-synthesis", 1, "Celeb-DF-v2"),
     ):
         folder = require_folder(root / folder_name, f"Celeb-DF-v2's {folder_name} (one crop folder per video)")
+        inner = folder_name
+        if (folder / "frames").is_dir():  # DeepfakeBench's layout: Celeb-real/frames/id0_0000
+            folder, inner = folder / "frames", f"{folder_name}/frames"
         for entry in sorted(os.listdir(folder)):
             if not (folder / entry).is_dir():
                 continue
@@ -259,7 +270,7 @@ def celebdf_videos(
                     f"but it lies in {folder_name}: check the list."
                 )
             video = Video(
-                key,
+                f"{inner}/{entry}",
                 label,
                 "test" if listed is not None else "",
                 generator,
@@ -269,7 +280,8 @@ def celebdf_videos(
             videos.append(video)
             if listed is not None:
                 test_identities.update(i for i in video.identity.split(";") if i)
-    absent = sorted(set(test) - {v.folder for v in videos})
+                found.add(key)
+    absent = sorted(set(test) - found)
     if absent:
         raise DatasetError(
             f"{len(absent)} video(s) of {test_list} have no crop folder under {root}, "
@@ -367,6 +379,7 @@ def dfdc_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int)
 def dfdcp_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int) -> tuple[list[Video], dict]:
     """DFDC preview: ``dataset.json`` maps each video path to its label and set (train/test)."""
     entries = read_json(metadata_root / "dataset.json", "DFDC preview dataset.json")
+    by_name = None  # other tools' layouts (DeepfakeBench: method_A/frames/NAME): found by the video's name
     videos = []
     for name, entry in sorted(entries.items()):
         if not isinstance(entry, dict) or "label" not in entry or "set" not in entry:
@@ -375,9 +388,11 @@ def dfdcp_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int
         method = Path(name).parts[0] if label else "real"
         identity = ";".join(str(entry[k]) for k in ("target_id", "source_id") if entry.get(k) is not None)
         split = "test" if entry["set"] == "test" else ""
-        videos.append(
-            Video(Path(name).with_suffix("").as_posix(), label, split, method, "real" if label == 0 else "FS", identity)
-        )
+        folder = Path(name).with_suffix("").as_posix()
+        if not (root / folder).is_dir():
+            by_name = folders_by_name(root) if by_name is None else by_name
+            folder = by_name.get(Path(name).stem, folder)
+        videos.append(Video(folder, label, split, method, "real" if label == 0 else "FS", identity))
     split_by_groups([v for v in videos if v.split != "test"], val_fraction, seed)
     return videos, {}
 
@@ -386,6 +401,8 @@ def dfdcp_videos(root: Path, metadata_root: Path, val_fraction: float, seed: int
 def deeperforensics_videos(root: Path, metadata_root: Path, variant: str) -> tuple[list[Video], dict]:
     """DeeperForensics-1.0 fakes (``manipulated_videos/<variant>``) with ``lists/splits/{train,val,test}.txt``."""
     folder = f"manipulated_videos/{variant}"
+    if (root / folder / "frames").is_dir():  # DeepfakeBench's layout
+        folder += "/frames"
     require_folder(
         root / folder, f"DeeperForensics-1.0's {folder} (one crop folder per video; --variant picks the perturbation)"
     )
@@ -412,7 +429,9 @@ def deepfakebench_label(name: str) -> int:
     return 0 if re.search(r"(^|[-_ ])real$", name, re.IGNORECASE) or name.lower() == "real" else 1
 
 
-def deepfakebench_rows(root: Path, json_path: Path) -> list[dict]:
+def deepfakebench_rows(
+    root: Path, json_path: Path, val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[dict], list[str]]:
     """Rows of a DeepfakeBench dataset JSON: {dataset: {label name: {split: [{compression:] {video: {frames}}}}}}."""
     data = read_json(json_path, "DeepfakeBench dataset JSON")
     if not isinstance(data, dict) or len(data) != 1:
@@ -459,13 +478,51 @@ def deepfakebench_rows(root: Path, json_path: Path) -> list[dict]:
     if not rows:
         raise DatasetError(f"{json_path} lists no frames.")
     for row in rows:
-        path = Path(row["path"])
+        path = Path(row["path"].replace("\\", "/"))  # JSONs written on Windows use backslashes
         if path.is_absolute():
             try:
-                row["path"] = path.relative_to(root).as_posix()
+                path = path.relative_to(root)
             except ValueError:
                 pass  # an absolute path outside ROOT stays absolute (the schema allows it)
-    return rows
+        row["path"] = path.as_posix()
+    return deduplicate_splits(rows, json_path, val_fraction, seed)
+
+
+def deduplicate_splits(
+    rows: list[dict], json_path: Path, val_fraction: float, seed: int
+) -> tuple[list[dict], list[str]]:
+    """One row per frame. DeepfakeBench's JSONs repeat their test videos as val (Celeb-DF, DFDCP) and their train
+    videos as val (DFDC), which picks checkpoints on test data; a frame listed twice keeps test, else train, and
+    an emptied val split is drawn again from train (``--val-fraction``, seeded, whole videos).
+    """
+    priority = {"test": 0, "train": 1, "val": 2}
+    kept: dict[str, dict] = {}
+    for row in rows:
+        if row["path"] not in kept or priority[row["split"]] < priority[kept[row["path"]]["split"]]:
+            kept[row["path"]] = row
+    moved = Counter((r["split"]) for r in rows if kept[r["path"]] is not r)
+    notes = []
+    if moved:
+        notes.append(
+            f"{json_path} lists {sum(moved.values())} frame(s) in two splits ({dict(moved)} dropped): "
+            "each frame kept once, in test before train before val"
+        )
+    result = list(kept.values())
+    if val_fraction > 0 and not any(r["split"] == "val" for r in result):
+        train = [r for r in result if r["split"] == "train"]
+        by_video: dict[str, list[dict]] = defaultdict(list)
+        for row in train:
+            by_video[row["video_id"]].append(row)
+        groups = [
+            {"video": key, "generator": rows_[0]["generator"], "label": rows_[0]["label"]}
+            for key, rows_ in by_video.items()
+        ]
+        assign_splits(groups, (1.0 - val_fraction, val_fraction, 0.0), "video", seed)
+        for group in groups:
+            for row in by_video[group["video"]]:
+                row["split"] = group["split"]
+        notes.append(f"no separate val split was left: {val_fraction:.0%} of the train videos became val (seed {seed})")
+    return result, notes
 
 
 # ----------------------------------------------------------------------------------------------- the tool
@@ -544,7 +601,7 @@ def build(
             raise UsageError(
                 "deepfakebench needs --json FILE (a DeepfakeBench dataset JSON, e.g. FaceForensics++.json)."
             )
-        return deepfakebench_rows(root, Path(json_path)), notes
+        return deepfakebench_rows(root, Path(json_path), val_fraction, seed)
     if name == "ffpp":
         videos, expected = ffpp_videos(root, compression)
         source = "FF++"

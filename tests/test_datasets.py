@@ -192,6 +192,19 @@ def test_celebdf_label_one_means_real_and_test_people_stay_out_of_training(celeb
     assert "Celeb-real/id1_0000" in {r["video_id"] for r in read_rows(celebdf_root / "keep.csv")}
 
 
+def test_celebdf_in_deepfakebench_layout(tmp_path, png_bytes):
+    # DeepfakeBench's crops live in Celeb-real/frames/<video>: the builder reads that layout too.
+    root = tmp_path / "dfb-layout"
+    for folder in ("Celeb-real/frames/id0_0000", "YouTube-real/frames/00000", "Celeb-synthesis/frames/id1_id2_0000",
+                   "Celeb-synthesis/frames/id3_id4_0000"):  # fmt: skip
+        crops(root, folder, png_bytes)
+    (root / "List_of_testing_videos.txt").write_text("1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id1_id2_0000.mp4\n")
+    rows, _ = datasets.build("celebdf", root)
+    split_of = {r["video_id"]: r["split"] for r in rows}
+    assert split_of["YouTube-real/frames/00000"] == split_of["Celeb-synthesis/frames/id1_id2_0000"] == "test"
+    assert split_of["Celeb-real/frames/id0_0000"] in ("train", "val")
+
+
 def test_celebdf_list_errors(celebdf_root, capsys):
     (celebdf_root / "List_of_testing_videos.txt").write_text("1 Celeb-synthesis/id0_id1_0000.mp4\n")
     assert run(datasets.main, ["celebdf", str(celebdf_root)]) == 1
@@ -303,6 +316,29 @@ def test_deepfakebench_json_import(tmp_path, capsys):
     ]
     assert run(datasets.main, ["deepfakebench", str(root)]) == 2
     assert "--json" in capsys.readouterr().err
+
+
+def test_deepfakebench_json_repeats_test_as_val_once(tmp_path):
+    # DeepfakeBench's Celeb-DF JSON lists the test videos again as val: each frame is kept once, in test,
+    # and val is drawn again from the train videos.
+    frames = lambda video: {
+        "label": "CelebDFv2_fake",
+        "frames": [f"Celeb-DF-v2\\Celeb-synthesis\\frames\\{video}\\0.png"],
+    }  # noqa: E731
+    data = {"Celeb-DF-v2": {
+        "CelebDFv2_fake": {
+            "train": {f"id{i}_id{i + 1}_0000": frames(f"id{i}_id{i + 1}_0000") for i in range(0, 40, 2)},
+            "val": {"id50_id51_0000": frames("id50_id51_0000")},
+            "test": {"id50_id51_0000": frames("id50_id51_0000")},
+        },
+    }}  # fmt: skip
+    (tmp_path / "Celeb-DF-v2.json").write_text(json.dumps(data))
+    rows, notes = datasets.build("deepfakebench", tmp_path, json_path=tmp_path / "Celeb-DF-v2.json", val_fraction=0.2)
+    assert len(rows) == 21 and len({r["path"] for r in rows}) == 21
+    test_row = next(r for r in rows if "id50_id51" in r["path"])
+    assert test_row["split"] == "test" and test_row["path"] == "Celeb-DF-v2/Celeb-synthesis/frames/id50_id51_0000/0.png"
+    assert sum(r["split"] == "val" for r in rows) == 4 and sum(r["split"] == "train" for r in rows) == 16
+    assert any("in two splits" in note for note in notes) and any("became val" in note for note in notes)
 
 
 def test_builder_copies_extraction_settings_next_to_the_csv(celebdf_root):
