@@ -407,7 +407,8 @@ def _video_frame_count(container, stream) -> int:
 def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, HxWx3 uint8 RGB) for the sampled frames of a video, seeking instead of decoding everything.
 
-    A frame's index is its presentation time times the average frame rate. Between two sampled frames that lie
+    A frame's index is its presentation time times the average frame rate; sampled frames past the end of the
+    stream come as (index, None). Between two sampled frames that lie
     more than a second apart the reader seeks (to the keyframe before the target) rather than decoding through.
     """
     import av  # PyAV bundles its own FFmpeg libraries: no system ffmpeg needed
@@ -429,22 +430,27 @@ def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterato
             raise VideoReadError("has no frames")
         start = stream.start_time or 0
         to_index = lambda pts: int(round((pts - start) * float(stream.time_base) * rate))  # noqa: E731
-        position = -1  # index of the last decoded frame
+        position = last = -1  # index of the last decoded and of the last delivered frame
         frames_iterator = None
         delivered = 0
         try:
-            for target in targets:
+            for number, target in enumerate(targets):
+                if target <= last:
+                    continue  # already delivered (a seek that landed past its target)
                 if frames_iterator is None or target - position > rate:
                     container.seek(int(target / rate / float(stream.time_base)) + start, stream=stream, backward=True)
                     frames_iterator = container.decode(stream)
                 for frame in frames_iterator:
                     position = to_index(frame.pts) if frame.pts is not None else position + 1
-                    if position >= target:
-                        yield target, frame.to_ndarray(format="rgb24")
-                        delivered += 1
+                    if position >= target and position > last:
+                        yield position, frame.to_ndarray(format="rgb24")  # the frame's own index, also after a seek
+                        last, delivered = position, delivered + 1
                         break
                 else:
-                    break  # the stream ended before the target: the header over-counted frames
+                    # The stream ended early (frame counts in headers are estimates): say which frames are missing.
+                    for missing in targets[number:]:
+                        yield missing, None
+                    break
         except av.FFmpegError as error:
             raise VideoReadError(
                 f"decoding failed after {delivered} frame(s) ({type(error).__name__}: {error})"
@@ -473,7 +479,8 @@ def faces_in_video(path, detector: FaceDetector, settings: ExtractionSettings, b
     """Faces of the sampled frames of a video file or frame folder; a UserError when it cannot be read."""
     _check_align(detector, settings)
     try:
-        for frames in _batches(read_frames(Path(path), settings), batch_size):
+        decoded = ((index, image) for index, image in read_frames(Path(path), settings) if image is not None)
+        for frames in _batches(decoded, batch_size):
             answers = detector.detect([image for _, image in frames], settings.align)
             for (index, image), detections in zip(frames, answers):
                 yield from faces_from_detections(image, detections, settings, index)
@@ -535,6 +542,7 @@ class VideoResult:
     faces: int = 0
     frames: int = 0
     frames_without_face: list[int] | None = None
+    missing: list[int] | None = None
     error: str | None = None
     skipped: bool = False
 
@@ -555,9 +563,9 @@ def extract_video(
     temporary = final.parent / f"{TEMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
-    rows, frames_seen, without = [], [], []
+    rows, frames_seen, without, missing = [], [], [], []
     try:
-        for frames in _batches(read_frames(path, settings), 8):
+        for frames in _batches(_note_missing(read_frames(path, settings), missing), 8):
             answers = detector.detect([image for _, image in frames], settings.align)
             for (index, image), detections in zip(frames, answers):
                 frames_seen.append(index)
@@ -589,13 +597,23 @@ def extract_video(
         "source": str(path),
         "frames": frames_seen,
         "frames_without_face": without,
+        "frames_not_decoded": missing,
         "faces": len(rows),
     }
     (temporary / VIDEO_DONE_NAME).write_text(json.dumps(summary))
     if final.exists():  # an incomplete folder from another tool or an older layout: replaced, never merged
         shutil.rmtree(final)
     os.replace(temporary, final)
-    return VideoResult(video_id, faces=len(rows), frames=len(frames_seen), frames_without_face=without)
+    return VideoResult(video_id, faces=len(rows), frames=len(frames_seen), frames_without_face=without, missing=missing)
+
+
+def _note_missing(frames, missing: list[int]):
+    """Pass decoded frames on; collect the indices of sampled frames past the end of the stream."""
+    for index, image in frames:
+        if image is None:
+            missing.append(index)
+        else:
+            yield index, image
 
 
 METADATA_SUFFIXES = (".json", ".txt", ".csv")
@@ -664,6 +682,10 @@ def write_index(out: Path) -> tuple[int, list[str]]:
                     writer.writerow(row)
                     rows += 1
             log += [f"no face\t{summary['video_id']}\tframe {frame}" for frame in summary["frames_without_face"]]
+            log += [
+                f"not decoded\t{summary['video_id']}\tframe {frame} (past the end of the stream)"
+                for frame in summary.get("frames_not_decoded", [])
+            ]
     os.replace(temporary, out / INDEX_NAME)
     return rows, log
 
@@ -732,6 +754,7 @@ def extract(
         "unreadable": len(failed),
         "frames": frames,
         "frames without a face": sum(len(r.frames_without_face) for r in processed),
+        "sampled frames not decoded": sum(len(r.missing) for r in processed),
         "faces": sum(r.faces for r in processed),
         "index rows": rows,
         "seconds": round(seconds, 2),

@@ -115,6 +115,17 @@ def test_seeking_reader_returns_exactly_the_sampled_frames(tmp_path):
     assert all(abs(float(image.mean()) - levels[index]) < 4.0 for index, image in read)
 
 
+def test_frames_past_the_end_of_the_stream_are_logged_not_dropped(tmp_path, monkeypatch, detector):
+    write_video(tmp_path / "src" / "short.mp4", shifted(astronaut(), 10))
+    monkeypatch.setattr(ef, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
+    settings = ef.ExtractionSettings(frames=4, size=32)
+    assert [i for i, image in ef.read_video_frames(tmp_path / "src" / "short.mp4", settings) if image is None] == [13, 19]
+    summary = ef.extract(tmp_path / "src", tmp_path / "out", settings, progress=False)
+    assert summary["sampled frames not decoded"] == 2 and summary["frames"] == 2
+    log = (tmp_path / "out" / "extraction_log.txt").read_text()
+    assert "not decoded\tshort\tframe 13" in log and "frame 19" in log
+
+
 def test_crop_is_the_enlarged_square_with_black_outside():
     image = np.zeros((100, 100, 3), dtype=np.uint8)
     image[40:60, 30:50] = 255  # a white 20x20 "face" at x 30..50, y 40..60
