@@ -820,7 +820,10 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}.")
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ExtractionError as error:
+        raise UsageError(str(error)) from None
     summary = extract(
         args.source, args.out, settings, workers=args.workers, device=args.device, progress=not args.no_progress
     )
