@@ -245,6 +245,7 @@ def test_an_output_folder_inside_the_source_is_not_read_as_frames(tmp_path):
     assert first["videos"] == again["videos"] == 1 and again["skipped (already complete)"] == 1
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_index(source_tree, tmp_path):
     single, double = tmp_path / "one", tmp_path / "two"
     settings = ef.ExtractionSettings(frames=2, size=32)
