@@ -37,7 +37,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "workers": "auto",           # loader processes per GPU; auto: the cores, shared among ranks
         "balanced": False,           # class-balanced sampling (with replacement)
         "max-skipped": 0.01,         # on-error skip: stop when more than this fraction of a pass is unreadable
-        "face-extraction": None,     # settings of data.extract_faces, filled from the CSV's extraction.json
+        "face-extraction": None,     # data.extract_faces settings of the crops; train.py fills it from the CSV's side
     },
     "train": {
         "epochs": 20,
