@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.errors import UsageError
 from engine.config import REPO_ROOT, load_config
 
 
@@ -41,7 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def _latest_demo_checkpoint() -> Path:
     runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/best.pt"), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise SystemExit("no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint.")
+        raise UsageError("no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint.")
     return runs[-1]
 
 
@@ -77,7 +78,7 @@ def main(argv=None) -> dict:
     setup_logging(None, True)
     if args.predictions:
         if not args.protocol:
-            raise SystemExit("--predictions needs --protocol (which groups to report).")
+            raise UsageError("--predictions needs --protocol (which groups to report).")
         eval_config = {**load_config(None)["eval"], **overrides.get("eval", {}), "bootstrap": args.bootstrap or 0}
         out = out or Path(args.predictions).resolve().parent / "recomputed"
         result = evaluate_predictions(args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out)
@@ -90,7 +91,7 @@ def main(argv=None) -> dict:
         setup_logging(None, dist.is_main)
         if args.runs:
             if not args.protocol:
-                raise SystemExit("--runs needs --protocol (e.g. cross-generator).")
+                raise UsageError("--runs needs --protocol (e.g. cross-generator).")
             result = evaluate_runs(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
                                    device=device, workers=workers, progress=not args.quiet, dist=dist)  # fmt: skip
         else:
@@ -108,4 +109,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    from common.cli import run
+
+    sys.exit(run(main))

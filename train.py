@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from common.errors import UsageError
 from engine.config import REPO_ROOT, load_config
 
 DEMO_CONFIG = "cael_demo"
@@ -30,8 +32,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ensure_demo_data(csv_path: str) -> None:
-    if Path(csv_path).is_file():
+def _ensure_demo_data(csv_path: str | None) -> None:
+    """Write the demo data (once) when the config reads it: the no-argument run, or --config cael_demo."""
+    if not csv_path or Path(csv_path).is_file() or Path(csv_path).resolve() != (DEMO_DATA / "demo.csv").resolve():
         return
     from data.make_demo import make_demo
 
@@ -41,35 +44,34 @@ def _ensure_demo_data(csv_path: str) -> None:
 
 def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
     """(config, run folder or None, resume checkpoint or None, config name)."""
+    from engine.config import apply_overrides
     from engine.trainer import load_resume
 
     if args.resume:
         if args.config or args.csv or args.data_root or args.protocol or args.fold:
-            raise SystemExit("--resume continues a run with its own config: drop --config/--csv/--data-root/--protocol/--fold.")
+            raise UsageError("--resume continues a run with its own config: drop --config/--csv/--data-root/--protocol/--fold.")
         checkpoint, run_dir = load_resume(args.resume)
         config = checkpoint["config"]
         for override in args.overrides:
-            if not override.startswith("train.epochs="):
-                raise SystemExit(f"--resume: only train.epochs may change (got --set {override}).")
-            config["train"]["epochs"] = int(override.split("=", 1)[1])
+            if not override.strip().startswith("train.epochs="):
+                raise UsageError(f"--resume: only train.epochs may change (got --set {override}).")
+        if args.overrides:
+            apply_overrides(config, args.overrides)
             checkpoint["state"]["finished"] = False
         return config, run_dir, checkpoint, None
     data_args = [args.csv, args.data_root, args.protocol, args.fold]
     demo = args.config is None and not any(data_args)
     name = DEMO_CONFIG if demo else (args.config or "cael")
-    overrides = []
-    if args.csv:
-        overrides.append(f"data.csv={Path(args.csv).resolve()}")
-    if args.data_root:
-        overrides.append(f"data.root={Path(args.data_root).resolve()}")
-    if args.protocol:
-        overrides.append(f"data.protocol={args.protocol}")
-    if args.fold:
-        overrides.append(f"data.fold={args.fold}")
-    config = load_config(name, overrides + list(args.overrides))
-    if demo:
-        _ensure_demo_data(config["data"]["csv"])
-    if config["data"]["face-extraction"] is None and config["data"]["csv"]:
+    given = {"data.csv": args.csv and str(Path(args.csv).resolve()), "data.root": args.data_root and str(Path(args.data_root).resolve()),
+             "data.protocol": args.protocol, "data.fold": args.fold}  # fmt: skip
+    config = load_config(name, {key: value for key, value in given.items() if value})
+    apply_overrides(config, args.overrides)
+    if not config["data"]["csv"]:
+        raise UsageError(f"no training data: pass --csv SPLITS.csv (config {name} sets no data.csv).")
+    _ensure_demo_data(config["data"]["csv"])
+    if not args.csv and not demo:
+        print(f"no --csv given: training on data.csv of config {name}: {config['data']['csv']}", flush=True)
+    if config["data"]["face-extraction"] is None:
         from data.extract_faces import extraction_settings_for
 
         config["data"]["face-extraction"] = extraction_settings_for(config["data"]["csv"], config["data"]["root"])
@@ -88,7 +90,7 @@ def _train_every_fold(args, argv) -> dict:
     protocol = load_protocol(config["data"]["protocol"])
     names = folds(protocol, load_table(config["data"]["csv"], config["data"]["root"]))
     if not names:
-        raise SystemExit(f"protocol {protocol.name} has no folds: drop --fold all.")
+        raise UsageError(f"protocol {protocol.name} has no folds: drop --fold all.")
     parent = Path(args.out).resolve() if args.out else REPO_ROOT / "checkpoint" / f"{name}-{protocol.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"{protocol.name}: {len(names)} folds ({', '.join(names)}) -> {parent}/<fold>", flush=True)
     results = {}
@@ -119,13 +121,15 @@ def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     if args.fold == "all":
         return _train_every_fold(args, argv)
+    from common.checkpoint import cleanup_partial_writes
     from engine.distributed import cleanup, init_distributed
     from engine.logger import setup_logging
-    from engine.run import default_run_name, prepare_run_dir
+    from engine.run import RunLock, default_run_name, prepare_run_dir
     from engine.trainer import Trainer
 
     config, run_dir, resume, name = _resolve(args)
     dist = init_distributed()
+    lock = None
     try:
         if run_dir is None:
             run_dir = REPO_ROOT / "checkpoint" / ("demo-" + default_run_name(config, name).split("-", 1)[-1] if name == DEMO_CONFIG else default_run_name(config, name))
@@ -135,24 +139,35 @@ def main(argv=None) -> dict:
             shared = [str(run_dir)]
             torch.distributed.broadcast_object_list(shared, src=0)
             run_dir = Path(shared[0])
+        if dist.is_main:
+            lock = RunLock(run_dir).acquire()  # before anything is written: a second train.py stops here
         if resume is None and (run_dir / "last.pt").exists():
-            raise SystemExit(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or choose another --out.")
+            raise UsageError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or choose another --out.")
         if dist.is_main:
             if resume is None:
                 prepare_run_dir(run_dir, config)
+            removed = cleanup_partial_writes(run_dir)
         setup_logging(run_dir, dist.is_main)
+        if dist.is_main and removed:
+            logging.getLogger("cael").info(f"removed {len(removed)} partial checkpoint write(s) left by an interrupted run")
         summary = Trainer(config, run_dir, dist, resume=resume).fit()
     finally:
         cleanup()
+        if lock is not None:
+            lock.release()
     if dist.is_main:
         metric = summary["select_metric"]
         best = summary["best_value"]
-        shown = "n/a" if best is None else f"{best:.4f}"
-        print(f"best validation {metric.upper()} {shown} at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}")
+        if best is None or not (run_dir / "best.pt").is_file():
+            print(f"no best.pt: no epoch gave a validation {metric.upper()} (see {run_dir / 'train.log'}); last.pt holds the final weights")
+        else:
+            print(f"best validation {metric.upper()} {best:.4f} at epoch {summary['best_epoch']}: {run_dir / 'best.pt'}")
         if summary["last"] is not None and summary["last"].get("val_auc") is not None:
             print(f"validation AUC of the last epoch: {summary['last']['val_auc']:.4f}")
     return summary
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    from common.cli import run
+
+    sys.exit(run(main))

@@ -11,7 +11,7 @@ a ``{split}`` component get a seeded split, stratified by generator and grouped 
 """
 from __future__ import annotations
 
-from common.errors import UserError
+from common.errors import UsageError
 import argparse
 import csv
 import re
@@ -27,7 +27,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 KNOWN_FIELDS = {"label", *OPTIONAL_COLUMNS}
 
 
-class IndexError_(UserError, ValueError):
+class IndexError_(UsageError, ValueError):
     """A pattern or tree that cannot be indexed; the message says what to change."""
 
 
@@ -60,8 +60,8 @@ def label_of(values: dict[str, str], real_value: str) -> int | None:
         text = values["label"].lower()
         return 0 if text in ("0", "real", real_value.lower()) else 1 if text in ("1", "fake") else None
     for column in ("forgery_type", "generator"):
-        if column in values:
-            return 0 if values[column] == real_value else 1
+        if column in values:  # a folder named Real, REAL or real means real
+            return 0 if values[column].lower() == real_value.lower() else 1
     return None
 
 
@@ -121,6 +121,13 @@ def build_index(root, pattern: str, *, real_value="real", split_ratios=None, gro
         raise IndexError_("the pattern has no {split}: pass --split-ratios (e.g. 0.8,0.1,0.1) to assign splits.")
     if group_by and group_by not in fields:
         raise IndexError_(f"--group-by {group_by}: the pattern does not capture {{{group_by}}}.")
+    if split_ratios is not None and "split" in fields:
+        raise IndexError_("the pattern captures {split} from the folders and --split-ratios would override it: drop one of them.")
+    if split_ratios is not None and not group_by:
+        grouping = [f for f in ("video_id", "identity") if f in fields]
+        if grouping:
+            raise IndexError_(f"--split-ratios without --group-by would cut {grouping[0]} groups across splits (frames of one video "
+                              f"in train and test): add --group-by {grouping[0]}.")
     rows, skipped = [], Counter()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
@@ -170,13 +177,10 @@ def main(argv=None) -> int:
         except ValueError:
             ratios = ()
         if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
-            print(f"error: --split-ratios must be three non-negative numbers train,val,test; got {args.split_ratios!r}", file=sys.stderr)
-            return 2
-    try:
-        rows, columns, skipped = build_index(args.root, args.pattern, real_value=args.real_value, split_ratios=ratios, group_by=args.group_by, seed=args.seed)
-    except IndexError_ as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            raise UsageError(f"--split-ratios must be three non-negative numbers train,val,test; got {args.split_ratios!r}.")
+    rows, columns, skipped = build_index(args.root, args.pattern, real_value=args.real_value, split_ratios=ratios, group_by=args.group_by, seed=args.seed)
+    if ratios is not None and not args.group_by:
+        print("note: --split-ratios without --group-by splits single images: fine for still images, a leak for video frames")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as handle:
@@ -193,4 +197,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common.cli import run
+
+    sys.exit(run(main))

@@ -42,8 +42,19 @@ def open_container(file: str) -> np.memmap:
         meta_path = Path(file + ".json")
         if not meta_path.is_file():
             raise ImageDecodeError(f"image cache {file} has no {meta_path.name}: rebuild it with tools/cache.py")
-        meta = json.loads(meta_path.read_text())
-        _containers[file] = np.memmap(file, dtype=np.uint8, mode="r", shape=(meta["count"], meta["size"], meta["size"], 3))
+        try:
+            meta = json.loads(meta_path.read_text())
+            shape = (int(meta["count"]), int(meta["size"]), int(meta["size"]), 3)
+        except (ValueError, KeyError, TypeError) as error:
+            raise ImageDecodeError(f"image cache {file}: {meta_path.name} is damaged ({type(error).__name__}): rebuild it with tools/cache.py") from None
+        expected = shape[0] * shape[1] * shape[2] * 3
+        actual = Path(file).stat().st_size if Path(file).is_file() else None
+        if actual is None:
+            raise ImageDecodeError(f"image cache {file} does not exist: rebuild it with tools/cache.py, or fix the CSV's paths")
+        if actual != expected:
+            raise ImageDecodeError(f"image cache {file} is truncated or damaged ({actual} bytes, {expected} expected for {shape[0]} "
+                                   f"images of {shape[1]}px): rebuild it with tools/cache.py")
+        _containers[file] = np.memmap(file, dtype=np.uint8, mode="r", shape=shape)
     return _containers[file]
 
 

@@ -256,4 +256,8 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from common.cli import run
+
+    sys.exit(run(main))

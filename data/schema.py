@@ -83,6 +83,74 @@ class SplitTable:
         return [column[i] for i in rows]
 
 
+def _encoding_of(csv_path: Path) -> str:
+    """UTF-8 (with or without a byte-order mark), or UTF-16 when the file starts with its byte-order mark."""
+    with open(csv_path, "rb") as handle:
+        start = handle.read(4)
+    return "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
+def _read_rows(reader, csv_path: Path):
+    """(header, columns, line numbers, problems) of a CSV reader; whole-file problems raise SchemaError."""
+    csv.field_size_limit(max(csv.field_size_limit(), 16 * 1024 * 1024))  # long paths or notes are legitimate
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise SchemaError(f"split CSV {csv_path} is empty: it needs a header with at least path,label.") from None
+    header = [name.strip() for name in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise SchemaError(
+            f"split CSV {csv_path} lacks the required column(s) {', '.join(missing)} "
+            f"(its header: {','.join(header)}){_header_hint(header, missing)}; every row needs path and label (0 = real, 1 = fake)."
+        )
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise SchemaError(f"split CSV {csv_path} repeats the column(s) {', '.join(duplicates)} in its header.")
+    columns: dict[str, list[str]] = {name: [] for name in header}
+    problems = [Problem("warning", "column name", f"column '{given}' is not in the schema: did you mean '{known}'? (rename it, or the "
+                        f"column is ignored and protocols that need '{known}' stop)", line=1) for given, known in _misspelt_columns(header)]
+    names = list(columns)
+    lines: list[int] = []
+    next_line = reader.line_num + 1
+    for record in reader:
+        line_number, next_line = next_line, reader.line_num + 1  # a quoted field may span lines
+        if not record or all(not value.strip() for value in record):
+            continue
+        if len(record) != len(names):
+            raise SchemaError(
+                f"{csv_path} line {line_number} has {len(record)} fields but the header has {len(names)}: "
+                "quote values that contain commas."
+            )
+        for name, value in zip(names, record):
+            columns[name].append(value.strip())
+        lines.append(line_number)
+    return header, columns, lines, problems
+
+
+KNOWN_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "frame", "face_index")
+
+
+def _misspelt_columns(header: list[str]) -> list[tuple[str, str]]:
+    """Header names that are near-misses of a schema column that is absent (``Split``, ``genrator``)."""
+    import difflib
+
+    found = []
+    for name in header:
+        if name in KNOWN_COLUMNS:
+            continue
+        lowered = name.lower().replace(" ", "_").replace("-", "_")
+        close = [c for c in KNOWN_COLUMNS if c == lowered] or difflib.get_close_matches(lowered, KNOWN_COLUMNS, n=1, cutoff=0.8)
+        if close and close[0] not in header:
+            found.append((name, close[0]))
+    return found
+
+
+def _header_hint(header: list[str], missing: list[str]) -> str:
+    hints = [f"'{given}' -> '{known}'" for given, known in _misspelt_columns(header) if known in missing]
+    return f" (rename {', '.join(hints)})" if hints else ""
+
+
 def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[SplitTable, list[Problem]]:
     """Read a split CSV. Returns the table and the row-level problems found while reading (bad labels, splits).
 
@@ -90,43 +158,20 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise SchemaError(f"split CSV {csv_path} does not exist: check the path (see data/README or python -m data.build_index).")
+        raise SchemaError(f"split CSV {csv_path} does not exist: check the path (README, section Your data; python -m data.build_index writes one).")
     root = Path(root) if root is not None else csv_path.resolve().parent
     if not root.is_dir():
         raise SchemaError(f"data root {root} (for {csv_path}) is not a folder: pass --data-root DIR.")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise SchemaError(f"split CSV {csv_path} is empty: it needs a header with at least path,label.") from None
-        header = [name.strip() for name in header]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise SchemaError(
-                f"split CSV {csv_path} lacks the required column(s) {', '.join(missing)} "
-                f"(its header: {','.join(header)}); every row needs path and label (0 = real, 1 = fake)."
-            )
-        duplicates = sorted({name for name in header if header.count(name) > 1})
-        if duplicates:
-            raise SchemaError(f"split CSV {csv_path} repeats the column(s) {', '.join(duplicates)} in its header.")
-        columns: dict[str, list[str]] = {name: [] for name in header}
-        problems: list[Problem] = []
-        names = list(columns)
-        lines: list[int] = []
-        next_line = reader.line_num + 1
-        for record in reader:
-            line_number, next_line = next_line, reader.line_num + 1  # a quoted field may span lines
-            if not record or all(not value.strip() for value in record):
-                continue
-            if len(record) != len(names):
-                raise SchemaError(
-                    f"{csv_path} line {line_number} has {len(record)} fields but the header has {len(names)}: "
-                    "quote values that contain commas."
-                )
-            for name, value in zip(names, record):
-                columns[name].append(value.strip())
-            lines.append(line_number)
+    try:
+        with open(csv_path, newline="", encoding=_encoding_of(csv_path)) as handle:
+            header, columns, lines, problems = _read_rows(csv.reader(handle), csv_path)
+    except UnicodeDecodeError as error:
+        raise SchemaError(
+            f"split CSV {csv_path} is not UTF-8 text (byte {error.start} cannot be decoded): save it as UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8)."
+        ) from None
+    except csv.Error as error:
+        raise SchemaError(f"split CSV {csv_path} could not be parsed as CSV ({error}): check quoting and field sizes.") from None
     labels = np.full(len(columns["path"]), -1, dtype=np.int8)
     for row, value in enumerate(columns["label"]):
         if value in LABEL_VALUES:

@@ -1,7 +1,7 @@
 """Check a split CSV before training: counts per split x forgery type x generator x source dataset, every problem
 with its line, and the file formats per class (the format shortcut that inflates AUC).
 
-    python -m data.validate SPLITS.csv [--root DIR] [--check-images] [--format-sample 1000]
+    python -m data.validate SPLITS.csv [--data-root DIR] [--check-images] [--format-sample 1000]
 
 Exit status 1 when training could not proceed (errors), 0 otherwise (warnings are printed, not fatal).
 """
@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .images import ImageDecodeError, container_reference, image_format, load_image
 from .schema import GROUP_COLUMNS, IDENTITY_SEPARATOR, SPLITS, Problem, SchemaError, SplitTable, read_table
@@ -51,7 +52,10 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
         else:
             first_seen[resolved] = row
         reference = container_reference(resolved)
-        if not os.path.isfile(reference[0] if reference else resolved):
+        target = reference[0] if reference else resolved
+        if os.path.isdir(target):
+            problems.append(Problem("error", "not a file", f"{relative} is a folder under {root}, not an image file", line))
+        elif not os.path.isfile(target):
             problems.append(Problem("error", "missing file", f"{relative} does not exist under {root}", line))
         elif check_images:
             try:
@@ -150,7 +154,7 @@ def format_statistics(table: SplitTable, sample: int, seed: int = 0) -> dict[int
                 continue
             try:
                 fmt, quality = image_format(path)
-            except (OSError, ValueError, SyntaxError):  # unreadable headers are reported by --check-images
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # reported by --check-images
                 unreadable += 1
                 continue
             formats[fmt] += 1
@@ -239,7 +243,7 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Validate a split CSV (schema, files, counts, format shortcut).")
     parser.add_argument("csv", help="split CSV (path,label and optional columns: see data/schema.py)")
-    parser.add_argument("--root", help="folder the CSV's paths are relative to (default: the CSV's folder)")
+    parser.add_argument("--data-root", "--root", dest="root", help="folder the CSV's paths are relative to (default: the CSV's folder); the same option as train.py and test.py")
     parser.add_argument("--check-images", action="store_true", help="decode every image (slow) to find corrupt files")
     parser.add_argument("--format-sample", type=int, default=1000, help="files per class whose format/quality is read (0: all)")
     parser.add_argument("--max-per-kind", type=int, default=20, help="problems listed per kind (0: all)")
@@ -252,4 +256,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common.cli import run
+
+    sys.exit(run(main))

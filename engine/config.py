@@ -116,13 +116,9 @@ def check_config(config: dict[str, Any], where: str = "the config") -> dict[str,
                 values[key] = coerce_value(f"{section}.{key}", values[key], allowed)
     model = config.get("model")
     if isinstance(model, dict):
-        from model.registry import model_config_types
+        from model.registry import check_model_config
 
-        declared = model_config_types(model.get("name", "cael"))
-        for key, default in _model_defaults(model).items():
-            allowed = declared.get(key) or types_of_default(default)
-            if key in model and model[key] is not None and allowed is not None and key != "name":
-                model[key] = coerce_value(f"model.{key}", model[key], allowed)
+        check_model_config(model)
     return config
 
 
@@ -143,6 +139,18 @@ def _check_sections(content: Mapping[str, Any], where: str) -> None:
                 close = difflib.get_close_matches(key, DEFAULTS[section], n=1)
                 hint = f" (did you mean {section}.{close[0]}?)" if close else ""
                 raise UnknownKeyError(f"{where} has an unknown key '{section}.{key}'{hint}.")
+
+
+def flatten_overrides(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"csv": x}}`` -> ``{"data.csv": x}`` (lists and scalars are values, mappings are walked)."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_overrides(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
 
 
 def apply_overrides(config: dict[str, Any], overrides: Iterable[str] | Mapping[str, Any] = ()) -> dict[str, Any]:

@@ -8,6 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common.atomic import write_text_atomic
+from common.errors import UserError
+
 log = logging.getLogger("cael")
 
 
@@ -26,6 +29,25 @@ def setup_logging(run_dir: Path | None, is_main: bool) -> None:
         logger.addHandler(handler)
 
 
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is left out with a warning."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                log.warning(f"{path}: its last line was cut by a crash; it is left out (the epoch is redone on resume)")
+                break
+            raise UserError(f"{path} line {number} is not a JSON record: repair or remove that line, then resume.") from error
+    return records
+
+
 class RunRecorder:
     """Appends one record per epoch; rewrites the plot each time. Does nothing on ranks other than 0."""
 
@@ -38,17 +60,15 @@ class RunRecorder:
             self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
     def history(self) -> list[dict[str, Any]]:
-        path = self.run_dir / "metrics.jsonl"
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_records(self.run_dir / "metrics.jsonl")
 
     def truncate_after(self, epoch: int) -> None:
-        """On resume: drop records of epochs after the checkpoint's (written before a crash, then lost)."""
+        """On resume: drop records of epochs after the checkpoint's (written before a crash, then lost), and a
+        last line that a crash cut in half."""
         if not self.enabled:
             return
         kept = [r for r in self.history() if r["epoch"] <= epoch]
-        (self.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+        write_text_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         self._write_csv(kept)
 
     def _write_csv(self, records: list[dict[str, Any]]) -> None:

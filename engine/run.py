@@ -12,6 +12,9 @@ from typing import Any
 
 import torch
 
+from common.atomic import write_text_atomic
+from common.errors import UserError
+
 from .config import REPO_ROOT, save_config
 
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pillow", "einops")
@@ -64,4 +67,49 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
     """Create the folder and write config.yaml and env.json (rank 0 only)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-    (run_dir / "env.json").write_text(json.dumps(environment(), indent=2) + "\n")
+    write_text_atomic(run_dir / "env.json", json.dumps(environment(), indent=2) + "\n")
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``.lock``, ``flock``): two train.py never write into one run at once.
+
+    The operating system releases it when the process ends, however it ends (a SIGKILL included).
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir, self.path, self.handle = Path(run_dir), Path(run_dir) / ".lock", None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+        import os
+        import socket
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"{self.run_dir} is in use by another training run ({owner}): wait for it to end, or choose another --out.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"train.py pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def release(self) -> None:
+        if self.handle is not None:
+            import fcntl
+
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

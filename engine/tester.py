@@ -1,6 +1,8 @@
 """Evaluation behind ``test.py``: a checkpoint (or one per fold) on a protocol's test rows -> metrics and tables."""
 from __future__ import annotations
 
+import copy
+
 from common.errors import MissingFileError, UsageError, UserError
 import logging
 from collections.abc import Mapping, Sequence
@@ -19,7 +21,8 @@ from data.schema import SchemaError, SplitTable, load_table
 from model import build_model
 
 from . import report
-from .config import deep_merge
+from .checkpoint import read_checkpoint
+from .config import apply_overrides, deep_merge, flatten_overrides
 from .distributed import DistInfo
 from .evaluate import predict, resolve_precision
 from .trainer import FINE_LEVELS
@@ -50,9 +53,9 @@ def check_model_config(checkpoint_model: Mapping[str, Any], requested: Mapping[s
 def load_detector(path: str | Path, requested_config: Mapping[str, Any] | None = None):
     """(model on CPU in eval mode, run config, class names) of one of our checkpoints or a released CAEL one."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: give RUN/best.pt written by train.py (or a released CAEL checkpoint).")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not path.exists():
+        raise MissingFileError(f"no checkpoint at {path}: give RUN/best.pt written by train.py (or a released CAEL checkpoint).")
+    obj = read_checkpoint(path)
     if isinstance(obj, Mapping) and "config" in obj and "model" in obj:
         config = obj["config"]
         if requested_config is not None:
@@ -65,7 +68,7 @@ def load_detector(path: str | Path, requested_config: Mapping[str, Any] | None =
                 f"{path} does not fit its own model config: missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]}."
             )
         return model.eval(), config, obj.get("class_names") or {}
-    from model.convert_released import _load as load_released_checkpoint
+    from model.convert_released import load_released_checkpoint
 
     model, config, _, _ = load_released_checkpoint(obj, requested_config)
     log.info(f"{path}: a released CAEL checkpoint, evaluated with our released-mode model")
@@ -149,7 +152,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report."""
     model, config, class_names = load_detector(checkpoint, requested_config)
-    config = deep_merge(config, config_overrides)
+    config = apply_overrides(copy.deepcopy(config), flatten_overrides(config_overrides))
     if protocol is not None and protocol != config["data"]["protocol"]:
         config["data"]["protocol"], config["data"]["fold"] = protocol, fold  # another protocol: its own fold, if any
     elif fold is not None:

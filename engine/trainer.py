@@ -12,6 +12,8 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +40,16 @@ from .optim import build_ema, build_optimizer, build_scheduler
 from .run import code_version
 
 log = logging.getLogger("cael")
+
+
+class TrainingInterrupted(UserError):
+    """Ctrl-C or SIGTERM: the run saved a resumable checkpoint at the current step and stopped (exit status 130)."""
+
+    exit_code = 130
+
+
+class TooManySkippedError(UserError):
+    """More training images were unreadable than ``data.max-skipped`` allows."""
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -361,6 +373,14 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update_parameters(self.model_without_ddp)
             state.step += 1
+            if self._stop_requested(state.step % log_every == 0):
+                self._check_finite(first_bad)
+                state.step_in_epoch, state.epoch_loss_sum = micro, loss_sum.item()
+                self._save_last()
+                raise TrainingInterrupted(
+                    f"stopped by {self._signal_name} at optimizer step {state.step} (epoch {epoch + 1}): a resumable checkpoint "
+                    f"is saved; continue with  python train.py --resume {self.run_dir}"
+                )
             if state.step % log_every == 0:
                 self._check_finite(first_bad)  # the only host syncs of the loop are here
                 now = time.perf_counter()
@@ -381,6 +401,7 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "train_images_per_s": seen_images * self.dist.world_size / elapsed if elapsed > 0 else None,
             "train_skipped": state.epoch_skipped,
+            "train_images": state.epoch_loss_count,  # this rank's, like train_skipped
         }
         state.step_in_epoch, state.epoch_loss_sum, state.epoch_loss_count, state.epoch_skipped = 0, 0.0, 0, 0
         return result
@@ -397,7 +418,53 @@ class Trainer:
         result["val_skipped"] = predictions.skipped
         return result, predictions
 
+    # ------------------------------------------------------------- signals
+    _signal_name: str | None = None
+
+    def _on_signal(self, number, frame) -> None:
+        if self._signal_name is not None:  # a second Ctrl-C: stop at once (the last checkpoint stays)
+            raise KeyboardInterrupt
+        self._signal_name = signal.Signals(number).name
+        log.warning(f"{self._signal_name}: saving a resumable checkpoint after the current step (press Ctrl-C again to stop at once)")
+
+    def _stop_requested(self, may_sync: bool) -> bool:
+        """Whether a signal asked this run to stop; under DDP every rank agrees (one all-reduce, on log steps)."""
+        if not self.dist.enabled:
+            return self._signal_name is not None
+        if not may_sync:
+            return False
+        flag = torch.tensor(1.0 if self._signal_name else 0.0, device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() > 0 and self._signal_name is None:
+            self._signal_name = "a signal to another rank"
+        return flag.item() > 0
+
+    @contextlib.contextmanager
+    def _signals_save_and_stop(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _check_skipped(self, record: dict[str, Any]) -> None:
+        skipped, used = record.get("train_skipped") or 0, record.get("train_images") or 0
+        limit = float(self.config["data"]["max-skipped"])
+        if skipped and (used == 0 or skipped / (skipped + used) > limit):
+            raise TooManySkippedError(
+                f"{skipped} of {skipped + used} training images of epoch {record['epoch']} were unreadable (more than "
+                f"data.max-skipped {limit:g}): check --data-root and the paths of {self.table.csv_path} with python -m data.validate."
+            )
+
     def fit(self) -> dict[str, Any]:
+        with self._signals_save_and_stop():
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         train_cfg = self.config["train"]
         select = train_cfg["select-metric"]
         key = f"val_{select}"
@@ -418,6 +485,7 @@ class Trainer:
             else:
                 state.bad_epochs += 1
             record["best_" + select] = state.best_value
+            self._check_skipped(record)
             state.history.append(record)
             self.recorder.record(record, state.step)
             skipped = f", skipped {record['train_skipped']} unreadable training images" if record["train_skipped"] else ""

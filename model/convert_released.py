@@ -9,13 +9,16 @@ dropped and listed; anything else is an error.
 from __future__ import annotations
 
 import argparse
-import pickle
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from common.checkpoint import read_checkpoint, save_checkpoint
+from common.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 RELEASED_CONFIG = CONFIG_DIR / "cael_released.yaml"
@@ -45,7 +48,7 @@ _PARAM = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 DROPPED = None  # marker: a released weight its forward never uses
 
 
-class ReleasedCheckpointError(ValueError):
+class ReleasedCheckpointError(UserError, ValueError):
     """A state dict that does not have the released CAEL's keys and shapes."""
 
 
@@ -201,26 +204,19 @@ def _read(path_or_state_dict) -> tuple[dict[str, torch.Tensor], str]:
     if isinstance(path_or_state_dict, Mapping):
         return unwrap_state_dict(path_or_state_dict, "the given state dict"), "the given state dict"
     path = Path(path_or_state_dict)
-    if not path.is_file():
-        raise FileNotFoundError(f"no released checkpoint at {path}.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        raise ReleasedCheckpointError(
-            f"{path} could not be read as tensors only ({type(error).__name__}: {error}). If you trust this file, load "
-            "it with torch.load(..., weights_only=False) yourself and pass its state dict to load_released."
-        ) from error
+    obj = read_checkpoint(path, what="released checkpoint")
     return unwrap_state_dict(obj, str(path)), str(path)
 
 
-def _load(path_or_state_dict, config):
-    """(model holding the released weights, its full config, dropped keys, source name)."""
-    from engine.config import load_config
+def load_released_checkpoint(path_or_state_dict, config):
+    """(model holding the released weights, its config, dropped keys, source name).
 
-    from .registry import build_model
+    ``config``: a run config or its model section, a config YAML path or bundled name, or None (the released one).
+    """
+    from .registry import build_model, model_config_from_file
 
     if config is None or isinstance(config, (str, Path)):
-        config = load_config(config or RELEASED_CONFIG)
+        config = {"model": model_config_from_file(config or RELEASED_CONFIG)}
     config = dict(config) if "model" in config else {"model": dict(config)}
     # The checkpoint supplies every weight: build the backbone without downloading anything.
     config["model"] = {**config["model"], "pretrained": False, "pretrained-file": None}
@@ -236,7 +232,7 @@ def load_released(path_or_state_dict, config: dict[str, Any] | str | Path | None
 
     ``config``: a run config, its model section, or a YAML path; default ``model/configs/cael_released.yaml``.
     """
-    return _load(path_or_state_dict, config)[0]
+    return load_released_checkpoint(path_or_state_dict, config)[0]
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -248,10 +244,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from engine.checkpoint import save_checkpoint
-
     args = get_args_parser().parse_args(argv)
-    model, config, dropped, source = _load(args.input, args.config)
+    model, config, dropped, source = load_released_checkpoint(args.input, args.config)
     state_dict = model.state_dict()
     save_checkpoint(args.output, {"model": state_dict, "config": config, "converted_from": source})
     print(f"wrote {len(state_dict)} tensors from {source} to {args.output}; dropped {len(dropped)} unused released tensors")
@@ -259,4 +253,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from common.cli import run
+
+    sys.exit(run(main))

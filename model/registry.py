@@ -31,7 +31,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     name = model_config.get("name", "cael")
     if name not in _MODELS:
         raise UnknownKeyError(f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}.")
-    return _MODELS[name](dict(model_config))
+    return _MODELS[name](check_model_config(dict(model_config)))
 
 
 def model_defaults(name: str) -> dict[str, Any]:
@@ -46,3 +46,24 @@ def model_config_types(name: str) -> dict[str, tuple[type, ...]]:
     if name not in _MODELS:
         raise UnknownKeyError(f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}.")
     return dict(getattr(_MODELS[name], "config_types", {}))
+
+
+def model_config_from_file(path) -> dict[str, Any]:
+    """The model section of a config file (or bundled name), on the model's defaults: what ``build_model`` needs."""
+    from common.config import deep_merge, read_config_file
+
+    model = read_config_file(path).get("model") or {}
+    return deep_merge(model_defaults(model.get("name", "cael")), model)
+
+
+def check_model_config(model_config: dict[str, Any]) -> dict[str, Any]:
+    """Check (and, int -> float, coerce) the types of a model config's keys against the model's defaults; in place."""
+    from common.config import coerce_value, types_of_default
+
+    name = model_config.get("name", "cael")
+    declared = model_config_types(name)
+    for key, default in model_defaults(name).items():
+        allowed = declared.get(key) or types_of_default(default)
+        if key in model_config and model_config[key] is not None and allowed is not None and key != "name":
+            model_config[key] = coerce_value(f"model.{key}", model_config[key], allowed)
+    return model_config

@@ -9,7 +9,9 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.config import load_config
+from common.config import parse_override, set_value
+
+from .registry import model_config_from_file
 
 from .registry import build_model
 
@@ -69,7 +71,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     # Counting needs no ImageNet weights: never download here.
-    config = load_config(args.config, ["model.pretrained=false", "model.pretrained-file=null", *args.overrides])
+    config = {"model": model_config_from_file(args.config)}
+    for key, value in [parse_override(text) for text in args.overrides] + [("model.pretrained", False), ("model.pretrained-file", None)]:
+        set_value(config, key, value)
     model = build_model(config["model"])
     summary = summarize(model, config["model"]["image-size"])
     print(f"{config['model'].get('name', 'cael')} ({args.config})")
@@ -84,4 +88,8 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from common.cli import run
+
+    sys.exit(run(main))

@@ -11,6 +11,7 @@ import pytest
 import torch
 from csv_rows import write_rows
 
+from common.errors import UserError
 from data.images import ImageDecodeError, load_image
 from data.make_demo import make_demo
 from data.schema import load_table
@@ -40,7 +41,7 @@ def test_cache_refuses_unreadable_images_unless_told_to_skip_them(demo, tmp_path
     (tmp_path / "bad.png").write_bytes(b"nope")
     rows[2] = {**rows[2], "path": str(tmp_path / "bad.png")}
     edited = write_rows(tmp_path / "edited.csv", rows)
-    with pytest.raises(SystemExit, match="could not be decoded.*--skip-bad"):
+    with pytest.raises(UserError, match="could not be decoded.*--skip-bad"):
         cache.main([str(edited), "--size", "32", "--out", str(tmp_path / "c1"), "--root", str(demo.parent), "--workers", "1"])
     cached_csv = cache.main([str(edited), "--size", "32", "--out", str(tmp_path / "c2"), "--root", str(demo.parent), "--workers", "1", "--skip-bad"])
     assert len(load_table(cached_csv)) == len(rows) - 1

@@ -17,6 +17,7 @@ from data.dataset import CorruptImageError
 from data.make_demo import make_demo
 from data.protocols import ProtocolError
 from data.schema import SchemaError
+from common.errors import UsageError
 from engine.checkpoint import load_checkpoint
 from engine.trainer import NonFiniteLossError
 
@@ -64,7 +65,7 @@ def test_run_folder_has_everything_a_paper_needs(demo, tmp_path):
     assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "config", "metrics", "code_version"}
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2] and all(r["val_auc"] for r in rows)
-    with pytest.raises(SystemExit, match="already holds a run"):
+    with pytest.raises(UsageError, match="already holds a run"):
         train.main(["--csv", str(demo), "--out", str(run), *QUICK])
 
 

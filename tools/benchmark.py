@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from common.errors import UsageError  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.evaluate import autocast, to_device  # noqa: E402
 from engine.optim import build_optimizer  # noqa: E402
@@ -159,7 +160,7 @@ def run(args) -> dict:
     config = load_config(args.config, args.overrides)
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.precision == "fp16" and device.type != "cuda":
-        raise SystemExit("--precision fp16 needs a CUDA device.")
+        raise UsageError("--precision fp16 needs a CUDA device.")
     torch.backends.cudnn.benchmark = True
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -225,4 +226,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from common.cli import run
+
+    sys.exit(run(main))

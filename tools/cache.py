@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from common.errors import UserError  # noqa: E402
 from data.images import ImageDecodeError, load_image  # noqa: E402
 from data.loader import default_workers  # noqa: E402
 from data.schema import load_table  # noqa: E402
@@ -66,7 +67,7 @@ def build_cache(csv_path, out_dir, *, size: int, root=None, workers=None, skip_b
     if all_errors and not skip_bad:
         Path(str(container) + ".tmp.npy").unlink()
         shown = "; ".join(all_errors[:5])
-        raise SystemExit(f"{len(all_errors)} image(s) could not be decoded ({shown}): fix them, or pass --skip-bad to leave their rows out.")
+        raise UserError(f"{len(all_errors)} image(s) could not be decoded ({shown}): fix them, or pass --skip-bad to leave their rows out.")
     # Compact the kept rows into the final raw container (no header: memory-mapped by shape from the .json).
     rows = np.flatnonzero(kept)
     final = np.memmap(str(container) + ".tmp", dtype=np.uint8, mode="w+", shape=(len(rows), size, size, 3))
@@ -98,7 +99,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("csv")
     parser.add_argument("--size", type=int, required=True, help="the model's image-size")
     parser.add_argument("--out", required=True, help="folder for the cache and its CSV")
-    parser.add_argument("--root", help="folder the CSV's paths are relative to (default: the CSV's folder)")
+    parser.add_argument("--data-root", "--root", dest="root", help="folder the CSV's paths are relative to (default: the CSV's folder)")
     parser.add_argument("--workers", type=int, help="decoding processes (default: the cores)")
     parser.add_argument("--skip-bad", action="store_true", help="leave out rows whose image cannot be decoded")
     return parser
@@ -110,4 +111,6 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from common.cli import run
+
+    sys.exit(run(main))
