@@ -86,6 +86,10 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        if "unsupported global" not in str(error).lower():  # not a pickle of objects: text, an image, random bytes
+            raise CheckpointError(
+                f"{what} {path} is truncated or not a PyTorch checkpoint: use the file written by train.py, or copy it again."
+            ) from error
         raise CheckpointError(
             f"{what} {path} holds Python objects beyond tensors and plain values, which are not loaded for safety: "
             "use a checkpoint written by this project (or convert it with python -m model.convert_released)."

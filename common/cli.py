@@ -27,7 +27,8 @@ def user_message(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     if "Original Traceback" in text:  # torch re-raises worker errors with the worker's traceback in the message
         last = [line for line in text.splitlines() if line.strip()][-1]
-        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].isidentifier() else last
+        prefix, sep, rest = last.partition(": ")
+        text = rest if sep and all(part.isidentifier() for part in prefix.split(".")) else last
     return text
 
 
