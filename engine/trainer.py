@@ -451,12 +451,12 @@ class Trainer:
             for number, handler in previous.items():
                 signal.signal(number, handler)
 
-    def _check_skipped(self, record: dict[str, Any]) -> None:
+    def _check_skipped(self, record: dict[str, Any], epoch: int) -> None:
         skipped, used = record.get("train_skipped") or 0, record.get("train_images") or 0
         limit = float(self.config["data"]["max-skipped"])
         if skipped and (used == 0 or skipped / (skipped + used) > limit):
             raise TooManySkippedError(
-                f"{skipped} of {skipped + used} training images of epoch {record['epoch']} were unreadable (more than "
+                f"{skipped} of {skipped + used} training images of epoch {epoch} were unreadable (more than "
                 f"data.max-skipped {limit:g}): check --data-root and the paths of {self.table.csv_path} with python -m data.validate."
             )
 
@@ -473,6 +473,7 @@ class Trainer:
         while state.epoch < train_cfg["epochs"] and not state.finished:
             started = time.perf_counter()
             train_metrics = self.train_one_epoch()
+            self._check_skipped(train_metrics, state.epoch + 1)
             val_metrics, _ = self.validate()
             if key not in val_metrics:
                 raise UnknownKeyError(f"train.select-metric {select!r} is not a validation metric: choose one of {', '.join(k[4:] for k in val_metrics)}.")
@@ -485,7 +486,6 @@ class Trainer:
             else:
                 state.bad_epochs += 1
             record["best_" + select] = state.best_value
-            self._check_skipped(record)
             state.history.append(record)
             self.recorder.record(record, state.step)
             skipped = f", skipped {record['train_skipped']} unreadable training images" if record["train_skipped"] else ""

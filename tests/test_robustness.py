@@ -1,0 +1,191 @@
+"""Faults and hostile inputs: two runs on one folder, torn records, Ctrl-C, unreadable training data, and the
+files that used to crash the validator (encodings, huge fields, decompression bombs, folders, truncated caches)."""
+import csv
+import json
+import os
+import signal
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from csv_rows import read_rows, write_rows
+
+import train
+from data import build_index as bi
+from data.images import ImageDecodeError, load_image
+from data.make_demo import make_demo
+from data.schema import SchemaError, read_table
+from data.validate import validate
+from engine.checkpoint import load_checkpoint
+from engine.run import RunLock
+from engine.trainer import TooManySkippedError, TrainingInterrupted
+
+QUICK = [
+    "--config", "cael_demo", "--set", "data.workers=0", "--set", "train.batch-size=8", "--set", "train.epochs=2",
+    "--set", "train.max-steps-per-epoch=4", "--set", "train.log-every=1", "--set", "eval.batch-size=64",
+    "--set", "data.augment=[{name: hflip, p: 0.5}]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return make_demo(tmp_path_factory.mktemp("robust"), identities=12, fakes_per_generator=16)
+
+
+def _validate(csv_path, root=None, **kwargs):
+    out = []
+
+    class Sink:
+        def write(self, text):
+            out.append(text)
+
+    status = validate(csv_path, root, out=Sink(), **kwargs)
+    return status, "".join(out)
+
+
+# ---------------------------------------------------------------- run folders
+
+
+def test_a_second_run_on_a_locked_folder_stops_before_writing(demo, tmp_path):
+    run = tmp_path / "run"
+    with RunLock(run):
+        with pytest.raises(Exception, match="is in use by another training run .*choose another --out"):
+            train.main(["--csv", str(demo), "--out", str(run), *QUICK])
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written by the refused run
+
+
+def test_resume_tolerates_a_torn_last_record_and_removes_partial_writes(demo, tmp_path):
+    run = tmp_path / "run"
+    train.main(["--csv", str(demo), "--out", str(run), *QUICK, "--set", "train.epochs=1"])
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 2, "train_lo')  # a crash in the middle of appending the next record
+    (run / ".last.pt.x1y2.tmp").write_bytes(b"\0" * 4096)  # a checkpoint write killed half-way
+    train.main(["--resume", str(run), "--set", "train.epochs=2"])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert not list(run.glob(".*.tmp"))
+    assert [int(r["epoch"]) for r in csv.DictReader(open(run / "metrics.csv"))] == [1, 2]
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_at_the_current_step(demo, tmp_path, monkeypatch):
+    args = ["--csv", str(demo), *QUICK]
+    train.main([*args, "--out", str(tmp_path / "straight")])
+    import loss_folder.losses as losses
+
+    original, calls = losses.LOSSES["ce"], {"n": 0}
+
+    def interrupting(config, class_counts):
+        inner = original(config, class_counts)
+
+        class Interrupting(torch.nn.Module):
+            def forward(self, outputs, batch):
+                calls["n"] += 1
+                if calls["n"] == 3:
+                    os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during step 3
+                return inner(outputs, batch)
+
+        return Interrupting()
+
+    monkeypatch.setitem(losses.LOSSES, "ce", interrupting)
+    with pytest.raises(TrainingInterrupted, match=r"SIGINT at optimizer step 3 .*--resume") as caught:
+        train.main([*args, "--out", str(tmp_path / "stopped")])
+    assert caught.value.exit_code == 130
+    assert load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 3
+    monkeypatch.setitem(losses.LOSSES, "ce", original)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    train.main(["--resume", str(tmp_path / "stopped")])
+    first, second = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
+    assert first["step"] == second["step"] == 8
+    for name, tensor in first["model"].items():
+        assert torch.equal(tensor, second["model"][name]), name
+
+
+def test_a_run_that_cannot_read_its_images_stops_instead_of_training_on_nothing(demo, tmp_path):
+    wrong_root = tmp_path / "elsewhere"
+    wrong_root.mkdir()
+    with pytest.raises(TooManySkippedError, match=r"of epoch 1 were unreadable .*data.max-skipped .*--data-root"):
+        train.main(["--csv", str(demo), "--data-root", str(wrong_root), "--out", str(tmp_path / "run"), *QUICK,
+                    "--set", "data.on-error=skip"])  # fmt: skip
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+# ------------------------------------------------------------------ validator
+
+
+def test_csv_encodings_and_huge_fields(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    rows = "path,label,note\na.png,0,café\n"
+    (tmp_path / "utf16.csv").write_text(rows, encoding="utf-16")
+    table, _ = read_table(tmp_path / "utf16.csv")
+    assert table.column("note") == ["café"]
+    (tmp_path / "latin1.csv").write_bytes(rows.encode("latin-1"))
+    with pytest.raises(SchemaError, match=r"latin1.csv is not UTF-8 text .*save it as UTF-8"):
+        read_table(tmp_path / "latin1.csv")
+    status, report = _validate(tmp_path / "latin1.csv")
+    assert status == 1 and "not UTF-8" in report
+    (tmp_path / "long.csv").write_text("path,label,note\na.png,0," + "x" * 200_000 + "\n")
+    assert len(read_table(tmp_path / "long.csv")[0].column("note")[0]) == 200_000
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+
+
+def test_validate_reports_bombs_folders_and_misspelt_headers_without_crashing(tmp_path):
+    _png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
+    (tmp_path / "folder.png").mkdir()
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "ok.png")
+    write_rows(tmp_path / "s.csv", [{"path": "bomb.png", "label": "1", "Split": "train", "genrator": "x"},
+                                    {"path": "folder.png", "label": "0", "Split": "train", "genrator": "real"},
+                                    {"path": "ok.png", "label": "0", "Split": "train", "genrator": "real"}])  # fmt: skip
+    for check_images in (False, True):
+        status, report = _validate(tmp_path / "s.csv", check_images=check_images)
+        assert status == 1
+        assert "folder.png is a folder" in report
+        assert "did you mean 'split'?" in report and "did you mean 'generator'?" in report
+    assert "bomb.png" in report and "could not be decoded" in report
+    with pytest.raises(ImageDecodeError, match="bomb.png"):
+        load_image(tmp_path / "bomb.png")
+
+
+def test_a_truncated_image_cache_is_named(tmp_path):
+    from tools import cache
+
+    Image = pytest.importorskip("PIL.Image")
+    for i in range(3):
+        Image.fromarray(np.full((8, 8, 3), i * 50, np.uint8)).save(tmp_path / f"{i}.png")
+    write_rows(tmp_path / "s.csv", [{"path": f"{i}.png", "label": str(i % 2)} for i in range(3)])
+    cached = cache.main([str(tmp_path / "s.csv"), "--size", "8", "--out", str(tmp_path / "c"), "--workers", "1"])
+    container = tmp_path / "c" / "images_8.u8"
+    container.write_bytes(container.read_bytes()[:100])
+    row = read_rows(cached)[1]
+    with pytest.raises(ImageDecodeError, match=r"images_8.u8 is truncated or damaged .*rebuild it with tools/cache.py"):
+        load_image(tmp_path / "c" / row["path"], 8)
+
+
+# ---------------------------------------------------------------- build_index
+
+
+def _tree(root: Path, files):
+    for relative in files:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(b"")
+
+
+def test_build_index_reads_real_folders_in_any_case_and_refuses_silent_split_changes(tmp_path):
+    _tree(tmp_path, ["train/Real/v1/0.png", "train/gan/v2/0.png", "test/REAL/v3/0.png", "test/gan/v4/0.png"])
+    rows, _, _ = bi.build_index(tmp_path, "{split}/{generator}/{video_id}/*")
+    assert {r["path"]: r["label"] for r in rows} == {"train/Real/v1/0.png": 0, "train/gan/v2/0.png": 1,
+                                                       "test/REAL/v3/0.png": 0, "test/gan/v4/0.png": 1}  # fmt: skip
+    with pytest.raises(bi.IndexError_, match="captures {split} .*--split-ratios would override it"):
+        bi.build_index(tmp_path, "{split}/{generator}/{video_id}/*", split_ratios=(0.8, 0.1, 0.1), group_by="video_id")
+    with pytest.raises(bi.IndexError_, match="would cut video_id groups across splits .*add --group-by video_id"):
+        bi.build_index(tmp_path, "{other}/{generator}/{video_id}/*", split_ratios=(0.8, 0.1, 0.1))
