@@ -385,8 +385,11 @@ class Trainer:
                 self._check_finite(first_bad)  # the only host syncs of the loop are here
                 now = time.perf_counter()
                 interval_loss = (loss_sum - interval_sum).item() / max(1, interval_images)
-                bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
-                                img_s=f"{interval_images * self.dist.world_size / (now - interval_start):.0f}")  # fmt: skip
+                lr, rate = self.optimizer.param_groups[0]["lr"], interval_images * self.dist.world_size / (now - interval_start)
+                bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
+                if bar.disable and self.dist.is_main:  # no progress bar (output to a file): a progress line instead
+                    log.info(f"epoch {epoch + 1} step {micro // self.accumulate}/{self.steps_per_epoch}: "
+                             f"loss {interval_loss:.4f}, lr {lr:.2e}, {rate:.0f} img/s")
                 interval_sum, interval_start, interval_images = loss_sum.clone(), now, 0
             if checkpoint_every and state.step % checkpoint_every == 0 and micro < micro_limit:
                 self._check_finite(first_bad)
