@@ -25,7 +25,7 @@ from .checkpoint import read_checkpoint
 from .config import apply_overrides, deep_merge, flatten_overrides
 from .distributed import DistInfo
 from .evaluate import predict, resolve_precision
-from .trainer import FINE_LEVELS
+from data.targets import FINE_LEVELS
 
 log = logging.getLogger("cael")
 
