@@ -43,6 +43,9 @@ from .run import code_version
 log = logging.getLogger("cael")
 
 
+CHECKPOINT_FORMAT = 1  # best.pt and last.pt share one schema (Trainer._checkpoint)
+
+
 class TrainingInterrupted(UserError):
     """Ctrl-C or SIGTERM: the run saved a resumable checkpoint at the current step and stopped (exit status 130)."""
 
@@ -227,36 +230,42 @@ class Trainer:
         self.criterion = build_loss(config["loss"], class_counts=self.class_counts).to(self.device)
 
     # ----------------------------------------------------------- checkpoints
-    def _checkpoint(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
+    def _checkpoint(self, kind: str, *, rng: list[dict[str, Any]] | None = None, metrics: dict[str, Any] | None = None,
+                    calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The one checkpoint schema of both files. ``last``: everything a resume needs; ``best``: the selected
+        weights (the EMA's where train.ema is on), the same keys with the resumable parts set to None."""
+        resumable = kind == "last"
+        use_ema = self.ema is not None and not resumable
+        state = {k: v for k, v in asdict(self.state).items() if k not in ("epoch", "step")}  # epoch, step: top level
         return {
-            "model": self.model_without_ddp.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "state": asdict(self.state),
+            "format": CHECKPOINT_FORMAT,
+            "kind": kind,
+            "model": self.ema.module.state_dict() if use_ema else self.model_without_ddp.state_dict(),
+            "weights": "ema" if use_ema else "model",
             "epoch": self.state.epoch,
             "step": self.state.step,
-            "rng": rng,  # one entry per rank: each rank resumes its own dropout stream
+            "optimizer": self.optimizer.state_dict() if resumable else None,
+            "scheduler": self.scheduler.state_dict() if resumable else None,
+            "scaler": self.scaler.state_dict() if resumable and self.scaler is not None else None,
+            "ema": self.ema.state_dict() if resumable and self.ema is not None else None,
+            "state": state if resumable else None,
+            "rng": rng if resumable else None,  # one entry per rank: each rank resumes its own dropout stream
             "config": self.config,
             "class_names": self.class_names,
-            "metrics": self.state.history[-1] if self.state.history else None,
+            "metrics": metrics if metrics is not None else (self.state.history[-1] if self.state.history else None),
+            "calibration": calibration,
             "code_version": code_version(),
         }
 
     def _save_last(self) -> None:
         rng = gather_objects(rng_state())
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / "last.pt", self._checkpoint(rng))
+            save_checkpoint(self.run_dir / "last.pt", self._checkpoint("last", rng=rng))
         barrier()
 
-    def _save_best(self, metrics: dict[str, Any]) -> None:
+    def _save_best(self, metrics: dict[str, Any], calibration: dict[str, Any] | None = None) -> None:
         if self.dist.is_main:
-            weights = self.ema.module.state_dict() if self.ema is not None else self.model_without_ddp.state_dict()
-            save_checkpoint(self.run_dir / "best.pt", {
-                "model": weights, "config": self.config, "epoch": self.state.epoch, "step": self.state.step,
-                "metrics": metrics, "class_names": self.class_names, "code_version": code_version(), "ema": self.ema is not None,
-            })  # fmt: skip
+            save_checkpoint(self.run_dir / "best.pt", self._checkpoint("best", metrics=metrics, calibration=calibration))
 
     def _load(self, checkpoint: dict[str, Any]) -> None:
         self.model_without_ddp.load_state_dict(checkpoint["model"])
@@ -266,7 +275,7 @@ class Trainer:
             self.scaler.load_state_dict(checkpoint["scaler"])
         if self.ema is not None and checkpoint.get("ema"):
             self.ema.load_state_dict(checkpoint["ema"])
-        self.state = TrainState(**checkpoint["state"])
+        self.state = TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], **checkpoint["state"])
         states = checkpoint["rng"]
         if len(states) != self.dist.world_size:
             log.warning(f"resuming a {len(states)}-process run with {self.dist.world_size} processes: dropout streams differ from the original run")
@@ -504,6 +513,6 @@ def load_resume(path: str | Path) -> tuple[dict[str, Any], Path]:
     if not checkpoint_path.is_file():
         raise MissingFileError(f"--resume {path}: no last.pt there; give a run folder written by train.py.")
     checkpoint = load_checkpoint(checkpoint_path)
-    if "state" not in checkpoint or "optimizer" not in checkpoint:
+    if checkpoint.get("kind", "last") != "last" or not checkpoint.get("state") or not checkpoint.get("optimizer"):
         raise UsageError(f"--resume {checkpoint_path} is not a training checkpoint (last.pt of a run).")
     return checkpoint, checkpoint_path.parent

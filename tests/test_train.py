@@ -194,8 +194,22 @@ def test_gradient_accumulation_ema_and_step_schedule_run(demo, tmp_path):
                 "--set", "loss.name=focal"])  # fmt: skip
     last = load_checkpoint(run / "last.pt")
     assert last["step"] == 8 and last["ema"] is not None
-    assert load_checkpoint(run / "best.pt")["ema"] is True
+    best = load_checkpoint(run / "best.pt")
+    assert best["weights"] == "ema" and best["ema"] is None and best["optimizer"] is None
     assert last["scheduler"]["last_epoch"] == 8
+
+
+def test_best_and_last_share_one_checkpoint_schema(demo, tmp_path):
+    run = tmp_path / "run"
+    train.main(["--csv", str(demo), "--out", str(run), *QUICK, "--set", "train.epochs=1"])
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert set(best) == set(last) and best["format"] == last["format"] == 1
+    assert (best["kind"], last["kind"]) == ("best", "last") and best["weights"] == last["weights"] == "model"
+    assert best["optimizer"] is None and best["rng"] is None and last["optimizer"] is not None and last["rng"]
+    assert "epoch" not in last["state"] and "step" not in last["state"]  # stored once, at the top level
+    assert best["epoch"] == last["epoch"] == 1 and best["step"] == last["step"] == 4
+    with pytest.raises(UsageError, match="not a training checkpoint"):
+        train.main(["--resume", str(run / "best.pt")])
 
 
 def test_fine_grained_heads_train_with_the_multitask_loss(demo, tmp_path):
