@@ -12,6 +12,8 @@ import timm
 import torch
 from torch import nn
 
+from common.errors import UserError
+
 # The released backbone's batch-norm momentum (EfficientNet-PyTorch: 1 - 0.99) and drop-connect rate.
 RELEASED_BN_MOMENTUM = 0.01
 RELEASED_DROP_PATH_RATE = 0.2
@@ -46,13 +48,24 @@ class FineFeatures(nn.Module):
         return self.network.forward_features(images)
 
 
-def _create(name: str, *, pretrained: bool, pretrained_file: str | None, drop_path_rate: float, bn_momentum: float):
-    kwargs = dict(num_classes=0, drop_path_rate=drop_path_rate, bn_momentum=bn_momentum)
+class PretrainedWeightsError(UserError, RuntimeError):
+    """ImageNet (or CLIP) weights that cannot be downloaded (offline)."""
+
+
+class MissingWeightsFileError(UserError, FileNotFoundError):
+    """A 'pretrained-file' that does not exist."""
+
+
+def create_timm_model(name: str, *, pretrained: bool, pretrained_file: str | None = None, **kwargs) -> nn.Module:
+    """A timm network, with ImageNet weights through timm's hub (``pretrained``) or from a local file.
+
+    Offline, or with a missing file, one sentence says what to do (cache once, a local file, or random weights).
+    """
     if pretrained_file:
         if not os.path.isfile(pretrained_file):
-            raise FileNotFoundError(
+            raise MissingWeightsFileError(
                 f"model config key 'pretrained-file' names {pretrained_file!r}, which does not exist: "
-                "give the path of a timm tf_efficientnet_b0 state dict (.pth or .safetensors)."
+                f"give the path of a timm {name.split('.')[0]} state dict (.pth or .safetensors)."
             )
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=pretrained_file), **kwargs)
     if not pretrained:
@@ -61,11 +74,16 @@ def _create(name: str, *, pretrained: bool, pretrained_file: str | None, drop_pa
         return timm.create_model(name, pretrained=True, **kwargs)
     except (OSError, RuntimeError, ValueError) as error:
         # huggingface_hub raises OSError subclasses offline; timm wraps some as RuntimeError.
-        raise RuntimeError(
+        raise PretrainedWeightsError(
             f"Could not load the ImageNet weights of {name} through timm (offline, or HF_HUB_OFFLINE=1?): "
             "connect once to cache them, or set 'model.pretrained-file' to a local weights file, "
             "or set 'model.pretrained: false' to start from random weights."
         ) from error
+
+
+def _create(name: str, *, pretrained: bool, pretrained_file: str | None, drop_path_rate: float, bn_momentum: float):
+    kwargs = dict(num_classes=0, drop_path_rate=drop_path_rate, bn_momentum=bn_momentum)
+    return create_timm_model(name, pretrained=pretrained, pretrained_file=pretrained_file, **kwargs)
 
 
 def build_backbones(
