@@ -329,7 +329,8 @@ CAEL_CONFIG_DEFAULTS: dict[str, Any] = {
     "transpose-appearance": False, "aeca-rounds": "sequential", "aeca-residual": "single",
     "fine-grained-heads": False,
     # ablation switches (README: "Baselines and ablations"); the defaults are CAEL itself
-    "streams": ["fine", "coarse", "edge"], "cross-attention": True, "aeca-fusion": "attention", "edge-operator": "sobel",
+    "streams": ["fine", "coarse", "edge"], "cross-attention": True, "aeca-fusion": "attention",
+    "edge-operator": "sobel",
 }  # fmt: skip
 
 
@@ -353,7 +354,9 @@ def _check_ablation_switches(config: dict[str, Any]) -> None:
     """Switch combinations that cannot be built get one sentence saying which key to change."""
     streams = config["streams"]
     if isinstance(streams, str) or not streams or set(streams) - set(STREAMS) or len(set(streams)) != len(streams):
-        raise ValueError(f"model config key 'streams' must list some of {', '.join(STREAMS)} once each; got {streams!r}.")
+        raise ValueError(
+            f"model config key 'streams' must list some of {', '.join(STREAMS)} once each; got {streams!r}."
+        )
     appearance = [name for name in ("fine", "coarse") if name in streams]
     if config["cross-attention"] and len(appearance) < 2:
         raise ValueError(

@@ -24,7 +24,7 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 
 # Smoothing weights across the derivative direction of each first-derivative operator, as OpenCV writes them
-# (OpenCV's Sobel and Scharr; Prewitt: uniform); the derivative along the direction is the central difference [-1, 0, 1].
+# (OpenCV's Sobel and Scharr; Prewitt: uniform); along the direction, the central difference [-1, 0, 1].
 GRADIENT_SMOOTHING = {"sobel": (1.0, 2.0, 1.0), "scharr": (3.0, 10.0, 3.0), "prewitt": (1.0, 1.0, 1.0)}
 # The 4-neighbour Laplacian (OpenCV's Laplacian with ksize=1, skimage.filters.laplace up to sign).
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
@@ -72,8 +72,9 @@ class PixelNormalizer(nn.Module):
 
     def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]):
         super().__init__()
-        self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32)).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", (torch.tensor(mean) / torch.tensor(std)).float().view(1, 3, 1, 1), persistent=False)
+        mean, std = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+        self.register_buffer("scale", (1.0 / (255.0 * std)).float().view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", (mean / std).float().view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         InputAdapter.check_images(images)
@@ -134,7 +135,8 @@ class InputAdapter(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             hint = " (it looks channels-last: use images.permute(0, 3, 1, 2))" if images.ndim == 4 and images.shape[-1] == 3 else ""
             raise ValueError(
-                f"the detector expects images as a (B, 3, H, W) tensor of values in 0..255; got shape {tuple(images.shape)}{hint}."
+                "the detector expects images as a (B, 3, H, W) tensor of values in 0..255; "
+                f"got shape {tuple(images.shape)}{hint}."
             )
         if images.is_floating_point() or images.dtype == torch.uint8:
             return
