@@ -33,6 +33,7 @@ BASELINES = ["xception", "efficientnet_b4", "cnndet", "univfd", "cross_efficient
 SETS = {"ablations": ABLATIONS, "baselines": BASELINES, "all": ABLATIONS + BASELINES}
 
 DEMO_CONFIG = "cael_demo"
+DEMO_CSV = REPO_ROOT / "data" / "demo_data" / "demo.csv"
 # Detectors built on CAEL's code take cael_demo.yaml's sizes plus their own switches.
 CAEL_FAMILY = ("cael", "cross_efficient_vit")
 # The demo's training settings (those of cael_demo.yaml) for the baselines; cnndet keeps its own augmentation.
@@ -88,7 +89,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
     parser.add_argument("configs", nargs="+", help=f"sets ({', '.join(SETS)}) and/or config names or files")
     parser.add_argument("--out", required=True, help="parent folder: one run folder per config")
-    parser.add_argument("--csv", help="split CSV (every config trains on it)")
+    parser.add_argument("--csv", help="split CSV (every config trains on it); with --demo: another demo CSV")
     parser.add_argument("--data-root", help="folder the CSV's paths are relative to")
     parser.add_argument("--protocol", help="protocol (default: each config's, intra)")
     parser.add_argument("--fold", help="fold of the protocol; 'all': one run per fold, in OUT/<config>/<fold>")
@@ -101,10 +102,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def train_arguments(args, config_name: str) -> list[str]:
     if args.demo:
-        demo_csv = REPO_ROOT / "data" / "demo_data" / "demo.csv"
-        argv = demo_arguments(config_name, demo_csv)
+        argv = demo_arguments(config_name, Path(args.csv or DEMO_CSV).resolve())
     else:
-        argv = ["--config", config_name] + (["--csv", args.csv] if args.csv else [])
+        argv = ["--config", config_name, "--csv", args.csv]
     for option, value in (("--data-root", args.data_root), ("--protocol", args.protocol), ("--fold", args.fold)):
         if value:
             argv += [option, value]
@@ -119,8 +119,8 @@ def main(argv=None) -> dict[str, Any]:
     out = Path(args.out).resolve()
     import train
 
-    if args.demo:
-        train._ensure_demo_data(str(REPO_ROOT / "data" / "demo_data" / "demo.csv"))
+    if args.demo and not args.csv:
+        train._ensure_demo_data(str(DEMO_CSV))
     results = {}
     for position, config_name in enumerate(configs, 1):
         run_dir = out / Path(config_name).stem
