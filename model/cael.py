@@ -140,10 +140,13 @@ class AppearanceEdgeRound(nn.Module):
     ):  # fmt: skip
         super().__init__()
         common = dict(heads=heads, dim_head=dim_head, dropout=dropout)
-        self.edge_to_fine = ClsCrossAttention(query_dim=coarse_dim, context_dim=fine_dim, **common) if fine else None
-        self.edge_to_coarse = (
-            ClsCrossAttention(query_dim=coarse_dim, context_dim=coarse_dim, **common) if coarse else None
-        )
+        self.edge_to_fine = ClsCrossAttention(query_dim=coarse_dim, context_dim=fine_dim, **common)
+        self.edge_to_coarse = ClsCrossAttention(query_dim=coarse_dim, context_dim=coarse_dim, **common)
+        # Both branches are built whatever the streams (the same seed then initialises the rest as in CAEL).
+        if not fine:
+            self.edge_to_fine = None
+        if not coarse:
+            self.edge_to_coarse = None
 
     def forward(self, edge_cls: torch.Tensor, fine_patches, coarse_patches) -> torch.Tensor:
         """The sum of the branch updates (the caller adds the residual)."""
