@@ -43,7 +43,7 @@ def test_runs_of_several_detectors_give_the_comparison_table(demo_runs):
     header, rows = result["header"], result["rows"]
     assert header[0] == "Detector" and header[-4:] == ["Avg", "Overall", "Params (M)", "GFLOPs"]
     assert "Unseen avg" not in header  # intra runs have no training fold
-    assert {"EFS", "AM", "FS", "StyleGAN2"} <= set(header)  # the intra protocol's groups
+    assert {"EFS", "AM", "FS", "gan-upsample", "DemoFace-A"} <= set(header)  # the intra protocol's groups
     assert [row[0] for row in rows] == sorted(DETECTORS)
     out = Path(result["out_dir"])
     assert out == runs / "compare-intra"
