@@ -2,7 +2,9 @@
 
 Three token streams (fine appearance, coarse appearance, Sobel edges), per-stream transformer encoders,
 multi-grained cross-attention between the appearance streams, appearance-edge cross-attention (AECA) into the
-edge stream, and three classifier heads whose logits are summed. Read top to bottom.
+edge stream, and three classifier heads whose logits are summed. Read top to bottom. The ablation switches
+(``streams``, ``cross-attention``, ``aeca-fusion``, ``edge-operator``) leave parts out; at their defaults the model
+is CAEL, unchanged.
 """
 from __future__ import annotations
 
