@@ -4,6 +4,7 @@
     python test.py --checkpoint checkpoint/RUN/best.pt           # its own protocol, fold and CSV
     python test.py --checkpoint RUN/best.pt --csv other.csv --protocol cross-dataset
     python test.py --runs checkpoint/xgen --protocol cross-generator   # one run per fold -> train x test matrix
+    python test.py --runs checkpoint/ablations          # runs of several detectors -> the comparison table
     python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
     python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
 """
@@ -21,7 +22,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Evaluate a face-forgery detector on a protocol's test rows.", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="best.pt of a run (or a checkpoint of the released CAEL code)")
-    source.add_argument("--runs", help="folder of runs, one per fold of --protocol (as train.py --fold wrote them)")
+    source.add_argument("--runs", help="folder of runs: one per fold of --protocol (as train.py --fold wrote them) -> "
+                        "train x test matrix; or of several detectors (as tools.train_set wrote them) -> comparison table")
     source.add_argument("--predictions", help="a predictions.csv written by test.py: recompute the tables without the model")
     parser.add_argument("--protocol", help="protocol (default: the checkpoint's)")
     parser.add_argument("--fold", help="fold (default: the checkpoint's)")
@@ -69,7 +71,8 @@ def main(argv=None) -> dict:
     from data.perturb import parse_perturbations
     from engine.distributed import cleanup, device_for, init_distributed
     from engine.logger import setup_logging
-    from engine.tester import evaluate_checkpoint, evaluate_predictions, evaluate_runs
+    from engine.compare import evaluate_run_folder
+    from engine.tester import evaluate_checkpoint, evaluate_predictions
 
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
     perturbations = parse_perturbations(args.perturb)
@@ -89,10 +92,8 @@ def main(argv=None) -> dict:
     try:
         device = device_for(dist, args.device or "auto")
         setup_logging(None, dist.is_main)
-        if args.runs:
-            if not args.protocol:
-                raise UsageError("--runs needs --protocol (e.g. cross-generator).")
-            result = evaluate_runs(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
+        if args.runs:  # without --protocol: the protocol the runs were trained on
+            result = evaluate_run_folder(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
                                    device=device, workers=workers, progress=not args.quiet, dist=dist)  # fmt: skip
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()

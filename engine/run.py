@@ -17,7 +17,7 @@ from common.errors import UserError
 
 from .config import REPO_ROOT, save_config
 
-LIBRARIES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pillow", "einops")
+LIBRARIES = ("torch", "torchvision", "timm", "transformers", "numpy", "scikit-learn", "pillow", "einops")
 
 
 def code_version() -> dict[str, Any]:

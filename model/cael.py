@@ -2,7 +2,9 @@
 
 Three token streams (fine appearance, coarse appearance, Sobel edges), per-stream transformer encoders,
 multi-grained cross-attention between the appearance streams, appearance-edge cross-attention (AECA) into the
-edge stream, and three classifier heads whose logits are summed. Read top to bottom.
+edge stream, and three classifier heads whose logits are summed. Read top to bottom. The ablation switches
+(``streams``, ``cross-attention``, ``aeca-fusion``, ``edge-operator``) leave parts out; at their defaults the model
+is CAEL, unchanged.
 """
 from __future__ import annotations
 
@@ -133,15 +135,38 @@ class MultiGrainedCrossAttention(nn.Module):
 
 
 class AppearanceEdgeRound(nn.Module):
-    def __init__(self, *, fine_dim: int, coarse_dim: int, heads: int, dim_head: int, dropout: float = 0.0):
+    """One AECA round: the edge CLS token attends over the patch tokens of each appearance stream present."""
+
+    def __init__(
+        self, *, fine_dim: int, coarse_dim: int, heads: int, dim_head: int, dropout: float = 0.0,
+        fine: bool = True, coarse: bool = True,
+    ):  # fmt: skip
         super().__init__()
         common = dict(heads=heads, dim_head=dim_head, dropout=dropout)
         self.edge_to_fine = ClsCrossAttention(query_dim=coarse_dim, context_dim=fine_dim, **common)
         self.edge_to_coarse = ClsCrossAttention(query_dim=coarse_dim, context_dim=coarse_dim, **common)
+        # Both branches are built whatever the streams (the same seed then initialises the rest as in CAEL).
+        if not fine:
+            self.edge_to_fine = None
+        if not coarse:
+            self.edge_to_coarse = None
+
+    def forward(self, edge_cls: torch.Tensor, fine_patches, coarse_patches) -> torch.Tensor:
+        """The sum of the branch updates (the caller adds the residual)."""
+        updates = []
+        if self.edge_to_fine is not None:
+            updates.append(self.edge_to_fine(edge_cls, fine_patches))
+        if self.edge_to_coarse is not None:
+            updates.append(self.edge_to_coarse(edge_cls, coarse_patches))
+        return updates[0] if len(updates) == 1 else updates[0] + updates[1]
 
 
 AECA_ROUNDS = ("sequential", "last")
 AECA_RESIDUALS = ("single", "double")
+# How the edge stream meets the appearance streams (an ablation switch): AECA (the paper), no fusion at all (the
+# edge stream runs on its own until the summed heads), or one linear layer over the concatenated final CLS tokens.
+AECA_FUSIONS = ("attention", "none", "concat")
+STREAMS = ("fine", "coarse", "edge")
 
 
 class AppearanceEdgeCrossAttention(nn.Module):
@@ -164,6 +189,8 @@ class AppearanceEdgeCrossAttention(nn.Module):
         dropout: float = 0.0,
         rounds: str = "sequential",
         residual: str = "single",
+        fine: bool = True,
+        coarse: bool = True,
     ):
         super().__init__()
         if rounds not in AECA_ROUNDS:
@@ -176,7 +203,10 @@ class AppearanceEdgeCrossAttention(nn.Module):
             raise ConfigError(f"model config key 'cross-ae-attn-depth' must be at least 1; got {depth}.")
         self.rounds_mode, self.residual_mode = rounds, residual
         self.rounds = nn.ModuleList(
-            AppearanceEdgeRound(fine_dim=fine_dim, coarse_dim=coarse_dim, heads=heads, dim_head=dim_head, dropout=dropout)
+            AppearanceEdgeRound(
+                fine_dim=fine_dim, coarse_dim=coarse_dim, heads=heads, dim_head=dim_head, dropout=dropout,
+                fine=fine, coarse=coarse,
+            )  # fmt: skip
             for _ in range(depth)
         )
 
@@ -186,11 +216,11 @@ class AppearanceEdgeCrossAttention(nn.Module):
 
     def forward(self, fine: torch.Tensor, coarse: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
         edge_cls, edge_patches = edge[:, :1], edge[:, 1:]
-        fine_patches, coarse_patches = fine[:, 1:], coarse[:, 1:]
+        fine_patches = fine[:, 1:] if fine is not None else None
+        coarse_patches = coarse[:, 1:] if coarse is not None else None
         residual_weight = 2.0 if self.residual_mode == "double" else 1.0
         for round_ in self.used_rounds:
-            update = round_.edge_to_fine(edge_cls, fine_patches) + round_.edge_to_coarse(edge_cls, coarse_patches)
-            edge_cls = update + residual_weight * edge_cls
+            edge_cls = round_(edge_cls, fine_patches, coarse_patches) + residual_weight * edge_cls
         return torch.cat((edge_cls, edge_patches), dim=1)
 
 
@@ -253,7 +283,10 @@ class EdgeStream(nn.Module):
 
 
 class CAELBlock(nn.Module):
-    """One of CAEL's ``depth`` blocks: three encoders, multi-grained cross-attention, then AECA."""
+    """One of CAEL's ``depth`` blocks: three encoders, multi-grained cross-attention, then AECA.
+
+    A part switched off by an ablation is None, and so is the token sequence of a stream that is off.
+    """
 
     def __init__(self, *, fine_encoder, coarse_encoder, edge_encoder, cross_attention, aeca):
         super().__init__()
@@ -264,9 +297,14 @@ class CAELBlock(nn.Module):
         self.aeca = aeca
 
     def forward(self, fine, coarse, edge):
-        fine, coarse, edge = self.fine_encoder(fine), self.coarse_encoder(coarse), self.edge_encoder(edge)
-        fine, coarse = self.cross_attention(fine, coarse)
-        return fine, coarse, self.aeca(fine, coarse, edge)
+        fine = self.fine_encoder(fine) if fine is not None else None
+        coarse = self.coarse_encoder(coarse) if coarse is not None else None
+        edge = self.edge_encoder(edge) if edge is not None else None
+        if self.cross_attention is not None:
+            fine, coarse = self.cross_attention(fine, coarse)
+        if self.aeca is not None:
+            edge = self.aeca(fine, coarse, edge)
+        return fine, coarse, edge
 
 
 class ClassifierHead(nn.Module):
@@ -296,6 +334,9 @@ CAEL_CONFIG_DEFAULTS: dict[str, Any] = {
     "input-channel-order": "rgb", "appearance-channel-order": "rgb", "appearance-normalization": "imagenet",
     "transpose-appearance": False, "aeca-rounds": "sequential", "aeca-residual": "single",
     "fine-grained-heads": False,
+    # ablation switches (README: "Baselines and ablations"); the defaults are CAEL itself
+    "streams": ["fine", "coarse", "edge"], "cross-attention": True, "aeca-fusion": "attention",
+    "edge-operator": "sobel",
 }  # fmt: skip
 
 
@@ -311,7 +352,31 @@ def resolve_cael_config(config: dict[str, Any]) -> dict[str, Any]:
     missing = [k for k, v in resolved.items() if v is None and k != "pretrained-file"]
     if missing:
         raise UnknownKeyError(f"CAEL model config lacks required key(s): {', '.join(missing)}.")
+    _check_ablation_switches(resolved)
     return resolved
+
+
+def _check_ablation_switches(config: dict[str, Any]) -> None:
+    """Switch combinations that cannot be built get one sentence saying which key to change."""
+    streams = config["streams"]
+    if isinstance(streams, str) or not streams or set(streams) - set(STREAMS) or len(set(streams)) != len(streams):
+        raise ConfigError(
+            f"model config key 'streams' must list some of {', '.join(STREAMS)} once each; got {streams!r}."
+        )
+    appearance = [name for name in ("fine", "coarse") if name in streams]
+    if config["cross-attention"] and len(appearance) < 2:
+        raise ConfigError(
+            "model config key 'cross-attention' is true but 'streams' lacks an appearance stream to exchange with: "
+            "set model.cross-attention: false."
+        )
+    fusion = config["aeca-fusion"]
+    if fusion not in AECA_FUSIONS:
+        raise ConfigError(f"model config key 'aeca-fusion' must be one of {', '.join(AECA_FUSIONS)}; got {fusion!r}.")
+    if fusion != "none" and ("edge" not in streams or not appearance):
+        raise ConfigError(
+            f"model config key 'aeca-fusion' is {fusion!r} but 'streams' lacks the edge stream or every appearance "
+            "stream: set model.aeca-fusion: none."
+        )
 
 
 def _grid(image_size: int, reduction: int, patch_size: int, what: str, key: str) -> int:
@@ -353,6 +418,7 @@ class CAEL(nn.Module):
             appearance_channel_order=cfg["appearance-channel-order"],
             appearance_normalization=cfg["appearance-normalization"],
             transpose_appearance=cfg["transpose-appearance"],
+            edge_operator=cfg["edge-operator"],
         )
         fine_backbone, coarse_backbone = build_backbones(
             cfg["backbone"],
@@ -367,28 +433,36 @@ class CAEL(nn.Module):
                     f"model config key '{key}' is {cfg[key]} but the {cfg['backbone']} stream gives "
                     f"{backbone.num_features} channels: set it to {backbone.num_features}."
                 )
+        streams = set(cfg["streams"])
+        self.streams = tuple(name for name in STREAMS if name in streams)
         fine_grid = _grid(image_size, fine_backbone.reduction, cfg["fg-patch-size"], "fine stream", "fg-patch-size")
         coarse_grid = _grid(image_size, coarse_backbone.reduction, cfg["cg-patch-size"], "coarse stream", "cg-patch-size")
         edge_grid = _grid(image_size, EDGE_CNN_REDUCTION, cfg["cg-patch-size"], "edge stream", "cg-patch-size")
 
-        self.appearance_fine = AppearanceStream(
+        # Every part is built in the same order whatever the switches, so that a given seed initialises the parts
+        # an ablation keeps exactly as in CAEL; the parts it drops are then left out.
+        appearance_fine = AppearanceStream(
             backbone=fine_backbone,
             embedder=TokenEmbedder(
                 channels=cfg["fg-channels"], patch_size=cfg["fg-patch-size"], grid_size=fine_grid, dim=fine_dim, dropout=emb_dropout
             ),
         )
-        self.appearance_coarse = AppearanceStream(
+        appearance_coarse = AppearanceStream(
             backbone=coarse_backbone,
             embedder=TokenEmbedder(
                 channels=cfg["cg-channels"], patch_size=cfg["cg-patch-size"], grid_size=coarse_grid, dim=coarse_dim, dropout=emb_dropout
             ),
         )
-        self.edge_stream = EdgeStream(
+        edge_stream = EdgeStream(
             cnn=edge_cnn(cfg["cg-channels"]),
             embedder=TokenEmbedder(
                 channels=cfg["cg-channels"], patch_size=cfg["cg-patch-size"], grid_size=edge_grid, dim=coarse_dim, dropout=emb_dropout
             ),
         )
+
+        self.appearance_fine = appearance_fine if "fine" in streams else None
+        self.appearance_coarse = appearance_coarse if "coarse" in streams else None
+        self.edge_stream = edge_stream if "edge" in streams else None
 
         def encoder(prefix: str, dim: int) -> Transformer:
             return Transformer(
@@ -401,36 +475,48 @@ class CAEL(nn.Module):
             )
 
         cross = dict(heads=cfg["cross-attn-heads"], dim_head=cfg["cross-attn-dim-head"], dropout=dropout)
-        self.blocks = nn.ModuleList(
-            CAELBlock(
-                fine_encoder=encoder("fg", fine_dim),
-                coarse_encoder=encoder("cg", coarse_dim),
-                edge_encoder=encoder("cg", coarse_dim),  # the edge encoder uses the coarse settings, as released
-                cross_attention=MultiGrainedCrossAttention(
-                    fine_dim=fine_dim, coarse_dim=coarse_dim, depth=cfg["cross-attn-depth"], **cross
-                ),
-                aeca=AppearanceEdgeCrossAttention(
-                    fine_dim=fine_dim,
-                    coarse_dim=coarse_dim,
-                    depth=cfg["cross-ae-attn-depth"],
-                    rounds=cfg["aeca-rounds"],
-                    residual=cfg["aeca-residual"],
-                    **cross,
-                ),
+
+        def block() -> CAELBlock:
+            fine_encoder, coarse_encoder = encoder("fg", fine_dim), encoder("cg", coarse_dim)
+            edge_encoder = encoder("cg", coarse_dim)  # the edge encoder uses the coarse settings, as released
+            cross_attention = MultiGrainedCrossAttention(
+                fine_dim=fine_dim, coarse_dim=coarse_dim, depth=cfg["cross-attn-depth"], **cross
             )
-            for _ in range(cfg["depth"])
-        )
+            aeca = AppearanceEdgeCrossAttention(
+                fine_dim=fine_dim,
+                coarse_dim=coarse_dim,
+                depth=cfg["cross-ae-attn-depth"],
+                rounds=cfg["aeca-rounds"],
+                residual=cfg["aeca-residual"],
+                fine="fine" in streams,
+                coarse="coarse" in streams,
+                **cross,
+            )
+            return CAELBlock(
+                fine_encoder=fine_encoder if "fine" in streams else None,
+                coarse_encoder=coarse_encoder if "coarse" in streams else None,
+                edge_encoder=edge_encoder if "edge" in streams else None,
+                cross_attention=cross_attention if cfg["cross-attention"] else None,
+                aeca=aeca if cfg["aeca-fusion"] == "attention" else None,
+            )
+
+        self.blocks = nn.ModuleList(block() for _ in range(cfg["depth"]))
 
         num_classes = cfg["num-classes"]
-        self.head_fine = ClassifierHead(fine_dim, num_classes)
-        self.head_coarse = ClassifierHead(coarse_dim, num_classes)
-        self.head_edge = ClassifierHead(coarse_dim, num_classes)
+        stream_dims = {"fine": fine_dim, "coarse": coarse_dim, "edge": coarse_dim}
+        heads = {name: ClassifierHead(dim, num_classes) for name, dim in stream_dims.items()}
+        self.head_fine = heads["fine"] if "fine" in streams else None
+        self.head_coarse = heads["coarse"] if "coarse" in streams else None
+        self.head_edge = heads["edge"] if "edge" in streams else None
+        joint_dim = sum(stream_dims[name] for name in self.streams)
         self.fine_grained_heads = bool(cfg["fine-grained-heads"])
         if self.fine_grained_heads:
             # Project's choice: the attribution heads read the three CLS tokens side by side.
-            joint_dim = fine_dim + 2 * coarse_dim
             self.head_level2 = ClassifierHead(joint_dim, cfg["level2-num-classes"])
             self.head_level3 = ClassifierHead(joint_dim, cfg["level3-num-classes"])
+        # Ablation "concat": after the last block, one linear layer over the concatenated CLS tokens is added to the
+        # edge CLS token, in place of AECA's attention inside every block.
+        self.edge_fusion = nn.Linear(joint_dim, coarse_dim) if cfg["aeca-fusion"] == "concat" else None
 
     @property
     def image_size(self) -> int:
@@ -443,7 +529,8 @@ class CAEL(nn.Module):
     @property
     def has_unused_parameters(self) -> bool:
         """True when some parameters get no gradient (released AECA rounds): DDP then needs find_unused_parameters."""
-        return self.config["aeca-rounds"] == "last" and self.config["cross-ae-attn-depth"] > 1
+        aeca_on = self.config["aeca-fusion"] == "attention"
+        return aeca_on and self.config["aeca-rounds"] == "last" and self.config["cross-ae-attn-depth"] > 1
 
     def forward_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images -> the fine, coarse and edge token sequences after the last block."""
@@ -454,19 +541,25 @@ class CAEL(nn.Module):
                 f"this CAEL was built for {size}x{size} images (model config 'image-size'); "
                 f"got {images.shape[-2]}x{images.shape[-1]}: resize the input or rebuild the model."
             )
-        fine = self.appearance_fine(appearance)
-        coarse = self.appearance_coarse(appearance)
-        edge = self.edge_stream(edge_map)
+        fine = self.appearance_fine(appearance) if self.appearance_fine is not None else None
+        coarse = self.appearance_coarse(appearance) if self.appearance_coarse is not None else None
+        edge = self.edge_stream(edge_map) if self.edge_stream is not None else None
         for block in self.blocks:
             fine, coarse, edge = block(fine, coarse, edge)
         return fine, coarse, edge
 
-    def forward_head(self, fine: torch.Tensor, coarse: torch.Tensor, edge: torch.Tensor):
-        fine_cls, coarse_cls, edge_cls = fine[:, 0], coarse[:, 0], edge[:, 0]
-        logits = self.head_fine(fine_cls) + self.head_coarse(coarse_cls) + self.head_edge(edge_cls)
+    def forward_head(self, fine: torch.Tensor | None, coarse: torch.Tensor | None, edge: torch.Tensor | None):
+        tokens = {"fine": fine, "coarse": coarse, "edge": edge}
+        cls = [tokens[name][:, 0] for name in self.streams]
+        joint = torch.cat(cls, dim=-1) if self.fine_grained_heads or self.edge_fusion is not None else None
+        if self.edge_fusion is not None:
+            cls[-1] = cls[-1] + self.edge_fusion(joint)  # the edge CLS token is the last of self.streams
+        heads = [getattr(self, f"head_{name}") for name in self.streams]
+        logits = heads[0](cls[0])
+        for head, token in zip(heads[1:], cls[1:]):
+            logits = logits + head(token)
         if not self.fine_grained_heads:
             return logits
-        joint = torch.cat((fine_cls, coarse_cls, edge_cls), dim=-1)
         return {"logits": logits, "level2_logits": self.head_level2(joint), "level3_logits": self.head_level3(joint)}
 
     def forward(self, images: torch.Tensor):

@@ -24,6 +24,10 @@ class PretrainedWeightsError(UserError, RuntimeError):
     """Pretrained weights were asked for but cannot be had here; the message gives the offline route."""
 
 
+class MissingWeightsFileError(MissingFileError):
+    """A ``pretrained-file`` that does not exist."""
+
+
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -49,14 +53,15 @@ def offline_route(name: str) -> str:
             "set model.pretrained-file to that FILE, or set model.pretrained: false to start from random weights")
 
 
-def require_hub(repo_id: str, name: str) -> None:
+def require_hub(repo_id: str, name: str, route: str | None = None) -> None:
     """Raise at once when ``repo_id``'s weights are not cached and the hub cannot be reached."""
     if hub_files_cached(repo_id):
         return
+    route = route or offline_route(name)
     if hub_offline():
-        raise PretrainedWeightsError(f"the pretrained weights of {name} are not cached and HF_HUB_OFFLINE=1: {offline_route(name)}.")
+        raise PretrainedWeightsError(f"the pretrained weights of {name} are not cached and HF_HUB_OFFLINE=1: {route}.")
     if not hub_reachable():
-        raise PretrainedWeightsError(f"the pretrained weights of {name} are not cached and the hub is unreachable: {offline_route(name)}.")
+        raise PretrainedWeightsError(f"the pretrained weights of {name} are not cached and the hub is unreachable: {route}.")
 
 
 def create_timm_model(name: str, *, pretrained: bool, pretrained_file: str | None = None, **kwargs):
@@ -65,7 +70,7 @@ def create_timm_model(name: str, *, pretrained: bool, pretrained_file: str | Non
 
     if pretrained_file:
         if not os.path.isfile(pretrained_file):
-            raise MissingFileError(
+            raise MissingWeightsFileError(
                 f"model config key 'pretrained-file' names {pretrained_file!r}, which does not exist: give the path of a "
                 f"{name} state dict (.safetensors, .pth), e.g. written by `python -m model.pretrained {name} FILE`."
             )

@@ -1,17 +1,22 @@
 """Parameter counts and forward cost of a detector config.
 
     python -m model.summary model/configs/cael.yaml [--set model.cg-patch-size=8]
+    python -m model.summary xception                 # any bundled config by name
+    python -m model.summary --all                    # one line per bundled config (the README's cost table)
 """
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common.config import parse_override, set_value
+from common.cli import run
+from common.config import MODEL_CONFIG_DIR, parse_override, set_value
+from common.errors import ConfigError, UsageError
 
-from .registry import model_config_from_file
+from .registry import check_model_config, model_config_from_file
 
 from .registry import build_model
 
@@ -61,21 +66,58 @@ def summarize(model: torch.nn.Module, image_size: int) -> dict:
     }
 
 
+def summarize_model_config(model_config: dict) -> dict:
+    """``summarize`` of the detector a model config describes, built with random weights (no download)."""
+    model = build_model({**model_config, "pretrained": False, "pretrained-file": None})
+    return summarize(model, model_config["image-size"])
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Print a detector's parameter count and forward GFLOPs per image.")
-    parser.add_argument("config", help="config file, or a bundled name (cael, cael_released)")
+    parser.add_argument("config", nargs="?", help="config file, or a bundled name (cael, xception, cael_no_edge, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--all", action="store_true", help="one line per bundled config in model/configs")
     return parser
+
+
+def _summary_line(name: str, model_config: dict, summary: dict) -> str:
+    size = model_config["image-size"]
+    return (
+        f"| {name} | {model_config['name']} | {size} | {summary['parameters'] / 1e6:.2f} | "
+        f"{summary['parameters_with_gradient'] / 1e6:.3f} | {summary['gflops_per_image']:.2f} |"
+    )
 
 
 def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
+    if args.all == bool(args.config):
+        raise UsageError("give one config (a file or a bundled name such as xception), or --all.")
     # Counting needs no ImageNet weights: never download here.
-    config = {"model": model_config_from_file(args.config)}
-    for key, value in [parse_override(text) for text in args.overrides] + [("model.pretrained", False), ("model.pretrained-file", None)]:
-        set_value(config, key, value)
-    model = build_model(config["model"])
-    summary = summarize(model, config["model"]["image-size"])
+    offline = ["model.pretrained=false", "model.pretrained-file=null"]
+
+    def load_config(path, overrides):  # the model section only: the model package does not need the engine
+        config = {"model": model_config_from_file(path)}
+        for key, value in map(parse_override, overrides):
+            if not key.startswith("model."):
+                raise UsageError(f"--set {key}: model.summary takes model.* keys only.")
+            set_value(config, key, value)
+        check_model_config(config["model"])
+        return config
+
+    if args.all:
+        print("| config | detector | px | parameters (M) | trained (M) | GFLOPs / image |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        summaries = {}
+        for path in sorted(MODEL_CONFIG_DIR.glob("*.yaml")):
+            config = load_config(path, [*offline, *args.overrides])
+            summaries[path.stem] = summarize_model_config(config["model"])
+            print(_summary_line(path.stem, config["model"], summaries[path.stem]), flush=True)
+        return summaries
+    try:
+        config = load_config(args.config, [*offline, *args.overrides])
+    except ConfigError as error:
+        raise UsageError(str(error)) from error
+    summary = summarize_model_config(config["model"])
     print(f"{config['model'].get('name', 'cael')} ({args.config})")
     print(f"  parameters, total:     {summary['parameters']:,}")
     print(f"  parameters, trainable: {summary['trainable_parameters']:,}")
@@ -88,8 +130,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from common.cli import run
-
     sys.exit(run(main))

@@ -30,7 +30,7 @@ def _cli(*args, env=None, timeout=120):
         (["train.py", "--resume", "/nonexistent/run"], 1, "no last.pt there"),
         (["train.py", "--config", "cael", "--fold", "all"], 2, "pass --csv"),
         (["test.py", "--checkpoint", "no-such-file.pt"], 1, "no checkpoint at no-such-file.pt"),
-        (["test.py", "--runs", "/tmp"], 2, "--runs needs --protocol"),
+        (["test.py", "--runs", "/nonexistent-runs"], 1, "nonexistent-runs"),
         (["-m", "model.convert_released", "/nonexistent.pth", "/tmp/out.pt"], 1, "no released checkpoint at /nonexistent.pth"),
         (["-m", "model.summary", "cael_demo", "--set", "model.depth=abc"], 1, "model.depth must be an integer"),
         (["-m", "data.validate", "/nonexistent.csv"], 1, "does not exist"),

@@ -1,0 +1,201 @@
+"""The comparison table: ``test.py --runs DIR`` over runs of different detectors (baselines, CAEL ablations).
+
+Every run under DIR (``DIR/NAME`` or ``DIR/NAME/FOLD``, each with config.yaml and best.pt, as
+``python -m tools.train_set`` writes them) is evaluated by the same ``evaluate_checkpoint`` on the same test rows;
+the table has one row per run (detector, plus its training fold where the protocol has folds), a column per test
+group, the average over the groups, the unseen-group average where runs have a fold, overall AUC, and the
+parameter count and GFLOPs per image of the detector (``model.summary``). A folder that holds one detector's runs,
+one per fold, keeps its train x test matrix (``engine.tester.evaluate_runs``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from common.errors import UserError
+from data.protocols import OVERALL, load_protocol
+
+from . import report
+from .tester import TRAINING_ONLY_MODEL_KEYS, evaluate_checkpoint, evaluate_runs
+
+log = logging.getLogger("cael")
+
+
+class ComparisonError(UserError):
+    """A runs folder that cannot be turned into one table."""
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: a dict key of the evaluation loop
+class Run:
+    label: str                 # the run's folder under DIR (its first path component): the detector or ablation
+    fold: str | None
+    protocol: str
+    checkpoint: Path
+    model: dict[str, Any]
+
+    @property
+    def row_name(self) -> str:
+        return self.label if self.fold is None or self.fold == self.label else f"{self.label} ({self.fold})"
+
+
+def _protocol_name(value: Any) -> str:
+    return Path(str(value)).stem
+
+
+def find_runs(runs_dir: Path) -> list[Run]:
+    """Every finished run under ``runs_dir`` (the folder itself, one or two levels down)."""
+    runs = []
+    patterns = ("config.yaml", "*/config.yaml", "*/*/config.yaml")
+    for config_path in sorted({path for pattern in patterns for path in runs_dir.glob(pattern)}):
+        best = config_path.parent / "best.pt"
+        if not best.is_file():
+            log.warning(f"{config_path.parent}: no best.pt (unfinished run?), left out")
+            continue
+        config = yaml.safe_load(config_path.read_text()) or {}
+        relative = config_path.parent.relative_to(runs_dir)
+        label = relative.parts[0] if relative.parts else runs_dir.name
+        data = config.get("data", {})
+        runs.append(Run(label=label, fold=data.get("fold"), protocol=_protocol_name(data.get("protocol", "")),
+                        checkpoint=best, model=config.get("model", {})))  # fmt: skip
+    if not runs:
+        raise ComparisonError(
+            f"no finished runs under {runs_dir} (folders with config.yaml and best.pt): train some first."
+        )
+    return runs
+
+
+def _model_key(model: Mapping[str, Any]) -> str:
+    kept = {key: value for key, value in model.items() if key not in TRAINING_ONLY_MODEL_KEYS}
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def is_comparison(runs: list[Run]) -> bool:
+    """True unless the runs are one detector's runs with one run per fold (the train x test matrix's case)."""
+    folds = [run.fold for run in runs]
+    return len({_model_key(run.model) for run in runs}) > 1 or len(set(folds)) != len(folds)
+
+
+def choose_protocol(runs: list[Run], protocol: str | None, runs_dir: Path) -> str:
+    if protocol is not None:
+        return load_protocol(protocol).name
+    names = sorted({run.protocol for run in runs})
+    if len(names) != 1:
+        raise ComparisonError(
+            f"the runs under {runs_dir} were trained on several protocols ({', '.join(names)}): "
+            "pick one with --protocol."
+        )
+    return names[0]
+
+
+def unseen_groups(groups: list[str], fold_by: str | None, fold: str | None) -> list[str]:
+    """The test groups of the protocol's fold column other than the training fold (e.g. the unseen generators)."""
+    if not fold_by or fold is None:
+        return []
+    return [g for g in groups if g.startswith(f"{fold_by}=") and g != f"{fold_by}={fold}"]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None and not np.isnan(v)]
+    return float(np.mean(known)) if known else None
+
+
+def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mapping], fold_by: str | None):
+    """(header, rows, per-row numbers) of the comparison; AUCs in %, n/a where a group has no AUC."""
+    columns: list[str] = []
+    for payload in payloads.values():
+        columns += [g for g in payload["groups"] if g != OVERALL and g not in columns]
+    with_folds = any(run.fold is not None for run in payloads)
+    header = ["Detector"] + [report.group_label(c) for c in columns] + ["Avg"]
+    header += ["Unseen avg"] if with_folds else []
+    header += ["Overall", "Params (M)", "GFLOPs"]
+    rows, numbers = [], {}
+    for run, payload in payloads.items():
+        aucs = {c: payload["groups"].get(c, {}).get("clean", {}).get("auc") for c in columns}
+        unseen = _mean([aucs[c] for c in unseen_groups(columns, fold_by, run.fold)]) if run.fold is not None else None
+        entry = {
+            "label": run.label, "fold": run.fold, "checkpoint": str(run.checkpoint), "auc": aucs,
+            "avg": _mean(list(aucs.values())), "unseen_avg": unseen,
+            "overall": payload["groups"][OVERALL]["clean"].get("auc"),
+            "parameters": costs[run]["parameters"], "gflops_per_image": costs[run]["gflops_per_image"],
+        }  # fmt: skip
+        numbers[run.row_name] = entry
+        row = [run.row_name] + [report._fmt(aucs[c], True) for c in columns] + [report._fmt(entry["avg"], True)]
+        row += [report._fmt(unseen, True)] if with_folds else []
+        row += [report._fmt(entry["overall"], True), f"{entry['parameters'] / 1e6:.2f}"]
+        row += [f"{entry['gflops_per_image']:.2f}"]
+        rows.append(row)
+    return header, rows, numbers
+
+
+def evaluate_comparison(runs: list[Run], runs_dir: Path, protocol: str, *, config_overrides, out_dir: Path | None,
+                        perturbations, device, workers="auto", progress=True, dist=None) -> dict[str, Any]:  # fmt: skip
+    """Evaluate every run on ``protocol``'s test rows and write comparison.{md,csv,tex} and metrics.json."""
+    from model.summary import summarize_model_config
+
+    spec = load_protocol(protocol)
+    chosen = [run for run in runs if run.protocol == spec.name]
+    for run in runs:
+        if run.protocol != spec.name:
+            log.warning(f"{run.checkpoint.parent}: trained on protocol {run.protocol}, not {spec.name}: left out")
+    if not chosen:
+        raise ComparisonError(f"no run under {runs_dir} was trained on protocol {spec.name}: pick another --protocol.")
+    names = [run.row_name for run in chosen]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ComparisonError(
+            f"several runs under {runs_dir} would share the row {duplicates[0]!r}: keep one run per detector and fold, "
+            "each in its own folder DIR/NAME (or DIR/NAME/FOLD)."
+        )
+    out_dir = out_dir or runs_dir / f"compare-{spec.name}"
+    payloads, costs, cost_cache = {}, {}, {}
+    for run in sorted(chosen, key=lambda r: (r.label, str(r.fold))):
+        log.info(f"{run.row_name}: {run.checkpoint}")
+        folder = out_dir / run.label / str(run.fold) if run.fold is not None else out_dir / run.label
+        payload = evaluate_checkpoint(
+            run.checkpoint, config_overrides=config_overrides, out_dir=folder, perturbations=perturbations,
+            device=device, workers=workers, progress=progress, dist=dist,
+        )  # fmt: skip
+        if dist is not None and not dist.is_main:
+            continue
+        payloads[run] = payload
+        key = _model_key(run.model)
+        if key not in cost_cache:
+            cost_cache[key] = summarize_model_config(run.model)
+        costs[run] = cost_cache[key]
+    if dist is not None and not dist.is_main:
+        return {}
+    header, rows, numbers = comparison_table(payloads, costs, spec.fold_by)
+    title = f"{spec.name}: test AUC (%) of each detector ({runs_dir.name})"
+    notes = ["Avg: mean over the test groups; Overall: all test rows together; GFLOPs: one forward of one image"]
+    if any(run.fold is not None for run in payloads):
+        notes.append(f"Unseen avg: mean over the {spec.fold_by} groups other than the training fold")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "comparison.md").write_text(report.to_markdown(header, rows, notes, title=title))
+    report.write_csv_table(out_dir / "comparison.csv", header, rows)
+    (out_dir / "comparison.tex").write_text(
+        report.to_latex(header, rows, caption=title, label=f"tab:{spec.name}-comparison", notes=notes)
+    )
+    report.write_json(out_dir / "metrics.json", {"protocol": spec.name, "runs_dir": str(runs_dir), "rows": numbers})
+    console = report.to_console(header, rows, notes)
+    return {"out_dir": str(out_dir), "header": header, "rows": rows, "numbers": numbers, "console": console}
+
+
+def evaluate_run_folder(runs_dir: str | Path, protocol: str | None, **options) -> dict[str, Any]:
+    """``test.py --runs``: the comparison table for runs of several detectors, else one detector's fold matrix."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ComparisonError(f"--runs {runs_dir} is not a folder: give the folder that holds the runs.")
+    runs = find_runs(runs_dir)
+    protocol = choose_protocol(runs, protocol, runs_dir)
+    matching = [run for run in runs if run.protocol == protocol] or runs
+    nested = any(len(run.checkpoint.parent.relative_to(runs_dir).parts) > 1 for run in runs)
+    if nested or is_comparison(matching):
+        return evaluate_comparison(runs, runs_dir, protocol, **options)
+    return evaluate_runs(runs_dir, protocol, **options)

@@ -1,0 +1,115 @@
+"""The small base every baseline detector shares: its config (defaults, one-sentence checks) and its input contract.
+
+A baseline takes what CAEL takes, (B, 3, H, W) RGB images in 0..255 (uint8 or float) on any device, owns its cast,
+scale and normalisation inside ``forward`` (``PixelNormalizer``), and returns (B, num-classes) logits.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import torch
+from torch import nn
+
+from common.errors import UserError
+
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, PixelNormalizer
+
+# The keys every baseline has (engine and tools read image-size and num-classes of any detector).
+COMMON_DEFAULTS: dict[str, Any] = {"image-size": None, "num-classes": 2, "pretrained": False, "pretrained-file": None}
+
+
+class ModelConfigError(UserError, ValueError):
+    """A baseline model config with an unknown, missing or impossible key."""
+
+
+def resolve_model_config(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``config`` over ``defaults``; an unknown key (with the closest known one) or a missing one is an error."""
+    name = defaults["name"]
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        hints = [
+            f"{key} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key, defaults, 1)) else key
+            for key in unknown
+        ]
+        raise ModelConfigError(f"unknown {name} model config key(s): {', '.join(hints)}; remove or rename them.")
+    resolved = {**defaults, **config}
+    missing = [key for key, value in resolved.items() if value is None and key != "pretrained-file"]
+    if missing:
+        raise ModelConfigError(f"the {name} model config lacks required key(s): {', '.join(missing)}.")
+    if resolved["num-classes"] < 2:
+        raise ModelConfigError(f"model config key 'num-classes' of {name} must be at least 2 (real, fake).")
+    return resolved
+
+
+class Detector(nn.Module):
+    """Base class: config handling, the pixel normaliser, the image-size check, and ``forward = head(features)``.
+
+    Subclasses set ``config_defaults`` (``COMMON_DEFAULTS`` plus their own keys), build their network after
+    ``super().__init__(config, mean=..., std=...)``, and implement ``forward_features`` (normalised pixels ->
+    pooled features) and ``forward_head``.
+    """
+
+    config_defaults: dict[str, Any] = {"name": "detector", **COMMON_DEFAULTS}
+
+    def __init__(self, config: dict[str, Any], *, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.config = resolve_model_config(dict(config), self.config_defaults)
+        self.preprocess = PixelNormalizer(tuple(mean), tuple(std))
+
+    @property
+    def image_size(self) -> int:
+        return self.config["image-size"]
+
+    @property
+    def num_classes(self) -> int:
+        return self.config["num-classes"]
+
+    def check_size(self, images: torch.Tensor) -> None:
+        size = self.image_size
+        if images.shape[-2:] != (size, size):
+            raise ValueError(
+                f"this {self.config['name']} was built for {size}x{size} images (model config 'image-size'); "
+                f"got {images.shape[-2]}x{images.shape[-1]}: resize the input or rebuild the model."
+            )
+
+    def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = self.preprocess(images)  # also checks the (B, 3, H, W) layout and dtype
+        self.check_size(images)
+        return self.forward_head(self.forward_features(pixels))
+
+
+class TimmDetector(Detector):
+    """A timm classification network with a new (B, num-classes) head; its normalisation is timm's record of the
+    network's own training (``pretrained_cfg`` mean and std), so pretrained weights see what they were trained on."""
+
+    # timm options passed through from the model config (config key -> timm keyword), set by subclasses.
+    timm_options: dict[str, str] = {"drop-rate": "drop_rate"}
+
+    def __init__(self, config: dict[str, Any]):
+        from ..backbone import create_timm_model
+
+        resolved = resolve_model_config(dict(config), self.config_defaults)
+        options = {keyword: resolved[key] for key, keyword in self.timm_options.items()}
+        network = create_timm_model(
+            resolved["backbone"], pretrained=resolved["pretrained"], pretrained_file=resolved["pretrained-file"],
+            num_classes=resolved["num-classes"], **options, **self.extra_timm_options(resolved),
+        )  # fmt: skip
+        cfg = network.pretrained_cfg
+        super().__init__(resolved, mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD))
+        self.network = network
+
+    def extra_timm_options(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.network.forward_features(pixels)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.network.forward_head(features)

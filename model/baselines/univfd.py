@@ -1,0 +1,95 @@
+"""``univfd``: UnivFD (Ojha et al., CVPR 2023, "Towards universal fake image detectors that generalize across
+generative models"): a frozen CLIP ViT-L/14 image encoder and a trained linear probe.
+
+The encoder is ``transformers``' ``CLIPVisionModelWithProjection`` (``openai/clip-vit-large-patch14``); its
+projected image embedding (768 values) feeds one linear layer, the only part that trains. Inputs are normalised
+with CLIP's own mean and std at 224 px. The architecture keys below are ViT-L/14's; tests and the demo shrink them
+(with ``pretrained: false``) to build a tiny random CLIP offline.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..pretrained import MissingWeightsFileError, PretrainedWeightsError, require_hub
+from ..registry import register_model
+from .base import COMMON_DEFAULTS, Detector, ModelConfigError
+
+# CLIP's pixel statistics (openai/CLIP clip.py, _transform).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# Our config keys -> transformers.CLIPVisionConfig fields.
+ARCHITECTURE_KEYS = {
+    "vision-width": "hidden_size", "vision-layers": "num_hidden_layers", "vision-heads": "num_attention_heads",
+    "vision-mlp-dim": "intermediate_size", "patch-size": "patch_size", "projection-dim": "projection_dim",
+}  # fmt: skip
+
+
+def _clip_encoder(config: dict[str, Any]) -> nn.Module:
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    if not config["pretrained"]:
+        fields = {field: config[key] for key, field in ARCHITECTURE_KEYS.items()}
+        return CLIPVisionModelWithProjection(CLIPVisionConfig(image_size=config["clip-image-size"], **fields))
+    source = config["pretrained-file"] or config["clip-model"]
+    if config["pretrained-file"] and not os.path.isdir(source):
+        raise MissingWeightsFileError(
+            f"model config key 'pretrained-file' names {source!r}, which is not a folder: give a local copy of "
+            f"{config['clip-model']} (the folder with config.json and model.safetensors)."
+        )
+    if not config["pretrained-file"]:
+        require_hub(source, source, route=(
+            f"connect once to cache them, or on a connected machine run `hf download {source} --local-dir DIR` and set "
+            "model.pretrained-file to that DIR, or set model.pretrained: false to start from random weights"))
+    try:
+        encoder = CLIPVisionModelWithProjection.from_pretrained(source)
+    except (OSError, ValueError) as error:  # transformers raises OSError offline or for a missing repository
+        raise PretrainedWeightsError(
+            f"Could not load the CLIP weights {source} through transformers (offline, or HF_HUB_OFFLINE=1?): "
+            "connect once to cache them, or set 'model.pretrained-file' to a local copy of the model folder, "
+            "or set 'model.pretrained: false' to start from random weights."
+        ) from error
+    differing = [key for key, field in ARCHITECTURE_KEYS.items() if getattr(encoder.config, field) != config[key]]
+    if differing:
+        found = ", ".join(f"{key}={getattr(encoder.config, ARCHITECTURE_KEYS[key])}" for key in differing)
+        raise ModelConfigError(f"the CLIP weights of {source} have {found}: set these model config keys to match.")
+    return encoder
+
+
+@register_model("univfd")
+class UnivFD(Detector):
+    config_defaults = {
+        "name": "univfd", **COMMON_DEFAULTS, "image-size": 224, "clip-model": "openai/clip-vit-large-patch14",
+        "clip-image-size": 224, "vision-width": 1024, "vision-layers": 24, "vision-heads": 16, "vision-mlp-dim": 4096,
+        "patch-size": 14, "projection-dim": 768,
+    }  # fmt: skip
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(config, mean=CLIP_MEAN, std=CLIP_STD)
+        if self.image_size % self.config["patch-size"]:
+            raise ModelConfigError(
+                f"model config key 'image-size' ({self.image_size}) of univfd must be a multiple of its "
+                f"'patch-size' ({self.config['patch-size']})."
+            )
+        self.encoder = _clip_encoder(self.config)
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        self.probe = nn.Linear(self.config["projection-dim"], self.num_classes)
+        nn.init.normal_(self.probe.weight, std=0.02)  # UnivFD's probe initialisation
+        nn.init.zeros_(self.probe.bias)
+
+    def train(self, mode: bool = True) -> "UnivFD":
+        super().train(mode)
+        self.encoder.eval()  # frozen: the encoder never leaves eval mode
+        return self
+
+    def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        resized = pixels.shape[-1] != self.config["clip-image-size"]
+        with torch.no_grad():
+            return self.encoder(pixel_values=pixels, interpolate_pos_encoding=resized).image_embeds
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.probe(features.to(self.probe.weight.dtype))

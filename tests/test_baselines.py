@@ -1,0 +1,283 @@
+"""Baselines and CAEL ablations: every registered detector builds offline, gives logits and learns; the edge
+operators match scikit-image; the ablation switches drop exactly their parts; the configs and the cost summary."""
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_MODEL
+from skimage import filters
+
+import model.summary
+from common.errors import UsageError, UserError
+from data.dataset import SplitDataset
+from data.make_demo import make_demo
+from data.schema import load_table
+from engine.config import MODEL_CONFIG_DIR, load_config
+from model import build_model, list_models
+from model.backbone import PretrainedWeightsError
+from model.baselines.base import ModelConfigError
+from model.preprocess import EDGE_OPERATORS, InputAdapter, PixelNormalizer, edge_magnitude
+
+TINY_CLIP = {
+    "image-size": 32, "clip-image-size": 32, "patch-size": 8, "vision-width": 32, "vision-layers": 2,
+    "vision-heads": 2, "vision-mlp-dim": 64, "projection-dim": 16,
+}  # fmt: skip
+# A tiny offline config of every registered detector (random weights, 32 or 64 px).
+TINY = {
+    "cael": {**TINY_MODEL, "image-size": 32},  # 1 fine token, 1 coarse and 1 edge token
+    "cross_efficient_vit": {**TINY_MODEL, "image-size": 32, "name": "cross_efficient_vit"},
+    "xception": {"name": "xception", "image-size": 32},
+    "efficientnet_b4": {"name": "efficientnet_b4", "image-size": 32},
+    "cnndet": {"name": "cnndet", "image-size": 32},
+    "efficientnet_sobel": {"name": "efficientnet_sobel", "image-size": 32},
+    "univfd": {"name": "univfd", **TINY_CLIP},
+}
+ABLATION_SWITCHES = {
+    "no_edge": {"streams": ["fine", "coarse"], "aeca-fusion": "none"},
+    "no_aeca": {"aeca-fusion": "none"},
+    "aeca_concat": {"aeca-fusion": "concat"},
+    "no_cross_attention": {"cross-attention": False},
+    "fine_only": {"streams": ["fine"], "cross-attention": False, "aeca-fusion": "none"},
+    "coarse_only": {"streams": ["coarse"], "cross-attention": False, "aeca-fusion": "none"},
+    "edge_laplacian": {"edge-operator": "laplacian"},
+}
+
+
+def test_every_registered_detector_has_a_tiny_test_config():
+    assert sorted(TINY) == list_models()
+
+
+@pytest.fixture(scope="module")
+def demo_batch(tmp_path_factory):
+    """8 demo images (4 real, 4 fake) at 32 px and their labels."""
+    csv_path = make_demo(tmp_path_factory.mktemp("demo"), identities=8, fakes_per_generator=12)
+    table = load_table(csv_path)
+    rows = np.concatenate([np.flatnonzero(table.labels == label)[:4] for label in (0, 1)])
+    dataset = SplitDataset(table, rows, size=32)
+    images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    return images, torch.as_tensor(table.labels[rows], dtype=torch.long)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size:
+        return images
+    return torch.nn.functional.interpolate(images.float(), size=(size, size), mode="area").round().to(torch.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_detector_builds_offline_and_takes_uint8_rgb(name, demo_batch):
+    torch.manual_seed(0)
+    detector = build_model(TINY[name]).eval()
+    images = _resize(demo_batch[0][:3], detector.image_size)
+    with torch.no_grad():
+        logits = detector(images)
+        assert logits.shape == (3, 2) and logits.dtype == torch.float32 and torch.isfinite(logits).all()
+        torch.testing.assert_close(detector(images.float()), logits, rtol=1e-5, atol=1e-5)
+        channels_last = images.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(detector(channels_last), logits, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="built for"):
+        detector(_resize(demo_batch[0][:1], detector.image_size * 2))
+    with pytest.raises(ValueError, match="channels-last"):
+        detector(images.permute(0, 2, 3, 1))
+
+
+# No dropout in the few-steps test: with 8 images, its noise is larger than 4 steps of learning.
+NO_DROPOUT = {"dropout": 0.0, "emb-dropout": 0.0, "drop-path-rate": 0.0, "drop-rate": 0.0}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_detector_learns_the_demo_batch_in_a_few_steps(name, demo_batch):
+    torch.manual_seed(0)
+    config = {**TINY[name], **{k: v for k, v in NO_DROPOUT.items() if k in build_model(TINY[name]).config}}
+    detector = build_model(config).train()
+    if hasattr(detector, "network"):  # a fresh zero head: the first loss is log 2, so any learning shows
+        head = detector.network.get_classifier()
+        torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
+    images, labels = demo_batch
+    images = _resize(images, detector.image_size)
+    trainable = [p for p in detector.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=3e-3 if name == "univfd" else 1e-3)
+    losses = []
+    for _ in range(4):
+        loss = torch.nn.functional.cross_entropy(detector(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0], losses
+
+
+def test_univfd_trains_only_its_probe_and_keeps_the_encoder_in_eval_mode(demo_batch):
+    detector = build_model(TINY["univfd"]).train()
+    assert not detector.encoder.training and detector.probe.training
+    logits = detector(_resize(demo_batch[0][:2], 32))
+    logits.sum().backward()
+    with_gradient = {name for name, p in detector.named_parameters() if p.grad is not None}
+    assert with_gradient == {"probe.weight", "probe.bias"}
+    summary = model.summary.summarize(detector, 32)
+    assert summary["parameters_with_gradient"] == summary["trainable_parameters"] == 16 * 2 + 2
+
+
+@pytest.mark.parametrize("name", ["xception", "univfd"])
+def test_pretrained_weights_offline_fail_with_one_sentence(name):
+    config = {**TINY[name], "pretrained": True}
+    with pytest.raises(PretrainedWeightsError, match="pretrained weights of .*pretrained-file.*pretrained: false") as caught:
+        build_model(config)
+    assert isinstance(caught.value, UserError) and "\n" not in str(caught.value)
+
+
+def test_baseline_config_errors_name_the_key():
+    with pytest.raises(ModelConfigError, match=r"drop-rat \(did you mean drop-rate\?\)"):
+        build_model({**TINY["xception"], "drop-rat": 0.1})
+    with pytest.raises(ModelConfigError, match="image-size.*patch-size"):
+        build_model({**TINY["univfd"], "image-size": 36})
+    with pytest.raises(ModelConfigError, match="define cross_efficient_vit"):
+        build_model({**TINY["cross_efficient_vit"], "streams": ["fine", "coarse", "edge"]})
+
+
+def test_baselines_normalise_like_their_papers():
+    xception = build_model(TINY["xception"])
+    assert torch.allclose(xception.preprocess(torch.full((1, 3, 32, 32), 255, dtype=torch.uint8)), torch.ones(1))
+    assert torch.allclose(xception.preprocess(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)), -torch.ones(1))
+    imagenet = PixelNormalizer((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    pixels = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    cnndet = build_model(TINY["cnndet"])
+    torch.testing.assert_close(cnndet.preprocess(pixels), imagenet(pixels))
+    clip = build_model(TINY["univfd"]).preprocess(pixels)
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    torch.testing.assert_close(clip, (pixels / 255.0 - mean) / std)
+
+
+# --------------------------------------------------------------------------------------------- edge operators
+SKIMAGE_GRADIENTS = {"sobel": (filters.sobel, 4.0), "scharr": (filters.scharr, 16.0), "prewitt": (filters.prewitt, 3.0)}
+
+
+@pytest.mark.parametrize("operator", EDGE_OPERATORS)
+def test_edge_operators_match_scikit_image(operator, images):
+    """skimage is the oracle: its gradient filters are ours divided by the smoothing sum and by sqrt(2) (it averages
+    the squared gradients over the two axes); its Laplacian is ours up to sign. Borders: we pad reflect-101."""
+    grey = (0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3]).double()
+    ours = edge_magnitude(grey, operator)[:, 0].numpy()
+    for picture, got in zip(grey[:, 0].numpy(), ours):
+        padded = np.pad(picture, 1, mode="reflect")  # numpy's reflect is reflect-101
+        if operator == "laplacian":
+            expected = np.abs(filters.laplace(padded, ksize=3))[1:-1, 1:-1]
+        else:
+            oracle, smoothing_sum = SKIMAGE_GRADIENTS[operator]
+            expected = oracle(padded)[1:-1, 1:-1] * smoothing_sum * np.sqrt(2.0)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-8)
+        assert expected.max() > 100  # strong edges: the comparison is not between zeros
+
+
+def test_edge_operators_differ_and_sobel_stays_the_default(images):
+    maps = {op: InputAdapter(edge_operator=op).edge_map(images) for op in EDGE_OPERATORS}
+    torch.testing.assert_close(InputAdapter().edge_map(images), maps["sobel"], rtol=0, atol=0)
+    for other in ("scharr", "prewitt", "laplacian"):
+        assert not torch.allclose(maps[other], maps["sobel"])
+    with pytest.raises(ValueError, match="edge-operator.*sobel, scharr, prewitt, laplacian"):
+        InputAdapter(edge_operator="canny")
+
+
+# ------------------------------------------------------------------------------------------------ CAEL ablations
+def _parameter_names(module) -> set[str]:
+    return {name for name, _ in module.named_parameters()}
+
+
+@pytest.mark.parametrize("ablation", sorted(ABLATION_SWITCHES))
+def test_ablation_keeps_cael_weights_and_drops_only_its_parts(ablation, tiny_config, images):
+    torch.manual_seed(0)
+    cael = build_model(tiny_config())
+    torch.manual_seed(0)
+    variant = build_model(tiny_config(**{k.replace("-", "_"): v for k, v in ABLATION_SWITCHES[ablation].items()}))
+    cael_weights, variant_weights = cael.state_dict(), variant.state_dict()
+    added = set(variant_weights) - set(cael_weights)
+    assert added == ({"edge_fusion.weight", "edge_fusion.bias"} if ablation == "aeca_concat" else set())
+    for name in set(variant_weights) & set(cael_weights):  # the same seed builds the kept parts identically
+        torch.testing.assert_close(variant_weights[name], cael_weights[name], rtol=0, atol=0)
+    dropped = {name.split(".")[0] if not name.startswith("blocks") else name.split(".")[2]
+               for name in set(cael_weights) - set(variant_weights)}  # fmt: skip
+    expected = {
+        "no_edge": {"edge_stream", "edge_encoder", "aeca", "head_edge"}, "no_aeca": {"aeca"}, "aeca_concat": {"aeca"},
+        "no_cross_attention": {"cross_attention"},
+        "fine_only": {"appearance_coarse", "coarse_encoder", "edge_stream", "edge_encoder", "cross_attention", "aeca",
+                      "head_coarse", "head_edge"},
+        "coarse_only": {"appearance_fine", "fine_encoder", "edge_stream", "edge_encoder", "cross_attention", "aeca",
+                        "head_fine", "head_edge"},
+        "edge_laplacian": set(),
+    }[ablation]  # fmt: skip
+    assert dropped == expected
+    variant.eval()
+    logits = variant(images)
+    assert logits.shape == (3, 2)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in variant.parameters()), "every kept parameter is used"
+    if ablation != "edge_laplacian":
+        with torch.no_grad():
+            assert not torch.allclose(variant(images), cael.eval()(images))
+
+
+def test_cross_efficient_vit_is_cael_without_the_edge_stream(tiny_config, images):
+    torch.manual_seed(0)
+    parent = build_model({**tiny_config(), "name": "cross_efficient_vit"}).eval()
+    torch.manual_seed(0)
+    no_edge = build_model(tiny_config(**{"streams": ["fine", "coarse"], "aeca_fusion": "none"})).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(parent(images), no_edge(images), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "switches, message",
+    [
+        ({"streams": ["fine"]}, "cross-attention: false"),
+        ({"streams": ["fine", "coarse"]}, "aeca-fusion: none"),
+        ({"streams": ["fine", "fine"]}, "once each"),
+        ({"streams": []}, "'streams' must list"),
+        ({"aeca-fusion": "sum"}, "attention, none, concat"),
+    ],
+)
+def test_impossible_ablation_switches_name_the_key(tiny_config, switches, message):
+    with pytest.raises(ValueError, match=message):
+        build_model({**tiny_config(), **switches})
+
+
+def test_fine_grained_heads_follow_the_kept_streams(tiny_config, images):
+    variant = build_model(tiny_config(fine_grained_heads=True, streams=["fine", "coarse"], aeca_fusion="none"))
+    out = variant.eval()(images)
+    assert out["logits"].shape == (3, 2) and out["level3_logits"].shape == (3, 5)
+    assert variant.head_level2.fc.in_features == 32 + 48
+
+
+# -------------------------------------------------------------------------------------------- configs and summary
+BUNDLED = sorted(path.stem for path in MODEL_CONFIG_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_config_names_a_registered_detector_with_known_keys(name):
+    config = load_config(name)
+    assert config["model"]["name"] in list_models()
+    assert config["model"]["pretrained"] is (name != "cael_demo")  # every detector starts from its paper's weights
+    assert {"image-size", "num-classes"} <= set(config["model"])
+
+
+def test_every_registered_detector_has_a_config_and_cael_an_ablation_per_switch():
+    names = {load_config(name)["model"]["name"] for name in BUNDLED}
+    assert names == set(list_models())
+    for ablation in ABLATION_SWITCHES:
+        assert f"cael_{ablation}" in BUNDLED
+    from tools.train_set import ABLATIONS, BASELINES
+
+    assert set(BASELINES) | set(ABLATIONS) <= set(BUNDLED)
+    assert {load_config(name)["model"]["name"] for name in BASELINES} == set(list_models()) - {"cael"}
+
+
+def test_summary_of_a_bundled_name_counts_parameters_and_flops(capsys):
+    result = model.summary.main(["cnndet", "--set", "model.image-size=64"])
+    detector = build_model(load_config("cnndet", ["model.pretrained=false", "model.image-size=64"])["model"])
+    assert result["parameters"] == sum(p.numel() for p in detector.parameters())
+    assert result["gflops_per_image"] > 0.3  # ResNet-50 at 64 px: about 4.1 * (64 / 224)^2 GMAC = 0.67 GFLOPs
+    assert "cnndet" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="--all"):
+        model.summary.main([])
+    with pytest.raises(UsageError, match="not found"):
+        model.summary.main(["no_such_detector"])
