@@ -38,6 +38,11 @@ class CheckpointMismatchError(UserError, ValueError):
 
 
 def check_model_config(checkpoint_model: Mapping[str, Any], requested: Mapping[str, Any], source: str) -> None:
+    from model.registry import model_defaults
+
+    # a checkpoint written before a model key existed holds that key's default
+    defaults = model_defaults(checkpoint_model.get("name", "cael"))
+    checkpoint_model = {**{k: v for k, v in defaults.items() if v is not None}, **checkpoint_model}
     differing = sorted(
         key for key in set(checkpoint_model) | set(requested)
         if key not in TRAINING_ONLY_MODEL_KEYS and checkpoint_model.get(key) != requested.get(key)
