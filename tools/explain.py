@@ -44,6 +44,7 @@ ATTENTIONS = (  # (name, panel title, path from the last block to its Attention 
 )
 COLORMAP = "jet"
 CLASS_COLOURS = {"real": "tab:green", "fake": "tab:red"}
+EXACT_TSNE_MAX = 300
 
 
 # ---------------------------------------------------------------------------------------------- CAM and attention
@@ -286,7 +287,10 @@ def tsne_embedding(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
     if n < 5:
         raise UserError(f"t-SNE needs at least 5 images; the selected rows hold {n}: choose another --split or CSV.")
     perplexity = float(min(30.0, (n - 1) / 3.0))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features.astype(np.float64))
+    # Exact gradients are cheaper than the Barnes-Hut tree for small sets, and the same method for larger ones.
+    method = "exact" if n <= EXACT_TSNE_MAX else "barnes_hut"
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, random_state=seed)
+    return tsne.fit_transform(features.astype(np.float64))
 
 
 def plot_tsne(path: Path, embedding: np.ndarray, colourings: list[tuple[str, list[str]]], unseen: set[str], title: str) -> Path:
