@@ -5,6 +5,7 @@ Crops are made with the face-extraction settings stored with the checkpoint (``d
 they are (``detect=False``) for images that are already face crops. A frame's score is its most-fake face, an
 input's score the mean of its frames' scores (the field's video-level convention; an image is one frame).
 """
+
 from __future__ import annotations
 
 import csv
@@ -70,8 +71,13 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))  # fmt: skip
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not found:
                 items.append(InputItem(path, "folder", f"error: no image or video files under {path}"))
             items += [InputItem(p, _kind(p)) for p in found]
@@ -95,7 +101,9 @@ def extraction_module():
         import data.extract_faces as extract_faces
     except ImportError as error:
         if getattr(error, "name", None) not in ("data.extract_faces", None):
-            raise UserError(f"face detection needs the package {error.name}: pip install -r requirements.txt.") from error
+            raise UserError(
+                f"face detection needs the package {error.name}: pip install -r requirements.txt."
+            ) from error
         raise UserError(
             "face detection needs data/extract_faces.py, which this checkout lacks: pass --no-detect to score images "
             "that are already face crops (videos need detection)."
@@ -111,8 +119,16 @@ def extraction_settings(stored: dict[str, Any] | None):
     return module.ExtractionSettings(), False
 
 
-def iter_face_crops(items: Sequence[InputItem], *, image_size: int, detect: bool, settings=None, detector=None,
-                    keep_display: bool = False, progress: bool = True) -> Iterator[FaceCrop]:  # fmt: skip
+def iter_face_crops(
+    items: Sequence[InputItem],
+    *,
+    image_size: int,
+    detect: bool,
+    settings=None,
+    detector=None,
+    keep_display: bool = False,
+    progress: bool = True,
+) -> Iterator[FaceCrop]:
     """The crops of every readable input, in input order; an unreadable input gets its status and is skipped."""
     bar = tqdm(total=len(items), unit="input", desc="predict", disable=None if progress else True, dynamic_ncols=True)
     for index, item in enumerate(items):
@@ -121,7 +137,15 @@ def iter_face_crops(items: Sequence[InputItem], *, image_size: int, detect: bool
             continue
         try:
             found = 0
-            for crop in _crops_of(index, item, image_size=image_size, detect=detect, settings=settings, detector=detector, keep_display=keep_display):
+            for crop in _crops_of(
+                index,
+                item,
+                image_size=image_size,
+                detect=detect,
+                settings=settings,
+                detector=detector,
+                keep_display=keep_display,
+            ):
                 found += 1
                 yield crop
             if found == 0:
@@ -131,7 +155,9 @@ def iter_face_crops(items: Sequence[InputItem], *, image_size: int, detect: bool
     bar.close()
 
 
-def _crops_of(index: int, item: InputItem, *, image_size: int, detect: bool, settings, detector, keep_display: bool) -> Iterator[FaceCrop]:
+def _crops_of(
+    index: int, item: InputItem, *, image_size: int, detect: bool, settings, detector, keep_display: bool
+) -> Iterator[FaceCrop]:
     if not detect:
         if item.kind == "video":
             raise UserError(f"{item.path} is a video: videos need face detection (drop --no-detect)")
@@ -147,8 +173,15 @@ def _crops_of(index: int, item: InputItem, *, image_size: int, detect: bool, set
         faces = module.faces_in_image(frame, detector, settings)
     for face in faces:
         box = tuple(float(v) for v in face.box)
-        yield FaceCrop(index, int(face.frame), int(face.face_index), box, float(face.score), resize_array(face.crop, image_size),
-                       face.crop if keep_display else None)  # fmt: skip
+        yield FaceCrop(
+            index,
+            int(face.frame),
+            int(face.face_index),
+            box,
+            float(face.score),
+            resize_array(face.crop, image_size),
+            face.crop if keep_display else None,
+        )
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -164,8 +197,15 @@ def batched(crops: Iterable[FaceCrop], batch_size: int) -> Iterator[list[FaceCro
 
 
 @torch.no_grad()
-def score_crops(model: torch.nn.Module, crops: Iterable[FaceCrop], device: torch.device, *, precision: str = "fp32",
-                batch_size: int = 64, channels_last: bool = False) -> list[FaceResult]:  # fmt: skip
+def score_crops(
+    model: torch.nn.Module,
+    crops: Iterable[FaceCrop],
+    device: torch.device,
+    *,
+    precision: str = "fp32",
+    batch_size: int = 64,
+    channels_last: bool = False,
+) -> list[FaceResult]:
     """Fake probability (and fine-grained class probabilities) of every crop, batched on ``device``."""
     model.eval()
     results: list[FaceResult] = []
@@ -176,7 +216,11 @@ def score_crops(model: torch.nn.Module, crops: Iterable[FaceCrop], device: torch
         scores = logits_of(outputs).float().softmax(dim=-1)[:, 1].cpu().numpy()
         fine = {}
         if isinstance(outputs, dict):
-            fine = {level: outputs[f"{level}_logits"].float().softmax(dim=-1).cpu().numpy() for level in FINE_LEVELS if f"{level}_logits" in outputs}
+            fine = {
+                level: outputs[f"{level}_logits"].float().softmax(dim=-1).cpu().numpy()
+                for level in FINE_LEVELS
+                if f"{level}_logits" in outputs
+            }
         for i, crop in enumerate(batch):
             crop.pixels = crop.pixels[:0]  # scored: let the pixels go, keep the bookkeeping
             results.append(FaceResult(crop, float(scores[i]), {level: probs[i] for level, probs in fine.items()}))
@@ -192,8 +236,9 @@ def _fine_label(probabilities: list[np.ndarray], names: Sequence[str] | None) ->
     return names[best], float(mean[best])
 
 
-def summarise(items: Sequence[InputItem], faces: Sequence[FaceResult], *, threshold: float,
-              class_names: dict[str, list[str]]) -> list[dict[str, Any]]:  # fmt: skip
+def summarise(
+    items: Sequence[InputItem], faces: Sequence[FaceResult], *, threshold: float, class_names: dict[str, list[str]]
+) -> list[dict[str, Any]]:
     """Per input: its frames (each with its faces), the frame scores (most-fake face) and the input score (mean)."""
     by_input: dict[int, dict[int, list[FaceResult]]] = {}
     for result in faces:
@@ -205,13 +250,29 @@ def summarise(items: Sequence[InputItem], faces: Sequence[FaceResult], *, thresh
         for frame, frame_faces in sorted(by_input.get(index, {}).items()):
             top = max(frame_faces, key=lambda r: r.score)
             chosen.append(top)
-            frames.append({
-                "frame": frame, "score": top.score, "face_index": top.crop.face_index, "faces": len(frame_faces),
-                **_decisions(top.score, threshold),
-                "face_results": [_face_record(r, threshold, class_names) for r in sorted(frame_faces, key=lambda r: r.crop.face_index)],
-            })  # fmt: skip
-        entry: dict[str, Any] = {"input": str(item.path), "kind": item.kind, "status": item.status, "frames": len(frames),
-                                 "faces": sum(f["faces"] for f in frames), "score": None, "fake": None, "fake_at_0.5": None}  # fmt: skip
+            frames.append(
+                {
+                    "frame": frame,
+                    "score": top.score,
+                    "face_index": top.crop.face_index,
+                    "faces": len(frame_faces),
+                    **_decisions(top.score, threshold),
+                    "face_results": [
+                        _face_record(r, threshold, class_names)
+                        for r in sorted(frame_faces, key=lambda r: r.crop.face_index)
+                    ],
+                }
+            )
+        entry: dict[str, Any] = {
+            "input": str(item.path),
+            "kind": item.kind,
+            "status": item.status,
+            "frames": len(frames),
+            "faces": sum(f["faces"] for f in frames),
+            "score": None,
+            "fake": None,
+            "fake_at_0.5": None,
+        }
         if frames:
             score = float(np.mean([f["score"] for f in frames]))
             entry.update(score=score, **_decisions(score, threshold))
@@ -230,8 +291,13 @@ def _decisions(score: float, threshold: float) -> dict[str, int]:
 
 def _face_record(result: FaceResult, threshold: float, class_names: dict[str, list[str]]) -> dict[str, Any]:
     crop = result.crop
-    record: dict[str, Any] = {"face_index": crop.face_index, "box": list(crop.box) if crop.box else None,
-                              "detector_score": crop.detector_score, "score": result.score, **_decisions(result.score, threshold)}  # fmt: skip
+    record: dict[str, Any] = {
+        "face_index": crop.face_index,
+        "box": list(crop.box) if crop.box else None,
+        "detector_score": crop.detector_score,
+        "score": result.score,
+        **_decisions(result.score, threshold),
+    }
     for level, probabilities in result.fine.items():
         label = _fine_label([probabilities], class_names.get(level))
         if label:
@@ -240,10 +306,39 @@ def _face_record(result: FaceResult, threshold: float, class_names: dict[str, li
 
 
 # -------------------------------------------------------------------------------------------------- outputs
-INPUT_COLUMNS = ["input", "kind", "status", "frames", "faces", "score", "fake", "fake_at_0.5", "level2", "level2_prob", "level3", "level3_prob"]
+INPUT_COLUMNS = [
+    "input",
+    "kind",
+    "status",
+    "frames",
+    "faces",
+    "score",
+    "fake",
+    "fake_at_0.5",
+    "level2",
+    "level2_prob",
+    "level3",
+    "level3_prob",
+]
 FRAME_COLUMNS = ["input", "kind", "frame", "faces", "face_index", "score", "fake", "fake_at_0.5"]
-FACE_COLUMNS = ["input", "kind", "frame", "face_index", "box_x0", "box_y0", "box_x1", "box_y1", "detector_score", "score", "fake",
-                "fake_at_0.5", "level2", "level2_prob", "level3", "level3_prob"]  # fmt: skip
+FACE_COLUMNS = [
+    "input",
+    "kind",
+    "frame",
+    "face_index",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "detector_score",
+    "score",
+    "fake",
+    "fake_at_0.5",
+    "level2",
+    "level2_prob",
+    "level3",
+    "level3_prob",
+]
 
 
 def _csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
@@ -285,7 +380,14 @@ def console_summary(summary: list[dict[str, Any]], threshold: float) -> str:
             row = [entry["input"], entry["kind"], str(entry["frames"]), str(entry["faces"]), "n/a", "n/a", "n/a"]
             notes.append(f"{entry['input']}: {entry['status']}")
         else:
-            row = [entry["input"], entry["kind"], str(entry["frames"]), str(entry["faces"]), f"{entry['score']:.4f}",
-                   "fake" if entry["fake"] else "real", "fake" if entry["fake_at_0.5"] else "real"]  # fmt: skip
+            row = [
+                entry["input"],
+                entry["kind"],
+                str(entry["frames"]),
+                str(entry["faces"]),
+                f"{entry['score']:.4f}",
+                "fake" if entry["fake"] else "real",
+                "fake" if entry["fake_at_0.5"] else "real",
+            ]
         rows.append(row + [str(entry.get(level, "")) for level in fine_levels])
     return to_console(header, rows, notes)

@@ -176,7 +176,8 @@ def evaluate_checkpoint(
         return {}
     fold = f", trained on {resolved.fold}" if resolved.fold else ""
     title = f"{Path(checkpoint).parent.name}: protocol {resolved.protocol}{fold}, test rows of {table.csv_path.name}"
-    out_dir = out_dir or _default_eval_parent(checkpoint) / ("eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold])))
+    eval_name = "eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
+    out_dir = out_dir or _default_eval_parent(checkpoint) / eval_name
     payload = write_report(out_dir, table, resolved, scores, fine, class_names, config, title=title, extra={"checkpoint": str(checkpoint)})
     payload["out_dir"] = str(out_dir)
     return payload

@@ -7,6 +7,7 @@
 The folder (``model.safetensors``, ``config.yaml``, ``README.md``) loads back with ``build_model(FOLDER)``,
 ``predict.py --checkpoint FOLDER`` and ``test.py --checkpoint FOLDER``; once uploaded, the same with the hub id.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,14 @@ from common.errors import UsageError, UserError
 from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_checkpoint_file
 
 ONNX_FILE = "model.onnx"
-VALIDATION_SHOWN = (("val_auc", "AUC"), ("val_ap", "AP"), ("val_eer", "EER"), ("val_balanced_acc", "balanced accuracy"),
-                    ("val_video_auc", "video AUC"), ("val_loss", "loss"))  # fmt: skip
+VALIDATION_SHOWN = (
+    ("val_auc", "AUC"),
+    ("val_ap", "AP"),
+    ("val_eer", "EER"),
+    ("val_balanced_acc", "balanced accuracy"),
+    ("val_video_auc", "video AUC"),
+    ("val_loss", "loss"),
+)
 ONNX_OPSET = 18
 # fp32 logits of the ONNX graph and of PyTorch agree to rounding; anything larger is a real export defect.
 ONNX_TOLERANCE = 1e-4
@@ -50,7 +57,7 @@ def folder_config(pretrained: Pretrained) -> dict[str, Any]:
         "model": model_config,
         "preprocessing": {
             "image-size": model_config["image-size"],
-            "input": "RGB uint8 (B, 3, H, W), values 0..255; the model scales, normalises and computes its edge map itself",
+            "input": "RGB uint8 (B, 3, H, W), values 0..255; the model scales, normalises and computes its edge map",
             "resize": "bicubic with antialiasing on 8-bit RGB (data/images.py load_image)",
             "input-channel-order": model_config.get("input-channel-order", "rgb"),
         },
@@ -89,14 +96,20 @@ def _run_files(checkpoint: Path, eval_dir: Path | None) -> tuple[dict[str, Any],
     for folder in eval_dirs:
         table = folder / "table.md"
         if not table.is_file():
-            raise ExportError(f"--eval {folder} holds no table.md: give the output folder of test.py for this checkpoint.")
+            raise ExportError(
+                f"--eval {folder} holds no table.md: give the output folder of test.py for this checkpoint."
+            )
         metrics_path = folder / "metrics.json"
-        title = json.loads(metrics_path.read_text()).get("title", folder.name) if metrics_path.is_file() else folder.name
+        title = (
+            json.loads(metrics_path.read_text()).get("title", folder.name) if metrics_path.is_file() else folder.name
+        )
         tables.append((title, table.read_text().strip()))
     return env, tables
 
 
-def model_card(pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[str, Any], tables, *, repo_id: str | None) -> str:
+def model_card(
+    pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[str, Any], tables, *, repo_id: str | None
+) -> str:
     """README.md of the folder: what the model is, how it was trained and tested, and how to use it."""
     run = config["run-config"]
     data, train = run.get("data", {}), run.get("train", {})
@@ -104,19 +117,31 @@ def model_card(pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[s
     code = source.get("code_version") or {}
     name = repo_id or "FOLDER"
     validation = source.get("validation") or {}
-    val_lines = [f"- validation {label}: {validation[key]:.4f}" for key, label in VALIDATION_SHOWN if isinstance(validation.get(key), float)]
+    val_lines = [
+        f"- validation {label}: {validation[key]:.4f}"
+        for key, label in VALIDATION_SHOWN
+        if isinstance(validation.get(key), float)
+    ]
     calibration = pretrained.calibration
-    threshold = (f"{calibration['threshold']:.4f} ({calibration.get('method')} on the {calibration.get('split')} rows, "
-                 f"epoch {calibration.get('epoch')})") if calibration else "none stored: predict.py uses 0.5 (and says so)"  # fmt: skip
+    threshold = (
+        (
+            f"{calibration['threshold']:.4f} ({calibration.get('method')} on the {calibration.get('split')} rows, "
+            f"epoch {calibration.get('epoch')})"
+        )
+        if calibration
+        else "none stored: predict.py uses 0.5 (and says so)"
+    )
     extraction = pretrained.face_extraction
     fine = pretrained.class_names or {}
+    command_line = sys.argv[0].endswith("export.py") or sys.argv[0] == "-m"
+    exported_by = " ".join(sys.argv[1:]) if command_line else f"{Path(pretrained.source).name} ..."
     lines = [
         "---",
         "library_name: pytorch",
         "tags: [face-forgery-detection, deepfake-detection, cael, genface]",
         "---",
-        f"# CAEL face-forgery detector ({Path(str(data.get('csv') or 'unknown data')).stem}, protocol {data.get('protocol')}"
-        + (f", fold {data.get('fold')}" if data.get("fold") else "") + ")",
+        f"# CAEL face-forgery detector ({Path(str(data.get('csv') or 'unknown data')).stem}, "
+        f"protocol {data.get('protocol')}" + (f", fold {data.get('fold')}" if data.get("fold") else "") + ")",
         "",
         "CAEL (cross appearance-edge learning) from *GenFace* (Zhang et al., IEEE TIFS 2024), trained with the CAEL "
         "reference implementation. Input: RGB face crops; output: logits (real, fake); score = softmax(logits)[1].",
@@ -128,18 +153,20 @@ def model_card(pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[s
         "```",
         "```python",
         "from model import build_model",
-        f"model = build_model(\"{name}\")   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits",
+        f'model = build_model("{name}")   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
         "```",
         "",
         "## Training",
         f"- data CSV: `{data.get('csv')}` (data root: `{data.get('root') or 'the CSV folder'}`)",
         f"- protocol: `{data.get('protocol')}`" + (f", fold `{data.get('fold')}`" if data.get("fold") else ""),
-        f"- epochs: {train.get('epochs')}, batch size {train.get('batch-size')}, seed {train.get('seed')}, precision {train.get('precision')}",
+        f"- epochs: {train.get('epochs')}, batch size {train.get('batch-size')}, seed {train.get('seed')}, "
+        f"precision {train.get('precision')}",
         f"- weights: epoch {source.get('epoch')}, optimizer step {source.get('step')}"
-        + (" (EMA)" if source.get("ema") else "") + f", chosen on the validation rows by {train.get('select-metric')}",
+        + (" (EMA)" if source.get("ema") else "")
+        + f", chosen on the validation rows by {train.get('select-metric')}",
         *val_lines,
         f"- decision threshold: {threshold}",
-        f"- face crops: {json.dumps(extraction) if extraction else 'not recorded (the training CSV held ready-made crops)'}",
+        f"- face crops: {json.dumps(extraction) if extraction else 'not recorded (the CSV held ready-made crops)'}",
         f"- input: {config['preprocessing']['image-size']} px, {config['preprocessing']['input']}",
     ]
     if fine:
@@ -147,7 +174,7 @@ def model_card(pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[s
     lines += ["", "## Test results"]
     if tables:
         for _title, table in tables:
-            lines += ["", f"From `python test.py` (scores in %; AUC interval: stratified bootstrap 95%):", "", table]
+            lines += ["", "From `python test.py` (scores in %; AUC interval: stratified bootstrap 95%):", "", table]
     else:
         lines += ["", "No test.py evaluation was found next to the checkpoint (RUN/eval-*/table.md)."]
     lines += [
@@ -155,14 +182,17 @@ def model_card(pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[s
         "## Provenance",
         f"- code: commit `{code.get('commit')}`" + (" (with uncommitted changes)" if code.get("dirty") else ""),
         f"- training command: `{env.get('command', 'not recorded')}`",
-        f"- libraries: {', '.join(f'{k} {v}' for k, v in (env.get('libraries') or {}).items())}" if env.get("libraries") else "- libraries: not recorded",
-        f"- exported by: `python -m model.export {' '.join(sys.argv[1:]) if sys.argv[0].endswith('export.py') else Path(pretrained.source).name}`",
+        f"- libraries: {', '.join(f'{k} {v}' for k, v in (env.get('libraries') or {}).items())}"
+        if env.get("libraries")
+        else "- libraries: not recorded",
+        f"- exported by: `python -m model.export {exported_by}`",
         "",
         "## Citation",
         "```bibtex",
         "@article{zhang2024genface,",
         "  title   = {GenFace: A Large-Scale Fine-Grained Face Forgery Benchmark and Cross Appearance-Edge Learning},",
-        "  author  = {Zhang, Yaning and Yu, Zitong and Wang, Tianyi and Huang, Xiaobin and Shen, Linlin and Gao, Zan and Ren, Jianfeng},",
+        "  author  = {Zhang, Yaning and Yu, Zitong and Wang, Tianyi and Huang, Xiaobin and Shen, Linlin and Gao, Zan"
+        " and Ren, Jianfeng},",
         "  journal = {IEEE Transactions on Information Forensics and Security},",
         "  year    = {2024}",
         "}",
@@ -171,8 +201,15 @@ def model_card(pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[s
     return "\n".join(lines) + "\n"
 
 
-def export_folder(checkpoint: str | Path, out_dir: str | Path, *, eval_dir: str | Path | None = None, onnx: bool = False,
-                  repo_id: str | None = None, overwrite: bool = False) -> dict[str, Any]:  # fmt: skip
+def export_folder(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    eval_dir: str | Path | None = None,
+    onnx: bool = False,
+    repo_id: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Write the model folder for a training checkpoint; it appears complete or not at all.
 
     Returns ``{"folder": Path, "onnx_max_difference": float | None}``.
@@ -222,15 +259,26 @@ def push_folder(folder: str | Path, repo_id: str, *, private: bool = False) -> s
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        raise ExportError(f"cannot upload to {repo_id}: HF_HUB_OFFLINE is set; unset it and run the command again (the folder is written).")
+        raise ExportError(
+            f"cannot upload to {repo_id}: HF_HUB_OFFLINE is set; unset it and run the command again "
+            "(the folder is written)."
+        )
     api = HfApi()
     try:
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="Upload CAEL model folder")
+        api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="Upload CAEL model folder"
+        )
     except LocalTokenNotFoundError as error:
-        raise ExportError(f"cannot upload to {repo_id} without a Hugging Face token: run `hf auth login` (or set HF_TOKEN), then --push again.") from error
+        raise ExportError(
+            f"cannot upload to {repo_id} without a Hugging Face token: run `hf auth login` (or set HF_TOKEN), "
+            "then --push again."
+        ) from error
     except (HfHubHTTPError, OSError) as error:
-        raise ExportError(f"uploading {folder} to {repo_id} failed ({type(error).__name__}: {str(error).splitlines()[0]}): check the token's write access and the network.") from error
+        raise ExportError(
+            f"uploading {folder} to {repo_id} failed ({type(error).__name__}: {str(error).splitlines()[0]}): "
+            "check the token's write access and the network."
+        ) from error
     return str(url)
 
 
@@ -258,17 +306,29 @@ def export_onnx(model: nn.Module, path: str | Path, *, image_size: int) -> Path:
     try:
         import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
     except ImportError as error:
-        raise ExportError("ONNX export needs the onnx, onnxscript and onnxruntime packages: pip install -r requirements-dev.txt.") from error
+        raise ExportError(
+            "ONNX export needs the onnx, onnxscript and onnxruntime packages: pip install -r requirements-dev.txt."
+        ) from error
     model = model.eval()
     example = torch.randint(0, 256, (2, 3, image_size, image_size), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1)
     try:
-        program = torch.onnx.export(_LogitsOnly(model).eval(), (example,), dynamo=True, input_names=["images"], output_names=output_names(model),
-                                    dynamic_shapes=({0: batch},), opset_version=ONNX_OPSET, verbose=False)  # fmt: skip
+        program = torch.onnx.export(
+            _LogitsOnly(model).eval(),
+            (example,),
+            dynamo=True,
+            input_names=["images"],
+            output_names=output_names(model),
+            dynamic_shapes=({0: batch},),
+            opset_version=ONNX_OPSET,
+            verbose=False,
+        )
         program.save(str(path))
     except Exception as error:  # the exporter's failures are many types; the sentence names the model and the way out
-        raise ExportError(f"this model cannot be exported to ONNX ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-                          "share the safetensors folder instead, which every PyTorch user can load.") from error  # fmt: skip
+        raise ExportError(
+            f"this model cannot be exported to ONNX ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+            "share the safetensors folder instead, which every PyTorch user can load."
+        ) from error
     return Path(path)
 
 
@@ -284,19 +344,31 @@ def check_onnx_parity(model: nn.Module, path: str | Path, *, image_size: int, ba
         torch_outputs = _LogitsOnly(model.eval())(images)
     difference = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(onnx_outputs, torch_outputs))
     if not difference <= ONNX_TOLERANCE:
-        raise ExportError(f"the ONNX graph {path} differs from PyTorch by {difference:.2e} in the logits (tolerance {ONNX_TOLERANCE}): do not deploy it.")
+        raise ExportError(
+            f"the ONNX graph {path} differs from PyTorch by {difference:.2e} in the logits "
+            f"(tolerance {ONNX_TOLERANCE}): do not deploy it."
+        )
     return difference
 
 
 # ------------------------------------------------------------------------------------------------- command line
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Write a shareable model folder (safetensors, config.yaml, model card) from a checkpoint.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description="Write a shareable model folder (safetensors, config.yaml, model card) from a checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("checkpoint", help="best.pt of a run (train.py)")
     parser.add_argument("out_dir", help="the model folder to write")
-    parser.add_argument("--eval", dest="eval_dir", help="test.py output folder for the model card (default: every RUN/eval-*/)")
-    parser.add_argument("--onnx", action="store_true", help="also write model.onnx, checked against PyTorch with onnxruntime")
-    parser.add_argument("--push", metavar="REPO_ID", help="upload the folder to the Hugging Face hub as this model repository")
+    parser.add_argument(
+        "--eval", dest="eval_dir", help="test.py output folder for the model card (default: every RUN/eval-*/)"
+    )
+    parser.add_argument(
+        "--onnx", action="store_true", help="also write model.onnx, checked against PyTorch with onnxruntime"
+    )
+    parser.add_argument(
+        "--push", metavar="REPO_ID", help="upload the folder to the Hugging Face hub as this model repository"
+    )
     parser.add_argument("--private", action="store_true", help="with --push: create the repository private")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     return parser
@@ -306,11 +378,20 @@ def main(argv=None) -> dict[str, Any]:
     args = get_args_parser().parse_args(argv)
     if args.private and not args.push:
         raise UsageError("--private only applies with --push REPO_ID.")
-    result = export_folder(args.checkpoint, args.out_dir, eval_dir=args.eval_dir, onnx=args.onnx, repo_id=args.push, overwrite=args.overwrite)
+    result = export_folder(
+        args.checkpoint,
+        args.out_dir,
+        eval_dir=args.eval_dir,
+        onnx=args.onnx,
+        repo_id=args.push,
+        overwrite=args.overwrite,
+    )
     folder = result["folder"]
     print(f"model folder written to {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
     if result["onnx_max_difference"] is not None:
-        print(f"ONNX parity with PyTorch (onnxruntime, CPU): max |logit difference| {result['onnx_max_difference']:.2e}")
+        print(
+            f"ONNX parity with PyTorch (onnxruntime, CPU): max |logit difference| {result['onnx_max_difference']:.2e}"
+        )
     if args.push:
         result["url"] = push_folder(folder, args.push, private=args.private)
         print(f"uploaded to {result['url']}")

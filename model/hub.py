@@ -5,6 +5,7 @@
 downloaded once into the hub cache. Everything predict.py, tools/explain.py and test.py need travels with it:
 the model config, the calibrated threshold, the face-crop settings and the names of the fine-grained classes.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,7 +54,8 @@ class Pretrained:
     def threshold_note(self) -> str:
         if self.calibration:
             c = self.calibration
-            return f"calibrated threshold {self.threshold:.4f} ({c.get('method')} on the {c.get('split')} rows, epoch {c.get('epoch')})"
+            where = f"{c.get('method')} on the {c.get('split')} rows, epoch {c.get('epoch')}"
+            return f"calibrated threshold {self.threshold:.4f} ({where})"
         return f"no calibrated threshold in {self.source}: using {DEFAULT_THRESHOLD}"
 
     @property
@@ -77,16 +79,23 @@ def download(repo_id: str) -> Path:
 
     repo, _, revision = repo_id.partition("@")
     try:
-        folder = snapshot_download(repo, revision=revision or None, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, "README.md", "*.onnx"])
+        folder = snapshot_download(
+            repo, revision=revision or None, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, "README.md"]
+        )
     except LocalEntryNotFoundError as error:
         raise PretrainedError(
             f"model {repo_id} is not in the local hub cache and cannot be downloaded (offline, or HF_HUB_OFFLINE=1): "
             f"connect once to cache it, or pass the path of a model folder written by python -m model.export."
         ) from error
     except RepositoryNotFoundError as error:
-        raise PretrainedError(f"no model {repo} on the Hugging Face hub (or it is private: log in with `hf auth login`).") from error
+        raise PretrainedError(
+            f"no model {repo} on the Hugging Face hub (or it is private: log in with `hf auth login`)."
+        ) from error
     except (HfHubHTTPError, OSError) as error:
-        raise PretrainedError(f"could not download model {repo_id} from the Hugging Face hub ({type(error).__name__}): check the id and the network.") from error
+        raise PretrainedError(
+            f"could not download model {repo_id} from the Hugging Face hub ({type(error).__name__}): "
+            "check the id and the network."
+        ) from error
     return Path(folder)
 
 
@@ -101,7 +110,10 @@ def resolve_source(source: str | Path) -> Path:
         raise PretrainedError(f"{path} is not a model folder: it lacks {' and '.join(found)}{hint}.")
     if looks_like_hub_id(source):
         return download(str(source))
-    raise PretrainedError(f"no checkpoint, model folder or hub id {source}: give RUN/best.pt, a folder written by python -m model.export, or owner/name.")
+    raise PretrainedError(
+        f"no checkpoint, model folder or hub id {source}: give RUN/best.pt, a folder written by "
+        "python -m model.export, or owner/name."
+    )
 
 
 def read_folder_config(folder: str | Path) -> dict[str, Any]:
@@ -109,9 +121,17 @@ def read_folder_config(folder: str | Path) -> dict[str, Any]:
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise PretrainedError(f"{path} is not valid YAML: export the model again with python -m model.export.") from error
-    if not isinstance(content, dict) or content.get("format") != FOLDER_FORMAT or not isinstance(content.get("model"), dict):
-        raise PretrainedError(f"{path} is not the config.yaml of a model folder ({FOLDER_FORMAT}): export it with python -m model.export.")
+        raise PretrainedError(
+            f"{path} is not valid YAML: export the model again with python -m model.export."
+        ) from error
+    if (
+        not isinstance(content, dict)
+        or content.get("format") != FOLDER_FORMAT
+        or not isinstance(content.get("model"), dict)
+    ):
+        raise PretrainedError(
+            f"{path} is not the config.yaml of a model folder ({FOLDER_FORMAT}): export it with python -m model.export."
+        )
     return content
 
 
@@ -120,7 +140,10 @@ def _build(model_config: dict[str, Any], state_dict: dict[str, Any], source: str
     model = build_model({**model_config, "pretrained": False, "pretrained-file": None})
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     if missing or unexpected:
-        raise PretrainedError(f"the weights of {source} do not fit its model config: missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]}.")
+        raise PretrainedError(
+            f"the weights of {source} do not fit its model config: missing {list(missing)[:4]}, "
+            f"unexpected {list(unexpected)[:4]}."
+        )
     return model.eval()
 
 
@@ -134,7 +157,9 @@ def load_folder(folder: str | Path, source: str | None = None) -> Pretrained:
     try:
         state_dict = load_file(folder / WEIGHTS_FILE)
     except (SafetensorError, OSError) as error:
-        raise PretrainedError(f"{folder / WEIGHTS_FILE} is truncated or not a safetensors file: download or export it again.") from error
+        raise PretrainedError(
+            f"{folder / WEIGHTS_FILE} is truncated or not a safetensors file: download or export it again."
+        ) from error
     return Pretrained(
         model=_build(content["model"], state_dict, source),
         config={**(content.get("run-config") or {}), "model": content["model"]},
@@ -150,7 +175,10 @@ def load_checkpoint_file(path: str | Path) -> Pretrained:
     """One of our training checkpoints (best.pt / last.pt) as a ``Pretrained``."""
     checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise PretrainedError(f"{path} is not a checkpoint written by train.py (a dict with 'model' and 'config').")
+        raise PretrainedError(
+            f"{path} is not a checkpoint written by train.py (a dict with 'model' and 'config'): for a released CAEL "
+            "checkpoint, convert it first with python -m model.convert_released IN.pth OUT.pt."
+        )
     config = checkpoint["config"]
     return Pretrained(
         model=_build(config["model"], checkpoint["model"], str(path)),

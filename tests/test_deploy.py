@@ -2,6 +2,7 @@
 
 One quick fine-grained demo run (module fixture) serves every test; nothing is downloaded (HF_HUB_OFFLINE=1).
 """
+
 import csv
 import json
 import sys
@@ -27,10 +28,25 @@ from model.export import ExportError, export_folder, push_folder
 from model.hub import PretrainedError, load_pretrained
 
 QUICK = [
-    "--config", "cael_demo", "--set", "data.workers=0", "--set", "train.batch-size=8", "--set", "train.epochs=1",
-    "--set", "train.max-steps-per-epoch=3", "--set", "eval.batch-size=64", "--set", "model.fine-grained-heads=true",
-    "--set", "model.level3-num-classes=6", "--set", "loss.name=multitask",
-]  # fmt: skip
+    "--config",
+    "cael_demo",
+    "--set",
+    "data.workers=0",
+    "--set",
+    "train.batch-size=8",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.max-steps-per-epoch=3",
+    "--set",
+    "eval.batch-size=64",
+    "--set",
+    "model.fine-grained-heads=true",
+    "--set",
+    "model.level3-num-classes=6",
+    "--set",
+    "loss.name=multitask",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +63,12 @@ def trained(tmp_path_factory):
     save_checkpoint(best, checkpoint)
     test_script.main(["--checkpoint", str(best), "--bootstrap", "20", "--quiet", "--workers", "0"])
     return csv_path, best
+
+
+@pytest.fixture(scope="module")
+def reference(trained):
+    """The trained model loaded from its checkpoint: the reference every other path must reproduce."""
+    return load_pretrained(trained[1]).model
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +91,7 @@ def _demo_images(csv_path: Path, count: int = 4) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ model folders
-def test_exported_folder_holds_weights_config_and_model_card_and_loads_back_identically(trained, exported):
+def test_exported_folder_holds_weights_config_and_model_card_and_loads_back_identically(trained, exported, reference):
     csv_path, best = trained
     assert sorted(p.name for p in exported.iterdir()) == ["README.md", "config.yaml", "model.safetensors"]
     config = yaml.safe_load((exported / "config.yaml").read_text())
@@ -84,7 +106,7 @@ def test_exported_folder_holds_weights_config_and_model_card_and_loads_back_iden
     assert "commit `" in card and "training command:" in card and "someone/cael-demo" in card
 
     images = torch.stack([load_image(p, 64) for p in _demo_images(csv_path)])
-    original = load_pretrained(best).model
+    original = reference
     for name, tensor in _logits(build_model(exported), images).items():  # build_model accepts the folder
         assert torch.equal(tensor, _logits(original, images)[name]), name
 
@@ -119,11 +141,17 @@ def test_hub_id_downloads_once_through_the_hub_cache(exported, monkeypatch):
     assert calls == [("someone/cael-demo", "v1")]
     assert from_hub.threshold == 0.3 and from_hub.class_names["level2"] == ["AM", "EFS", "FS"]
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
-    assert torch.equal(_logits(build_model("someone/cael-demo"), images)["logits"], _logits(load_pretrained(exported).model, images)["logits"])
+    assert torch.equal(
+        _logits(build_model("someone/cael-demo"), images)["logits"],
+        _logits(load_pretrained(exported).model, images)["logits"],
+    )
 
 
 def test_hub_id_offline_is_one_clear_error(capsys):
-    with pytest.raises(PretrainedError, match=r"model someone/not-cached is not in the local hub cache .*HF_HUB_OFFLINE=1.*connect once"):
+    with pytest.raises(
+        PretrainedError,
+        match=r"model someone/not-cached is not in the local hub cache .*HF_HUB_OFFLINE=1.*connect once",
+    ):
         load_pretrained("someone/not-cached")
     assert run(predict.main, ["--checkpoint", "someone/not-cached", "x.png", "--no-detect"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -137,14 +165,29 @@ def test_push_offline_is_one_clear_error(exported):
 
 def test_test_py_evaluates_a_model_folder(trained, exported, tmp_path):
     csv_path, best = trained
-    from_folder = test_script.main(["--checkpoint", str(exported), "--csv", str(csv_path), "--out", str(tmp_path / "eval"),
-                                    "--bootstrap", "0", "--quiet", "--workers", "0"])  # fmt: skip
+    from_folder = test_script.main(
+        [
+            "--checkpoint",
+            str(exported),
+            "--csv",
+            str(csv_path),
+            "--out",
+            str(tmp_path / "eval"),
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--workers",
+            "0",
+        ]
+    )
     from_file = json.loads((best.parent / "eval-intra" / "metrics.json").read_text())
-    assert from_folder["groups"]["overall"]["clean"]["auc"] == pytest.approx(from_file["groups"]["overall"]["clean"]["auc"])
+    assert from_folder["groups"]["overall"]["clean"]["auc"] == pytest.approx(
+        from_file["groups"]["overall"]["clean"]["auc"]
+    )
 
 
 @pytest.mark.slow
-def test_onnx_export_matches_pytorch(trained, tmp_path):
+def test_onnx_export_matches_pytorch(trained, reference, tmp_path):
     """torch.onnx (dynamo) export of the whole detector, preprocessing included; onnxruntime vs PyTorch logits."""
     pytest.importorskip("onnxruntime")
     _, best = trained
@@ -157,7 +200,7 @@ def test_onnx_export_matches_pytorch(trained, tmp_path):
     assert [o.name for o in session.get_outputs()] == ["logits", "level2_logits", "level3_logits"]
     images = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)  # another batch size than the export example
     logits = session.run(["logits"], {"images": images.numpy()})[0]
-    expected = _logits(load_pretrained(best).model, images)["logits"].numpy()
+    expected = _logits(reference, images)["logits"].numpy()
     assert np.abs(logits - expected).max() < 1e-4
 
 
@@ -175,7 +218,7 @@ def _real_photos(folder: Path) -> list[Path]:
     return paths
 
 
-def test_predict_scores_crops_and_photos_with_the_calibrated_threshold(trained, exported, tmp_path):
+def test_predict_scores_crops_and_photos_with_the_calibrated_threshold(trained, exported, reference, tmp_path):
     csv_path, best = trained
     crops = tmp_path / "inputs"
     crops.mkdir()
@@ -185,12 +228,23 @@ def test_predict_scores_crops_and_photos_with_the_calibrated_threshold(trained, 
     photos = _real_photos(crops / "photos")
     (crops / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    result = predict.main(["--checkpoint", str(exported), str(crops), str(tmp_path / "missing.jpg"), "--no-detect", "--out", str(out), "--quiet"])
+    result = predict.main(
+        [
+            "--checkpoint",
+            str(exported),
+            str(crops),
+            str(tmp_path / "missing.jpg"),
+            "--no-detect",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     summary = {Path(e["input"]).name: e for e in result["summary"]}
     assert len(summary) == len(demo) + len(photos) + 2
     assert summary["broken.png"]["status"].startswith("error: image file") and summary["broken.png"]["score"] is None
     assert summary["missing.jpg"]["status"].endswith("does not exist")
-    model = load_pretrained(best).model
+    model = reference
     for path in demo + photos:
         entry = summary[path.name]
         expected = _logits(model, load_image(path, 64)[None])["logits"].softmax(-1)[0, 1].item()
@@ -199,7 +253,9 @@ def test_predict_scores_crops_and_photos_with_the_calibrated_threshold(trained, 
         assert entry["level2"] in ("AM", "EFS", "FS") and entry["frames"] == entry["faces"] == 1
     assert result["threshold"] == 0.3 and result["scored"] == len(demo) + len(photos) and result["unscored"] == 2
     rows = {Path(r["input"]).name: r for r in csv.DictReader(open(out / "inputs.csv"))}
-    assert rows["astronaut.png"]["status"] == "ok" and float(rows["astronaut.png"]["score"]) == pytest.approx(summary["astronaut.png"]["score"], abs=1e-6)
+    assert rows["astronaut.png"]["status"] == "ok" and float(rows["astronaut.png"]["score"]) == pytest.approx(
+        summary["astronaut.png"]["score"], abs=1e-6
+    )
     assert rows["broken.png"]["score"] == ""
     assert len(list(csv.DictReader(open(out / "faces.csv")))) == len(demo) + len(photos)
     assert json.loads((out / "predictions.json").read_text())["calibration"]["threshold"] == 0.3
@@ -210,14 +266,35 @@ def test_predict_without_calibration_falls_back_to_one_half_and_says_so(trained,
     checkpoint = read_checkpoint(best)
     del checkpoint["calibration"]
     save_checkpoint(tmp_path / "old.pt", checkpoint)
-    result = predict.main(["--checkpoint", str(tmp_path / "old.pt"), str(_demo_images(csv_path)[0]), "--no-detect", "--out", str(tmp_path / "out"), "--quiet"])
+    result = predict.main(
+        [
+            "--checkpoint",
+            str(tmp_path / "old.pt"),
+            str(_demo_images(csv_path)[0]),
+            "--no-detect",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert result["threshold"] == 0.5
     assert "no calibrated threshold in" in capsys.readouterr().out
 
 
 def test_predict_with_nothing_readable_is_one_clear_error(exported, tmp_path, capsys):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 broken")
-    status = run(predict.main, ["--checkpoint", str(exported), str(tmp_path / "broken.jpg"), "--no-detect", "--out", str(tmp_path / "out"), "--quiet"])
+    status = run(
+        predict.main,
+        [
+            "--checkpoint",
+            str(exported),
+            str(tmp_path / "broken.jpg"),
+            "--no-detect",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+    )
     assert status == 1
     assert capsys.readouterr().err.strip().startswith("error: none of the 1 inputs could be scored")
     assert (tmp_path / "out" / "inputs.csv").is_file()  # what was tried is still written
@@ -227,7 +304,9 @@ def test_predict_detection_without_the_extraction_module_is_one_clear_error(expo
     monkeypatch.setitem(sys.modules, "data.extract_faces", None)  # import fails as if the module were absent
     image = tmp_path / "a.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
-    assert run(predict.main, ["--checkpoint", str(exported), str(image), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert (
+        run(predict.main, ["--checkpoint", str(exported), str(image), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    )
     assert "face detection needs data/extract_faces.py" in capsys.readouterr().err
 
 
@@ -262,7 +341,7 @@ class _Face:
 
 def _stub_extraction(frames_of_video):
     def faces_in_image(image, detector, settings, frame=0):
-        halves = (image[:, : image.shape[1] // 2], image[:, image.shape[1] // 2:])  # two "faces": left and right half
+        halves = (image[:, : image.shape[1] // 2], image[:, image.shape[1] // 2 :])  # two "faces": left and right half
         return [_Face(frame, i, (0.0, 0.0, 1.0, 1.0), 0.9, np.ascontiguousarray(h)) for i, h in enumerate(halves)]
 
     def faces_in_video(path, detector, settings):
@@ -281,7 +360,7 @@ def _stub_extraction(frames_of_video):
     return module
 
 
-def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, tmp_path, monkeypatch):
+def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, reference, tmp_path, monkeypatch):
     """Frame score = its most-fake face, video score = mean of its frames; decisions at the checkpoint's threshold."""
     csv_path, best = trained
     demo = [np.asarray(Image.open(p).convert("RGB")) for p in _demo_images(csv_path)]
@@ -293,7 +372,7 @@ def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, tmp_pat
     Image.fromarray(pairs[0]).save(tmp_path / "pair.png")
     result = predict.main(["--checkpoint", str(best), str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
     summary = {Path(e["input"]).name: e for e in result["summary"]}
-    model = load_pretrained(best).model
+    model = reference
 
     def score(face: np.ndarray) -> float:
         return _logits(model, resize_array(face, 64)[None])["logits"].softmax(-1)[0, 1].item()
@@ -331,7 +410,17 @@ def test_predict_on_a_real_video_with_the_real_face_extraction(trained, tmp_path
         writer.write(cv2.cvtColor(np.roll(astronaut, shift * 4, axis=1), cv2.COLOR_RGB2BGR))
     writer.release()
     _, best = trained
-    result = predict.main(["--checkpoint", str(best), str(photos[0]), str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--quiet"])
+    result = predict.main(
+        [
+            "--checkpoint",
+            str(best),
+            str(photos[0]),
+            str(tmp_path / "clip.mp4"),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     summary = {Path(e["input"]).name: e for e in result["summary"]}
     assert summary["astronaut.png"]["faces"] >= 1 and summary["clip.mp4"]["frames"] >= 5
 
@@ -343,22 +432,44 @@ def test_explain_writes_maps_grid_and_tsne(trained, exported, tmp_path):
     csv_path, _ = trained
     crops = _demo_images(csv_path, count=2)
     out = tmp_path / "explain"
-    result = explain.main(["--checkpoint", str(exported), *map(str, crops), "--no-detect", "--out", str(out), "--tsne", str(csv_path), "--split", "test"])
+    result = explain.main(
+        [
+            "--checkpoint",
+            str(exported),
+            *map(str, crops),
+            "--no-detect",
+            "--out",
+            str(out),
+            "--tsne",
+            str(csv_path),
+            "--split",
+            "test",
+        ]
+    )
     assert sorted(p.name for p in result["pngs"]) == sorted(p.stem + ".png" for p in crops)
     for png in [*result["pngs"], result["grid"], *result["tsne"]["pngs"]]:
         picture = np.asarray(Image.open(png).convert("L"), dtype=np.float64)
         assert picture.shape[0] > 300 and picture.std() > 10, png.name  # a drawn figure, not a blank canvas
-    assert sorted(p.name for p in result["tsne"]["pngs"]) == ["tsne_coarse.png", "tsne_edge.png", "tsne_fine.png", "tsne_fused.png"]
+    assert sorted(p.name for p in result["tsne"]["pngs"]) == [
+        "tsne_coarse.png",
+        "tsne_edge.png",
+        "tsne_fine.png",
+        "tsne_fused.png",
+    ]
     coordinates = list(csv.DictReader(open(out / "tsne.csv")))
-    assert len(coordinates) == result["tsne"]["n"] == sum(1 for r in csv.DictReader(open(csv_path)) if r["split"] == "test")
+    assert (
+        len(coordinates)
+        == result["tsne"]["n"]
+        == sum(1 for r in csv.DictReader(open(csv_path)) if r["split"] == "test")
+    )
     assert result["tsne"]["unseen"] == []  # intra: every test generator was trained on
 
 
-def test_cam_and_attention_maps_have_the_image_geometry(trained):
+def test_cam_and_attention_maps_have_the_image_geometry(trained, reference):
     from tools import explain
 
     csv_path, best = trained
-    model = load_pretrained(best).model
+    model = reference
     images = torch.stack([load_image(p, 64) for p in _demo_images(csv_path, count=2)])
     cams = explain.class_activation_maps(model, images, method="gradcam")
     assert set(cams) == {"fine", "coarse", "edge"}
@@ -377,7 +488,17 @@ def test_tsne_marks_generators_the_checkpoint_never_saw(trained, tmp_path):
 
     csv_path, best = trained
     pretrained = load_pretrained(best)
-    pretrained.config["data"].update(protocol="cross-generator", fold="swap-blend")  # as a cross-generator run stores it
-    report = explain.tsne_report(pretrained, str(csv_path), data_root=None, split="test", max_rows=20, out_dir=tmp_path / "tsne", device=torch.device("cpu"))
+    pretrained.config["data"].update(
+        protocol="cross-generator", fold="swap-blend"
+    )  # as a cross-generator run stores it
+    report = explain.tsne_report(
+        pretrained,
+        str(csv_path),
+        data_root=None,
+        split="test",
+        max_rows=20,
+        out_dir=tmp_path / "tsne",
+        device=torch.device("cpu"),
+    )
     assert report["n"] == 20 and report["unseen"] and "swap-blend" not in report["unseen"]
     assert "generators seen in training (cross-generator, swap-blend): swap-blend" in report["note"]

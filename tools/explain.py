@@ -12,6 +12,7 @@ coarse -> fine), over one shared 0..1 colour bar. ``--tsne CSV``: t-SNE (scikit-
 CLS tokens and of the fused feature (the three side by side), coloured by real / fake and by generator and forgery
 type, generators absent from the checkpoint's training rows marked as unseen.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,11 +73,19 @@ def cam_layers(model: nn.Module) -> dict[str, nn.Module]:
 def _cam_class(method: str):
     import pytorch_grad_cam as cams
 
-    return {"gradcam": cams.GradCAM, "gradcam++": cams.GradCAMPlusPlus, "layercam": cams.LayerCAM, "hirescam": cams.HiResCAM,
-            "xgradcam": cams.XGradCAM, "eigencam": cams.EigenCAM}[method]  # fmt: skip
+    return {
+        "gradcam": cams.GradCAM,
+        "gradcam++": cams.GradCAMPlusPlus,
+        "layercam": cams.LayerCAM,
+        "hirescam": cams.HiResCAM,
+        "xgradcam": cams.XGradCAM,
+        "eigencam": cams.EigenCAM,
+    }[method]
 
 
-def class_activation_maps(model: nn.Module, images: torch.Tensor, *, method: str = "gradcam", target: int = 1) -> dict[str, np.ndarray]:
+def class_activation_maps(
+    model: nn.Module, images: torch.Tensor, *, method: str = "gradcam", target: int = 1
+) -> dict[str, np.ndarray]:
     """stream -> (B, S, S) maps in 0..1 for class ``target`` (1: fake), in the image's own orientation."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -151,7 +160,9 @@ class Explanation:
     self_weight: dict[str, float] = field(default_factory=dict)
 
 
-def explain_batch(model: nn.Module, images: torch.Tensor, titles: list[str], *, method: str, target: int) -> list[Explanation]:
+def explain_batch(
+    model: nn.Module, images: torch.Tensor, titles: list[str], *, method: str, target: int
+) -> list[Explanation]:
     images = images.float()
     with torch.no_grad():
         outputs = model.eval()(images)
@@ -162,11 +173,17 @@ def explain_batch(model: nn.Module, images: torch.Tensor, titles: list[str], *, 
     attention, self_weights = cls_attention(model, images)
     explanations = []
     for i, title in enumerate(titles):
-        explanations.append(Explanation(
-            title=title, image=images[i].permute(1, 2, 0).round().clamp(0, 255).byte().numpy(), edge_map=edge_maps[i],
-            score=float(scores[i]), cams={k: v[i] for k, v in cams.items()}, attention={k: v[i] for k, v in attention.items()},
-            self_weight={k: float(v[i]) for k, v in self_weights.items()},
-        ))  # fmt: skip
+        explanations.append(
+            Explanation(
+                title=title,
+                image=images[i].permute(1, 2, 0).round().clamp(0, 255).byte().numpy(),
+                edge_map=edge_maps[i],
+                score=float(scores[i]),
+                cams={k: v[i] for k, v in cams.items()},
+                attention={k: v[i] for k, v in attention.items()},
+                self_weight={k: float(v[i]) for k, v in self_weights.items()},
+            )
+        )
     return explanations
 
 
@@ -188,7 +205,9 @@ def _panels(explanation: Explanation):
     def overlay(values):
         def draw(ax):
             ax.imshow(explanation.image, extent=extent)
-            return ax.imshow(values, cmap=COLORMAP, alpha=0.5, vmin=0.0, vmax=1.0, extent=extent, interpolation="bilinear")
+            return ax.imshow(
+                values, cmap=COLORMAP, alpha=0.5, vmin=0.0, vmax=1.0, extent=extent, interpolation="bilinear"
+            )
 
         return draw
 
@@ -196,7 +215,9 @@ def _panels(explanation: Explanation):
         def draw(ax):
             ax.imshow(explanation.image, extent=extent)
             peak = values.max() if values.size and values.max() > 0 else 1.0
-            return ax.imshow(values / peak, cmap=COLORMAP, alpha=0.5, vmin=0.0, vmax=1.0, extent=extent, interpolation="nearest")
+            return ax.imshow(
+                values / peak, cmap=COLORMAP, alpha=0.5, vmin=0.0, vmax=1.0, extent=extent, interpolation="nearest"
+            )
 
         return draw
 
@@ -205,7 +226,12 @@ def _panels(explanation: Explanation):
     for name, title, _, _ in ATTENTIONS:
         if name in explanation.attention:
             grid = explanation.attention[name]
-            panels.append((f"{title}\n({grid.shape[0]}x{grid.shape[1]} patches, self {explanation.self_weight[name]:.2f})", attention(grid)))
+            panels.append(
+                (
+                    f"{title}\n({grid.shape[0]}x{grid.shape[1]} patches, self {explanation.self_weight[name]:.2f})",
+                    attention(grid),
+                )
+            )
     return panels
 
 
@@ -223,7 +249,7 @@ def save_explanation(path: Path, explanation: Explanation, *, method: str, targe
         mappable = drawn if drawn is not None else mappable
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     figure.suptitle(f"{explanation.title}  ({method} for class '{target_name}')", fontsize=10)
     if mappable is not None:
@@ -237,7 +263,9 @@ def save_grid(path: Path, explanations: list[Explanation], *, method: str, targe
     """One row per face, the panels as columns, one colour bar."""
     panel_sets = [_panels(e) for e in explanations]
     columns = max(len(p) for p in panel_sets)
-    figure, axes = plt.subplots(len(explanations), columns, figsize=(1.9 * columns + 1.0, 2.0 * len(explanations) + 0.6), squeeze=False)
+    figure, axes = plt.subplots(
+        len(explanations), columns, figsize=(1.9 * columns + 1.0, 2.0 * len(explanations) + 0.6), squeeze=False
+    )
     mappable = None
     for row, (explanation, panels) in enumerate(zip(explanations, panel_sets)):
         for column, (title, draw) in enumerate(panels):
@@ -293,7 +321,9 @@ def tsne_embedding(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return tsne.fit_transform(features.astype(np.float64))
 
 
-def plot_tsne(path: Path, embedding: np.ndarray, colourings: list[tuple[str, list[str]]], unseen: set[str], title: str) -> Path:
+def plot_tsne(
+    path: Path, embedding: np.ndarray, colourings: list[tuple[str, list[str]]], unseen: set[str], title: str
+) -> Path:
     figure, axes = plt.subplots(1, len(colourings), figsize=(5.2 * len(colourings), 4.8), squeeze=False)
     for ax, (column, values) in zip(axes[0], colourings):
         names = sorted(set(values))
@@ -302,9 +332,19 @@ def plot_tsne(path: Path, embedding: np.ndarray, colourings: list[tuple[str, lis
         for i, name in enumerate(names):
             picked = values_array == name
             is_unseen = column == "generator" and name in unseen
-            colour = CLASS_COLOURS.get(name, palette(i % palette.N)) if column == "real / fake" else palette(i % palette.N)
-            ax.scatter(embedding[picked, 0], embedding[picked, 1], s=10, color=colour, marker="x" if is_unseen else "o",
-                       label=f"{name} (unseen)" if is_unseen else name, alpha=0.8, linewidths=0.8)  # fmt: skip
+            colour = (
+                CLASS_COLOURS.get(name, palette(i % palette.N)) if column == "real / fake" else palette(i % palette.N)
+            )
+            ax.scatter(
+                embedding[picked, 0],
+                embedding[picked, 1],
+                s=10,
+                color=colour,
+                marker="x" if is_unseen else "o",
+                label=f"{name} (unseen)" if is_unseen else name,
+                alpha=0.8,
+                linewidths=0.8,
+            )
         ax.set_title(f"by {column}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -316,8 +356,18 @@ def plot_tsne(path: Path, embedding: np.ndarray, colourings: list[tuple[str, lis
     return path
 
 
-def tsne_report(pretrained, csv_path: str, *, data_root: str | None, split: str | None, max_rows: int, out_dir: Path,
-                device: torch.device, seed: int = 0, batch_size: int = 64) -> dict[str, Any]:  # fmt: skip
+def tsne_report(
+    pretrained,
+    csv_path: str,
+    *,
+    data_root: str | None,
+    split: str | None,
+    max_rows: int,
+    out_dir: Path,
+    device: torch.device,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict[str, Any]:
     from data.dataset import SplitDataset
     from data.loader import build_loader
     from data.protocols import ProtocolError, resolve
@@ -336,7 +386,9 @@ def tsne_report(pretrained, csv_path: str, *, data_root: str | None, split: str 
     loader = build_loader(dataset, batch_size=batch_size, train=False, workers=0)
     indices, features = cls_features(pretrained.model.to(device), loader, device)
     labels = ["fake" if table.labels[i] == 1 else "real" for i in indices]
-    colourings = [("real / fake", labels)] + [(c, list(table.values(c, indices))) for c in ("generator", "forgery_type") if table.has(c)]
+    colourings = [("real / fake", labels)] + [
+        (c, list(table.values(c, indices))) for c in ("generator", "forgery_type") if table.has(c)
+    ]
     unseen: set[str] = set()
     seen_note = "no generator column"
     if table.has("generator"):
@@ -344,8 +396,11 @@ def tsne_report(pretrained, csv_path: str, *, data_root: str | None, split: str 
         try:
             trained = resolve(data.get("protocol", "intra"), table, data.get("fold"))
             seen = set(table.values("generator", trained.train[table.labels[trained.train] == 1]))
-            unseen = {g for g, label in zip(table.values("generator", indices), labels) if label == "fake" and g not in seen}
-            seen_note = f"generators seen in training ({data.get('protocol')}{', ' + str(data.get('fold')) if data.get('fold') else ''}): {', '.join(sorted(seen)) or 'none'}"
+            unseen = {
+                g for g, label in zip(table.values("generator", indices), labels) if label == "fake" and g not in seen
+            }
+            run_name = ", ".join(str(v) for v in (data.get("protocol"), data.get("fold")) if v)
+            seen_note = f"generators seen in training ({run_name}): {', '.join(sorted(seen)) or 'none'}"
         except (ProtocolError, UserError, ValueError, KeyError) as error:
             seen_note = f"seen generators unknown ({error})"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -353,31 +408,49 @@ def tsne_report(pretrained, csv_path: str, *, data_root: str | None, split: str 
     for name, values in features.items():
         embedding = tsne_embedding(values, seed=seed)
         coordinates[name] = embedding
-        title = f"t-SNE of the {name} {'feature (3 CLS tokens)' if name == 'fused' else 'CLS token'}: {len(indices)} images of {Path(csv_path).name}"
+        what = "feature (3 CLS tokens)" if name == "fused" else "CLS token"
+        title = f"t-SNE of the {name} {what}: {len(indices)} images of {Path(csv_path).name}"
         written.append(plot_tsne(out_dir / f"tsne_{name}.png", embedding, colourings, unseen, title))
     lines = ["path,label," + ",".join(f"{n}_x,{n}_y" for n in coordinates)]
     paths = table.resolved_paths(indices)
     for k, (path, label) in enumerate(zip(paths, labels)):
         lines.append(f"{path},{label}," + ",".join(f"{c[k, 0]:.4f},{c[k, 1]:.4f}" for c in coordinates.values()))
     write_text_atomic(out_dir / "tsne.csv", "\n".join(lines) + "\n")
-    return {"pngs": written, "csv": out_dir / "tsne.csv", "n": len(indices), "unseen": sorted(unseen), "note": seen_note}
+    return {
+        "pngs": written,
+        "csv": out_dir / "tsne.csv",
+        "n": len(indices),
+        "unseen": sorted(unseen),
+        "note": seen_note,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------- command line
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Explain a trained detector: CAM, edge map and CLS attention per face; t-SNE of a set.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive) or videos to explain")
+    parser = argparse.ArgumentParser(
+        description="Explain a trained detector: CAM, edge map and CLS attention per face; t-SNE of a set.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive) or videos to explain"
+    )
     parser.add_argument("--checkpoint", required=True, help="RUN/best.pt, a model folder or a hub id owner/name")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--no-detect", action="store_true", help="the images are face crops already")
-    parser.add_argument("--method", choices=CAM_METHODS, default="gradcam", help="class-activation method (default gradcam)")
-    parser.add_argument("--target", choices=["fake", "real"], default="fake", help="class whose evidence the maps show (default fake)")
+    parser.add_argument(
+        "--method", choices=CAM_METHODS, default="gradcam", help="class-activation method (default gradcam)"
+    )
+    parser.add_argument(
+        "--target", choices=["fake", "real"], default="fake", help="class whose evidence the maps show (default fake)"
+    )
     parser.add_argument("--max-faces", type=int, default=64, help="at most this many faces explained (default 64)")
     parser.add_argument("--tsne", metavar="CSV", help="split CSV whose rows to embed with t-SNE")
     parser.add_argument("--data-root", help="folder the --tsne CSV's paths are relative to")
     parser.add_argument("--split", default="test", help="rows of this split for t-SNE (default test; '' for every row)")
-    parser.add_argument("--tsne-max", type=int, default=2000, help="at most this many rows for t-SNE, a seeded sample (default 2000)")
+    parser.add_argument(
+        "--tsne-max", type=int, default=2000, help="at most this many rows for t-SNE, a seeded sample (default 2000)"
+    )
     parser.add_argument("--device", default="auto", help="cuda, cuda:1, cpu (default: CUDA when present)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -396,12 +469,16 @@ def main(argv=None) -> dict[str, Any]:
     from model.hub import load_pretrained
 
     pretrained = load_pretrained(args.checkpoint)
-    if not all(hasattr(pretrained.model, name) for name in ("appearance_fine", "appearance_coarse", "edge_stream", "blocks")):
+    if not all(
+        hasattr(pretrained.model, name) for name in ("appearance_fine", "appearance_coarse", "edge_stream", "blocks")
+    ):
         raise UserError(f"{args.checkpoint} is not a CAEL model: explanations know CAEL's streams only.")
     try:
         device = device_for(DistInfo(), args.device)
     except RuntimeError as error:
-        raise UsageError(f"--device {args.device} cannot be used here: give cpu, or cuda / cuda:N on a machine with CUDA.") from error
+        raise UsageError(
+            f"--device {args.device} cannot be used here: give cpu, or cuda / cuda:N on a machine with CUDA."
+        ) from error
     model = pretrained.model.to(device)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -416,29 +493,56 @@ def main(argv=None) -> dict[str, Any]:
 
             detector = build_detector(settings.detector, device=str(device))
         crops = []
-        for crop in iter_face_crops(items, image_size=pretrained.image_size, detect=not args.no_detect, settings=settings, detector=detector, progress=False):
+        for crop in iter_face_crops(
+            items,
+            image_size=pretrained.image_size,
+            detect=not args.no_detect,
+            settings=settings,
+            detector=detector,
+            progress=False,
+        ):
             crops.append(crop)
             if len(crops) == args.max_faces:
                 break
         result["problems"] = [f"{item.path}: {item.status}" for item in items if item.status != "ok"]
         explanations = []
         for start in range(0, len(crops), 16):
-            chunk = crops[start:start + 16]
-            titles = [Path(items[c.input_index].path).name + (f" frame {c.frame} face {c.face_index}" if items[c.input_index].kind == "video" or c.face_index else "") for c in chunk]
+            chunk = crops[start : start + 16]
+            titles = [
+                Path(items[c.input_index].path).name
+                + (
+                    f" frame {c.frame} face {c.face_index}"
+                    if items[c.input_index].kind == "video" or c.face_index
+                    else ""
+                )
+                for c in chunk
+            ]
             images = torch.stack([c.pixels for c in chunk]).to(device)
             explanations += explain_batch(model, images, titles, method=args.method, target=target)
         for crop, explanation in zip(crops, explanations):
             item = items[crop.input_index]
-            stem = _safe_name(item.path.stem) + (f"_f{crop.frame}_{crop.face_index}" if item.kind == "video" or crop.face_index else "")
-            result["pngs"].append(save_explanation(out_dir / f"{stem}.png", explanation, method=args.method, target_name=args.target))
+            stem = _safe_name(item.path.stem) + (
+                f"_f{crop.frame}_{crop.face_index}" if item.kind == "video" or crop.face_index else ""
+            )
+            result["pngs"].append(
+                save_explanation(out_dir / f"{stem}.png", explanation, method=args.method, target_name=args.target)
+            )
         if explanations:
             result["grid"] = save_grid(out_dir / "grid.png", explanations, method=args.method, target_name=args.target)
         print(f"{len(explanations)} faces explained ({args.method}, class {args.target}) -> {out_dir}")
         for problem in result["problems"]:
             print(f"not explained: {problem}")
     if args.tsne:
-        tsne = tsne_report(pretrained, args.tsne, data_root=args.data_root, split=args.split or None, max_rows=args.tsne_max,
-                           out_dir=out_dir, device=device, seed=args.seed)  # fmt: skip
+        tsne = tsne_report(
+            pretrained,
+            args.tsne,
+            data_root=args.data_root,
+            split=args.split or None,
+            max_rows=args.tsne_max,
+            out_dir=out_dir,
+            device=device,
+            seed=args.seed,
+        )
         result["tsne"] = tsne
         print(f"t-SNE of {tsne['n']} images -> {', '.join(p.name for p in tsne['pngs'])}; {tsne['note']}")
     return result
