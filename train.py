@@ -69,6 +69,10 @@ def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
     config = load_config(name, overrides + list(args.overrides))
     if demo:
         _ensure_demo_data(config["data"]["csv"])
+    if config["data"]["face-extraction"] is None and config["data"]["csv"]:
+        from data.extract_faces import extraction_settings_for
+
+        config["data"]["face-extraction"] = extraction_settings_for(config["data"]["csv"], config["data"]["root"])
     return config, Path(args.out).resolve() if args.out else None, None, name
 
 

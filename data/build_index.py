@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .schema import OPTIONAL_COLUMNS, SPLITS
+from .schema import IDENTITY_SEPARATOR, OPTIONAL_COLUMNS, SPLITS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 KNOWN_FIELDS = {"label", *OPTIONAL_COLUMNS}
@@ -64,6 +64,26 @@ def label_of(values: dict[str, str], real_value: str) -> int | None:
     return None
 
 
+def _join_shared_identities(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Merge groups that share a person (an ``a;b`` row joins a's and b's groups): a swap stays with both sources."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for key in groups:
+        people = [p.strip() for p in key.split(IDENTITY_SEPARATOR) if p.strip()] if not key.startswith("#row") else []
+        for person in people:
+            parent[find(f"person:{person}")] = find(f"group:{key}")
+    merged: dict[str, list[dict]] = defaultdict(list)
+    for key in sorted(groups):
+        merged[find(f"group:{key}")] += groups[key]
+    return merged
+
+
 def assign_splits(rows: list[dict], ratios: tuple[float, float, float], group_by: str | None, seed: int) -> None:
     """Seeded split per group (video / identity / row), stratified by generator (or label)."""
     rng = np.random.default_rng(seed)
@@ -71,6 +91,8 @@ def assign_splits(rows: list[dict], ratios: tuple[float, float, float], group_by
     for i, row in enumerate(rows):
         key = row.get(group_by) if group_by else None
         groups[key if key else f"#row{i}"].append(row)
+    if group_by == "identity":
+        groups = _join_shared_identities(groups)
     strata: dict[str, list[str]] = defaultdict(list)
     for key, members in groups.items():
         stratum = Counter(m.get("generator") or str(m["label"]) for m in members).most_common(1)[0][0]

@@ -1,7 +1,8 @@
 """The CSV schema of a split file (one row per image) and its reading, with errors that name file, line and fix.
 
 Required columns: ``path`` (relative to the data root, by default the CSV's folder, or absolute) and ``label``
-(0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``.
+(0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``,
+``identity`` (the person or people shown, ``;``-separated, for identity-leak checks).
 Other columns are kept and copied into predictions. Rows are numbered by their line in the file (header = 1).
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 REQUIRED_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("split", "forgery_type", "generator", "source_dataset", "video_id")
+OPTIONAL_COLUMNS = ("split", "forgery_type", "generator", "source_dataset", "video_id", "identity")
+IDENTITY_SEPARATOR = ";"
 GROUP_COLUMNS = ("forgery_type", "generator", "source_dataset")
 SPLITS = ("train", "val", "test")
 LABEL_VALUES = {"0": 0, "1": 1}

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from .images import ImageDecodeError, container_reference, image_format, load_image
-from .schema import GROUP_COLUMNS, SPLITS, Problem, SchemaError, SplitTable, read_table
+from .schema import GROUP_COLUMNS, IDENTITY_SEPARATOR, SPLITS, Problem, SchemaError, SplitTable, read_table
 
 CLASS_NAMES = {0: "real", 1: "fake"}
+# A person on both sides of these splits: test leaks are errors (about 10 AUC points on FF++), val leaks warnings.
+IDENTITY_LEAKS = (("train", "test", "error"), ("val", "test", "error"), ("train", "val", "warning"))
 
 
 def _escapes(root: Path, relative: str) -> bool:
@@ -95,6 +97,29 @@ def check_groups(table: SplitTable) -> list[Problem]:
                 reported.add(video)
                 problems.append(Problem("error", "video in two splits", f"video {video!r} is in split {seen[video][0]} (line {table.line(seen[video][1])}) and {splits[row]}: frames of one video leak across splits", table.line(row)))
             seen.setdefault(video, (splits[row], row))
+    return problems
+
+
+def check_identities(table: SplitTable) -> list[Problem]:
+    """A person on two sides of a split: train/test is an error (the published 10-point leak), train/val a warning."""
+    if not (table.has("identity") and table.has("split")):
+        return []
+    sides: dict[str, dict[str, int]] = defaultdict(dict)  # identity -> split -> first row
+    for row, (text, split) in enumerate(zip(table.column("identity"), table.column("split"))):
+        for identity in text.split(IDENTITY_SEPARATOR):
+            if identity.strip():
+                sides[identity.strip()].setdefault(split, row)
+    problems = []
+    for identity, rows in sorted(sides.items()):
+        for first, second, severity in IDENTITY_LEAKS:
+            if first in rows and second in rows:
+                message = (
+                    f"identity {identity!r} is in split {first} (line {table.line(rows[first])}) and {second}: the "
+                    "detector can learn the person instead of the forgery; keep each identity on one side "
+                    "(python -m data.build_index --group-by identity)"
+                )
+                kind = f"identity in {first} and {second}"
+                problems.append(Problem(severity, kind, message, table.line(rows[second])))
     return problems
 
 
@@ -183,6 +208,7 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
     say(f"total: {total_real} real, {total_fake} fake" + ("" if len(header) else ""))
     problems += check_paths(table, check_images)
     problems += check_groups(table)
+    problems += check_identities(table)
     stats = format_statistics(table, format_sample)
     problems += format_problems(stats)
     say("")
@@ -212,7 +238,7 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Validate a split CSV (schema, files, counts, format shortcut).")
-    parser.add_argument("csv", help="split CSV (path,label[,split,forgery_type,generator,source_dataset,video_id])")
+    parser.add_argument("csv", help="split CSV (path,label and optional columns: see data/schema.py)")
     parser.add_argument("--root", help="folder the CSV's paths are relative to (default: the CSV's folder)")
     parser.add_argument("--check-images", action="store_true", help="decode every image (slow) to find corrupt files")
     parser.add_argument("--format-sample", type=int, default=1000, help="files per class whose format/quality is read (0: all)")

