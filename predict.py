@@ -65,6 +65,7 @@ def main(argv=None) -> dict:
         InputError,
         collect_inputs,
         console_summary,
+        extraction_module,
         extraction_settings,
         iter_face_crops,
         score_crops,
@@ -92,9 +93,7 @@ def main(argv=None) -> dict:
             notes.append(
                 f"{args.checkpoint} stores no face-extraction settings: using the defaults ({settings.to_dict()})"
             )
-        from data.extract_faces import build_detector
-
-        detector = build_detector(settings.detector, device=str(device))
+        detector = extraction_module().build_detector(settings.detector, device=str(device))
     model = pretrained.model.to(device)
     started = time.time()
     crops = iter_face_crops(

@@ -9,6 +9,7 @@ input's score the mean of its frames' scores (the field's video-level convention
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import logging
@@ -98,7 +99,7 @@ def _kind(path: Path) -> str:
 def extraction_module():
     """``data.extract_faces`` (face detection and video sampling), or one clear error when this checkout lacks it."""
     try:
-        import data.extract_faces as extract_faces
+        extract_faces = importlib.import_module("data.extract_faces")
     except ImportError as error:
         if getattr(error, "name", None) not in ("data.extract_faces", None):
             raise UserError(
@@ -371,7 +372,7 @@ def write_outputs(out_dir: Path, summary: list[dict[str, Any]], header: dict[str
 
 
 def console_summary(summary: list[dict[str, Any]], threshold: float) -> str:
-    header = ["input", "kind", "frames", "faces", "score", f"at {threshold:.4g}", "at 0.5"]
+    header = ["input", "kind", "frames", "faces", "score", f"decision@{threshold:.4g}", "decision@0.5"]
     fine_levels = [level for level in FINE_LEVELS if any(level in e for e in summary)]
     header += fine_levels
     rows, notes = [], []

@@ -392,37 +392,40 @@ def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, referen
     assert len(faces) == 6 and {r["box_x1"] for r in faces} == {"1.000000"}
 
 
-def test_predict_on_a_real_video_with_the_real_face_extraction(trained, tmp_path):
-    """The full path once data/extract_faces.py (issue 9) is present: photos and a short video made from them."""
+def test_predict_and_explain_a_real_video_with_the_checkpoints_face_extraction(trained, tmp_path):
+    """The full path with data/extract_faces.py: a photo and a short video made from it, cropped exactly as stored."""
     extract_faces = pytest.importorskip("data.extract_faces")
     cv2 = pytest.importorskip("cv2")
     from common.errors import UserError
+    from tools import explain
 
-    settings = extract_faces.ExtractionSettings()
+    stored = extract_faces.ExtractionSettings(frames=4, size=128, max_faces=1).to_dict()
     try:
-        extract_faces.build_detector(settings.detector)
+        extract_faces.build_detector(stored["detector"])
     except UserError as error:
-        pytest.skip(f"the default face detector is not available offline: {error}")
-    photos = _real_photos(tmp_path / "photos")
-    astronaut = np.asarray(Image.open(photos[0]))
+        pytest.skip(f"the default face detector is not available here: {error}")
+    _, best = trained
+    checkpoint = read_checkpoint(best)
+    checkpoint["config"]["data"]["face-extraction"] = stored  # as train.py stores it from <csv stem>.extraction.json
+    save_checkpoint(tmp_path / "with-extraction.pt", checkpoint)
+    photo = _real_photos(tmp_path / "photos")[0]
+    astronaut = np.asarray(Image.open(photo))
     writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (512, 512))
     for shift in range(10):
         writer.write(cv2.cvtColor(np.roll(astronaut, shift * 4, axis=1), cv2.COLOR_RGB2BGR))
     writer.release()
-    _, best = trained
-    result = predict.main(
-        [
-            "--checkpoint",
-            str(best),
-            str(photos[0]),
-            str(tmp_path / "clip.mp4"),
-            "--out",
-            str(tmp_path / "out"),
-            "--quiet",
-        ]
-    )
+    args = ["--checkpoint", str(tmp_path / "with-extraction.pt"), str(photo), str(tmp_path / "clip.mp4")]
+    result = predict.main([*args, "--out", str(tmp_path / "out"), "--quiet"])
     summary = {Path(e["input"]).name: e for e in result["summary"]}
-    assert summary["astronaut.png"]["faces"] >= 1 and summary["clip.mp4"]["frames"] >= 5
+    assert result["face_extraction"] == stored
+    assert summary["astronaut.png"]["faces"] == 1  # max_faces 1
+    assert summary["clip.mp4"]["frames"] == 4 and summary["clip.mp4"]["faces"] == 4  # frames 4: evenly spaced
+    assert summary["clip.mp4"]["score"] == pytest.approx(
+        np.mean([f["score"] for f in summary["clip.mp4"]["frame_results"]])
+    )
+    explained = explain.main([*args, "--out", str(tmp_path / "explain"), "--max-faces", "2"])
+    assert sorted(p.name for p in explained["pngs"]) == ["astronaut.png", "clip_f0_0.png"]
+    assert explained["grid"].is_file()
 
 
 # ------------------------------------------------------------------------------------------------------ explain
