@@ -55,7 +55,6 @@ class FaceCrop:
     box: tuple[float, float, float, float] | None  # x0, y0, x1, y1 in the frame; None: the whole image (no detection)
     detector_score: float | None
     pixels: torch.Tensor  # (3, S, S) uint8, S = the model's image size
-    display: np.ndarray | None = None  # (H, W, 3) uint8 crop as cut, for overlays (explain.py); None when not kept
 
 
 @dataclass
@@ -127,7 +126,6 @@ def iter_face_crops(
     detect: bool,
     settings=None,
     detector=None,
-    keep_display: bool = False,
     progress: bool = True,
 ) -> Iterator[FaceCrop]:
     """The crops of every readable input, in input order; an unreadable input gets its status and is skipped."""
@@ -139,13 +137,7 @@ def iter_face_crops(
         try:
             found = 0
             for crop in _crops_of(
-                index,
-                item,
-                image_size=image_size,
-                detect=detect,
-                settings=settings,
-                detector=detector,
-                keep_display=keep_display,
+                index, item, image_size=image_size, detect=detect, settings=settings, detector=detector
             ):
                 found += 1
                 yield crop
@@ -156,15 +148,12 @@ def iter_face_crops(
     bar.close()
 
 
-def _crops_of(
-    index: int, item: InputItem, *, image_size: int, detect: bool, settings, detector, keep_display: bool
-) -> Iterator[FaceCrop]:
+def _crops_of(index: int, item: InputItem, *, image_size: int, detect: bool, settings, detector) -> Iterator[FaceCrop]:
     if not detect:
         if item.kind == "video":
             raise UserError(f"{item.path} is a video: videos need face detection (drop --no-detect)")
         pixels = load_image(item.path, image_size)  # exactly the training loader's decode and resize
-        display = load_image(item.path).permute(1, 2, 0).numpy() if keep_display else None
-        yield FaceCrop(index, 0, 0, None, None, pixels, display)
+        yield FaceCrop(index, 0, 0, None, None, pixels)
         return
     module = extraction_module()
     if item.kind == "video":
@@ -181,7 +170,6 @@ def _crops_of(
             box,
             float(face.score),
             resize_array(face.crop, image_size),
-            face.crop if keep_display else None,
         )
 
 
