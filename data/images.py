@@ -112,6 +112,21 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def resize_array(image: np.ndarray, size: int) -> torch.Tensor:
+    """An (H, W, 3) uint8 RGB array (e.g. a detected face crop) -> a (3, size, size) uint8 tensor.
+
+    The same bicubic antialiased resize as ``load_image``, so a crop scored in memory (predict.py) gets the pixels it
+    would get when written as PNG and read back by the training loader.
+    """
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB array; got shape {image.shape}.")
+    picture = Image.fromarray(image)
+    if picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.array(picture, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
 def image_format(path: str | Path) -> tuple[str, int | None]:
     """(format, estimated JPEG quality or None) from the file header, without decoding the pixels."""
     if container_reference(path) is not None:

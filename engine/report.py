@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,15 @@ def write_predictions(path: Path, table: SplitTable, rows: np.ndarray, scores_by
             line += [names[int(pred[row])] if pred[row] >= 0 else "" for pred, names in fine.values()]
             line += [table.column(c)[row] for c in extra]
             writer.writerow(line)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -56,7 +56,19 @@ def check_model_config(checkpoint_model: Mapping[str, Any], requested: Mapping[s
 
 
 def load_detector(path: str | Path, requested_config: Mapping[str, Any] | None = None):
-    """(model on CPU in eval mode, run config, class names) of one of our checkpoints or a released CAEL one."""
+    """(model on CPU in eval mode, run config, class names) of one of our checkpoints or a released CAEL one.
+
+    A model folder written by ``python -m model.export`` or a hub id of one (``owner/name``) works as well.
+    """
+    from model.hub import is_model_folder, load_pretrained, looks_like_hub_id
+
+    if is_model_folder(path) or looks_like_hub_id(path):
+        pretrained = load_pretrained(str(path))
+        if requested_config is not None:
+            check_model_config(pretrained.config["model"], requested_config["model"], str(path))
+        from .config import load_config
+
+        return pretrained.model, deep_merge(load_config(None), pretrained.config), pretrained.class_names
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"no checkpoint at {path}: give RUN/best.pt written by train.py (or a released CAEL checkpoint).")
@@ -173,10 +185,21 @@ def evaluate_checkpoint(
         return {}
     fold = f", trained on {resolved.fold}" if resolved.fold else ""
     title = f"{Path(checkpoint).parent.name}: protocol {resolved.protocol}{fold}, test rows of {table.csv_path.name}"
-    out_dir = out_dir or Path(checkpoint).parent / ("eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold])))
+    eval_name = "eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
+    out_dir = out_dir or _default_eval_parent(checkpoint) / eval_name
     payload = write_report(out_dir, table, resolved, scores, fine, class_names, config, title=title, extra={"checkpoint": str(checkpoint)})
     payload["out_dir"] = str(out_dir)
     return payload
+
+
+def _default_eval_parent(checkpoint: str | Path) -> Path:
+    """Where RUN/eval-* goes: beside a checkpoint file, inside a model folder, under ./<owner--name> for a hub id."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        return path
+    if not path.exists():
+        return Path.cwd() / str(checkpoint).replace("/", "--")
+    return path.parent
 
 
 def evaluate_predictions(predictions_csv: str | Path, *, protocol: str, eval_config: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """Detector registry: ``build_model(config)`` builds any registered detector from its model config by name."""
 from __future__ import annotations
 
-from common.errors import UnknownKeyError
+import os
 from typing import Any, Callable
 
 from torch import nn
+
+from common.errors import UnknownKeyError
 
 _MODELS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
 
@@ -25,8 +27,16 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def build_model(config: dict[str, Any]) -> nn.Module:
-    """Build a detector from a model config (the ``model`` section of a run config, or a whole run config)."""
+def build_model(config: dict[str, Any] | str | os.PathLike) -> nn.Module:
+    """Build a detector from a model config (the ``model`` section of a run config, or a whole run config).
+
+    Given a path or a hub id instead (a training checkpoint, a folder written by ``python -m model.export``, or
+    ``owner/name`` on the Hugging Face hub), the trained detector is loaded with its weights, in eval mode.
+    """
+    if isinstance(config, (str, os.PathLike)):
+        from .hub import load_pretrained
+
+        return load_pretrained(config).model
     model_config = config.get("model", config)
     name = model_config.get("name", "cael")
     if name not in _MODELS:

@@ -1,0 +1,382 @@
+"""Scoring new images and videos with a trained detector: inputs -> face crops -> batched scores -> per face,
+frame and input results (predict.py; tools/explain.py reuses the face gathering).
+
+Crops are made with the face-extraction settings stored with the checkpoint (``data.extract_faces``), or taken as
+they are (``detect=False``) for images that are already face crops. A frame's score is its most-fake face, an
+input's score the mean of its frames' scores (the field's video-level convention; an image is one frame).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common.errors import UserError
+from data.images import ImageDecodeError, load_image, resize_array
+from loss_folder import logits_of
+
+from .evaluate import autocast, to_device
+from .report import to_console, write_text_atomic
+
+log = logging.getLogger("cael")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+FINE_LEVELS = ("level2", "level3")
+
+
+class InputError(UserError):
+    """Inputs that cannot be scored at all (every one unreadable, or none given)."""
+
+
+@dataclass
+class InputItem:
+    path: Path
+    kind: str  # image | video
+    status: str = "ok"  # ok | no face | error: <reason>
+
+
+@dataclass
+class FaceCrop:
+    input_index: int
+    frame: int
+    face_index: int
+    box: tuple[float, float, float, float] | None  # x0, y0, x1, y1 in the frame; None: the whole image (no detection)
+    detector_score: float | None
+    pixels: torch.Tensor  # (3, S, S) uint8, S = the model's image size
+
+
+@dataclass
+class FaceResult:
+    crop: FaceCrop
+    score: float
+    fine: dict[str, np.ndarray] = field(default_factory=dict)  # level -> class probabilities
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
+    """Files as given and the image/video files under folders (recursive, sorted); missing paths are listed."""
+    items: list[InputItem] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                items.append(InputItem(path, "folder", f"error: no image or video files under {path}"))
+            items += [InputItem(p, _kind(p)) for p in found]
+        elif path.is_file():
+            items.append(InputItem(path, _kind(path)))
+        else:
+            items.append(InputItem(path, _kind(path), f"error: {path} does not exist"))
+    if not items:
+        raise InputError("no inputs given: name image files, folders or videos.")
+    return items
+
+
+def _kind(path: Path) -> str:
+    return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
+
+
+# ---------------------------------------------------------------------------------------------- face crops
+def extraction_module():
+    """``data.extract_faces`` (face detection and video sampling), or one clear error when this checkout lacks it."""
+    try:
+        extract_faces = importlib.import_module("data.extract_faces")
+    except ImportError as error:
+        if getattr(error, "name", None) not in ("data.extract_faces", None):
+            raise UserError(
+                f"face detection needs the package {error.name}: pip install -r requirements.txt."
+            ) from error
+        raise UserError(
+            "face detection needs data/extract_faces.py, which this checkout lacks: pass --no-detect to score images "
+            "that are already face crops (videos need detection)."
+        ) from error
+    return extract_faces
+
+
+def extraction_settings(stored: dict[str, Any] | None):
+    """The ExtractionSettings a checkpoint was trained with; the defaults (said once) when it stores none."""
+    module = extraction_module()
+    if stored:
+        return module.ExtractionSettings.from_dict(stored), True
+    return module.ExtractionSettings(), False
+
+
+def iter_face_crops(
+    items: Sequence[InputItem],
+    *,
+    image_size: int,
+    detect: bool,
+    settings=None,
+    detector=None,
+    progress: bool = True,
+) -> Iterator[FaceCrop]:
+    """The crops of every readable input, in input order; an unreadable input gets its status and is skipped."""
+    bar = tqdm(total=len(items), unit="input", desc="predict", disable=None if progress else True, dynamic_ncols=True)
+    for index, item in enumerate(items):
+        bar.update(1)
+        if item.status != "ok":
+            continue
+        try:
+            found = 0
+            for crop in _crops_of(
+                index, item, image_size=image_size, detect=detect, settings=settings, detector=detector
+            ):
+                found += 1
+                yield crop
+            if found == 0:
+                item.status = "no face"
+        except (ImageDecodeError, UserError) as error:
+            item.status = f"error: {error}"
+    bar.close()
+
+
+def _crops_of(index: int, item: InputItem, *, image_size: int, detect: bool, settings, detector) -> Iterator[FaceCrop]:
+    if not detect:
+        if item.kind == "video":
+            raise UserError(f"{item.path} is a video: videos need face detection (drop --no-detect)")
+        pixels = load_image(item.path, image_size)  # exactly the training loader's decode and resize
+        yield FaceCrop(index, 0, 0, None, None, pixels)
+        return
+    module = extraction_module()
+    if item.kind == "video":
+        faces = module.faces_in_video(item.path, detector, settings)
+    else:
+        frame = load_image(item.path).permute(1, 2, 0).numpy()
+        faces = module.faces_in_image(frame, detector, settings)
+    for face in faces:
+        box = tuple(float(v) for v in face.box)
+        yield FaceCrop(
+            index,
+            int(face.frame),
+            int(face.face_index),
+            box,
+            float(face.score),
+            resize_array(face.crop, image_size),
+        )
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def batched(crops: Iterable[FaceCrop], batch_size: int) -> Iterator[list[FaceCrop]]:
+    batch: list[FaceCrop] = []
+    for crop in crops:
+        batch.append(crop)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def score_crops(
+    model: torch.nn.Module,
+    crops: Iterable[FaceCrop],
+    device: torch.device,
+    *,
+    precision: str = "fp32",
+    batch_size: int = 64,
+    channels_last: bool = False,
+) -> list[FaceResult]:
+    """Fake probability (and fine-grained class probabilities) of every crop, batched on ``device``."""
+    model.eval()
+    results: list[FaceResult] = []
+    for batch in batched(crops, batch_size):
+        images = to_device(torch.stack([c.pixels for c in batch]), device, channels_last)
+        with autocast(device, precision):
+            outputs = model(images)
+        scores = logits_of(outputs).float().softmax(dim=-1)[:, 1].cpu().numpy()
+        fine = {}
+        if isinstance(outputs, dict):
+            fine = {
+                level: outputs[f"{level}_logits"].float().softmax(dim=-1).cpu().numpy()
+                for level in FINE_LEVELS
+                if f"{level}_logits" in outputs
+            }
+        for i, crop in enumerate(batch):
+            crop.pixels = crop.pixels[:0]  # scored: let the pixels go, keep the bookkeeping
+            results.append(FaceResult(crop, float(scores[i]), {level: probs[i] for level, probs in fine.items()}))
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+def _fine_label(probabilities: list[np.ndarray], names: Sequence[str] | None) -> tuple[str, float] | None:
+    if not probabilities or not names:
+        return None
+    mean = np.mean(probabilities, axis=0)
+    best = int(mean.argmax())
+    return names[best], float(mean[best])
+
+
+def summarise(
+    items: Sequence[InputItem], faces: Sequence[FaceResult], *, threshold: float, class_names: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """Per input: its frames (each with its faces), the frame scores (most-fake face) and the input score (mean)."""
+    by_input: dict[int, dict[int, list[FaceResult]]] = {}
+    for result in faces:
+        by_input.setdefault(result.crop.input_index, {}).setdefault(result.crop.frame, []).append(result)
+    summary = []
+    for index, item in enumerate(items):
+        frames = []
+        chosen: list[FaceResult] = []
+        for frame, frame_faces in sorted(by_input.get(index, {}).items()):
+            top = max(frame_faces, key=lambda r: r.score)
+            chosen.append(top)
+            frames.append(
+                {
+                    "frame": frame,
+                    "score": top.score,
+                    "face_index": top.crop.face_index,
+                    "faces": len(frame_faces),
+                    **_decisions(top.score, threshold),
+                    "face_results": [
+                        _face_record(r, threshold, class_names)
+                        for r in sorted(frame_faces, key=lambda r: r.crop.face_index)
+                    ],
+                }
+            )
+        entry: dict[str, Any] = {
+            "input": str(item.path),
+            "kind": item.kind,
+            "status": item.status,
+            "frames": len(frames),
+            "faces": sum(f["faces"] for f in frames),
+            "score": None,
+            "fake": None,
+            "fake_at_0.5": None,
+        }
+        if frames:
+            score = float(np.mean([f["score"] for f in frames]))
+            entry.update(score=score, **_decisions(score, threshold))
+            for level in FINE_LEVELS:
+                label = _fine_label([r.fine[level] for r in chosen if level in r.fine], class_names.get(level))
+                if label:
+                    entry[level], entry[f"{level}_prob"] = label
+        entry["frame_results"] = frames
+        summary.append(entry)
+    return summary
+
+
+def _decisions(score: float, threshold: float) -> dict[str, int]:
+    return {"fake": int(score >= threshold), "fake_at_0.5": int(score >= 0.5)}
+
+
+def _face_record(result: FaceResult, threshold: float, class_names: dict[str, list[str]]) -> dict[str, Any]:
+    crop = result.crop
+    record: dict[str, Any] = {
+        "face_index": crop.face_index,
+        "box": list(crop.box) if crop.box else None,
+        "detector_score": crop.detector_score,
+        "score": result.score,
+        **_decisions(result.score, threshold),
+    }
+    for level, probabilities in result.fine.items():
+        label = _fine_label([probabilities], class_names.get(level))
+        if label:
+            record[level], record[f"{level}_prob"] = label
+    return record
+
+
+# -------------------------------------------------------------------------------------------------- outputs
+INPUT_COLUMNS = [
+    "input",
+    "kind",
+    "status",
+    "frames",
+    "faces",
+    "score",
+    "fake",
+    "fake_at_0.5",
+    "level2",
+    "level2_prob",
+    "level3",
+    "level3_prob",
+]
+FRAME_COLUMNS = ["input", "kind", "frame", "faces", "face_index", "score", "fake", "fake_at_0.5"]
+FACE_COLUMNS = [
+    "input",
+    "kind",
+    "frame",
+    "face_index",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "detector_score",
+    "score",
+    "fake",
+    "fake_at_0.5",
+    "level2",
+    "level2_prob",
+    "level3",
+    "level3_prob",
+]
+
+
+def _csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_outputs(out_dir: Path, summary: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Path]:
+    """inputs.csv, frames.csv, faces.csv and predictions.json (header + the nested results), each written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = [{"input": e["input"], "kind": e["kind"], **f} for e in summary for f in e["frame_results"]]
+    faces = []
+    for entry in summary:
+        for frame in entry["frame_results"]:
+            for face in frame["face_results"]:
+                box = dict(zip(("box_x0", "box_y0", "box_x1", "box_y1"), face["box"] or (None,) * 4))
+                faces.append({"input": entry["input"], "kind": entry["kind"], "frame": frame["frame"], **face, **box})
+    paths = {
+        "inputs": write_text_atomic(out_dir / "inputs.csv", _csv_text(INPUT_COLUMNS, summary)),
+        "frames": write_text_atomic(out_dir / "frames.csv", _csv_text(FRAME_COLUMNS, frames)),
+        "faces": write_text_atomic(out_dir / "faces.csv", _csv_text(FACE_COLUMNS, faces)),
+    }
+    payload = {**header, "inputs": summary}
+    paths["json"] = write_text_atomic(out_dir / "predictions.json", json.dumps(payload, indent=2) + "\n")
+    return paths
+
+
+def console_summary(summary: list[dict[str, Any]], threshold: float) -> str:
+    header = ["input", "kind", "frames", "faces", "score", f"decision@{threshold:.4g}", "decision@0.5"]
+    fine_levels = [level for level in FINE_LEVELS if any(level in e for e in summary)]
+    header += fine_levels
+    rows, notes = [], []
+    for entry in summary:
+        if entry["score"] is None:
+            row = [entry["input"], entry["kind"], str(entry["frames"]), str(entry["faces"]), "n/a", "n/a", "n/a"]
+            notes.append(f"{entry['input']}: {entry['status']}")
+        else:
+            row = [
+                entry["input"],
+                entry["kind"],
+                str(entry["frames"]),
+                str(entry["faces"]),
+                f"{entry['score']:.4f}",
+                "fake" if entry["fake"] else "real",
+                "fake" if entry["fake_at_0.5"] else "real",
+            ]
+        rows.append(row + [str(entry.get(level, "")) for level in fine_levels])
+    return to_console(header, rows, notes)

@@ -1,0 +1,404 @@
+"""Share a trained detector: a model folder with safetensors weights, its config and a model card; hub upload; ONNX.
+
+    python -m model.export checkpoint/RUN/best.pt exported/cael-demo              # the folder
+    python -m model.export checkpoint/RUN/best.pt exported/cael-demo --onnx       # + model.onnx, parity-checked
+    python -m model.export checkpoint/RUN/best.pt exported/cael-demo --push you/cael-genface   # + upload
+
+The folder (``model.safetensors``, ``config.yaml``, ``README.md``) loads back with ``build_model(FOLDER)``,
+``predict.py --checkpoint FOLDER`` and ``test.py --checkpoint FOLDER``; once uploaded, the same with the hub id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from common.errors import UsageError, UserError
+
+from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_checkpoint_file
+
+ONNX_FILE = "model.onnx"
+VALIDATION_SHOWN = (
+    ("val_auc", "AUC"),
+    ("val_ap", "AP"),
+    ("val_eer", "EER"),
+    ("val_balanced_acc", "balanced accuracy"),
+    ("val_video_auc", "video AUC"),
+    ("val_loss", "loss"),
+)
+ONNX_OPSET = 18
+# fp32 logits of the ONNX graph and of PyTorch agree to rounding; anything larger is a real export defect.
+ONNX_TOLERANCE = 1e-4
+
+
+class ExportError(UserError):
+    """An export that cannot be done as asked; the message says what to do."""
+
+
+# ----------------------------------------------------------------------------------------------- the folder
+def folder_config(pretrained: Pretrained) -> dict[str, Any]:
+    """The content of config.yaml: everything needed to use the weights exactly as they were trained."""
+    model_config = {**pretrained.config["model"], "pretrained": False, "pretrained-file": None}
+    metadata = pretrained.metadata
+    return {
+        "format": FOLDER_FORMAT,
+        "model": model_config,
+        "preprocessing": {
+            "image-size": model_config["image-size"],
+            "input": "RGB uint8 (B, 3, H, W), values 0..255; the model scales, normalises and computes its edge map",
+            "resize": "bicubic with antialiasing on 8-bit RGB (data/images.py load_image)",
+            "input-channel-order": model_config.get("input-channel-order", "rgb"),
+        },
+        "face-extraction": pretrained.face_extraction,
+        "calibration": pretrained.calibration,
+        "class-names": pretrained.class_names or {},
+        "source": {
+            "checkpoint": Path(pretrained.source).name,
+            "epoch": metadata.get("epoch"),
+            "step": metadata.get("step"),
+            "ema": metadata.get("weights") == "ema",
+            "code_version": metadata.get("code_version"),
+            "validation": _plain(metadata.get("metrics")),
+        },
+        "run-config": _plain({k: v for k, v in pretrained.config.items() if k != "model"}),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Tensors, numpy scalars and tuples as plain YAML values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (torch.Tensor, np.generic, np.ndarray)):
+        return _plain(value.tolist())
+    return value
+
+
+def _run_files(checkpoint: Path, eval_dir: Path | None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """(env.json of the run, [(title, table.md)] of its evaluations) found next to the checkpoint."""
+    env_path = checkpoint.parent / "env.json"
+    env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    eval_dirs = [eval_dir] if eval_dir else sorted(p.parent for p in checkpoint.parent.glob("eval-*/table.md"))
+    tables = []
+    for folder in eval_dirs:
+        table = folder / "table.md"
+        if not table.is_file():
+            raise ExportError(
+                f"--eval {folder} holds no table.md: give the output folder of test.py for this checkpoint."
+            )
+        metrics_path = folder / "metrics.json"
+        title = (
+            json.loads(metrics_path.read_text()).get("title", folder.name) if metrics_path.is_file() else folder.name
+        )
+        tables.append((title, table.read_text().strip()))
+    return env, tables
+
+
+def model_card(
+    pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[str, Any], tables, *, repo_id: str | None
+) -> str:
+    """README.md of the folder: what the model is, how it was trained and tested, and how to use it."""
+    run = config["run-config"]
+    data, train = run.get("data", {}), run.get("train", {})
+    source = config["source"]
+    code = source.get("code_version") or {}
+    name = repo_id or "FOLDER"
+    validation = source.get("validation") or {}
+    val_lines = [
+        f"- validation {label}: {validation[key]:.4f}"
+        for key, label in VALIDATION_SHOWN
+        if isinstance(validation.get(key), float)
+    ]
+    calibration = pretrained.calibration
+    threshold = (
+        (
+            f"{calibration['threshold']:.4f} ({calibration.get('method')} on the {calibration.get('split')} rows, "
+            f"epoch {calibration.get('epoch')})"
+        )
+        if calibration
+        else "none stored: predict.py uses 0.5 (and says so)"
+    )
+    extraction = pretrained.face_extraction
+    fine = pretrained.class_names or {}
+    command_line = sys.argv[0].endswith("export.py") or sys.argv[0] == "-m"
+    exported_by = " ".join(sys.argv[1:]) if command_line else f"{Path(pretrained.source).name} ..."
+    lines = [
+        "---",
+        "library_name: pytorch",
+        "tags: [face-forgery-detection, deepfake-detection, cael, genface]",
+        "---",
+        f"# CAEL face-forgery detector ({Path(str(data.get('csv') or 'unknown data')).stem}, "
+        f"protocol {data.get('protocol')}" + (f", fold {data.get('fold')}" if data.get("fold") else "") + ")",
+        "",
+        "CAEL (cross appearance-edge learning) from *GenFace* (Zhang et al., IEEE TIFS 2024), trained with the CAEL "
+        "reference implementation. Input: RGB face crops; output: logits (real, fake); score = softmax(logits)[1].",
+        "",
+        "## Use",
+        "```bash",
+        f"python predict.py --checkpoint {name} photo.jpg video.mp4 --out predictions/",
+        f"python test.py --checkpoint {name} --csv splits.csv --protocol intra",
+        "```",
+        "```python",
+        "from model import build_model",
+        f'model = build_model("{name}")   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
+        "```",
+        "",
+        "## Training",
+        f"- data CSV: `{data.get('csv')}` (data root: `{data.get('root') or 'the CSV folder'}`)",
+        f"- protocol: `{data.get('protocol')}`" + (f", fold `{data.get('fold')}`" if data.get("fold") else ""),
+        f"- epochs: {train.get('epochs')}, batch size {train.get('batch-size')}, seed {train.get('seed')}, "
+        f"precision {train.get('precision')}",
+        f"- weights: epoch {source.get('epoch')}, optimizer step {source.get('step')}"
+        + (" (EMA)" if source.get("ema") is True else "")
+        + f", chosen on the validation rows by {train.get('select-metric')}",
+        *val_lines,
+        f"- decision threshold: {threshold}",
+        f"- face crops: {json.dumps(extraction) if extraction else 'not recorded (the CSV held ready-made crops)'}",
+        f"- input: {config['preprocessing']['image-size']} px, {config['preprocessing']['input']}",
+    ]
+    if fine:
+        lines += [f"- {level} classes: {', '.join(names)}" for level, names in sorted(fine.items())]
+    lines += ["", "## Test results"]
+    if tables:
+        for _title, table in tables:
+            lines += ["", "From `python test.py` (scores in %; AUC interval: stratified bootstrap 95%):", "", table]
+    else:
+        lines += ["", "No test.py evaluation was found next to the checkpoint (RUN/eval-*/table.md)."]
+    lines += [
+        "",
+        "## Provenance",
+        f"- code: commit `{code.get('commit')}`" + (" (with uncommitted changes)" if code.get("dirty") else ""),
+        f"- training command: `{env.get('command', 'not recorded')}`",
+        f"- libraries: {', '.join(f'{k} {v}' for k, v in (env.get('libraries') or {}).items())}"
+        if env.get("libraries")
+        else "- libraries: not recorded",
+        f"- exported by: `python -m model.export {exported_by}`",
+        "",
+        "## Citation",
+        "```bibtex",
+        "@article{zhang2024genface,",
+        "  title   = {GenFace: A Large-Scale Fine-Grained Face Forgery Benchmark and Cross Appearance-Edge Learning},",
+        "  author  = {Zhang, Yaning and Yu, Zitong and Wang, Tianyi and Huang, Xiaobin and Shen, Linlin and Gao, Zan"
+        " and Ren, Jianfeng},",
+        "  journal = {IEEE Transactions on Information Forensics and Security},",
+        "  year    = {2024}",
+        "}",
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export_folder(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    eval_dir: str | Path | None = None,
+    onnx: bool = False,
+    repo_id: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the model folder for a training checkpoint; it appears complete or not at all.
+
+    Returns ``{"folder": Path, "onnx_max_difference": float | None}``.
+    """
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ExportError(f"{out_dir} already exists and is not empty: choose another folder or pass --overwrite.")
+    pretrained = load_checkpoint_file(checkpoint)
+    config = folder_config(pretrained)
+    env, tables = _run_files(checkpoint, Path(eval_dir) if eval_dir else None)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        from safetensors.torch import save_file
+
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in pretrained.model.state_dict().items()}
+        save_file(state, staging / WEIGHTS_FILE, metadata={"format": "pt", "cael": FOLDER_FORMAT})
+        (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+        (staging / "README.md").write_text(model_card(pretrained, config, env, tables, repo_id=repo_id))
+        difference = None
+        if onnx:
+            export_onnx(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
+            difference = check_onnx_parity(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
+        mask = _umask()  # mkdtemp and the writers create private files; the folder is meant to be shared
+        for path in staging.iterdir():
+            os.chmod(path, 0o666 & ~mask)
+        os.chmod(staging, 0o777 & ~mask)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"folder": out_dir, "onnx_max_difference": difference}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ------------------------------------------------------------------------------------------------------ hub
+def push_folder(folder: str | Path, repo_id: str, *, private: bool = False) -> str:
+    """Upload a model folder to the Hugging Face hub (creating the repository); returns its URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise ExportError(
+            f"cannot upload to {repo_id}: HF_HUB_OFFLINE is set; unset it and run the command again "
+            "(the folder is written)."
+        )
+    api = HfApi()
+    try:
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="Upload CAEL model folder"
+        )
+    except LocalTokenNotFoundError as error:
+        raise ExportError(
+            f"cannot upload to {repo_id} without a Hugging Face token: run `hf auth login` (or set HF_TOKEN), "
+            "then --push again."
+        ) from error
+    except (HfHubHTTPError, OSError) as error:
+        raise ExportError(
+            f"uploading {folder} to {repo_id} failed ({type(error).__name__}: {str(error).splitlines()[0]}): "
+            "check the token's write access and the network."
+        ) from error
+    return str(url)
+
+
+# ----------------------------------------------------------------------------------------------------- ONNX
+class _LogitsOnly(nn.Module):
+    """The model with a tuple output (ONNX has no dicts): (logits[, level2_logits, level3_logits])."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        outputs = self.model(images)
+        if isinstance(outputs, dict):
+            return tuple(outputs[k] for k in ("logits", "level2_logits", "level3_logits") if k in outputs)
+        return (outputs,)
+
+
+def output_names(model: nn.Module) -> list[str]:
+    return ["logits", "level2_logits", "level3_logits"] if getattr(model, "fine_grained_heads", False) else ["logits"]
+
+
+def export_onnx(model: nn.Module, path: str | Path, *, image_size: int) -> Path:
+    """ONNX graph of the whole detector, preprocessing included: uint8 (batch, 3, S, S) RGB -> logits, dynamic batch."""
+    try:
+        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
+    except ImportError as error:
+        raise ExportError(
+            "ONNX export needs the onnx, onnxscript and onnxruntime packages: pip install -r requirements-dev.txt."
+        ) from error
+    model = model.eval()
+    example = torch.randint(0, 256, (2, 3, image_size, image_size), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        program = torch.onnx.export(
+            _LogitsOnly(model).eval(),
+            (example,),
+            dynamo=True,
+            input_names=["images"],
+            output_names=output_names(model),
+            dynamic_shapes=({0: batch},),
+            opset_version=ONNX_OPSET,
+            verbose=False,
+        )
+        program.save(str(path))
+    except Exception as error:  # the exporter's failures are many types; the sentence names the model and the way out
+        raise ExportError(
+            f"this model cannot be exported to ONNX ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+            "share the safetensors folder instead, which every PyTorch user can load."
+        ) from error
+    return Path(path)
+
+
+def check_onnx_parity(model: nn.Module, path: str | Path, *, image_size: int, batch: int = 3, seed: int = 0) -> float:
+    """Largest |logit difference| between onnxruntime and PyTorch on seeded images; an error above the tolerance."""
+    import onnxruntime
+
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, generator=generator)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_outputs = session.run(None, {session.get_inputs()[0].name: images.numpy()})
+    with torch.no_grad():
+        torch_outputs = _LogitsOnly(model.eval())(images)
+    difference = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(onnx_outputs, torch_outputs))
+    if not difference <= ONNX_TOLERANCE:
+        raise ExportError(
+            f"the ONNX graph {path} differs from PyTorch by {difference:.2e} in the logits "
+            f"(tolerance {ONNX_TOLERANCE}): do not deploy it."
+        )
+    return difference
+
+
+# ------------------------------------------------------------------------------------------------- command line
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Write a shareable model folder (safetensors, config.yaml, model card) from a checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("checkpoint", help="best.pt of a run (train.py)")
+    parser.add_argument("out_dir", help="the model folder to write")
+    parser.add_argument(
+        "--eval", dest="eval_dir", help="test.py output folder for the model card (default: every RUN/eval-*/)"
+    )
+    parser.add_argument(
+        "--onnx", action="store_true", help="also write model.onnx, checked against PyTorch with onnxruntime"
+    )
+    parser.add_argument(
+        "--push", metavar="REPO_ID", help="upload the folder to the Hugging Face hub as this model repository"
+    )
+    parser.add_argument("--private", action="store_true", help="with --push: create the repository private")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
+    return parser
+
+
+def main(argv=None) -> dict[str, Any]:
+    args = get_args_parser().parse_args(argv)
+    if args.private and not args.push:
+        raise UsageError("--private only applies with --push REPO_ID.")
+    result = export_folder(
+        args.checkpoint,
+        args.out_dir,
+        eval_dir=args.eval_dir,
+        onnx=args.onnx,
+        repo_id=args.push,
+        overwrite=args.overwrite,
+    )
+    folder = result["folder"]
+    print(f"model folder written to {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
+    if result["onnx_max_difference"] is not None:
+        print(
+            f"ONNX parity with PyTorch (onnxruntime, CPU): max |logit difference| {result['onnx_max_difference']:.2e}"
+        )
+    if args.push:
+        result["url"] = push_folder(folder, args.push, private=args.private)
+        print(f"uploaded to {result['url']}")
+    return result
+
+
+if __name__ == "__main__":
+    from common.cli import run
+
+    sys.exit(run(main))

@@ -1,0 +1,140 @@
+"""Is this image or video fake? Score new inputs with a trained detector.
+
+    python predict.py --checkpoint checkpoint/RUN/best.pt photo.jpg clips/ video.mp4 --out predictions/
+    python predict.py --checkpoint exported/cael-demo crops/ --no-detect       # images that are already face crops
+    python predict.py --checkpoint owner/cael-genface photo.jpg                 # a model folder on the hub
+
+Faces are detected and cropped with the settings the checkpoint was trained with (stored in it), videos sampled as
+in training. A frame's score is its most-fake face, a video's the mean of its frames. Writes inputs.csv, frames.csv,
+faces.csv and predictions.json into --out and prints a summary; unreadable inputs are listed, the rest scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from common.cli import run
+from common.errors import UsageError
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Score images and videos with a trained face-forgery detector.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or videos")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="RUN/best.pt, a model folder (python -m model.export) or a hub id owner/name",
+    )
+    parser.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
+    parser.add_argument(
+        "--no-detect", action="store_true", help="the images are face crops already: score them as they are"
+    )
+    parser.add_argument(
+        "--detector", help="face detector to use instead of the checkpoint's (a name registered in data.extract_faces)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass (default 64)")
+    parser.add_argument("--device", default="auto", help="cuda, cuda:1, cpu (default: CUDA when present)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="autocast precision (default: bf16 on CUDA)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> dict:
+    args = get_args_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; got {args.batch_size}.")
+    if args.no_detect and args.detector:
+        raise UsageError("--detector has no effect with --no-detect: drop one of them.")
+    import dataclasses
+    import time
+
+    from engine.distributed import DistInfo, device_for
+    from engine.evaluate import resolve_precision
+    from engine.inference import (
+        InputError,
+        collect_inputs,
+        console_summary,
+        extraction_module,
+        extraction_settings,
+        iter_face_crops,
+        score_crops,
+        summarise,
+        write_outputs,
+    )
+    from model.hub import load_pretrained
+
+    pretrained = load_pretrained(args.checkpoint)
+    try:
+        device = device_for(DistInfo(), args.device)
+    except RuntimeError as error:
+        raise UsageError(
+            f"--device {args.device} cannot be used here: give cpu, or cuda / cuda:N on a machine with CUDA."
+        ) from error
+    precision = resolve_precision(args.precision, device)
+    items = collect_inputs(args.inputs)
+    settings = detector = None
+    notes = [pretrained.threshold_note]
+    if not args.no_detect:
+        settings, stored = extraction_settings(pretrained.face_extraction)
+        if args.detector:
+            settings = dataclasses.replace(settings, detector=args.detector)
+        if not stored:
+            notes.append(
+                f"{args.checkpoint} stores no face-extraction settings: using the defaults ({settings.to_dict()})"
+            )
+        detector = extraction_module().build_detector(settings.detector, device=str(device))
+    model = pretrained.model.to(device)
+    started = time.time()
+    crops = iter_face_crops(
+        items,
+        image_size=pretrained.image_size,
+        detect=not args.no_detect,
+        settings=settings,
+        detector=detector,
+        progress=not args.quiet,
+    )
+    faces = score_crops(model, crops, device, precision=precision, batch_size=args.batch_size)
+    summary = summarise(items, faces, threshold=pretrained.threshold, class_names=pretrained.class_names)
+    scored = sum(1 for entry in summary if entry["score"] is not None)
+    header = {
+        "checkpoint": str(args.checkpoint),
+        "threshold": pretrained.threshold,
+        "calibration": pretrained.calibration,
+        "detect": not args.no_detect,
+        "face_extraction": settings.to_dict() if settings is not None else None,
+        "image_size": pretrained.image_size,
+        "device": str(device),
+        "precision": precision,
+        "aggregation": "frame: most-fake face; video: mean of frame scores",
+        "seconds": round(time.time() - started, 3),
+        "scored": scored,
+        "unscored": len(summary) - scored,
+    }
+    paths = write_outputs(Path(args.out), summary, header)
+    for note in notes:
+        print(note)
+    print(console_summary(summary, pretrained.threshold))
+    print(
+        f"\n{scored} of {len(summary)} inputs scored ({len(faces)} faces) in {header['seconds']:.1f} s; "
+        f"written to {paths['json'].parent}"
+    )
+    if scored == 0:
+        raise InputError(
+            f"none of the {len(summary)} inputs could be scored (see {paths['inputs']}): check the paths and formats."
+        )
+    return {"summary": summary, "paths": paths, **header}
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
