@@ -187,7 +187,7 @@ def load_checkpoint_file(path: str | Path) -> Pretrained:
         calibration=checkpoint.get("calibration"),
         class_names=checkpoint.get("class_names") or {},
         face_extraction=(config.get("data") or {}).get("face-extraction"),
-        metadata={key: checkpoint.get(key) for key in ("epoch", "step", "code_version", "metrics", "ema")},
+        metadata={key: checkpoint.get(key) for key in ("epoch", "step", "code_version", "metrics", "weights")},
     )
 
 
