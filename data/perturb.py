@@ -62,4 +62,3 @@ def parse_perturbations(spec: str | None) -> list[Perturbation]:
     return found
 
 
-PerturbFn = Callable[[torch.Tensor, int], torch.Tensor]

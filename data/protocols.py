@@ -41,12 +41,6 @@ class Protocol:
     def report(self) -> list[str]:
         return list(self.spec.get("report", []))
 
-    def needed_columns(self) -> set[str]:
-        columns = {self.fold_by} if self.fold_by else set()
-        for subset in SUBSETS:
-            columns |= _filter_columns(self.spec.get(subset, {}))
-        return columns
-
 
 @dataclass
 class ResolvedProtocol:
@@ -79,13 +73,6 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         if subset not in spec:
             raise ProtocolError(f"protocol file {path} lacks the '{subset}' filter (use {{}} for all rows).")
     return Protocol(name=spec.get("name", path.stem), spec=spec, path=path)
-
-
-def _filter_columns(spec: Mapping[str, Any]) -> set[str]:
-    columns = set()
-    for key, value in (spec or {}).items():
-        columns |= _filter_columns(value) if key in ("real", "fake") else {key}
-    return columns
 
 
 def _match(table: SplitTable, spec: Mapping[str, Any], fold: str | None, context: str) -> np.ndarray:
