@@ -84,7 +84,8 @@ def test_detector_builds_offline_and_takes_uint8_rgb(name, demo_batch):
 NO_DROPOUT = {"dropout": 0.0, "emb-dropout": 0.0, "drop-path-rate": 0.0, "drop-rate": 0.0}
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("efficientnet_b4", "xception", "efficientnet_sobel")
+                                  else n for n in sorted(TINY)])  # the three heavy ones run with -m slow (CI)
 def test_detector_learns_the_demo_batch_in_a_few_steps(name, demo_batch):
     torch.manual_seed(0)
     config = {**TINY[name], **{k: v for k, v in NO_DROPOUT.items() if k in build_model(TINY[name]).config}}
@@ -184,7 +185,8 @@ def _parameter_names(module) -> set[str]:
     return {name for name, _ in module.named_parameters()}
 
 
-@pytest.mark.parametrize("ablation", sorted(ABLATION_SWITCHES))
+@pytest.mark.parametrize("ablation", [pytest.param(a, marks=pytest.mark.slow) if a not in ("no_edge", "edge_laplacian") else a
+                                      for a in sorted(ABLATION_SWITCHES)])  # two in the fast suite, all with -m slow
 def test_ablation_keeps_cael_weights_and_drops_only_its_parts(ablation, tiny_config, images):
     torch.manual_seed(0)
     cael = build_model(tiny_config())

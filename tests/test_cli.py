@@ -32,7 +32,7 @@ def _cli(*args, env=None, timeout=120):
         (["test.py", "--checkpoint", "no-such-file.pt"], 1, "no checkpoint at no-such-file.pt"),
         (["test.py", "--runs", "/nonexistent-runs"], 1, "nonexistent-runs"),
         (["-m", "model.convert_released", "/nonexistent.pth", "/tmp/out.pt"], 1, "no released checkpoint at /nonexistent.pth"),
-        (["-m", "model.summary", "cael_demo", "--set", "model.depth=abc"], 1, "model.depth must be an integer"),
+        (["-m", "model.summary", "cael_demo", "--set", "model.depth=abc"], 2, "model.depth must be an integer"),
         (["-m", "data.validate", "/nonexistent.csv"], 1, "does not exist"),
         (["-m", "data.build_index", "/nonexistent", "--pattern", "{generator}/*", "--out", "/tmp/x.csv"], 2, "is not a folder"),
     ],
