@@ -6,6 +6,7 @@
     python test.py --runs checkpoint/xgen --protocol cross-generator   # one run per fold -> train x test matrix
     python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
     python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
+    python test.py --runs checkpoint/xgen --protocol cross-generator --level video  # video-level matrix
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.cli import run
+from common.errors import UsageError, UserError
 from engine.config import REPO_ROOT, load_config
 
 
@@ -29,7 +32,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="model config the checkpoint must match (an error if it does not)")
     parser.add_argument("--out", help="output folder (default: RUN/eval-<protocol>[-<fold>])")
     parser.add_argument("--perturb", help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5")
-    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples of the AUC's 95%% interval (0: off)")
+    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); videos are resampled when the CSV has them")
+    parser.add_argument("--level", choices=["frame", "video"], default="frame", help="--runs matrices: frame-level or video-level AUC (default: frame)")
+    parser.add_argument("--allow-nonfinite", action="store_true", help="report NaN/infinite/missing scores as left-out rows in the tables instead of stopping")
+    parser.add_argument("--roc-log-fpr", action="store_true", help="roc.png with a log-scale false-positive-rate axis (the low-FPR region)")
     parser.add_argument("--batch-size", type=int, help="evaluation batch size")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: the run's)")
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
@@ -41,7 +47,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def _latest_demo_checkpoint() -> Path:
     runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/best.pt"), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise SystemExit("no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint.")
+        raise UserError("no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint.")
     return runs[-1]
 
 
@@ -58,6 +64,10 @@ def _overrides(args) -> dict:
         eval_["batch-size"] = args.batch_size
     if args.perturb:
         eval_["perturb"] = args.perturb
+    if args.allow_nonfinite:
+        eval_["allow-nonfinite"] = True
+    if args.roc_log_fpr:
+        eval_["roc-log-fpr"] = True
     if args.precision:
         train["precision"] = args.precision
     return {k: v for k, v in (("data", data), ("eval", eval_), ("train", train)) if v}
@@ -77,10 +87,10 @@ def main(argv=None) -> dict:
     setup_logging(None, True)
     if args.predictions:
         if not args.protocol:
-            raise SystemExit("--predictions needs --protocol (which groups to report).")
-        eval_config = {**load_config(None)["eval"], **overrides.get("eval", {}), "bootstrap": args.bootstrap or 0}
+            raise UsageError("--predictions needs --protocol (which test rows and groups to report, e.g. --protocol intra).")
+        eval_config = {**load_config(None)["eval"], **overrides.get("eval", {})}
         out = out or Path(args.predictions).resolve().parent / "recomputed"
-        result = evaluate_predictions(args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out)
+        result = evaluate_predictions(args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out, fold=args.fold)
         print(result["console"])
         print(f"\nwritten to {result['out_dir']}")
         return result
@@ -90,9 +100,9 @@ def main(argv=None) -> dict:
         setup_logging(None, dist.is_main)
         if args.runs:
             if not args.protocol:
-                raise SystemExit("--runs needs --protocol (e.g. cross-generator).")
+                raise UsageError("--runs needs --protocol (e.g. cross-generator).")
             result = evaluate_runs(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
-                                   device=device, workers=workers, progress=not args.quiet, dist=dist)  # fmt: skip
+                                   device=device, workers=workers, progress=not args.quiet, dist=dist, level=args.level)  # fmt: skip
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
             requested = load_config(args.config) if args.config else None
@@ -108,4 +118,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(run(main))

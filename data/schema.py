@@ -1,8 +1,10 @@
 """The CSV schema of a split file (one row per image) and its reading, with errors that name file, line and fix.
 
 Required columns: ``path`` (relative to the data root, by default the CSV's folder, or absolute) and ``label``
-(0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``.
-Other columns are kept and copied into predictions. Rows are numbered by their line in the file (header = 1).
+(0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``,
+``identity``, and ``frame`` / ``face_index`` (where a face crop came from, written by face extraction).
+Video ids are namespaced by source dataset, forgery type and generator (FF++ methods share ids such as ``000_003``);
+a row without a ``video_id`` is a video of its own. Other columns are kept and copied into predictions. Rows are numbered by their line in the file (header = 1).
 """
 from __future__ import annotations
 
@@ -13,15 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
+
 REQUIRED_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("split", "forgery_type", "generator", "source_dataset", "video_id")
+OPTIONAL_COLUMNS = ("split", "forgery_type", "generator", "source_dataset", "video_id", "identity", "frame", "face_index")
+# Columns that, with video_id, name one video: the same id under two generators is two videos.
+VIDEO_NAMESPACE_COLUMNS = ("source_dataset", "forgery_type", "generator")
 GROUP_COLUMNS = ("forgery_type", "generator", "source_dataset")
 SPLITS = ("train", "val", "test")
 LABEL_VALUES = {"0": 0, "1": 1}
 FIRST_DATA_LINE = 2
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A CSV that cannot be used as it is; the message names the file (and line) and says what to do."""
 
 
@@ -78,6 +84,36 @@ class SplitTable:
     def values(self, name: str, rows: Sequence[int]) -> list[str]:
         column = self.column(name)
         return [column[i] for i in rows]
+
+    def video_keys(self, rows: Sequence[int]) -> list[str] | None:
+        """One key per row naming its video (namespaced; a row without ``video_id`` is its own video), or None
+        when the CSV has no ``video_id`` column."""
+        if not self.has("video_id"):
+            return None
+        namespace = [self.columns[c] for c in VIDEO_NAMESPACE_COLUMNS if c in self.columns]
+        ids = self.columns["video_id"]
+        return [
+            "/".join([*(column[i] for column in namespace), ids[i]]) if ids[i] else f"<row at line {self.line(i)}>"
+            for i in rows
+        ]
+
+    def frame_keys(self, rows: Sequence[int]) -> list[str] | None:
+        """One key per row naming its frame within its video (faces of one frame share it), or None without a
+        ``frame`` column; a row with an empty ``frame`` is a frame of its own."""
+        if not self.has("frame"):
+            return None
+        frames = self.columns["frame"]
+        return [frames[i] if frames[i] else f"<row at line {self.line(i)}>" for i in rows]
+
+    def cluster_keys(self, rows: Sequence[int]) -> tuple[list[str] | None, str]:
+        """(key per row, unit) of the bootstrap: videos when the CSV has them, else identities, else images."""
+        videos = self.video_keys(rows)
+        if videos is not None:
+            return videos, "videos"
+        if self.has("identity"):
+            identities = self.columns["identity"]
+            return [identities[i] if identities[i] else f"<row at line {self.line(i)}>" for i in rows], "identities"
+        return None, "images"
 
 
 def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[SplitTable, list[Problem]]:
@@ -139,6 +175,10 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
                 problems.append(
                     Problem("error", "unknown split", f"split {value!r} is not one of {', '.join(SPLITS)}{hint}", line=lines[row])
                 )
+    for name in ("frame", "face_index"):
+        for row, value in enumerate(columns.get(name, [])):
+            if value and not value.isdigit():
+                problems.append(Problem("error", f"bad {name}", f"{name} {value!r} is not a whole number >= 0 (or empty)", line=lines[row]))
     for row, value in enumerate(columns["path"]):
         if not value:
             problems.append(Problem("error", "empty path", "the path is empty", line=lines[row]))

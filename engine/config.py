@@ -35,6 +35,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "on-error": "error",         # a missing/corrupt image: error (stop, naming it) or skip (and count)
         "workers": "auto",           # loader processes per GPU; auto: the cores, shared among ranks
         "balanced": False,           # class-balanced sampling (with replacement)
+        "reals": "matched",          # fold protocols: training reals of the fold's own source dataset(s), or all
     },
     "train": {
         "epochs": 20,
@@ -78,7 +79,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "batch-size": 128,
         "bootstrap": 1000,           # resamples of the AUC's 95% interval (test.py); 0: off
         "threshold": 0.5,            # for accuracies
-        "video-aggregation": "mean", # frame scores -> video score, when the CSV has video_id
+        "video-aggregation": "mean", # frame scores -> video score (most-fake face per frame first), with video_id
+        "allow-nonfinite": False,    # report non-finite / missing scores in the table instead of stopping
+        "roc-log-fpr": False,        # roc.png with a log-scale FPR axis (the low-FPR region)
         "perturb": None,             # test.py robustness: e.g. "jpeg:70,blur:1.0,resize:0.5"
     },
 }  # fmt: skip

@@ -93,8 +93,13 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
     assert sorted(p.name for p in runs.iterdir()) == ["AM", "EFS", "FS"]
     result = test_script.main(["--runs", str(runs), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"])
     out = Path(result["out_dir"])
-    assert result["header"] == ["Train \\ Test", "AM", "EFS", "FS", "Avg", "Overall"]
+    assert result["header"] == ["Train \\ Test", "AM", "EFS", "FS", "In-domain", "Avg unseen"]
     assert [row[0] for row in result["rows"]] == ["AM", "EFS", "FS"]
+    for index, row in enumerate(result["rows"]):  # the diagonal in its own column, the average over unseen columns only
+        cells = [float(c) for c in row[1:4]]
+        assert float(row[4]) == cells[index]
+        assert float(row[5]) == pytest.approx(np.mean([c for i, c in enumerate(cells) if i != index]), abs=0.006)
+    assert "Avg unseen: mean over the other columns only" in (out / "matrix.md").read_text()
     for name in ("matrix.md", "matrix.csv", "matrix.tex", "metrics.json"):
         assert (out / name).is_file()
     assert (out / "EFS" / "predictions.csv").is_file()
