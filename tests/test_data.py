@@ -430,8 +430,10 @@ def test_intra_protocol(protocol_table):
 def test_cross_generator_protocol(protocol_table):
     resolved = resolve("cross-generator", protocol_table, fold="g1")
     assert resolved.fold == "g1"
-    assert rows_of(resolved.train) == [0, 1, 2, 10]  # every real train row + g1's train fakes
-    assert rows_of(resolved.val) == [4, 5, 13]
+    assert rows_of(resolved.train) == [0, 1, 2]  # g1's train fakes + the real train rows of its source dataset A
+    assert rows_of(resolved.val) == [4, 5]
+    every_real = resolve("cross-generator", protocol_table, fold="g1", reals="all")
+    assert rows_of(every_real.train) == [0, 1, 2, 10] and rows_of(every_real.val) == [4, 5, 13]
     assert rows_of(resolved.test) == ALL_TEST
     assert groups_of(resolved) == {
         "overall": ALL_TEST,
@@ -445,8 +447,9 @@ def test_cross_generator_protocol(protocol_table):
 
 def test_cross_forgery_protocol(protocol_table):
     resolved = resolve("cross-forgery", protocol_table, fold="FS")
-    assert rows_of(resolved.train) == [0, 1, 10, 11, 12]
-    assert rows_of(resolved.val) == [4, 13, 14, 15]
+    assert rows_of(resolved.train) == [10, 11, 12]  # FS fakes come from B only: B's reals (data.reals: matched)
+    assert rows_of(resolved.val) == [13, 14, 15]
+    assert rows_of(resolve("cross-forgery", protocol_table, fold="FS", reals="all").train) == [0, 1, 10, 11, 12]
     assert rows_of(resolved.test) == ALL_TEST
     assert set(resolved.groups) == {"overall", "forgery_type=AM", "forgery_type=EFS", "forgery_type=FS"}
     assert rows_of(resolved.groups["forgery_type=EFS"]) == [7, 8]
