@@ -31,7 +31,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", help="folder the CSV's paths are relative to")
     parser.add_argument("--config", help="model config the checkpoint must match (an error if it does not)")
     parser.add_argument("--out", help="output folder (default: RUN/eval-<protocol>[-<fold>])")
-    parser.add_argument("--perturb", help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5")
+    parser.add_argument("--perturb", help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5 (applied at the image's native resolution)")
+    parser.add_argument("--crop", choices=["resize", "pad", "center-crop"], help="image -> model size (default: the run's data.crop, resize)")
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); videos are resampled when the CSV has them")
     parser.add_argument("--level", choices=["frame", "video"], default="frame", help="--runs matrices: frame-level or video-level AUC (default: frame)")
     parser.add_argument("--allow-nonfinite", action="store_true", help="report NaN/infinite/missing scores as left-out rows in the tables instead of stopping")
@@ -53,6 +54,8 @@ def _latest_demo_checkpoint() -> Path:
 
 def _overrides(args) -> dict:
     data, eval_, train = {}, {}, {}
+    if args.crop:
+        data["crop"] = args.crop
     if args.csv:
         data["csv"] = str(Path(args.csv).resolve())
         data["root"] = str(Path(args.data_root).resolve()) if args.data_root else None

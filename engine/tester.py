@@ -84,7 +84,8 @@ def load_detector_with_info(path: str | Path, requested_config: Mapping[str, Any
 
 
 def _subset_predictions(model, table, rows, config, device, *, perturb=None, workers="auto", progress=True, description="test"):
-    dataset = SplitDataset(table, rows, size=config["model"]["image-size"], on_error=config["data"]["on-error"], perturb=perturb)
+    dataset = SplitDataset(table, rows, size=config["model"]["image-size"], on_error=config["data"]["on-error"], perturb=perturb,
+                           crop=config["data"].get("crop", "resize"))  # fmt: skip
     loader = build_loader(dataset, batch_size=int(config["eval"]["batch-size"]), train=False, workers=workers)
     precision = resolve_precision(config["train"]["precision"], device)
     return predict(model, loader, device, precision=precision, channels_last=bool(config["train"]["channels-last"]),

@@ -747,3 +747,47 @@ def test_make_demo_is_seeded(demos):
         assert original == (same.parent / relative).read_bytes()
         assert original != (other.parent / relative).read_bytes()
     assert demos["a"].read_bytes() != other.read_bytes()
+
+
+# ------------------------------------------------ issue 10: native-resolution perturbations and crop policies
+def test_crop_policies_resize_pad_and_centre_crop():
+    import torch
+
+    from data.images import fit_to_size
+
+    image = torch.arange(3 * 40 * 80, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(3, 40, 80)
+    assert fit_to_size(image, 32, "resize").shape == (3, 32, 32)
+    padded = fit_to_size(image, 32, "pad")  # 80x40 -> 32x16, centred on black
+    assert padded.shape == (3, 32, 32) and padded[:, :8].max() == 0 and padded[:, 24:].max() == 0 and padded[:, 8:24].max() > 0
+    cropped = fit_to_size(image, 32, "center-crop")  # no resampling: the central window itself
+    assert torch.equal(cropped, image[:, 4:36, 24:56])
+    small = fit_to_size(image[:, :10, :10], 32, "center-crop")
+    assert torch.equal(small[:, 11:21, 11:21], image[:, :10, :10]) and small[:, :11].max() == 0
+    with pytest.raises(ValueError, match="data.crop"):
+        fit_to_size(image, 32, "squash")
+
+
+def test_perturbations_and_jpeg_blur_augmentation_run_at_native_resolution(tmp_path):
+    import torch
+    from PIL import Image
+
+    from data.dataset import SplitDataset
+    from data.images import fit_to_size, load_image
+    from data.perturb import parse_perturbations
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    table = load_table(write_csv(tmp_path / "t.csv", [("a.png", 1, "test", "FS", "g", "A")], COLUMNS[:-1]))
+    native = load_image(tmp_path / "a.png")
+    blur = parse_perturbations("blur:2.0")[0]
+    perturbed = SplitDataset(table, [0], size=32, perturb=blur)[0]["image"]
+    assert torch.equal(perturbed, fit_to_size(blur(native, 0), 32))  # blurred at 128x96, then resized
+    assert not torch.equal(perturbed, blur(load_image(tmp_path / "a.png", 32), 0))  # not the old resized-then-blurred
+    resized = parse_perturbations("resize:0.5")[0](native, 0)
+    assert resized.shape == native.shape  # non-square images keep their shape
+    augmented = SplitDataset(table, [0], size=32, augment=[{"name": "jpeg", "p": 1.0, "quality": [40, 40]}, {"name": "hflip", "p": 0.0}])
+    assert augmented.native_augment is not None and augmented.native
+    assert augmented[(0, 5)]["image"].shape == (3, 32, 32)
+    centred = SplitDataset(table, [0], size=32, crop="center-crop")[0]["image"]
+    assert torch.equal(centred, native[:, 32:64, 48:80])
+    assert not SplitDataset(table, [0], size=32).native  # nothing to do at native size: the fast resized decode
