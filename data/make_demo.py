@@ -207,6 +207,8 @@ def _assign_splits(video_ids: list[str], rng: np.random.Generator) -> dict[str, 
 
 def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_per_generator: int = 300) -> Path:
     """Write the demo dataset under ``out`` and return the path of its CSV."""
+    if identities < 3:
+        raise ValueError(f"the demo needs at least 3 identities per source dataset (one per split); got {identities}.")
     out = Path(out)
     rng = np.random.default_rng(seed)
     rows = []
@@ -221,15 +223,15 @@ def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_pe
             videos.setdefault(("real", name), []).append((f"{name}-real-{index:04d}", person_split[name][index], index, None))
     fake_videos = max(2, fakes_per_generator // FRAMES_PER_VIDEO)
     for g, generator in enumerate(GENERATORS):
-        for d, name in enumerate(datasets):
-            count = fake_videos // 2 + (fake_videos % 2 if (g + d) % 2 == 0 else 0)
-            ids = [f"{name}-{generator}-{index:04d}" for index in range(count)]
-            splits = _assign_splits(ids, rng)
-            for video in ids:
-                pool = by_split[name][splits[video]]
-                person = int(pool[rng.integers(len(pool))])
-                donor = int(pool[(pool.index(person) + 1 + rng.integers(max(1, len(pool) - 1))) % len(pool)])
-                videos.setdefault((generator, name), []).append((video, splits[video], person, donor))
+        # the generator's videos alternate between the datasets and are split together (stratified by generator)
+        made_from = [datasets[(g + index) % len(datasets)] for index in range(fake_videos)]
+        ids = [f"{name}-{generator}-{index:04d}" for index, name in enumerate(made_from)]
+        splits = _assign_splits(ids, rng)
+        for video, name in zip(ids, made_from):
+            pool = by_split[name][splits[video]]
+            person = int(pool[rng.integers(len(pool))])
+            donor = int(pool[(pool.index(person) + 1 + rng.integers(max(1, len(pool) - 1))) % len(pool)])
+            videos.setdefault((generator, name), []).append((video, splits[video], person, donor))
     for (generator, dataset), entries in videos.items():
         forgery = "real" if generator == "real" else GENERATORS[generator]
         folder = out / dataset / generator
