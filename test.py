@@ -31,12 +31,36 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", help="folder the CSV's paths are relative to")
     parser.add_argument("--config", help="model config the checkpoint must match (an error if it does not)")
     parser.add_argument("--out", help="output folder (default: RUN/eval-<protocol>[-<fold>])")
-    parser.add_argument("--perturb", help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5 (applied at the image's native resolution)")
-    parser.add_argument("--crop", choices=["resize", "pad", "center-crop"], help="image -> model size (default: the run's data.crop, resize)")
-    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); videos are resampled when the CSV has them")
-    parser.add_argument("--level", choices=["frame", "video"], default="frame", help="--runs matrices: frame-level or video-level AUC (default: frame)")
-    parser.add_argument("--allow-nonfinite", action="store_true", help="report NaN/infinite/missing scores as left-out rows in the tables instead of stopping")
-    parser.add_argument("--roc-log-fpr", action="store_true", help="roc.png with a log-scale false-positive-rate axis (the low-FPR region)")
+    parser.add_argument(
+        "--perturb",
+        help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5 (applied at the image's native resolution)",
+    )
+    parser.add_argument(
+        "--crop",
+        choices=["resize", "pad", "center-crop"],
+        help="image -> model size (default: the run's data.crop, resize)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); videos are resampled when the CSV has them",
+    )
+    parser.add_argument(
+        "--level",
+        choices=["frame", "video"],
+        default="frame",
+        help="--runs matrices: frame-level or video-level AUC (default: frame)",
+    )
+    parser.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="report NaN/infinite/missing scores as left-out rows in the tables instead of stopping",
+    )
+    parser.add_argument(
+        "--roc-log-fpr",
+        action="store_true",
+        help="roc.png with a log-scale false-positive-rate axis (the low-FPR region)",
+    )
     parser.add_argument("--batch-size", type=int, help="evaluation batch size")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: the run's)")
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
@@ -48,7 +72,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def _latest_demo_checkpoint() -> Path:
     runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/best.pt"), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise UserError("no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint.")
+        raise UserError(
+            "no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint."
+        )
     return runs[-1]
 
 
@@ -90,10 +116,14 @@ def main(argv=None) -> dict:
     setup_logging(None, True)
     if args.predictions:
         if not args.protocol:
-            raise UsageError("--predictions needs --protocol (which test rows and groups to report, e.g. --protocol intra).")
+            raise UsageError(
+                "--predictions needs --protocol (which test rows and groups to report, e.g. --protocol intra)."
+            )
         eval_config = {**load_config(None)["eval"], **overrides.get("eval", {})}
         out = out or Path(args.predictions).resolve().parent / "recomputed"
-        result = evaluate_predictions(args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out, fold=args.fold)
+        result = evaluate_predictions(
+            args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out, fold=args.fold
+        )
         print(result["console"])
         print(f"\nwritten to {result['out_dir']}")
         return result

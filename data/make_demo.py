@@ -92,7 +92,14 @@ def _soft(distance, edge=0.15):
     return np.clip((1.0 - distance) / edge + 0.5, 0.0, 1.0)
 
 
-def _render(who: Identity, rng: np.random.Generator, contrast: float, scale: float = 1.0, mouth_open: float | None = None, motion=(0.0, 0.0)):
+def _render(
+    who: Identity,
+    rng: np.random.Generator,
+    contrast: float,
+    scale: float = 1.0,
+    mouth_open: float | None = None,
+    motion=(0.0, 0.0),
+):
     """A clean (noise-free, unblurred) face at SIZE*scale pixels, with its masks (face, hair, mouth, inner face).
 
     ``rng`` draws the pose (re-seeded identically for every frame of a video); ``motion`` shifts it per frame."""
@@ -174,7 +181,9 @@ def fake_frame(generator, who, donor, rng, dataset, noise_rng=None, motion=(0.0,
         return frame * (1 - hair) + recoloured * hair
     if generator == "attr-mouth":
         region = masks["mouth"][..., None]
-        edited, _ = _render(who, np.random.default_rng(rng.integers(2**32)), contrast, mouth_open=rng.uniform(2.5, 3.5), motion=motion)
+        edited, _ = _render(
+            who, np.random.default_rng(rng.integers(2**32)), contrast, mouth_open=rng.uniform(2.5, 3.5), motion=motion
+        )
         low = _camera(edited, noise_rng, blur, noise)[::2, ::2]
         regenerated = ndimage.zoom(low, (2, 2, 1), order=1)
         return frame * (1 - region) + regenerated * region
@@ -216,11 +225,18 @@ def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_pe
     people = {name: [_identity(rng) for _ in range(identities)] for name in datasets}
     # identities first: each person (and every video made from or with them) belongs to one split
     person_split = {name: _assign_splits(list(range(identities)), rng) for name in datasets}
-    by_split = {name: {split: [p for p, s in person_split[name].items() if s == split] for split, _ in SPLIT_RATIOS} for name in datasets}
-    videos: dict[tuple[str, str], list[tuple[str, str, int, int | None]]] = {}  # (generator, dataset) -> (video, split, person, donor)
+    by_split = {
+        name: {split: [p for p, s in person_split[name].items() if s == split] for split, _ in SPLIT_RATIOS}
+        for name in datasets
+    }
+    videos: dict[
+        tuple[str, str], list[tuple[str, str, int, int | None]]
+    ] = {}  # (generator, dataset) -> (video, split, person, donor)
     for name in datasets:
         for index in range(identities):
-            videos.setdefault(("real", name), []).append((f"{name}-real-{index:04d}", person_split[name][index], index, None))
+            videos.setdefault(("real", name), []).append(
+                (f"{name}-real-{index:04d}", person_split[name][index], index, None)
+            )
     fake_videos = max(2, fakes_per_generator // FRAMES_PER_VIDEO)
     for g, generator in enumerate(GENERATORS):
         # the generator's videos alternate between the datasets and are split together (stratified by generator)
@@ -242,7 +258,9 @@ def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_pe
             steps = rng.normal(0, MOTION_SIGMA, (FRAMES_PER_VIDEO, 2))
             steps[0] = 0.0
             path = np.cumsum(steps, axis=0)  # small random-walk motion of one face
-            identity = f"{dataset}-id{person:04d}" + (f";{dataset}-id{donor:04d}" if generator.startswith("swap") else "")
+            identity = f"{dataset}-id{person:04d}" + (
+                f";{dataset}-id{donor:04d}" if generator.startswith("swap") else ""
+            )
             for frame in range(FRAMES_PER_VIDEO):
                 pose_rng = np.random.default_rng(video_seed)  # the same pose, lighting and edit in every frame
                 noise_rng = np.random.default_rng(rng.integers(2**63))
@@ -270,7 +288,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", help="output folder (created)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--identities", type=int, default=200, help="real identities (one 4-frame video each) per source dataset")
-    parser.add_argument("--fakes-per-generator", type=int, default=300, help="fake images per generator (both source datasets together)")
+    parser.add_argument(
+        "--fakes-per-generator", type=int, default=300, help="fake images per generator (both source datasets together)"
+    )
     return parser
 
 

@@ -163,7 +163,9 @@ def match_reals(table: SplitTable, rows: np.ndarray) -> np.ndarray:
     return rows[keep]
 
 
-def resolve(protocol: Protocol | str, table: SplitTable, fold: str | None = None, reals: str = "matched") -> ResolvedProtocol:
+def resolve(
+    protocol: Protocol | str, table: SplitTable, fold: str | None = None, reals: str = "matched"
+) -> ResolvedProtocol:
     """Rows of each subset and the test groups of ``protocol`` on ``table`` for ``fold``.
 
     ``reals``: for a protocol with folds, ``matched`` (default) keeps the training and validation reals of the fold's

@@ -18,7 +18,16 @@ import numpy as np
 from common.errors import UserError
 
 REQUIRED_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("split", "forgery_type", "generator", "source_dataset", "video_id", "identity", "frame", "face_index")
+OPTIONAL_COLUMNS = (
+    "split",
+    "forgery_type",
+    "generator",
+    "source_dataset",
+    "video_id",
+    "identity",
+    "frame",
+    "face_index",
+)
 # Columns that, with video_id, name one video: the same id under two generators is two videos.
 VIDEO_NAMESPACE_COLUMNS = ("source_dataset", "forgery_type", "generator")
 GROUP_COLUMNS = ("forgery_type", "generator", "source_dataset")
@@ -178,7 +187,14 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
     for name in ("frame", "face_index"):
         for row, value in enumerate(columns.get(name, [])):
             if value and not value.isdigit():
-                problems.append(Problem("error", f"bad {name}", f"{name} {value!r} is not a whole number >= 0 (or empty)", line=lines[row]))
+                problems.append(
+                    Problem(
+                        "error",
+                        f"bad {name}",
+                        f"{name} {value!r} is not a whole number >= 0 (or empty)",
+                        line=lines[row],
+                    )
+                )
     for row, value in enumerate(columns["path"]):
         if not value:
             problems.append(Problem("error", "empty path", "the path is empty", line=lines[row]))

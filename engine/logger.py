@@ -102,7 +102,13 @@ class RunRecorder:
         for axis in (left, right):
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             if selected is not None:
-                axis.axvline(selected, color="grey", ls="--", lw=1.0, label=f"selected (epoch {selected})" if axis is right else None)
+                axis.axvline(
+                    selected,
+                    color="grey",
+                    ls="--",
+                    lw=1.0,
+                    label=f"selected (epoch {selected})" if axis is right else None,
+                )
         right.legend()
         figure.tight_layout()
         figure.savefig(self.run_dir / "curves.png", dpi=100)

@@ -55,7 +55,9 @@ def check_labels(labels) -> np.ndarray:
 def check_scores(scores, n: int | None = None) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or (n is not None and len(scores) != n):
-        raise MetricInputError(f"labels and scores must be 1-D arrays of one length; got {n} labels and shape {scores.shape}.")
+        raise MetricInputError(
+            f"labels and scores must be 1-D arrays of one length; got {n} labels and shape {scores.shape}."
+        )
     bad = ~np.isfinite(scores)
     if bad.any():
         raise MetricInputError(
@@ -133,7 +135,9 @@ def _weighted_auc(real_counts: np.ndarray, fake_counts: np.ndarray) -> float:
     return float(fake_counts @ (reals_below + 0.5 * real_counts)) / (real_counts.sum() * fake_counts.sum())
 
 
-def bootstrap_auc_ci(labels, scores, *, samples: int = 1000, seed: int = 0, level: float = 0.95, clusters: Sequence | None = None):
+def bootstrap_auc_ci(
+    labels, scores, *, samples: int = 1000, seed: int = 0, level: float = 0.95, clusters: Sequence | None = None
+):
     """Percentile bootstrap interval of the AUC, resampling reals and fakes separately (stratified, seeded).
 
     With ``clusters`` (a video or identity per row) whole clusters are resampled, not correlated frames: the
@@ -205,7 +209,9 @@ def aggregate_by_video(labels, scores, videos: Sequence[str], how: str = "mean",
         members = order[bounds[v] : bounds[v + 1]]
         frame_labels = labels[members]
         if frame_labels.min() != frame_labels.max():
-            raise MetricInputError(f"video {names[v]!r} has both real and fake frames: check its label and video_id values.")
+            raise MetricInputError(
+                f"video {names[v]!r} has both real and fake frames: check its label and video_id values."
+            )
         video_labels[v] = frame_labels[0]
         video_scores[v] = reduce(scores[members])
     return video_labels, video_scores

@@ -33,7 +33,16 @@ TABLE_COLUMNS = [
     ("tpr_at_fpr_1e-2", "TPR@1%", True),
     ("tpr_at_fpr_1e-3", "TPR@0.1%", True),
 ]
-GROUP_COLUMNS_IN_PREDICTIONS = ("split", "forgery_type", "generator", "source_dataset", "video_id", "identity", "frame", "face_index")
+GROUP_COLUMNS_IN_PREDICTIONS = (
+    "split",
+    "forgery_type",
+    "generator",
+    "source_dataset",
+    "video_id",
+    "identity",
+    "frame",
+    "face_index",
+)
 # Per-metric n/a reasons worth one note per table (group names listed), not one per group.
 NOTED_METRICS = {"tpr_at_fpr_1e-2": "TPR@1%", "tpr_at_fpr_1e-3": "TPR@0.1%", "video_auc": "Video AUC"}
 
@@ -115,14 +124,22 @@ def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequen
         for name, metrics in entry.items():
             if metrics.get("n_unscored"):
                 which = "" if name == "clean" else f" under {name}"
-                notes.append(f"{group_label(group)}: {metrics['n_unscored']} row(s) without a finite score{which} left out")
+                notes.append(
+                    f"{group_label(group)}: {metrics['n_unscored']} row(s) without a finite score{which} left out"
+                )
         rows.append(row)
     for title, groups in noted.items():
         notes.append(f"n/a: {title} for " + "; ".join(groups))
     return header, rows, notes
 
 
-def to_markdown(header: list[str], rows: list[list[str]], notes: Sequence[str] = (), title: str | None = None, card: Sequence[str] = ()) -> str:
+def to_markdown(
+    header: list[str],
+    rows: list[list[str]],
+    notes: Sequence[str] = (),
+    title: str | None = None,
+    card: Sequence[str] = (),
+) -> str:
     """A Markdown table, its notes (n/a reasons, left-out rows) and its protocol card under it."""
     lines = [f"**{title}**", ""] if title else []
     lines.append("| " + " | ".join(header) + " |")
@@ -149,7 +166,15 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def to_latex(header: list[str], rows: list[list[str]], *, caption: str, label: str, notes: Sequence[str] = (), card: Sequence[str] = ()) -> str:
+def to_latex(
+    header: list[str],
+    rows: list[list[str]],
+    *,
+    caption: str,
+    label: str,
+    notes: Sequence[str] = (),
+    card: Sequence[str] = (),
+) -> str:
     """A booktabs ``table`` environment (needs ``booktabs``, and ``graphicx`` for wide tables); scores in %."""
     spec = "l" + "r" * (len(header) - 1)
     wide = len(header) > 8
@@ -173,7 +198,9 @@ def to_latex(header: list[str], rows: list[list[str]], *, caption: str, label: s
     return "\n".join(lines) + "\n"
 
 
-def write_csv_table(path: Path, header: list[str], rows: list[list[str]], notes: Sequence[str] = (), card: Sequence[str] = ()) -> None:
+def write_csv_table(
+    path: Path, header: list[str], rows: list[list[str]], notes: Sequence[str] = (), card: Sequence[str] = ()
+) -> None:
     """The table, then (after an empty line) one ``# note`` line per note and protocol-card line."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -195,7 +222,16 @@ def distinct_colours(count: int) -> list:
     return [colormaps["turbo"](i / (count - 1)) for i in range(count)]
 
 
-def plot_roc(path: Path, table: SplitTable, groups: Mapping[str, np.ndarray], scores: np.ndarray, results, title: str, *, log_fpr: bool = False) -> None:
+def plot_roc(
+    path: Path,
+    table: SplitTable,
+    groups: Mapping[str, np.ndarray],
+    scores: np.ndarray,
+    results,
+    title: str,
+    *,
+    log_fpr: bool = False,
+) -> None:
     """One ROC per group (AUC in the legend); ``log_fpr`` shows the low-FPR region forensics cares about."""
     import textwrap
 

@@ -114,7 +114,9 @@ def check_finite_scores(table: SplitTable, rows: np.ndarray, scores: np.ndarray,
             f"{len(bad)} {what} of {table.csv_path} are NaN, infinite or missing ({shown}{more}): fix the scores "
             "(an fp16 overflow? evaluate with --precision bf16 or fp32), or pass --allow-nonfinite to report them as left out."
         )
-    log.warning(f"{len(bad)} {what} are NaN, infinite or missing ({shown}{more}); they are left out and counted in the tables")
+    log.warning(
+        f"{len(bad)} {what} are NaN, infinite or missing ({shown}{more}); they are left out and counted in the tables"
+    )
     return len(bad)
 
 
@@ -129,13 +131,17 @@ def score_table(model, table: SplitTable, rows: np.ndarray, config, device, pert
     allow = bool(config["eval"].get("allow-nonfinite", False))
     clean = _subset_predictions(model, table, rows, config, device, workers=workers, progress=progress)
     if clean.skipped:
-        log.warning(f"skipped {clean.skipped} unreadable test images (data.on-error: skip); they are left out and counted in the tables")
+        log.warning(
+            f"skipped {clean.skipped} unreadable test images (data.on-error: skip); they are left out and counted in the tables"
+        )
     check_finite_scores(table, clean.indices, _scores_by_row(len(table), clean), "model scores", allow)
     scores = {"clean": _scores_by_row(len(table), clean)}
     for perturbation in perturbations:
         result = _subset_predictions(model, table, rows, config, device, perturb=perturbation, workers=workers, progress=progress, description=perturbation.name)
         scores[perturbation.name] = _scores_by_row(len(table), result)
-        check_finite_scores(table, result.indices, scores[perturbation.name], f"model scores under {perturbation.name}", allow)
+        check_finite_scores(
+            table, result.indices, scores[perturbation.name], f"model scores under {perturbation.name}", allow
+        )
     fine = {}
     for level, values in clean.fine.items():
         predicted = np.full(len(table), -1, dtype=np.int64)
@@ -144,7 +150,9 @@ def score_table(model, table: SplitTable, rows: np.ndarray, config, device, pert
     return scores, fine
 
 
-def protocol_card(table: SplitTable, resolved, config: Mapping[str, Any], info: Mapping[str, Any] | None, *, level: str = "frame") -> list[str]:
+def protocol_card(
+    table: SplitTable, resolved, config: Mapping[str, Any], info: Mapping[str, Any] | None, *, level: str = "frame"
+) -> list[str]:
     """The lines printed under every table: what was measured, on which rows, with which checkpoint."""
     test = np.sort(resolved.test)
     card = []
@@ -161,11 +169,19 @@ def protocol_card(table: SplitTable, resolved, config: Mapping[str, Any], info: 
         )
     card.append(
         "reals: each fake group is scored against the test reals of its own source dataset(s); training reals: "
-        + (f"data.reals = {config['data'].get('reals', 'matched')}" if resolved.fold is not None else "the protocol's training rows")
+        + (
+            f"data.reals = {config['data'].get('reals', 'matched')}"
+            if resolved.fold is not None
+            else "the protocol's training rows"
+        )
     )
     clusters, unit = table.cluster_keys(test)
     bootstrap = int(config["eval"]["bootstrap"] or 0)
-    card.append(f"AUC 95% CI: {bootstrap} percentile bootstrap resamples of {unit}, stratified by class" if bootstrap else "AUC 95% CI: off (--bootstrap 0)")
+    card.append(
+        f"AUC 95% CI: {bootstrap} percentile bootstrap resamples of {unit}, stratified by class"
+        if bootstrap
+        else "AUC 95% CI: off (--bootstrap 0)"
+    )
     calibration = (info or {}).get("calibration")
     threshold = f"Acc@0.5 at threshold {config['eval']['threshold']:g}; "
     if calibration:
@@ -173,7 +189,9 @@ def protocol_card(table: SplitTable, resolved, config: Mapping[str, Any], info: 
                       f"epoch {calibration['epoch']}); ")  # fmt: skip
     else:
         threshold += "Acc@val-thr n/a (no calibration saved with the checkpoint; 0.5 would be used); "
-    card.append(threshold + "Acc oracle at the best threshold of each test group itself (optimistic, as UnivFD reports it)")
+    card.append(
+        threshold + "Acc oracle at the best threshold of each test group itself (optimistic, as UnivFD reports it)"
+    )
     if info is not None and not info.get("released") and info.get("epoch") is not None:
         select = config["train"]["select-metric"]
         card.append(
@@ -185,7 +203,9 @@ def protocol_card(table: SplitTable, resolved, config: Mapping[str, Any], info: 
         card.append("selection: a released checkpoint (selection rule of its authors)")
     version = (info or {}).get("code_version") or {}
     commit = version.get("commit")
-    card.append(f"seed {config['train']['seed']}; code version {commit[:10] + (' (dirty)' if version.get('dirty') else '') if commit else 'unknown'}")
+    card.append(
+        f"seed {config['train']['seed']}; code version {commit[:10] + (' (dirty)' if version.get('dirty') else '') if commit else 'unknown'}"
+    )
     return card
 
 
@@ -213,8 +233,18 @@ def write_report(out_dir: Path, table: SplitTable, resolved, scores, fine, class
     (out_dir / "table.md").write_text(report.to_markdown(header, rows, notes, title=title, card=card))
     report.write_csv_table(out_dir / "table.csv", header, rows, notes, card)
     label = "tab:" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
-    (out_dir / "table.tex").write_text(report.to_latex(header, rows, caption=title + " (scores in %)", label=label, notes=notes, card=card))
-    report.plot_roc(out_dir / "roc.png", table, resolved.groups, scores["clean"], results, title, log_fpr=bool(config["eval"].get("roc-log-fpr")))
+    (out_dir / "table.tex").write_text(
+        report.to_latex(header, rows, caption=title + " (scores in %)", label=label, notes=notes, card=card)
+    )
+    report.plot_roc(
+        out_dir / "roc.png",
+        table,
+        resolved.groups,
+        scores["clean"],
+        results,
+        title,
+        log_fpr=bool(config["eval"].get("roc-log-fpr")),
+    )
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
     report.write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
     console = report.to_console(header, rows, notes, card)
@@ -263,7 +293,9 @@ def read_prediction_scores(table: SplitTable, path: Path) -> dict[str, np.ndarra
     """``score*`` columns as float arrays (NaN where empty); a value that is not a number is an error naming it."""
     score_columns = [c for c in table.column_names if c == "score" or c.startswith("score_")]
     if "score" not in score_columns:
-        raise SchemaError(f"{path} has no 'score' column: give a predictions.csv written by test.py (path,label,score,...).")
+        raise SchemaError(
+            f"{path} has no 'score' column: give a predictions.csv written by test.py (path,label,score,...)."
+        )
     scores = {}
     for column in score_columns:
         values = np.full(len(table), np.nan)
@@ -273,12 +305,21 @@ def read_prediction_scores(table: SplitTable, path: Path) -> dict[str, np.ndarra
             try:
                 values[row] = float(text)
             except ValueError:
-                raise SchemaError(f"{path} line {table.line(row)}: {column} {text!r} is not a number; scores are probabilities of fake.") from None
+                raise SchemaError(
+                    f"{path} line {table.line(row)}: {column} {text!r} is not a number; scores are probabilities of fake."
+                ) from None
         scores["clean" if column == "score" else column[len("score_"):]] = values
     return scores
 
 
-def evaluate_predictions(predictions_csv: str | Path, *, protocol: str, eval_config: Mapping[str, Any], out_dir: Path, fold: str | None = None) -> dict[str, Any]:
+def evaluate_predictions(
+    predictions_csv: str | Path,
+    *,
+    protocol: str,
+    eval_config: Mapping[str, Any],
+    out_dir: Path,
+    fold: str | None = None,
+) -> dict[str, Any]:
     """Recompute every table from a predictions.csv (no model): its ``score*`` columns are the scores.
 
     The protocol's test filter is applied (rows of other splits are not scored); a file without a ``split``
@@ -292,10 +333,18 @@ def evaluate_predictions(predictions_csv: str | Path, *, protocol: str, eval_con
     scores = read_prediction_scores(table, predictions_csv)
     resolved, card_extra = resolve_test_rows(table, protocol, fold)
     if len(resolved.test) == 0:
-        raise SchemaError(f"{predictions_csv} has no test rows for protocol {resolved.protocol}: check its split column.")
+        raise SchemaError(
+            f"{predictions_csv} has no test rows for protocol {resolved.protocol}: check its split column."
+        )
     allow = bool(eval_config.get("allow-nonfinite", False))
     for name, values in scores.items():
-        check_finite_scores(table, resolved.test, values, "test-row scores" if name == "clean" else f"test-row scores under {name}", allow)
+        check_finite_scores(
+            table,
+            resolved.test,
+            values,
+            "test-row scores" if name == "clean" else f"test-row scores under {name}",
+            allow,
+        )
     outside = resolved.test[(scores["clean"][resolved.test] < 0) | (scores["clean"][resolved.test] > 1)]
     if len(outside):
         note = f"{len(outside)} score(s) outside [0, 1] (e.g. line {table.line(outside[0])}): ranking metrics hold, accuracies at 0.5 assume probabilities"
@@ -325,7 +374,9 @@ def resolve_test_rows(table: SplitTable, protocol: str, fold: str | None = None)
     if excluded:
         notes.append(f"{excluded} row(s) of {table.csv_path.name} outside the protocol's test rows are not scored")
     empty = np.zeros(0, dtype=np.int64)
-    resolved = ResolvedProtocol(protocol=spec.name, fold=fold, train=empty, val=empty, test=rows, groups=report_groups(table, rows, spec.report))
+    resolved = ResolvedProtocol(
+        protocol=spec.name, fold=fold, train=empty, val=empty, test=rows, groups=report_groups(table, rows, spec.report)
+    )
     return resolved, notes
 
 
@@ -337,7 +388,9 @@ def discover_runs(runs_dir: Path, protocol: str) -> dict[str | None, list[Path]]
     spec = load_protocol(protocol)
     found: dict[str | None, list[Path]] = {}
     configs: dict[str | None, tuple[Path, dict]] = {}
-    candidates = sorted(set(runs_dir.glob("*/config.yaml")) | set(runs_dir.glob("*/*/config.yaml")) | set(runs_dir.glob("config.yaml")))
+    candidates = sorted(
+        set(runs_dir.glob("*/config.yaml")) | set(runs_dir.glob("*/*/config.yaml")) | set(runs_dir.glob("config.yaml"))
+    )
     for config_path in candidates:
         config = yaml.safe_load(config_path.read_text()) or {}
         data = config.get("data", {})
@@ -431,7 +484,11 @@ def evaluate_runs(runs_dir: str | Path, protocol: str, *, config_overrides, out_
         # Avg unseen per seed first, then mean +- std over seeds
         per_seed = []
         for p in payloads:
-            values = [p["groups"].get(c, {}).get("clean", {}).get(metric) for c, v in zip(columns, column_values) if not (has_folds and v == fold)]
+            values = [
+                p["groups"].get(c, {}).get("clean", {}).get(metric)
+                for c, v in zip(columns, column_values)
+                if not (has_folds and v == fold)
+            ]
             known = [v for v in values if v is not None]
             per_seed.append(float(np.mean(known)) if known else None)
         average = _mean_std(per_seed)
@@ -447,9 +504,13 @@ def evaluate_runs(runs_dir: str | Path, protocol: str, *, config_overrides, out_
     card = [
         f"level: {level} ({'one row = one face crop' if level == 'frame' else 'frame scores aggregated per video'}); rows: the fold trained on; "
         "columns: test groups, each fake group against the test reals of its own source dataset(s)",
-        ("In-domain: the fold's own test group; Avg unseen: mean over the other columns only (the diagonal excluded)"
-         if has_folds else "Avg: mean over the columns"),
-        f"runs per fold: {', '.join(map(str, seeds))}" + (" (mean ± sample std over seeds)" if max(seeds) > 1 else " (one seed)"),
+        (
+            "In-domain: the fold's own test group; Avg unseen: mean over the other columns only (the diagonal excluded)"
+            if has_folds
+            else "Avg: mean over the columns"
+        ),
+        f"runs per fold: {', '.join(map(str, seeds))}"
+        + (" (mean ± sample std over seeds)" if max(seeds) > 1 else " (one seed)"),
         "selection: each best.pt = best validation metric on its fold's validation rows, never the test rows",
     ]
     first = next(iter(per_run.values()))[0]
@@ -457,10 +518,18 @@ def evaluate_runs(runs_dir: str | Path, protocol: str, *, config_overrides, out_
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "matrix.md").write_text(report.to_markdown(header, rows, title=title, card=card))
     report.write_csv_table(out_dir / "matrix.csv", header, rows, card=card)
-    (out_dir / "matrix.tex").write_text(report.to_latex(header, rows, caption=title, label=f"tab:{spec.name}-matrix", card=card))
+    (out_dir / "matrix.tex").write_text(
+        report.to_latex(header, rows, caption=title, label=f"tab:{spec.name}-matrix", card=card)
+    )
     report.write_json(out_dir / "metrics.json", {
         "protocol": spec.name, "level": level, "metric": metric, "card": card,
         "cells": {f"{r}|{c}": v for (r, c), v in cells.items()},
         "folds": {str(f): [{"checkpoint": p["checkpoint"], "seed": p.get("seed"), "groups": p["groups"]} for p in ps] for f, ps in per_run.items()},
     })  # fmt: skip
-    return {"out_dir": str(out_dir), "header": header, "rows": rows, "console": report.to_console(header, rows, card=card), "folds": per_run}
+    return {
+        "out_dir": str(out_dir),
+        "header": header,
+        "rows": rows,
+        "console": report.to_console(header, rows, card=card),
+        "folds": per_run,
+    }

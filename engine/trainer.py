@@ -149,7 +149,9 @@ class Trainer:
         self.val_rows = require(self.resolved, "val", self.table)
         self.targets, self.class_names = fine_targets(self.table, self.train_rows, model_cfg)
         size = model_cfg["image-size"]
-        common = dict(size=size, on_error=data_cfg["on-error"], targets=self.targets, crop=data_cfg.get("crop", "resize"))
+        common = dict(
+            size=size, on_error=data_cfg["on-error"], targets=self.targets, crop=data_cfg.get("crop", "resize")
+        )
         train_set = SplitDataset(self.table, self.train_rows, augment=data_cfg["augment"], **common)
         val_set = SplitDataset(self.table, self.val_rows, **common)
         seed, rank, world = self.config["train"]["seed"], self.dist.rank, self.dist.world_size

@@ -758,7 +758,12 @@ def test_crop_policies_resize_pad_and_centre_crop():
     image = torch.arange(3 * 40 * 80, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(3, 40, 80)
     assert fit_to_size(image, 32, "resize").shape == (3, 32, 32)
     padded = fit_to_size(image, 32, "pad")  # 80x40 -> 32x16, centred on black
-    assert padded.shape == (3, 32, 32) and padded[:, :8].max() == 0 and padded[:, 24:].max() == 0 and padded[:, 8:24].max() > 0
+    assert (
+        padded.shape == (3, 32, 32)
+        and padded[:, :8].max() == 0
+        and padded[:, 24:].max() == 0
+        and padded[:, 8:24].max() > 0
+    )
     cropped = fit_to_size(image, 32, "center-crop")  # no resampling: the central window itself
     assert torch.equal(cropped, image[:, 4:36, 24:56])
     small = fit_to_size(image[:, :10, :10], 32, "center-crop")
@@ -785,7 +790,9 @@ def test_perturbations_and_jpeg_blur_augmentation_run_at_native_resolution(tmp_p
     assert not torch.equal(perturbed, blur(load_image(tmp_path / "a.png", 32), 0))  # not the old resized-then-blurred
     resized = parse_perturbations("resize:0.5")[0](native, 0)
     assert resized.shape == native.shape  # non-square images keep their shape
-    augmented = SplitDataset(table, [0], size=32, augment=[{"name": "jpeg", "p": 1.0, "quality": [40, 40]}, {"name": "hflip", "p": 0.0}])
+    augmented = SplitDataset(
+        table, [0], size=32, augment=[{"name": "jpeg", "p": 1.0, "quality": [40, 40]}, {"name": "hflip", "p": 0.0}]
+    )
     assert augmented.native_augment is not None and augmented.native
     assert augmented[(0, 5)]["image"].shape == (3, 32, 32)
     centred = SplitDataset(table, [0], size=32, crop="center-crop")[0]["image"]

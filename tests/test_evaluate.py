@@ -65,7 +65,9 @@ def test_report_files_and_predictions(trained, tmp_path):
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert set(saved["calibration"]) == {"threshold", "method", "split", "epoch"}
     assert saved["calibration"]["split"] == "val" and saved["calibration"]["epoch"] == saved["epoch"]
-    assert overall["calibrated_threshold"] == saved["calibration"]["threshold"] and overall["acc_calibrated"] is not None
+    assert (
+        overall["calibrated_threshold"] == saved["calibration"]["threshold"] and overall["acc_calibrated"] is not None
+    )
     assert {"Acc@0.5", "Acc@val-thr", "Acc oracle"} <= set(header)
     card = (out / "table.md").read_text().split("Protocol card:")[1]
     for needed in ("level: frame", "frames per video", "reals:", "selection: best.pt", "epoch", "seed 0", "code version",
@@ -127,7 +129,21 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
         config = yaml.safe_load((seeds / name / "config.yaml").read_text())
         config["train"]["seed"] = seed
         (seeds / name / "config.yaml").write_text(yaml.safe_dump(config))
-    video = test_script.main(["--runs", str(seeds), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0", "--level", "video"])
+    video = test_script.main(
+        [
+            "--runs",
+            str(seeds),
+            "--protocol",
+            "cross-forgery",
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--workers",
+            "0",
+            "--level",
+            "video",
+        ]
+    )
     assert len(video["rows"]) == 1 and video["rows"][0][0] == "EFS" and " ± 0.00" in video["rows"][0][1]
     assert "runs per fold: 2 (mean ± sample std over seeds)" in video["console"] and "level: video" in video["console"]
     efs = video["folds"]["EFS"][0]["groups"]["forgery_type=AM"]["clean"]["video_auc"]
@@ -136,7 +152,9 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
     config["optim"]["lr"] = 0.5
     (seeds / "EFS-s1" / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match="differ in more than the seed .*optim.lr"):
-        test_script.main(["--runs", str(seeds), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"])
+        test_script.main(
+            ["--runs", str(seeds), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"]
+        )
     for name in ("matrix.md", "matrix.csv", "matrix.tex", "metrics.json"):
         assert (out / name).is_file()
     assert (out / "EFS" / "predictions.csv").is_file()

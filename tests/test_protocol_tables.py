@@ -62,19 +62,31 @@ def test_group_aucs_match_closed_form_on_the_protocols_test_rows_only(tmp_path, 
     assert groups["overall"]["clean"]["auc"] == pytest.approx(_closed_form(rows, lambda r: True))
     for generator, (forgery, dataset) in GENERATORS.items():
         if f"generator={generator}" in groups:
-            expected = _closed_form(rows, lambda r: r["generator"] == generator or (r["label"] == 0 and r["source_dataset"] == dataset))
+            expected = _closed_form(
+                rows, lambda r: r["generator"] == generator or (r["label"] == 0 and r["source_dataset"] == dataset)
+            )
             assert groups[f"generator={generator}"]["clean"]["auc"] == pytest.approx(expected)
     if "forgery_type=FS" in groups:  # FS fakes come from A and B: the reals of both
-        assert groups["forgery_type=FS"]["clean"]["auc"] == pytest.approx(_closed_form(rows, lambda r: r["forgery_type"] in ("FS", "real")))
-        expected = _closed_form(rows, lambda r: r["forgery_type"] == "EFS" or (r["label"] == 0 and r["source_dataset"] == "A"))
+        assert groups["forgery_type=FS"]["clean"]["auc"] == pytest.approx(
+            _closed_form(rows, lambda r: r["forgery_type"] in ("FS", "real"))
+        )
+        expected = _closed_form(
+            rows, lambda r: r["forgery_type"] == "EFS" or (r["label"] == 0 and r["source_dataset"] == "A")
+        )
         assert groups["forgery_type=EFS"]["clean"]["auc"] == pytest.approx(expected)
     if "source_dataset=B" in groups:
-        assert groups["source_dataset=B"]["clean"]["auc"] == pytest.approx(_closed_form(rows, lambda r: r["source_dataset"] == "B"))
+        assert groups["source_dataset=B"]["clean"]["auc"] == pytest.approx(
+            _closed_form(rows, lambda r: r["source_dataset"] == "B")
+        )
     overall = groups["overall"]["clean"]
     assert overall["auc_ci95"] is not None and overall["bootstrap_unit"] == "videos"
     assert overall["n_videos"] == 2 * 6 + 3 * 5  # namespaced: g2 and g3 share ids such as 000_001, yet are other videos
     table = (tmp_path / "out" / "table.md").read_text()
-    assert "Protocol card:" in table and "bootstrap resamples of videos" in table and "outside the protocol's test rows are not scored" in table
+    assert (
+        "Protocol card:" in table
+        and "bootstrap resamples of videos" in table
+        and "outside the protocol's test rows are not scored" in table
+    )
     assert "# level: frame" in (tmp_path / "out" / "table.csv").read_text()
 
 
@@ -94,7 +106,9 @@ def test_nonfinite_and_missing_scores_stop_with_the_rows_named_or_are_reported_w
     path = write_rows(tmp_path / "predictions.csv", rows)
     with pytest.raises(NonFiniteScoreError, match=f"2 test-row scores .*line {test_index + 2} .*--allow-nonfinite"):
         _recompute(path, "intra", tmp_path / "out")
-    assert run(test_script.main, ["--predictions", str(path), "--protocol", "intra", "--out", str(tmp_path / "o2")]) == 1
+    assert (
+        run(test_script.main, ["--predictions", str(path), "--protocol", "intra", "--out", str(tmp_path / "o2")]) == 1
+    )
     message = capsys.readouterr().err.strip()
     assert message.startswith("error: 2 test-row scores") and "\n" not in message
     result = _recompute(path, "intra", tmp_path / "out", "--allow-nonfinite", "--bootstrap", "0")
@@ -161,7 +175,20 @@ def test_a_hole_in_the_fold_column_is_one_error_before_any_run_is_written(tmp_pa
     path = write_rows(tmp_path / "splits.csv", rows)
     out = tmp_path / "runs"
     with pytest.raises(ProtocolError, match=r"1 fake training row\(s\) .* have no generator \(e.g. line \d+\)"):
-        train.main(["--csv", str(path), "--protocol", "cross-generator", "--fold", "all", "--out", str(out), "--config", "cael_demo"])
+        train.main(
+            [
+                "--csv",
+                str(path),
+                "--protocol",
+                "cross-generator",
+                "--fold",
+                "all",
+                "--out",
+                str(out),
+                "--config",
+                "cael_demo",
+            ]
+        )
     assert not out.exists()
 
 
@@ -183,7 +210,9 @@ def test_roc_plot_with_log_fpr_and_many_groups(tmp_path):
     for i, row in enumerate(rows):
         if row["label"] == 1 and row["split"] == "test":
             row["generator"] = f"gen{i % 14:02d}"  # 14 curves + overall: beyond ten colours
-    result = _recompute(write_rows(tmp_path / "p.csv", rows), "cross-generator", tmp_path / "out", "--bootstrap", "0", "--roc-log-fpr")
+    result = _recompute(
+        write_rows(tmp_path / "p.csv", rows), "cross-generator", tmp_path / "out", "--bootstrap", "0", "--roc-log-fpr"
+    )
     assert (tmp_path / "out" / "roc.png").stat().st_size > 10_000
     from engine.report import distinct_colours
 
