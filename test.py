@@ -134,8 +134,18 @@ def main(argv=None) -> dict:
         if args.runs:
             if not args.protocol:
                 raise UsageError("--runs needs --protocol (e.g. cross-generator).")
-            result = evaluate_runs(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
-                                   device=device, workers=workers, progress=not args.quiet, dist=dist, level=args.level)  # fmt: skip
+            result = evaluate_runs(
+                args.runs,
+                args.protocol,
+                config_overrides=overrides,
+                out_dir=out,
+                perturbations=perturbations,
+                device=device,
+                workers=workers,
+                progress=not args.quiet,
+                dist=dist,
+                level=args.level,
+            )
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
             requested = load_config(args.config) if args.config else None

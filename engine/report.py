@@ -253,8 +253,14 @@ def plot_roc(
         if log_fpr:  # the first point (0, 0) has no place on a log axis: start at the smallest FPR step
             floor = 1.0 / max(1, int((table.labels[rows] == 0).sum()))
             fpr = np.maximum(fpr, floor / 2)
-        axis.plot(fpr, tpr, color=colour, lw=2.0 if group == OVERALL else 1.2, drawstyle="steps-post" if log_fpr else "default",
-                  label=f"{group_label(group)} (AUC {100 * auc:.2f})")  # fmt: skip
+        axis.plot(
+            fpr,
+            tpr,
+            color=colour,
+            lw=2.0 if group == OVERALL else 1.2,
+            drawstyle="steps-post" if log_fpr else "default",
+            label=f"{group_label(group)} (AUC {100 * auc:.2f})",
+        )
     if log_fpr:
         axis.set_xscale("log")
         axis.set_xlim(left=min(1e-3, axis.get_xlim()[0]), right=1.0)

@@ -84,8 +84,14 @@ def load_detector_with_info(path: str | Path, requested_config: Mapping[str, Any
 
 
 def _subset_predictions(model, table, rows, config, device, *, perturb=None, workers="auto", progress=True, description="test"):
-    dataset = SplitDataset(table, rows, size=config["model"]["image-size"], on_error=config["data"]["on-error"], perturb=perturb,
-                           crop=config["data"].get("crop", "resize"))  # fmt: skip
+    dataset = SplitDataset(
+        table,
+        rows,
+        size=config["model"]["image-size"],
+        on_error=config["data"]["on-error"],
+        perturb=perturb,
+        crop=config["data"].get("crop", "resize"),
+    )
     loader = build_loader(dataset, batch_size=int(config["eval"]["batch-size"]), train=False, workers=workers)
     precision = resolve_precision(config["train"]["precision"], device)
     return predict(model, loader, device, precision=precision, channels_last=bool(config["train"]["channels-last"]),
@@ -185,8 +191,10 @@ def protocol_card(
     calibration = (info or {}).get("calibration")
     threshold = f"Acc@0.5 at threshold {config['eval']['threshold']:g}; "
     if calibration:
-        threshold += (f"Acc@val-thr at {calibration['threshold']:.4f} ({calibration['method']} on the {calibration['split']} rows, "
-                      f"epoch {calibration['epoch']}); ")  # fmt: skip
+        threshold += (
+            f"Acc@val-thr at {calibration['threshold']:.4f} ({calibration['method']} on the {calibration['split']} rows, "
+            f"epoch {calibration['epoch']}); "
+        )
     else:
         threshold += "Acc@val-thr n/a (no calibration saved with the checkpoint; 0.5 would be used); "
     card.append(
@@ -209,13 +217,31 @@ def protocol_card(
     return card
 
 
-def write_report(out_dir: Path, table: SplitTable, resolved, scores, fine, class_names, config, *, title: str, extra: Mapping[str, Any] | None = None,
-                 info: Mapping[str, Any] | None = None, card_extra: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
+def write_report(
+    out_dir: Path,
+    table: SplitTable,
+    resolved,
+    scores,
+    fine,
+    class_names,
+    config,
+    *,
+    title: str,
+    extra: Mapping[str, Any] | None = None,
+    info: Mapping[str, Any] | None = None,
+    card_extra: Sequence[str] = (),
+) -> dict[str, Any]:
     """Every evaluation output for one checkpoint; returns the metrics payload."""
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = (info or {}).get("calibration")
-    results = report.evaluate_groups(table, resolved.groups, scores, config["eval"], seed=int(config["train"]["seed"]),
-                                     calibrated_threshold=calibration["threshold"] if calibration else None)  # fmt: skip
+    results = report.evaluate_groups(
+        table,
+        resolved.groups,
+        scores,
+        config["eval"],
+        seed=int(config["train"]["seed"]),
+        calibrated_threshold=calibration["threshold"] if calibration else None,
+    )
     perturbations = [name for name in scores if name != "clean"]
     header, rows, notes = report.metrics_rows(results, perturbations)
     card = [*card_extra, *protocol_card(table, resolved, config, info)]
@@ -227,8 +253,17 @@ def write_report(out_dir: Path, table: SplitTable, resolved, scores, fine, class
         entry = report.attribution(table, resolved.test, predicted[resolved.test], level, FINE_LEVELS[level], names)
         attribution[level] = entry
         report.plot_confusion(out_dir / f"confusion_{level}.png", np.asarray(entry["confusion"]), names, f"{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})")
-    payload = {"title": title, "protocol": resolved.protocol, "fold": resolved.fold, "csv": str(table.csv_path),
-               "groups": results, "attribution": attribution, "calibration": calibration, "card": card, **(extra or {})}  # fmt: skip
+    payload = {
+        "title": title,
+        "protocol": resolved.protocol,
+        "fold": resolved.fold,
+        "csv": str(table.csv_path),
+        "groups": results,
+        "attribution": attribution,
+        "calibration": calibration,
+        "card": card,
+        **(extra or {}),
+    }
     report.write_json(out_dir / "metrics.json", payload)
     (out_dir / "table.md").write_text(report.to_markdown(header, rows, notes, title=title, card=card))
     report.write_csv_table(out_dir / "table.csv", header, rows, notes, card)
@@ -283,8 +318,18 @@ def evaluate_checkpoint(
     fold = f", trained on {resolved.fold}" if resolved.fold else ""
     title = f"{Path(checkpoint).parent.name}: protocol {resolved.protocol}{fold}, test rows of {table.csv_path.name}"
     out_dir = out_dir or Path(checkpoint).parent / ("eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold])))
-    payload = write_report(out_dir, table, resolved, scores, fine, class_names, config, title=title, info=info,
-                           extra={"checkpoint": str(checkpoint), "seed": config["train"]["seed"], "epoch": info.get("epoch")})  # fmt: skip
+    payload = write_report(
+        out_dir,
+        table,
+        resolved,
+        scores,
+        fine,
+        class_names,
+        config,
+        title=title,
+        info=info,
+        extra={"checkpoint": str(checkpoint), "seed": config["train"]["seed"], "epoch": info.get("epoch")},
+    )
     payload["out_dir"] = str(out_dir)
     return payload
 
@@ -404,9 +449,13 @@ def discover_runs(runs_dir: Path, protocol: str) -> dict[str | None, list[Path]]
         comparable = deep_merge(config, {"train": {"seed": None}})
         if fold in configs and configs[fold][1] != comparable:
             first = configs[fold][1]
-            differing = sorted(f"{section}.{key}" for section in set(first) | set(comparable) if isinstance(first.get(section), dict)
-                               for key in set(first[section]) | set(comparable.get(section) or {})
-                               if first[section].get(key) != (comparable.get(section) or {}).get(key))  # fmt: skip
+            differing = sorted(
+                f"{section}.{key}"
+                for section in set(first) | set(comparable)
+                if isinstance(first.get(section), dict)
+                for key in set(first[section]) | set(comparable.get(section) or {})
+                if first[section].get(key) != (comparable.get(section) or {}).get(key)
+            )
             raise UserErrorRuns(
                 f"two runs for fold {fold!r} of {spec.name} under {runs_dir} differ in more than the seed "
                 f"({configs[fold][0].parent} and {config_path.parent}: {', '.join(differing[:4])}); keep runs that differ only by train.seed."
@@ -438,8 +487,19 @@ def _fmt_mean_std(mean, std) -> str:
     return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
-def evaluate_runs(runs_dir: str | Path, protocol: str, *, config_overrides, out_dir: Path | None, perturbations, device, workers="auto", progress=True,
-                  dist=None, level: str = "frame") -> dict[str, Any]:  # fmt: skip
+def evaluate_runs(
+    runs_dir: str | Path,
+    protocol: str,
+    *,
+    config_overrides,
+    out_dir: Path | None,
+    perturbations,
+    device,
+    workers="auto",
+    progress=True,
+    dist=None,
+    level: str = "frame",
+) -> dict[str, Any]:
     """One checkpoint per fold (several seeds: mean +- std) -> the train x test AUC matrix.
 
     As the field reports it: each cell is a test group's AUC; the in-domain value (the fold's own group) is in its own
@@ -457,8 +517,16 @@ def evaluate_runs(runs_dir: str | Path, protocol: str, *, config_overrides, out_
         for index, checkpoint in enumerate(checkpoints):
             log.info(f"fold {fold}: {checkpoint}")
             name = str(fold) if len(checkpoints) == 1 else f"{fold}/{checkpoint.parent.name}"
-            payload = evaluate_checkpoint(checkpoint, config_overrides=config_overrides, out_dir=out_dir / name, perturbations=perturbations,
-                                          device=device, workers=workers, progress=progress, dist=dist)  # fmt: skip
+            payload = evaluate_checkpoint(
+                checkpoint,
+                config_overrides=config_overrides,
+                out_dir=out_dir / name,
+                perturbations=perturbations,
+                device=device,
+                workers=workers,
+                progress=progress,
+                dist=dist,
+            )
             if dist is not None and not dist.is_main:
                 continue
             per_run.setdefault(fold, []).append(payload)
@@ -521,11 +589,20 @@ def evaluate_runs(runs_dir: str | Path, protocol: str, *, config_overrides, out_
     (out_dir / "matrix.tex").write_text(
         report.to_latex(header, rows, caption=title, label=f"tab:{spec.name}-matrix", card=card)
     )
-    report.write_json(out_dir / "metrics.json", {
-        "protocol": spec.name, "level": level, "metric": metric, "card": card,
-        "cells": {f"{r}|{c}": v for (r, c), v in cells.items()},
-        "folds": {str(f): [{"checkpoint": p["checkpoint"], "seed": p.get("seed"), "groups": p["groups"]} for p in ps] for f, ps in per_run.items()},
-    })  # fmt: skip
+    report.write_json(
+        out_dir / "metrics.json",
+        {
+            "protocol": spec.name,
+            "level": level,
+            "metric": metric,
+            "card": card,
+            "cells": {f"{r}|{c}": v for (r, c), v in cells.items()},
+            "folds": {
+                str(f): [{"checkpoint": p["checkpoint"], "seed": p.get("seed"), "groups": p["groups"]} for p in ps]
+                for f, ps in per_run.items()
+            },
+        },
+    )
     return {
         "out_dir": str(out_dir),
         "header": header,

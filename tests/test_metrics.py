@@ -146,8 +146,15 @@ def test_tpr_at_fpr_keeps_operating_points_where_real_and_fake_scores_tie():
             assert tpr_at_fpr(labels, scores, target) == pytest.approx(_brute_tpr(labels, scores, target))
 
 
-@pytest.mark.parametrize("helper", [equal_error_rate, lambda l, s: tpr_at_fpr(l, s, 0.01), lambda l, s: bootstrap_auc_ci(l, s, samples=5),
-                                    best_threshold])  # fmt: skip
+@pytest.mark.parametrize(
+    "helper",
+    [
+        equal_error_rate,
+        lambda l, s: tpr_at_fpr(l, s, 0.01),
+        lambda l, s: bootstrap_auc_ci(l, s, samples=5),
+        best_threshold,
+    ],
+)
 @pytest.mark.parametrize("labels", [[0, 0, 0], [1, 1]])
 def test_ranking_helpers_refuse_one_class_input_instead_of_a_made_up_number(helper, labels):
     with pytest.raises(MetricInputError, match="needs both real and fake"):

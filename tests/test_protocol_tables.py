@@ -27,13 +27,33 @@ def _predictions(seed: int = 0, videos: bool = True) -> list[dict]:
         for dataset in ("A", "B"):
             for v in range(6):
                 for frame in range(3):
-                    rows.append({"path": f"{dataset}/real/{split}{v}_{frame}.png", "label": 0, "split": split, "forgery_type": "real",
-                                 "generator": "real", "source_dataset": dataset, "video_id": f"{v:03d}", "frame": frame})  # fmt: skip
+                    rows.append(
+                        {
+                            "path": f"{dataset}/real/{split}{v}_{frame}.png",
+                            "label": 0,
+                            "split": split,
+                            "forgery_type": "real",
+                            "generator": "real",
+                            "source_dataset": dataset,
+                            "video_id": f"{v:03d}",
+                            "frame": frame,
+                        }
+                    )
         for generator, (forgery, dataset) in GENERATORS.items():
             for v in range(5):
                 for frame in range(3):
-                    rows.append({"path": f"{dataset}/{generator}/{split}{v}_{frame}.png", "label": 1, "split": split, "forgery_type": forgery,
-                                 "generator": generator, "source_dataset": dataset, "video_id": f"{v:03d}_{v + 1:03d}", "frame": frame})  # fmt: skip
+                    rows.append(
+                        {
+                            "path": f"{dataset}/{generator}/{split}{v}_{frame}.png",
+                            "label": 1,
+                            "split": split,
+                            "forgery_type": forgery,
+                            "generator": generator,
+                            "source_dataset": dataset,
+                            "video_id": f"{v:03d}_{v + 1:03d}",
+                            "frame": frame,
+                        }
+                    )
     shift = {"real": 0.0, "g1": 1.5, "g2": 0.5, "g3": 0.2}
     for row in rows:
         row["score"] = f"{1 / (1 + np.exp(-(rng.normal(shift[row['generator']], 1.0)))):.6f}"
@@ -121,7 +141,7 @@ def test_nonfinite_and_missing_scores_stop_with_the_rows_named_or_are_reported_w
     (lambda rows: rows[3].update(label="0.5"), "label '0.5' is not 0 .real. or 1 .fake."),
     (lambda rows: rows[3].update(label="2"), "label '2' is not 0"),
     (lambda rows: rows[3].update(frame="x"), "frame 'x' is not a whole number"),
-])  # fmt: skip
+])
 def test_bad_predictions_files_fail_with_one_sentence(tmp_path, edit, message):
     rows = _predictions()
     edit(rows)
