@@ -43,7 +43,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bootstrap",
         type=int,
-        help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); videos are resampled when the CSV has them",
+        help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); "
+        "videos are resampled when the CSV has them",
     )
     parser.add_argument(
         "--level",
@@ -73,7 +74,8 @@ def _latest_demo_checkpoint() -> Path:
     runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/best.pt"), key=lambda p: p.stat().st_mtime)
     if not runs:
         raise UserError(
-            "no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint."
+            "no demo run found under checkpoint/: run `python train.py` first (it trains the demo), "
+            "or pass --checkpoint."
         )
     return runs[-1]
 

@@ -273,7 +273,8 @@ def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_pe
                 Image.fromarray(_to_uint8(image)).save(out / relative, compress_level=1)
                 rows.append({
                     "path": relative, "label": 0 if generator == "real" else 1, "split": split, "forgery_type": forgery,
-                    "generator": generator, "source_dataset": dataset, "video_id": video, "identity": identity, "frame": frame,
+                    "generator": generator, "source_dataset": dataset, "video_id": video, "identity": identity,
+                    "frame": frame,
                 })  # fmt: skip
     csv_path = out / "demo.csv"
     with open(csv_path, "w", newline="") as handle:

@@ -121,7 +121,8 @@ def folds(protocol: Protocol, table: SplitTable) -> list[str]:
     if unnamed:
         raise ProtocolError(
             f"protocol {protocol.name} folds by '{protocol.fold_by}', but {len(unnamed)} fake training row(s) of "
-            f"{table.csv_path} have no {protocol.fold_by} (e.g. line {table.line(unnamed[0])}): fill it in or drop those rows."
+            f"{table.csv_path} have no {protocol.fold_by} (e.g. line {table.line(unnamed[0])}): "
+            "fill it in or drop those rows."
         )
     return sorted({column[i] for i in rows})
 

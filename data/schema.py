@@ -4,7 +4,8 @@ Required columns: ``path`` (relative to the data root, by default the CSV's fold
 (0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``,
 ``identity``, and ``frame`` / ``face_index`` (where a face crop came from, written by face extraction).
 Video ids are namespaced by source dataset, forgery type and generator (FF++ methods share ids such as ``000_003``);
-a row without a ``video_id`` is a video of its own. Other columns are kept and copied into predictions. Rows are numbered by their line in the file (header = 1).
+a row without a ``video_id`` is a video of its own. Other columns are kept and copied into predictions. Rows are
+numbered by their line in the file (header = 1).
 """
 from __future__ import annotations
 

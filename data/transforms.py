@@ -8,8 +8,9 @@
       - {name: color-jitter, p: 0.3, brightness: 0.2, contrast: 0.2, saturation: 0.2, hue: 0.0}
 
 ``jpeg`` and ``blur`` run first, on the image at its native resolution (before the resize to the model's size, as
-UnivFD and SIDBench apply them); the other entries run in order on the resized image. Evaluation uses none. Randomness comes from torch's
-global generator, which the dataset seeds per sample, so augmentation is a pure function of (seed, epoch, row).
+UnivFD and SIDBench apply them); the other entries run in order on the resized image. Evaluation uses none.
+Randomness comes from torch's global generator, which the dataset seeds per sample, so augmentation is a pure
+function of (seed, epoch, row).
 """
 from __future__ import annotations
 

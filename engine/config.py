@@ -35,7 +35,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "on-error": "error",         # a missing/corrupt image: error (stop, naming it) or skip (and count)
         "workers": "auto",           # loader processes per GPU; auto: the cores, shared among ranks
         "balanced": False,           # class-balanced sampling (with replacement)
-        "crop": "resize",            # image -> model size: resize | pad (isotropic, black borders) | center-crop (no resize)
+        "crop": "resize",            # image -> model size: resize | pad (isotropic, black borders) | center-crop
         "reals": "matched",          # fold protocols: training reals of the fold's own source dataset(s), or all
     },
     "train": {

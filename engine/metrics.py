@@ -261,7 +261,8 @@ def compute_metrics(
             else:
                 result[key] = None
                 result["na_reasons"][key] = (
-                    f"{n_real} reals < {reals_needed(target):,} needed to allow one false positive at FPR {100 * target:g}%"
+                    f"{n_real} reals < {reals_needed(target):,} needed to allow one false positive "
+                    f"at FPR {100 * target:g}%"
                 )
         result["oracle_threshold"], result["acc_oracle"] = best_threshold(labels, scores)
         result["auc_ci95"] = bootstrap_auc_ci(labels, scores, samples=bootstrap, seed=seed, clusters=clusters)

@@ -118,7 +118,8 @@ def check_finite_scores(table: SplitTable, rows: np.ndarray, scores: np.ndarray,
     if not allow:
         raise NonFiniteScoreError(
             f"{len(bad)} {what} of {table.csv_path} are NaN, infinite or missing ({shown}{more}): fix the scores "
-            "(an fp16 overflow? evaluate with --precision bf16 or fp32), or pass --allow-nonfinite to report them as left out."
+            "(an fp16 overflow? evaluate with --precision bf16 or fp32), "
+            "or pass --allow-nonfinite to report them as left out."
         )
     log.warning(
         f"{len(bad)} {what} are NaN, infinite or missing ({shown}{more}); they are left out and counted in the tables"
@@ -138,7 +139,8 @@ def score_table(model, table: SplitTable, rows: np.ndarray, config, device, pert
     clean = _subset_predictions(model, table, rows, config, device, workers=workers, progress=progress)
     if clean.skipped:
         log.warning(
-            f"skipped {clean.skipped} unreadable test images (data.on-error: skip); they are left out and counted in the tables"
+            f"skipped {clean.skipped} unreadable test images (data.on-error: skip); "
+            "they are left out and counted in the tables"
         )
     check_finite_scores(table, clean.indices, _scores_by_row(len(table), clean), "model scores", allow)
     scores = {"clean": _scores_by_row(len(table), clean)}
@@ -169,9 +171,10 @@ def protocol_card(
         _, counts = np.unique(np.asarray(videos, dtype=object), return_counts=True)
         faces = " (the most-fake face of each frame first)" if table.has("frame") else ""
         card.append(
-            f"level: {level} (frame: one row = one face crop; video AUC: {config['eval']['video-aggregation']} of frame "
-            f"scores per video{faces}); {len(counts)} test videos, {int(np.median(counts))} frames per video "
-            f"(median; {counts.min()}-{counts.max()}); video ids namespaced by source dataset, forgery type and generator"
+            f"level: {level} (frame: one row = one face crop; video AUC: {config['eval']['video-aggregation']} "
+            f"of frame scores per video{faces}); {len(counts)} test videos, {int(np.median(counts))} frames per "
+            f"video (median; {counts.min()}-{counts.max()}); video ids namespaced by source dataset, forgery type "
+            "and generator"
         )
     card.append(
         "reals: each fake group is scored against the test reals of its own source dataset(s); training reals: "
@@ -192,8 +195,8 @@ def protocol_card(
     threshold = f"Acc@0.5 at threshold {config['eval']['threshold']:g}; "
     if calibration:
         threshold += (
-            f"Acc@val-thr at {calibration['threshold']:.4f} ({calibration['method']} on the {calibration['split']} rows, "
-            f"epoch {calibration['epoch']}); "
+            f"Acc@val-thr at {calibration['threshold']:.4f} ({calibration['method']} on the "
+            f"{calibration['split']} rows, epoch {calibration['epoch']}); "
         )
     else:
         threshold += "Acc@val-thr n/a (no calibration saved with the checkpoint; 0.5 would be used); "
@@ -203,17 +206,16 @@ def protocol_card(
     if info is not None and not info.get("released") and info.get("epoch") is not None:
         select = config["train"]["select-metric"]
         card.append(
-            f"selection: best.pt = best validation {select} on the protocol's validation rows (epoch {info['epoch']} of "
-            f"{config['train']['epochs']}); test rows never seen in training. Some published work (e.g. DeepfakeBench) "
-            "selects on the test set, which reads higher"
+            f"selection: best.pt = best validation {select} on the protocol's validation rows "
+            f"(epoch {info['epoch']} of {config['train']['epochs']}); test rows never seen in training. "
+            "Some published work (e.g. DeepfakeBench) selects on the test set, which reads higher"
         )
     elif info is not None and info.get("released"):
         card.append("selection: a released checkpoint (selection rule of its authors)")
     version = (info or {}).get("code_version") or {}
     commit = version.get("commit")
-    card.append(
-        f"seed {config['train']['seed']}; code version {commit[:10] + (' (dirty)' if version.get('dirty') else '') if commit else 'unknown'}"
-    )
+    shown = commit[:10] + (" (dirty)" if version.get("dirty") else "") if commit else "unknown"
+    card.append(f"seed {config['train']['seed']}; code version {shown}")
     return card
 
 
@@ -351,7 +353,8 @@ def read_prediction_scores(table: SplitTable, path: Path) -> dict[str, np.ndarra
                 values[row] = float(text)
             except ValueError:
                 raise SchemaError(
-                    f"{path} line {table.line(row)}: {column} {text!r} is not a number; scores are probabilities of fake."
+                    f"{path} line {table.line(row)}: {column} {text!r} is not a number; "
+                    "scores are probabilities of fake."
                 ) from None
         scores["clean" if column == "score" else column[len("score_"):]] = values
     return scores
@@ -392,7 +395,10 @@ def evaluate_predictions(
         )
     outside = resolved.test[(scores["clean"][resolved.test] < 0) | (scores["clean"][resolved.test] > 1)]
     if len(outside):
-        note = f"{len(outside)} score(s) outside [0, 1] (e.g. line {table.line(outside[0])}): ranking metrics hold, accuracies at 0.5 assume probabilities"
+        note = (
+            f"{len(outside)} score(s) outside [0, 1] (e.g. line {table.line(outside[0])}): ranking metrics hold, "
+            "accuracies at 0.5 assume probabilities"
+        )
         log.warning(note)
         card_extra.append(note)
     config = {"eval": {**eval_config}, "train": {"seed": 0}, "data": {"reals": "matched"}}
@@ -458,7 +464,8 @@ def discover_runs(runs_dir: Path, protocol: str) -> dict[str | None, list[Path]]
             )
             raise UserErrorRuns(
                 f"two runs for fold {fold!r} of {spec.name} under {runs_dir} differ in more than the seed "
-                f"({configs[fold][0].parent} and {config_path.parent}: {', '.join(differing[:4])}); keep runs that differ only by train.seed."
+                f"({configs[fold][0].parent} and {config_path.parent}: {', '.join(differing[:4])}); "
+                "keep runs that differ only by train.seed."
             )
         configs.setdefault(fold, (config_path, comparable))
         found.setdefault(fold, []).append(best)
@@ -570,7 +577,8 @@ def evaluate_runs(
     what = "AUC (%)" if level == "frame" else "video-level AUC (%)"
     title = f"{spec.name}: test {what} of each training fold ({runs_dir.name})"
     card = [
-        f"level: {level} ({'one row = one face crop' if level == 'frame' else 'frame scores aggregated per video'}); rows: the fold trained on; "
+        f"level: {level} ({'one row = one face crop' if level == 'frame' else 'frame scores aggregated per video'}); "
+        "rows: the fold trained on; "
         "columns: test groups, each fake group against the test reals of its own source dataset(s)",
         (
             "In-domain: the fold's own test group; Avg unseen: mean over the other columns only (the diagonal excluded)"

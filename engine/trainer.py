@@ -376,7 +376,8 @@ class Trainer:
         predictions = predict(model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last)
         labels = self.table.labels[predictions.indices]
         metrics = compute_metrics(labels, predictions.scores, threshold=self.config["eval"]["threshold"],
-                                  videos=self.table.video_keys(predictions.indices), frames=self.table.frame_keys(predictions.indices),
+                                  videos=self.table.video_keys(predictions.indices),
+                                  frames=self.table.frame_keys(predictions.indices),
                                   video_aggregation=self.config["eval"]["video-aggregation"])  # fmt: skip
         result = {f"val_{k}": v for k, v in metrics.items() if not isinstance(v, (list, dict)) and k != "na_reason"}
         result["val_loss"] = predictions.loss

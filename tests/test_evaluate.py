@@ -70,7 +70,8 @@ def test_report_files_and_predictions(trained, tmp_path):
     )
     assert {"Acc@0.5", "Acc@val-thr", "Acc oracle"} <= set(header)
     card = (out / "table.md").read_text().split("Protocol card:")[1]
-    for needed in ("level: frame", "frames per video", "reals:", "selection: best.pt", "epoch", "seed 0", "code version",
+    for needed in ("level: frame", "frames per video", "reals:", "selection: best.pt", "epoch", "seed 0",
+                   "code version",
                    "bootstrap resamples of videos", "DeepfakeBench"):  # fmt: skip
         assert needed in card, needed
     assert "protocol card:" in result["console"] and "code version" in (out / "table.tex").read_text()
@@ -118,7 +119,8 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
         assert float(row[4]) == cells[index]
         assert float(row[5]) == pytest.approx(np.mean([c for i, c in enumerate(cells) if i != index]), abs=0.006)
     assert "Avg unseen: mean over the other columns only" in (out / "matrix.md").read_text()
-    # a second seed of one fold: mean +- std over seeds (the same weights here, so std 0); anything else differing: an error
+    # a second seed of one fold: mean +- std over seeds (the same weights here, so std 0);
+    # anything else differing is an error
     import shutil
 
     import yaml
