@@ -726,12 +726,29 @@ def test_make_demo_contents(demos):
     for generator, forgery, label in zip(table.column("generator"), table.column("forgery_type"), table.labels):
         assert label == (generator != "real") and (forgery == "real") == (generator == "real")
         if generator != "real":
-            assert forgery == GENERATORS[generator][0]
+            assert forgery == GENERATORS[generator]
     assert int((table.labels == 0).sum()) == 48 and int((table.labels == 1).sum()) == 48
     splits_of_video = {}
     for video, split in zip(table.column("video_id"), table.column("split")):
         splits_of_video.setdefault(video, set()).add(split)
     assert len(splits_of_video) == 24 and all(len(s) == 1 for s in splits_of_video.values())
+    # every generator applied to both source datasets; identities (targets and donors) never cross splits
+    made_from = {(g, d) for g, d, y in zip(table.column("generator"), table.column("source_dataset"), table.labels) if y}
+    assert made_from == {(g, d) for g in GENERATORS for d in ("DemoFace-A", "DemoFace-B")}
+    splits_of_person = {}
+    for people, split in zip(table.column("identity"), table.column("split")):
+        for person in people.split(";"):
+            splits_of_person.setdefault(person, set()).add(split)
+    assert all(len(s) == 1 for s in splits_of_person.values())
+    assert any(";" in people for people in table.column("identity"))  # face swaps name both people
+    # the frames of a video are one moving face: far closer to each other than to another video of the same class
+    def pixels(row):
+        return np.asarray(Image.open(table.resolve(row)), dtype=np.float64)
+
+    same_video = np.abs(pixels(0) - pixels(1)).mean()
+    other_video = np.abs(pixels(0) - pixels(4)).mean()
+    assert table.column("video_id")[0] == table.column("video_id")[1] != table.column("video_id")[4]
+    assert same_video < 0.5 * other_video
     for path in table.resolved_paths():
         with Image.open(path) as image:
             assert (image.format, image.size, image.mode) == ("PNG", (64, 64), "RGB")
