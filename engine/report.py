@@ -105,7 +105,7 @@ def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequen
         header.append("Video AUC")
     header += [f"AUC {name}" for name in perturbations]
     rows, notes = [], []
-    noted: dict[str, list[str]] = {}
+    noted: dict[str, list[tuple[str, str]]] = {}
     for group, entry in results.items():
         clean = entry["clean"]
         row = [group_label(group)] + [_fmt(clean.get(key), pct) for key, _, pct in TABLE_COLUMNS]
@@ -120,7 +120,7 @@ def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequen
         elif clean.get("na_reasons"):
             for key, reason in clean["na_reasons"].items():
                 if key in NOTED_METRICS:
-                    noted.setdefault(NOTED_METRICS[key], []).append(f"{group_label(group)} ({reason})")
+                    noted.setdefault(NOTED_METRICS[key], []).append((group_label(group), reason))
         for name, metrics in entry.items():
             if metrics.get("n_unscored"):
                 which = "" if name == "clean" else f" under {name}"
@@ -128,8 +128,11 @@ def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequen
                     f"{group_label(group)}: {metrics['n_unscored']} row(s) without a finite score{which} left out"
                 )
         rows.append(row)
-    for title, groups in noted.items():
-        notes.append(f"n/a: {title} for " + "; ".join(groups))
+    for title, entries in noted.items():  # groups sharing a reason are listed once, before it
+        by_reason: dict[str, list[str]] = {}
+        for group, reason in entries:
+            by_reason.setdefault(reason, []).append(group)
+        notes.append(f"n/a: {title} for " + "; ".join(f"{', '.join(g)} ({r})" for r, g in by_reason.items()))
     return header, rows, notes
 
 
