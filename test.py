@@ -7,6 +7,7 @@
     python test.py --runs checkpoint/ablations          # runs of several detectors -> the comparison table
     python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
     python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
+    python test.py --runs checkpoint/xgen --protocol cross-generator --level video  # video-level matrix
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.errors import UsageError
+from common.cli import run
+from common.errors import UsageError, UserError
 from engine.config import REPO_ROOT, load_config
 
 
@@ -31,8 +33,37 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", help="folder the CSV's paths are relative to")
     parser.add_argument("--config", help="model config the checkpoint must match (an error if it does not)")
     parser.add_argument("--out", help="output folder (default: RUN/eval-<protocol>[-<fold>])")
-    parser.add_argument("--perturb", help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5")
-    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples of the AUC's 95%% interval (0: off)")
+    parser.add_argument(
+        "--perturb",
+        help="robustness columns, e.g. jpeg:70,blur:1.0,resize:0.5,noise:5 (applied at the image's native resolution)",
+    )
+    parser.add_argument(
+        "--crop",
+        choices=["resize", "pad", "center-crop"],
+        help="image -> model size (default: the run's data.crop, resize)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); "
+        "videos are resampled when the CSV has them",
+    )
+    parser.add_argument(
+        "--level",
+        choices=["frame", "video"],
+        default="frame",
+        help="--runs matrices: frame-level or video-level AUC (default: frame)",
+    )
+    parser.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="report NaN/infinite/missing scores as left-out rows in the tables instead of stopping",
+    )
+    parser.add_argument(
+        "--roc-log-fpr",
+        action="store_true",
+        help="roc.png with a log-scale false-positive-rate axis (the low-FPR region)",
+    )
     parser.add_argument("--batch-size", type=int, help="evaluation batch size")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: the run's)")
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
@@ -44,12 +75,17 @@ def get_args_parser() -> argparse.ArgumentParser:
 def _latest_demo_checkpoint() -> Path:
     runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/best.pt"), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise UsageError("no demo run found under checkpoint/: run `python train.py` first (it trains the demo), or pass --checkpoint.")
+        raise UserError(
+            "no demo run found under checkpoint/: run `python train.py` first (it trains the demo), "
+            "or pass --checkpoint."
+        )
     return runs[-1]
 
 
 def _overrides(args) -> dict:
     data, eval_, train = {}, {}, {}
+    if args.crop:
+        data["crop"] = args.crop
     if args.csv:
         data["csv"] = str(Path(args.csv).resolve())
         data["root"] = str(Path(args.data_root).resolve()) if args.data_root else None
@@ -61,6 +97,10 @@ def _overrides(args) -> dict:
         eval_["batch-size"] = args.batch_size
     if args.perturb:
         eval_["perturb"] = args.perturb
+    if args.allow_nonfinite:
+        eval_["allow-nonfinite"] = True
+    if args.roc_log_fpr:
+        eval_["roc-log-fpr"] = True
     if args.precision:
         train["precision"] = args.precision
     return {k: v for k, v in (("data", data), ("eval", eval_), ("train", train)) if v}
@@ -81,10 +121,14 @@ def main(argv=None) -> dict:
     setup_logging(None, True)
     if args.predictions:
         if not args.protocol:
-            raise UsageError("--predictions needs --protocol (which groups to report).")
-        eval_config = {**load_config(None)["eval"], **overrides.get("eval", {}), "bootstrap": args.bootstrap or 0}
+            raise UsageError(
+                "--predictions needs --protocol (which test rows and groups to report, e.g. --protocol intra)."
+            )
+        eval_config = {**load_config(None)["eval"], **overrides.get("eval", {})}
         out = out or Path(args.predictions).resolve().parent / "recomputed"
-        result = evaluate_predictions(args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out)
+        result = evaluate_predictions(
+            args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out, fold=args.fold
+        )
         print(result["console"])
         print(f"\nwritten to {result['out_dir']}")
         return result
@@ -94,7 +138,7 @@ def main(argv=None) -> dict:
         setup_logging(None, dist.is_main)
         if args.runs:  # without --protocol: the protocol the runs were trained on
             result = evaluate_run_folder(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
-                                   device=device, workers=workers, progress=not args.quiet, dist=dist)  # fmt: skip
+                                         device=device, workers=workers, progress=not args.quiet, dist=dist, level=args.level)  # fmt: skip
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
             requested = load_config(args.config) if args.config else None
@@ -110,6 +154,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from common.cli import run
-
     sys.exit(run(main))

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from .images import ImageDecodeError, load_image
+from .images import CROP_POLICIES, ImageDecodeError, fit_to_size, load_image
 from .schema import SplitTable
-from .transforms import apply_augment, build_augment
+from .transforms import apply_augment, build_augment, split_native
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class SplitDataset(Dataset):
         on_error: str = "error",
         targets: Mapping[str, np.ndarray] | None = None,
         perturb: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+        crop: str = "resize",
     ):
         if on_error not in ON_ERROR:
             raise ConfigError(f"data config key 'on-error' must be one of {', '.join(ON_ERROR)}; got {on_error!r}.")
@@ -54,9 +55,16 @@ class SplitDataset(Dataset):
         self.paths = np.array(table.resolved_paths(self.rows), dtype=np.str_)
         self.labels = table.labels[self.rows].astype(np.int64)
         self.size = size
-        self.augment = build_augment(augment, size)
+        native, sized = split_native(augment)
+        self.native_augment = build_augment(native, size)  # JPEG / blur at the image's own resolution
+        self.augment = build_augment(sized, size)
+        if crop not in CROP_POLICIES:
+            raise ValueError(f"data config key 'crop' must be one of {', '.join(CROP_POLICIES)}; got {crop!r}.")
+        self.crop = crop
+        # decode at native resolution only when something must happen there (otherwise the fast resized decode)
+        self.native = crop != "resize" or self.native_augment is not None or perturb is not None
         self.on_error = on_error
-        self.perturb = perturb  # test-time robustness (data/perturb.py), after resizing
+        self.perturb = perturb  # test-time robustness (data/perturb.py), at native resolution, before resizing
         self.targets = {name: np.asarray(values)[self.rows].astype(np.int64) for name, values in (targets or {}).items()}
 
     def __len__(self) -> int:
@@ -66,21 +74,21 @@ class SplitDataset(Dataset):
         position, seed = key if isinstance(key, tuple) else (key, None)
         path = str(self.paths[position])
         try:
-            image = load_image(path, self.size)
+            image = load_image(path, None if self.native else self.size)
         except ImageDecodeError as error:
             if self.on_error == "error":
                 raise CorruptImageError(f"{error}; fix or remove it, or set data.on-error: skip to skip such images.") from error
             log.warning("skipping %s", error)
             return None
-        if self.augment is not None:
-            if seed is None:
-                image = apply_augment(self.augment, image)
-            else:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    image = apply_augment(self.augment, image)
-        if self.perturb is not None:
-            image = self.perturb(image, int(self.rows[position]))
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            if self.native:
+                image = apply_augment(self.native_augment, image)
+                if self.perturb is not None:
+                    image = self.perturb(image, int(self.rows[position]))
+                image = fit_to_size(image, self.size, self.crop)
+            image = apply_augment(self.augment, image)
         sample = {"image": image, "label": self.labels[position], "index": self.rows[position]}
         for name, values in self.targets.items():
             sample[name] = values[position]

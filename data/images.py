@@ -84,6 +84,43 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+RESIZE_FILTER = Image.Resampling.BICUBIC
+CROP_POLICIES = ("resize", "pad", "center-crop")
+
+
+def fit_to_size(image: torch.Tensor, size: int, policy: str = "resize") -> torch.Tensor:
+    """A decoded uint8 (3, H, W) image brought to (3, size, size) by a crop policy.
+
+    ``resize``: both sides to ``size`` (the aspect ratio may change); ``pad``: the longer side to ``size``, keeping
+    the aspect ratio, centred on black; ``center-crop``: no resampling at all, the central ``size`` x ``size``
+    window (black padding where the image is smaller), as CNNDetection / UnivFD test.
+    """
+    if policy not in CROP_POLICIES:
+        raise ValueError(f"data.crop must be one of {', '.join(CROP_POLICIES)}; got {policy!r}.")
+    height, width = image.shape[-2:]
+    if policy == "center-crop":
+        top, left = (height - size) // 2, (width - size) // 2
+        canvas = torch.zeros((3, size, size), dtype=torch.uint8)
+        source = image[:, max(0, top) : max(0, top) + size, max(0, left) : max(0, left) + size]
+        y, x = max(0, -top), max(0, -left)
+        canvas[:, y : y + source.shape[1], x : x + source.shape[2]] = source
+        return canvas
+    if policy == "resize":
+        target = (size, size)
+    else:
+        scale = size / max(height, width)
+        target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if (width, height) != target:
+        picture = Image.fromarray(image.permute(1, 2, 0).numpy()).resize(target, RESIZE_FILTER)
+        image = torch.from_numpy(np.array(picture, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    if policy == "pad":
+        canvas = torch.zeros((3, size, size), dtype=torch.uint8)
+        y, x = (size - image.shape[1]) // 2, (size - image.shape[2]) // 2
+        canvas[:, y : y + image.shape[1], x : x + image.shape[2]] = image
+        return canvas
+    return image
+
+
 def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
     """Decode ``path`` to a uint8 (3, H, W) RGB tensor, resized to (size, size) when ``size`` is given.
 
@@ -103,7 +140,7 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
                 image = ImageOps.exif_transpose(image)
                 image = _to_rgb(image)
                 if size is not None and image.size != (size, size):
-                    image = image.resize((size, size), Image.Resampling.BICUBIC)
+                    image = image.resize((size, size), RESIZE_FILTER)
                 array = np.array(image, dtype=np.uint8)
     except FileNotFoundError as error:
         raise ImageDecodeError(f"image file {path} does not exist") from error

@@ -1,8 +1,12 @@
-"""A seeded, GenFace-like synthetic dataset: face-like real images and six synthetic "generators".
+"""A seeded, GenFace-like synthetic benchmark: face-like real videos and six synthetic "generators".
 
     python -m data.make_demo OUT [--seed 0] [--identities 200] [--fakes-per-generator 300]
 
-Two source datasets (two "cameras") of procedurally drawn faces, filmed as short "videos" (4 frames each).
+Two source datasets (two "cameras") of procedurally drawn faces, filmed as short "videos" of 4 frames: one face
+with small motion between frames (the frames of a video are correlated, as in real footage: one pose, one lighting,
+a small random-walk shift, fresh sensor noise per frame). Every generator is applied to both source datasets, so the
+camera is no shortcut for the label; identities are disjoint across splits (a person's real video, and every fake
+made from or with that person, are on one side), so that video AUC and the video bootstrap mean something.
 Fakes come from six generators under GenFace's three forgery types, each leaving its own trace:
 
 | forgery type | generator | trace |
@@ -15,11 +19,12 @@ Fakes come from six generators under GenFace's three forgery types, each leaving
 | FS | swap-warp | another identity's face resampled (shrunk and re-enlarged) and pasted with a hard edge |
 
 Every image is written as PNG (lossless, one format for both classes), with ``demo.csv`` in the schema of
-``data/schema.py`` (split by video, stratified by generator). A small CAEL learns it in minutes on a CPU.
+``data/schema.py`` (columns ``identity`` and ``frame`` included). A small CAEL learns it in minutes on a CPU.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import csv
 import time
 from dataclasses import dataclass
@@ -29,16 +34,19 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from common.cli import run
+
 SIZE = 64
 FRAMES_PER_VIDEO = 4
-GENERATORS = {  # generator -> (forgery type, source dataset it is made from)
-    "gan-upsample": ("EFS", "DemoFace-A"),
-    "diffusion-smooth": ("EFS", "DemoFace-B"),
-    "attr-hair": ("AM", "DemoFace-A"),
-    "attr-mouth": ("AM", "DemoFace-B"),
-    "swap-blend": ("FS", "DemoFace-A"),
-    "swap-warp": ("FS", "DemoFace-B"),
+GENERATORS = {  # generator -> forgery type; each is applied to both source datasets
+    "gan-upsample": "EFS",
+    "diffusion-smooth": "EFS",
+    "attr-hair": "AM",
+    "attr-mouth": "AM",
+    "swap-blend": "FS",
+    "swap-warp": "FS",
 }
+MOTION_SIGMA = 0.6  # pixels of random-walk shift between consecutive frames
 CAMERAS = {  # source dataset -> (lens blur sigma, sensor noise sigma, lighting contrast)
     "DemoFace-A": (0.6, 5.0, 0.35),
     "DemoFace-B": (0.8, 3.5, 0.2),
@@ -84,11 +92,20 @@ def _soft(distance, edge=0.15):
     return np.clip((1.0 - distance) / edge + 0.5, 0.0, 1.0)
 
 
-def _render(who: Identity, rng: np.random.Generator, contrast: float, scale: float = 1.0, mouth_open: float | None = None):
-    """A clean (noise-free, unblurred) face at SIZE*scale pixels, with its masks (face, hair, mouth, inner face)."""
+def _render(
+    who: Identity,
+    rng: np.random.Generator,
+    contrast: float,
+    scale: float = 1.0,
+    mouth_open: float | None = None,
+    motion=(0.0, 0.0),
+):
+    """A clean (noise-free, unblurred) face at SIZE*scale pixels, with its masks (face, hair, mouth, inner face).
+
+    ``rng`` draws the pose (re-seeded identically for every frame of a video); ``motion`` shifts it per frame."""
     size = int(SIZE * scale)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / scale
-    cx, cy = SIZE / 2 + rng.normal(0, 1.5), SIZE / 2 + 2 + rng.normal(0, 1.5)
+    cx, cy = SIZE / 2 + rng.normal(0, 1.5) + motion[0], SIZE / 2 + 2 + rng.normal(0, 1.5) + motion[1]
     light = rng.normal(0, 1, 2)
     light /= np.linalg.norm(light) + 1e-9
     t = (yy / SIZE)[..., None]
@@ -136,24 +153,26 @@ def _checkerboard_upsample(small, rng):
     return big * np.tile(phase, (SIZE // 2, SIZE // 2))[..., None]
 
 
-def real_frame(who, rng, dataset):
+def real_frame(who, rng, dataset, noise_rng=None, motion=(0.0, 0.0)):
+    """A camera frame: ``rng`` draws what stays fixed within a video, ``noise_rng`` the sensor noise of this frame."""
     blur, noise, contrast = CAMERAS[dataset]
-    clean, masks = _render(who, rng, contrast)
-    return _camera(clean, rng, blur, noise), clean, masks
+    clean, masks = _render(who, rng, contrast, motion=motion)
+    return _camera(clean, noise_rng or rng, blur, noise), clean, masks
 
 
-def fake_frame(generator, who, donor, rng, dataset):
+def fake_frame(generator, who, donor, rng, dataset, noise_rng=None, motion=(0.0, 0.0)):
     blur, noise, contrast = CAMERAS[dataset]
+    noise_rng = noise_rng or rng
     if generator == "gan-upsample":
-        small, _ = _render(who, rng, contrast, scale=0.5)
-        small = ndimage.gaussian_filter(small, sigma=(0.5, 0.5, 0)) + rng.normal(0, noise * 0.6, small.shape)
+        small, _ = _render(who, rng, contrast, scale=0.5, motion=motion)
+        small = ndimage.gaussian_filter(small, sigma=(0.5, 0.5, 0)) + noise_rng.normal(0, noise * 0.6, small.shape)
         return _checkerboard_upsample(small, rng)
     if generator == "diffusion-smooth":
-        clean, _ = _render(who, rng, contrast)
+        clean, _ = _render(who, rng, contrast, motion=motion)
         smooth = ndimage.gaussian_filter(clean, sigma=(1.6, 1.6, 0))
-        grain = ndimage.gaussian_filter(rng.normal(0, 1, clean.shape), sigma=(0.7, 0.7, 0))
+        grain = ndimage.gaussian_filter(noise_rng.normal(0, 1, clean.shape), sigma=(0.7, 0.7, 0))
         return smooth + grain * noise * 0.8
-    frame, clean, masks = real_frame(who, rng, dataset)
+    frame, clean, masks = real_frame(who, rng, dataset, noise_rng, motion)
     if generator == "attr-hair":
         colour = _HAIR[rng.integers(len(_HAIR))] + rng.normal(0, 20, 3)
         hair = ndimage.gaussian_filter(masks["hair"], 1.0)[..., None]
@@ -162,11 +181,13 @@ def fake_frame(generator, who, donor, rng, dataset):
         return frame * (1 - hair) + recoloured * hair
     if generator == "attr-mouth":
         region = masks["mouth"][..., None]
-        edited, _ = _render(who, np.random.default_rng(rng.integers(2**32)), contrast, mouth_open=rng.uniform(2.5, 3.5))
-        low = _camera(edited, rng, blur, noise)[::2, ::2]
+        edited, _ = _render(
+            who, np.random.default_rng(rng.integers(2**32)), contrast, mouth_open=rng.uniform(2.5, 3.5), motion=motion
+        )
+        low = _camera(edited, noise_rng, blur, noise)[::2, ::2]
         regenerated = ndimage.zoom(low, (2, 2, 1), order=1)
         return frame * (1 - region) + regenerated * region
-    donor_frame, _, donor_masks = real_frame(donor, rng, dataset)
+    donor_frame, _, donor_masks = real_frame(donor, rng, dataset, noise_rng, motion)
     if generator == "swap-blend":
         mask = ndimage.gaussian_filter(masks["inner"], 1.5)[..., None]
         tone = rng.uniform(0.85, 1.15, 3)
@@ -195,38 +216,65 @@ def _assign_splits(video_ids: list[str], rng: np.random.Generator) -> dict[str, 
 
 def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_per_generator: int = 300) -> Path:
     """Write the demo dataset under ``out`` and return the path of its CSV."""
+    if identities < 3:
+        raise ValueError(f"the demo needs at least 3 identities per source dataset (one per split); got {identities}.")
     out = Path(out)
     rng = np.random.default_rng(seed)
     rows = []
     datasets = list(CAMERAS)
     people = {name: [_identity(rng) for _ in range(identities)] for name in datasets}
-    videos: dict[str, list[tuple[str, str, str, str, int]]] = {}  # generator -> (video, dataset, type, ...)
+    # identities first: each person (and every video made from or with them) belongs to one split
+    person_split = {name: _assign_splits(list(range(identities)), rng) for name in datasets}
+    by_split = {
+        name: {split: [p for p, s in person_split[name].items() if s == split] for split, _ in SPLIT_RATIOS}
+        for name in datasets
+    }
+    videos: dict[
+        tuple[str, str], list[tuple[str, str, int, int | None]]
+    ] = {}  # (generator, dataset) -> (video, split, person, donor)
     for name in datasets:
         for index in range(identities):
-            videos.setdefault(("real", name), []).append((f"{name}-real-{index:04d}", index))
-    fake_videos = max(1, fakes_per_generator // FRAMES_PER_VIDEO)
-    for generator, (_, dataset) in GENERATORS.items():
-        for index in range(fake_videos):
-            videos.setdefault((generator, dataset), []).append((f"{dataset}-{generator}-{index:04d}", int(rng.integers(identities))))
+            videos.setdefault(("real", name), []).append(
+                (f"{name}-real-{index:04d}", person_split[name][index], index, None)
+            )
+    fake_videos = max(2, fakes_per_generator // FRAMES_PER_VIDEO)
+    for g, generator in enumerate(GENERATORS):
+        # the generator's videos alternate between the datasets and are split together (stratified by generator)
+        made_from = [datasets[(g + index) % len(datasets)] for index in range(fake_videos)]
+        ids = [f"{name}-{generator}-{index:04d}" for index, name in enumerate(made_from)]
+        splits = _assign_splits(ids, rng)
+        for video, name in zip(ids, made_from):
+            pool = by_split[name][splits[video]]
+            person = int(pool[rng.integers(len(pool))])
+            donor = int(pool[(pool.index(person) + 1 + rng.integers(max(1, len(pool) - 1))) % len(pool)])
+            videos.setdefault((generator, name), []).append((video, splits[video], person, donor))
     for (generator, dataset), entries in videos.items():
-        splits = _assign_splits([video for video, _ in entries], rng)
-        forgery = "real" if generator == "real" else GENERATORS[generator][0]
+        forgery = "real" if generator == "real" else GENERATORS[generator]
         folder = out / dataset / generator
         folder.mkdir(parents=True, exist_ok=True)
-        for video, person in entries:
+        for video, split, person, donor in entries:
             who = people[dataset][person]
-            donor = people[dataset][(person + 1 + int(rng.integers(identities - 1))) % identities]
+            video_seed = int(rng.integers(2**63))
+            steps = rng.normal(0, MOTION_SIGMA, (FRAMES_PER_VIDEO, 2))
+            steps[0] = 0.0
+            path = np.cumsum(steps, axis=0)  # small random-walk motion of one face
+            identity = f"{dataset}-id{person:04d}" + (
+                f";{dataset}-id{donor:04d}" if generator.startswith("swap") else ""
+            )
             for frame in range(FRAMES_PER_VIDEO):
-                frame_rng = np.random.default_rng(rng.integers(2**63))
+                pose_rng = np.random.default_rng(video_seed)  # the same pose, lighting and edit in every frame
+                noise_rng = np.random.default_rng(rng.integers(2**63))
+                motion = (float(path[frame, 0]), float(path[frame, 1]))
                 if generator == "real":
-                    image = real_frame(who, frame_rng, dataset)[0]
+                    image = real_frame(who, pose_rng, dataset, noise_rng, motion)[0]
                 else:
-                    image = fake_frame(generator, who, donor, frame_rng, dataset)
+                    image = fake_frame(generator, who, people[dataset][donor], pose_rng, dataset, noise_rng, motion)
                 relative = f"{dataset}/{generator}/{video}_{frame}.png"
                 Image.fromarray(_to_uint8(image)).save(out / relative, compress_level=1)
                 rows.append({
-                    "path": relative, "label": 0 if generator == "real" else 1, "split": splits[video],
-                    "forgery_type": forgery, "generator": generator, "source_dataset": dataset, "video_id": video,
+                    "path": relative, "label": 0 if generator == "real" else 1, "split": split, "forgery_type": forgery,
+                    "generator": generator, "source_dataset": dataset, "video_id": video, "identity": identity,
+                    "frame": frame,
                 })  # fmt: skip
     csv_path = out / "demo.csv"
     with open(csv_path, "w", newline="") as handle:
@@ -241,7 +289,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", help="output folder (created)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--identities", type=int, default=200, help="real identities (one 4-frame video each) per source dataset")
-    parser.add_argument("--fakes-per-generator", type=int, default=300, help="fake images per generator")
+    parser.add_argument(
+        "--fakes-per-generator", type=int, default=300, help="fake images per generator (both source datasets together)"
+    )
     return parser
 
 
@@ -256,8 +306,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from common.cli import run
-
     sys.exit(run(main))

@@ -1,13 +1,13 @@
 """Deterministic test-time perturbations for robustness tables: ``--perturb jpeg:70,blur:1.0,resize:0.5,noise:5``.
 
-Each acts on one decoded, resized uint8 (3, S, S) image in the loader's workers:
+Each acts on one decoded uint8 (3, H, W) image at its native resolution, before the resize (or crop) to the model's
+size, in the loader's workers (as UnivFD and SIDBench perturb):
 ``jpeg:Q`` re-encodes at quality Q; ``blur:SIGMA`` Gaussian blur; ``resize:F`` down-scales by F and back (lost
 detail); ``noise:SIGMA`` adds Gaussian noise (seeded by the image's row, so every run sees the same noise).
 """
 from __future__ import annotations
 
 from common.errors import UsageError
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,10 +34,10 @@ class Perturbation:
             kernel = 2 * int(round(3 * self.amount)) + 1
             return TF.gaussian_blur(image, kernel_size=[kernel, kernel], sigma=[self.amount, self.amount])
         if self.kind == "resize":
-            size = image.shape[-1]
-            small = max(1, int(round(size * self.amount)))
-            down = TF.resize(image, [small, small], antialias=True)
-            return TF.resize(down, [size, size], antialias=True)
+            height, width = image.shape[-2:]
+            small = [max(1, int(round(height * self.amount))), max(1, int(round(width * self.amount)))]
+            down = TF.resize(image, small, antialias=True)
+            return TF.resize(down, [height, width], antialias=True)
         generator = torch.Generator().manual_seed(int(row))
         noise = torch.randn(image.shape, generator=generator) * self.amount
         return (image.float() + noise).round().clamp(0, 255).to(torch.uint8)

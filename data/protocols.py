@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+
 from .schema import SchemaError, SplitTable
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 SUBSETS = ("train", "val", "test")
 OVERALL = "overall"
+MISSING_VALUE = "(missing)"
 
 
 class ProtocolError(UserError, ValueError):
@@ -102,6 +104,13 @@ def folds(protocol: Protocol, table: SplitTable) -> list[str]:
     split_only = {k: v for k, v in protocol.spec["train"].items() if k == "split"}
     rows = np.flatnonzero(_match(table, split_only, None, f"protocol {protocol.name}") & (table.labels == 1))
     column = table.column(protocol.fold_by)
+    unnamed = [i for i in rows if not column[i]]
+    if unnamed:
+        raise ProtocolError(
+            f"protocol {protocol.name} folds by '{protocol.fold_by}', but {len(unnamed)} fake training row(s) of "
+            f"{table.csv_path} have no {protocol.fold_by} (e.g. line {table.line(unnamed[0])}): "
+            "fill it in or drop those rows."
+        )
     return sorted({column[i] for i in rows})
 
 
@@ -115,6 +124,7 @@ def report_groups(table: SplitTable, test_rows: np.ndarray, columns: list[str]) 
         if not table.has(column):
             continue
         values = np.asarray(table.column(column), dtype=object)[test_rows]
+        values = np.where(values == "", MISSING_VALUE, values)  # rows without a value: a visible group of their own
         if column == "source_dataset":
             for value in sorted(set(values)):
                 groups[f"{column}={value}"] = test_rows[values == value]
@@ -128,8 +138,30 @@ def report_groups(table: SplitTable, test_rows: np.ndarray, columns: list[str]) 
     return groups
 
 
-def resolve(protocol: Protocol | str, table: SplitTable, fold: str | None = None) -> ResolvedProtocol:
-    """Rows of each subset and the test groups of ``protocol`` on ``table`` for ``fold``."""
+REAL_POLICIES = ("matched", "all")
+
+
+def match_reals(table: SplitTable, rows: np.ndarray) -> np.ndarray:
+    """``rows`` without the reals whose source dataset has no fake among ``rows`` (the source is then no label)."""
+    if not table.has("source_dataset") or len(rows) == 0:
+        return rows
+    sources = np.asarray(table.column("source_dataset"), dtype=object)[rows]
+    fake_sources = set(sources[table.labels[rows] == 1])
+    keep = (table.labels[rows] == 1) | np.isin(sources, list(fake_sources))
+    return rows[keep]
+
+
+def resolve(
+    protocol: Protocol | str, table: SplitTable, fold: str | None = None, reals: str = "matched"
+) -> ResolvedProtocol:
+    """Rows of each subset and the test groups of ``protocol`` on ``table`` for ``fold``.
+
+    ``reals``: for a protocol with folds, ``matched`` (default) keeps the training and validation reals of the fold's
+    own source dataset(s) only, so that the source dataset cannot become a shortcut for the label; ``all`` keeps
+    every real the filters pass.
+    """
+    if reals not in REAL_POLICIES:
+        raise ProtocolError(f"data.reals must be one of {', '.join(REAL_POLICIES)}; got {reals!r}.")
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol)
     if protocol.fold_by is not None:
@@ -145,6 +177,8 @@ def resolve(protocol: Protocol | str, table: SplitTable, fold: str | None = None
     for name in SUBSETS:
         context = f"protocol {protocol.name} ({name})"
         subsets[name] = np.flatnonzero(_match(table, protocol.spec[name], fold, context) & valid)
+        if name != "test" and protocol.fold_by is not None and reals == "matched":
+            subsets[name] = match_reals(table, subsets[name])
     overlap = set(subsets["test"]) & (set(subsets["train"]) | set(subsets["val"]))
     if overlap:
         line = table.line(min(overlap))

@@ -2,8 +2,10 @@
 
 Required columns: ``path`` (relative to the data root, by default the CSV's folder, or absolute) and ``label``
 (0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``,
-``identity`` (the person or people shown, ``;``-separated, for identity-leak checks).
-Other columns are kept and copied into predictions. Rows are numbered by their line in the file (header = 1).
+``identity``, and ``frame`` / ``face_index`` (where a face crop came from, written by face extraction).
+Video ids are namespaced by source dataset, forgery type and generator (FF++ methods share ids such as ``000_003``);
+a row without a ``video_id`` is a video of its own. Other columns are kept and copied into predictions. Rows are
+numbered by their line in the file (header = 1).
 """
 from __future__ import annotations
 
@@ -15,8 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
+
 REQUIRED_COLUMNS = ("path", "label")
-OPTIONAL_COLUMNS = ("split", "forgery_type", "generator", "source_dataset", "video_id", "identity")
+OPTIONAL_COLUMNS = (
+    "split",
+    "forgery_type",
+    "generator",
+    "source_dataset",
+    "video_id",
+    "identity",
+    "frame",
+    "face_index",
+)
+# Columns that, with video_id, name one video: the same id under two generators is two videos.
+VIDEO_NAMESPACE_COLUMNS = ("source_dataset", "forgery_type", "generator")
 IDENTITY_SEPARATOR = ";"
 GROUP_COLUMNS = ("forgery_type", "generator", "source_dataset")
 SPLITS = ("train", "val", "test")
@@ -82,6 +96,36 @@ class SplitTable:
         column = self.column(name)
         return [column[i] for i in rows]
 
+    def video_keys(self, rows: Sequence[int]) -> list[str] | None:
+        """One key per row naming its video (namespaced; a row without ``video_id`` is its own video), or None
+        when the CSV has no ``video_id`` column."""
+        if not self.has("video_id"):
+            return None
+        namespace = [self.columns[c] for c in VIDEO_NAMESPACE_COLUMNS if c in self.columns]
+        ids = self.columns["video_id"]
+        return [
+            "/".join([*(column[i] for column in namespace), ids[i]]) if ids[i] else f"<row at line {self.line(i)}>"
+            for i in rows
+        ]
+
+    def frame_keys(self, rows: Sequence[int]) -> list[str] | None:
+        """One key per row naming its frame within its video (faces of one frame share it), or None without a
+        ``frame`` column; a row with an empty ``frame`` is a frame of its own."""
+        if not self.has("frame"):
+            return None
+        frames = self.columns["frame"]
+        return [frames[i] if frames[i] else f"<row at line {self.line(i)}>" for i in rows]
+
+    def cluster_keys(self, rows: Sequence[int]) -> tuple[list[str] | None, str]:
+        """(key per row, unit) of the bootstrap: videos when the CSV has them, else identities, else images."""
+        videos = self.video_keys(rows)
+        if videos is not None:
+            return videos, "videos"
+        if self.has("identity"):
+            identities = self.columns["identity"]
+            return [identities[i] if identities[i] else f"<row at line {self.line(i)}>" for i in rows], "identities"
+        return None, "images"
+
 
 def _encoding_of(csv_path: Path) -> str:
     """UTF-8 (with or without a byte-order mark), or UTF-16 when the file starts with its byte-order mark."""
@@ -128,7 +172,7 @@ def _read_rows(reader, csv_path: Path):
     return header, columns, lines, problems
 
 
-KNOWN_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "frame", "face_index")
+KNOWN_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 
 
 def _misspelt_columns(header: list[str]) -> list[tuple[str, str]]:
@@ -186,6 +230,17 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
                 hint = " (write val)" if value.lower() in ("valid", "validation", "dev") else ""
                 problems.append(
                     Problem("error", "unknown split", f"split {value!r} is not one of {', '.join(SPLITS)}{hint}", line=lines[row])
+                )
+    for name in ("frame", "face_index"):
+        for row, value in enumerate(columns.get(name, [])):
+            if value and not value.isdigit():
+                problems.append(
+                    Problem(
+                        "error",
+                        f"bad {name}",
+                        f"{name} {value!r} is not a whole number >= 0 (or empty)",
+                        line=lines[row],
+                    )
                 )
     for row, value in enumerate(columns["path"]):
         if not value:

@@ -7,8 +7,10 @@
       - {name: blur, p: 0.1, sigma: [0.1, 2.0]}
       - {name: color-jitter, p: 0.3, brightness: 0.2, contrast: 0.2, saturation: 0.2, hue: 0.0}
 
-Each entry runs in order on the already-resized image; evaluation uses none. Randomness comes from torch's
-global generator, which the dataset seeds per sample, so augmentation is a pure function of (seed, epoch, row).
+``jpeg`` and ``blur`` run first, on the image at its native resolution (before the resize to the model's size, as
+UnivFD and SIDBench apply them); the other entries run in order on the resized image. Evaluation uses none.
+Randomness comes from torch's global generator, which the dataset seeds per sample, so augmentation is a pure
+function of (seed, epoch, row).
 """
 from __future__ import annotations
 
@@ -83,6 +85,16 @@ def build_augment(spec: Sequence[Mapping[str, Any]] | None, size: int) -> v2.Com
         except (TypeError, ValueError) as error:  # unknown option, or a bad value (torchvision's checks included)
             raise ConfigError(f"data.augment[{position}] ({name}): {str(error).rstrip('.')}.") from error
     return v2.Compose(steps)
+
+
+NATIVE_RESOLUTION_AUGMENTATIONS = ("jpeg", "blur")
+
+
+def split_native(spec: Sequence[Mapping[str, Any]] | None) -> tuple[list, list]:
+    """(entries applied at native resolution, entries applied after the resize), each in config order."""
+    spec = list(spec or [])
+    native = [e for e in spec if isinstance(e, Mapping) and e.get("name") in NATIVE_RESOLUTION_AUGMENTATIONS]
+    return native, [e for e in spec if e not in native]
 
 
 def apply_augment(augment: v2.Compose | None, image: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from common.errors import UserError
+from common.errors import UsageError, UserError
 from data.protocols import OVERALL, load_protocol
 
 from . import report
@@ -78,8 +78,8 @@ def _model_key(model: Mapping[str, Any]) -> str:
 
 def is_comparison(runs: list[Run]) -> bool:
     """True unless the runs are one detector's runs with one run per fold (the train x test matrix's case)."""
-    folds = [run.fold for run in runs]
-    return len({_model_key(run.model) for run in runs}) > 1 or len(set(folds)) != len(folds)
+    # one detector's runs, several per fold (seeds), are the matrix's case too: mean +- std per cell
+    return len({_model_key(run.model) for run in runs}) > 1
 
 
 def choose_protocol(runs: list[Run], protocol: str | None, runs_dir: Path) -> str:
@@ -135,8 +135,11 @@ def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mappin
 
 
 def evaluate_comparison(runs: list[Run], runs_dir: Path, protocol: str, *, config_overrides, out_dir: Path | None,
-                        perturbations, device, workers="auto", progress=True, dist=None) -> dict[str, Any]:  # fmt: skip
+                        perturbations, device, workers="auto", progress=True, dist=None, level="frame") -> dict[str, Any]:  # fmt: skip
     """Evaluate every run on ``protocol``'s test rows and write comparison.{md,csv,tex} and metrics.json."""
+    if level != "frame":
+        raise UsageError("--level video applies to one detector's fold matrix; the comparison table is frame level (its "
+                         "per-run tables under compare-*/ also give video AUC).")
     from model.summary import summarize_model_config
 
     spec = load_protocol(protocol)

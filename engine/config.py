@@ -38,6 +38,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "balanced": False,           # class-balanced sampling (with replacement)
         "max-skipped": 0.01,         # on-error skip: stop when more than this fraction of a pass is unreadable
         "face-extraction": None,     # data.extract_faces settings of the crops; train.py fills it from the CSV's side
+        "crop": "resize",            # image -> model size: resize | pad (isotropic, black borders) | center-crop
+        "reals": "matched",          # fold protocols: training reals of the fold's own source dataset(s), or all
     },
     "train": {
         "epochs": 20,
@@ -81,7 +83,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "batch-size": 128,
         "bootstrap": 1000,           # resamples of the AUC's 95% interval (test.py); 0: off
         "threshold": 0.5,            # for accuracies
-        "video-aggregation": "mean", # frame scores -> video score, when the CSV has video_id
+        "video-aggregation": "mean", # frame scores -> video score (most-fake face per frame first), with video_id
+        "allow-nonfinite": False,    # report non-finite / missing scores in the table instead of stopping
+        "roc-log-fpr": False,        # roc.png with a log-scale FPR axis (the low-FPR region)
         "perturb": None,             # test.py robustness: e.g. "jpeg:70,blur:1.0,resize:0.5"
     },
 }  # fmt: skip

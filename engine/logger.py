@@ -99,6 +99,7 @@ class RunRecorder:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         epochs = [r["epoch"] for r in history]
         figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -107,6 +108,7 @@ class RunRecorder:
             if any(v is not None for v in values):
                 left.plot(epochs, [math.nan if v is None else v for v in values], style, label=key.replace("_", " "))
         left.set_xlabel("epoch")
+        left.set_ylabel("cross-entropy")
         left.set_title("loss")
         left.legend()
         for key in ("val_auc", "val_ap", "val_acc"):
@@ -114,7 +116,19 @@ class RunRecorder:
             if any(v is not None for v in values):
                 right.plot(epochs, [math.nan if v is None else v for v in values], "-o", label=key.replace("_", " "))
         right.set_xlabel("epoch")
+        right.set_ylabel("validation metric (0-1)")
         right.set_title("validation")
+        selected = _selected_epoch(history)
+        for axis in (left, right):
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if selected is not None:
+                axis.axvline(
+                    selected,
+                    color="grey",
+                    ls="--",
+                    lw=1.0,
+                    label=f"selected (epoch {selected})" if axis is right else None,
+                )
         right.legend()
         figure.tight_layout()
         figure.savefig(self.run_dir / "curves.png", dpi=100)
@@ -123,3 +137,17 @@ class RunRecorder:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _selected_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The epoch best.pt holds: the first whose validation metric equals the run's best value."""
+    if not history:
+        return None
+    last = history[-1]
+    for key, best in last.items():
+        if key.startswith("best_") and best is not None:
+            metric = key[len("best_"):]
+            for record in history:
+                if record.get(f"val_{metric}") == best:
+                    return int(record["epoch"])
+    return None

@@ -25,14 +25,27 @@ TABLE_COLUMNS = [
     ("auc", "AUC", True),
     ("ap", "AP", True),
     ("eer", "EER", True),
-    ("acc", "Acc", True),
+    ("acc", "Acc@0.5", True),
+    ("acc_calibrated", "Acc@val-thr", True),
+    ("acc_oracle", "Acc oracle", True),
     ("balanced_acc", "BAcc", True),
     ("real_acc", "Real acc", True),
     ("fake_acc", "Fake acc", True),
     ("tpr_at_fpr_1e-2", "TPR@1%", True),
     ("tpr_at_fpr_1e-3", "TPR@0.1%", True),
 ]
-GROUP_COLUMNS_IN_PREDICTIONS = ("split", "forgery_type", "generator", "source_dataset", "video_id")
+GROUP_COLUMNS_IN_PREDICTIONS = (
+    "split",
+    "forgery_type",
+    "generator",
+    "source_dataset",
+    "video_id",
+    "identity",
+    "frame",
+    "face_index",
+)
+# Per-metric n/a reasons worth one note per table (group names listed), not one per group.
+NOTED_METRICS = {"tpr_at_fpr_1e-2": "TPR@1%", "tpr_at_fpr_1e-3": "TPR@0.1%", "video_auc": "Video AUC"}
 
 
 def group_label(group: str) -> str:
@@ -45,24 +58,29 @@ def evaluate_groups(
     scores_by_row: Mapping[str, np.ndarray],
     eval_config: Mapping[str, Any],
     seed: int = 0,
+    calibrated_threshold: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of every group under every score column (``clean`` and each perturbation).
 
-    ``scores_by_row[name]`` is indexed by table row (NaN where a row was not scored, e.g. a skipped image).
+    ``scores_by_row[name]`` is indexed by table row; a non-finite value (a skipped image, or a non-finite score the
+    user allowed) leaves the row out of that group's metrics and is counted in ``n_unscored`` (shown in the table).
+    The bootstrap resamples videos (or identities) when the CSV has them; the unit is in ``bootstrap_unit``.
     """
     results = {}
-    has_video = table.has("video_id")
     for group, rows in groups.items():
         entry: dict[str, Any] = {}
         for name, scores in scores_by_row.items():
             values = scores[rows]
             scored = rows[np.isfinite(values)]
-            videos = table.values("video_id", scored) if has_video else None
+            clusters, unit = table.cluster_keys(scored)
             metrics = compute_metrics(
                 table.labels[scored], scores[scored], threshold=eval_config["threshold"],
-                bootstrap=eval_config["bootstrap"] if name == "clean" else 0, seed=seed,
-                videos=videos, video_aggregation=eval_config["video-aggregation"],
+                calibrated_threshold=calibrated_threshold,
+                bootstrap=eval_config["bootstrap"] if name == "clean" else 0, seed=seed, clusters=clusters,
+                videos=table.video_keys(scored), frames=table.frame_keys(scored),
+                video_aggregation=eval_config["video-aggregation"],
             )  # fmt: skip
+            metrics["bootstrap_unit"] = unit
             metrics["n_unscored"] = int(len(rows) - len(scored))
             entry[name] = metrics
         results[group] = entry
@@ -78,7 +96,7 @@ def _fmt(value, percent: bool) -> str:
 
 
 def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequence[str]) -> tuple[list[str], list[list[str]], list[str]]:
-    """(header, rows, footnotes) of the per-group table: scores in %, n/a with the reason as a footnote."""
+    """(header, rows, notes) of the per-group table: scores in %, every n/a and every left-out row with its reason."""
     has_ci = any(r["clean"].get("auc_ci95") for r in results.values())
     has_video = any("video_auc" in r["clean"] for r in results.values())
     header = ["Group"] + [title for _, title, _ in TABLE_COLUMNS]
@@ -88,6 +106,7 @@ def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequen
         header.append("Video AUC")
     header += [f"AUC {name}" for name in perturbations]
     rows, notes = [], []
+    noted: dict[str, list[tuple[str, str]]] = {}
     for group, entry in results.items():
         clean = entry["clean"]
         row = [group_label(group)] + [_fmt(clean.get(key), pct) for key, _, pct in TABLE_COLUMNS]
@@ -98,26 +117,50 @@ def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequen
             row.append(_fmt(clean.get("video_auc"), True))
         row += [_fmt(entry[name].get("auc"), True) for name in perturbations]
         if clean.get("na_reason"):
-            notes.append(f"{group_label(group)}: {clean['na_reason']}")
+            notes.append(f"n/a: {group_label(group)}: {clean['na_reason']}")
+        elif clean.get("na_reasons"):
+            for key, reason in clean["na_reasons"].items():
+                if key in NOTED_METRICS:
+                    noted.setdefault(NOTED_METRICS[key], []).append((group_label(group), reason))
+        for name, metrics in entry.items():
+            if metrics.get("n_unscored"):
+                which = "" if name == "clean" else f" under {name}"
+                notes.append(
+                    f"{group_label(group)}: {metrics['n_unscored']} row(s) without a finite score{which} left out"
+                )
         rows.append(row)
+    for title, entries in noted.items():  # groups sharing a reason are listed once, before it
+        by_reason: dict[str, list[str]] = {}
+        for group, reason in entries:
+            by_reason.setdefault(reason, []).append(group)
+        notes.append(f"n/a: {title} for " + "; ".join(f"{', '.join(g)} ({r})" for r, g in by_reason.items()))
     return header, rows, notes
 
 
-def to_markdown(header: list[str], rows: list[list[str]], notes: Sequence[str] = (), title: str | None = None) -> str:
+def to_markdown(
+    header: list[str],
+    rows: list[list[str]],
+    notes: Sequence[str] = (),
+    title: str | None = None,
+    card: Sequence[str] = (),
+) -> str:
+    """A Markdown table, its notes (n/a reasons, left-out rows) and its protocol card under it."""
     lines = [f"**{title}**", ""] if title else []
     lines.append("| " + " | ".join(header) + " |")
     lines.append("| " + " | ".join("---" if i == 0 else "---:" for i in range(len(header))) + " |")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     if notes:
-        lines += [""] + [f"n/a: {note}" for note in notes]
+        lines += [""] + [f"- {note}" for note in notes]
+    if card:
+        lines += ["", "Protocol card:", ""] + [f"- {line}" for line in card]
     return "\n".join(lines) + "\n"
 
 
-def to_console(header: list[str], rows: list[list[str]], notes: Sequence[str] = ()) -> str:
+def to_console(header: list[str], rows: list[list[str]], notes: Sequence[str] = (), card: Sequence[str] = ()) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines + [f"n/a: {note}" for note in notes])
+    return "\n".join(lines + list(notes) + (["protocol card:"] + [f"  {line}" for line in card] if card else []))
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -127,7 +170,15 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def to_latex(header: list[str], rows: list[list[str]], *, caption: str, label: str, notes: Sequence[str] = ()) -> str:
+def to_latex(
+    header: list[str],
+    rows: list[list[str]],
+    *,
+    caption: str,
+    label: str,
+    notes: Sequence[str] = (),
+    card: Sequence[str] = (),
+) -> str:
     """A booktabs ``table`` environment (needs ``booktabs``, and ``graphicx`` for wide tables); scores in %."""
     spec = "l" + "r" * (len(header) - 1)
     wide = len(header) > 8
@@ -145,39 +196,84 @@ def to_latex(header: list[str], rows: list[list[str]], *, caption: str, label: s
     ]
     lines += [" & ".join(latex_escape(c) for c in row) + " \\\\" for row in rows]
     lines += ["\\bottomrule", "\\end{tabular}%", "}"]
-    if notes:
-        lines.append("\\\\[2pt]{\\footnotesize " + "; ".join("n/a: " + latex_escape(n) for n in notes) + "}")
+    if notes or card:
+        lines.append("\\\\[2pt]{\\footnotesize " + "; ".join(latex_escape(n) for n in [*notes, *card]) + "}")
     lines.append("\\end{table}")
     return "\n".join(lines) + "\n"
 
 
-def write_csv_table(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def write_csv_table(
+    path: Path, header: list[str], rows: list[list[str]], notes: Sequence[str] = (), card: Sequence[str] = ()
+) -> None:
+    """The table, then (after an empty line) one ``# note`` line per note and protocol-card line."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
+        if notes or card:
+            writer.writerow([])
+            writer.writerows([[f"# {line}"] for line in [*notes, *card]])
 
 
-def plot_roc(path: Path, table: SplitTable, groups: Mapping[str, np.ndarray], scores: np.ndarray, results, title: str) -> None:
+def distinct_colours(count: int) -> list:
+    """``count`` colours that stay distinguishable beyond matplotlib's ten-colour cycle."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        return [colormaps["tab10"](i) for i in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](i) for i in range(count)]
+    return [colormaps["turbo"](i / (count - 1)) for i in range(count)]
+
+
+def plot_roc(
+    path: Path,
+    table: SplitTable,
+    groups: Mapping[str, np.ndarray],
+    scores: np.ndarray,
+    results,
+    title: str,
+    *,
+    log_fpr: bool = False,
+) -> None:
+    """One ROC per group (AUC in the legend); ``log_fpr`` shows the low-FPR region forensics cares about."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
 
-    figure, axis = plt.subplots(figsize=(5.5, 5))
-    for group, rows in groups.items():
+    from .metrics import roc_points
+
+    shown = [g for g in groups if results[g]["clean"].get("auc") is not None]
+    colours = distinct_colours(len(shown))
+    figure, axis = plt.subplots(figsize=(6, 5.5))
+    for colour, group in zip(colours, shown):
+        rows = groups[group]
         rows = rows[np.isfinite(scores[rows])]
-        auc = results[group]["clean"].get("auc")
-        if auc is None:
-            continue
-        fpr, tpr, _ = roc_curve(table.labels[rows], scores[rows])
-        axis.plot(fpr, tpr, lw=2.0 if group == OVERALL else 1.2, label=f"{group_label(group)} (AUC {100 * auc:.2f})")
-    axis.plot([0, 1], [0, 1], "k:", lw=0.8)
-    axis.set_xlabel("false positive rate (real called fake)")
+        auc = results[group]["clean"]["auc"]
+        fpr, tpr, _ = roc_points(table.labels[rows], scores[rows])
+        if log_fpr:  # the first point (0, 0) has no place on a log axis: start at the smallest FPR step
+            floor = 1.0 / max(1, int((table.labels[rows] == 0).sum()))
+            fpr = np.maximum(fpr, floor / 2)
+        axis.plot(
+            fpr,
+            tpr,
+            color=colour,
+            lw=2.0 if group == OVERALL else 1.2,
+            drawstyle="steps-post" if log_fpr else "default",
+            label=f"{group_label(group)} (AUC {100 * auc:.2f})",
+        )
+    if log_fpr:
+        axis.set_xscale("log")
+        axis.set_xlim(left=min(1e-3, axis.get_xlim()[0]), right=1.0)
+    else:
+        axis.plot([0, 1], [0, 1], "k:", lw=0.8)
+    axis.set_xlabel("false positive rate (real called fake)" + (", log scale" if log_fpr else ""))
     axis.set_ylabel("true positive rate (fake detected)")
-    axis.set_title(title)
-    axis.legend(fontsize=7, loc="lower right")
+    axis.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
+    axis.legend(fontsize=7, loc="lower right", ncol=2 if len(shown) > 12 else 1)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

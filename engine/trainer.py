@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import DistInfo, barrier, device_for, gather_objects
 from .evaluate import Predictions, autocast, predict, resolve_precision, to_device
 from .logger import RunRecorder
-from .metrics import compute_metrics, is_better
+from .metrics import calibrate_threshold, compute_metrics, is_better
 from .optim import build_ema, build_optimizer, build_scheduler
 from .run import code_version
 
@@ -161,12 +161,14 @@ class Trainer:
         if not data_cfg["csv"]:
             raise SchemaError("no training data: pass --csv SPLITS.csv (or set data.csv in the config).")
         self.table = load_table(data_cfg["csv"], data_cfg["root"])
-        self.resolved = resolve(data_cfg["protocol"], self.table, data_cfg["fold"])
+        self.resolved = resolve(data_cfg["protocol"], self.table, data_cfg["fold"], data_cfg.get("reals", "matched"))
         self.train_rows = require(self.resolved, "train", self.table)
         self.val_rows = require(self.resolved, "val", self.table)
         self.targets, self.class_names = fine_targets(self.table, self.train_rows, model_cfg)
         size = model_cfg["image-size"]
-        common = dict(size=size, on_error=data_cfg["on-error"], targets=self.targets)
+        common = dict(
+            size=size, on_error=data_cfg["on-error"], targets=self.targets, crop=data_cfg.get("crop", "resize")
+        )
         train_set = SplitDataset(self.table, self.train_rows, augment=data_cfg["augment"], **common)
         val_set = SplitDataset(self.table, self.val_rows, **common)
         seed, rank, world = self.config["train"]["seed"], self.dist.rank, self.dist.world_size
@@ -262,6 +264,13 @@ class Trainer:
         if self.dist.is_main:
             save_checkpoint(self.run_dir / "last.pt", self._checkpoint("last", rng=rng))
         barrier()
+
+    def _calibration(self, predictions: Predictions) -> dict[str, Any] | None:
+        """The decision threshold chosen on the validation rows of the selected epoch (read by test.py, predict.py)."""
+        labels = self.table.labels[predictions.indices]
+        if len(labels) == 0 or labels.min() == labels.max():
+            return None
+        return {**calibrate_threshold(labels, predictions.scores), "split": "val", "epoch": self.state.epoch}
 
     def _save_best(self, metrics: dict[str, Any], calibration: dict[str, Any] | None = None) -> None:
         if self.dist.is_main:
@@ -400,10 +409,11 @@ class Trainer:
         model = self.ema.module if self.ema is not None else self.model
         predictions = predict(model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last)
         labels = self.table.labels[predictions.indices]
-        videos = self.table.values("video_id", predictions.indices) if self.table.has("video_id") else None
-        metrics = compute_metrics(labels, predictions.scores, threshold=self.config["eval"]["threshold"], videos=videos,
+        metrics = compute_metrics(labels, predictions.scores, threshold=self.config["eval"]["threshold"],
+                                  videos=self.table.video_keys(predictions.indices),
+                                  frames=self.table.frame_keys(predictions.indices),
                                   video_aggregation=self.config["eval"]["video-aggregation"])  # fmt: skip
-        result = {f"val_{k}": v for k, v in metrics.items() if not isinstance(v, list) and k != "na_reason"}
+        result = {f"val_{k}": v for k, v in metrics.items() if not isinstance(v, (list, dict)) and k != "na_reason"}
         result["val_loss"] = predictions.loss
         result["val_skipped"] = predictions.skipped
         return result, predictions
@@ -464,7 +474,7 @@ class Trainer:
             started = time.perf_counter()
             train_metrics = self.train_one_epoch()
             self._check_skipped(train_metrics, state.epoch + 1)
-            val_metrics, _ = self.validate()
+            val_metrics, val_predictions = self.validate()
             if key not in val_metrics:
                 raise UnknownKeyError(f"train.select-metric {select!r} is not a validation metric: choose one of {', '.join(k[4:] for k in val_metrics)}.")
             record = {"epoch": state.epoch + 1, "step": state.step, **train_metrics, **val_metrics,
@@ -486,7 +496,7 @@ class Trainer:
             )
             state.epoch += 1
             if improved:
-                self._save_best(record)
+                self._save_best(record, self._calibration(val_predictions))
             if patience and state.bad_epochs >= patience:
                 log.info(f"early stopping: no better val {select} for {patience} epoch(s)")
                 state.finished = True

@@ -430,8 +430,10 @@ def test_intra_protocol(protocol_table):
 def test_cross_generator_protocol(protocol_table):
     resolved = resolve("cross-generator", protocol_table, fold="g1")
     assert resolved.fold == "g1"
-    assert rows_of(resolved.train) == [0, 1, 2, 10]  # every real train row + g1's train fakes
-    assert rows_of(resolved.val) == [4, 5, 13]
+    assert rows_of(resolved.train) == [0, 1, 2]  # g1's train fakes + the real train rows of its source dataset A
+    assert rows_of(resolved.val) == [4, 5]
+    every_real = resolve("cross-generator", protocol_table, fold="g1", reals="all")
+    assert rows_of(every_real.train) == [0, 1, 2, 10] and rows_of(every_real.val) == [4, 5, 13]
     assert rows_of(resolved.test) == ALL_TEST
     assert groups_of(resolved) == {
         "overall": ALL_TEST,
@@ -445,8 +447,9 @@ def test_cross_generator_protocol(protocol_table):
 
 def test_cross_forgery_protocol(protocol_table):
     resolved = resolve("cross-forgery", protocol_table, fold="FS")
-    assert rows_of(resolved.train) == [0, 1, 10, 11, 12]
-    assert rows_of(resolved.val) == [4, 13, 14, 15]
+    assert rows_of(resolved.train) == [10, 11, 12]  # FS fakes come from B only: B's reals (data.reals: matched)
+    assert rows_of(resolved.val) == [13, 14, 15]
+    assert rows_of(resolve("cross-forgery", protocol_table, fold="FS", reals="all").train) == [0, 1, 10, 11, 12]
     assert rows_of(resolved.test) == ALL_TEST
     assert set(resolved.groups) == {"overall", "forgery_type=AM", "forgery_type=EFS", "forgery_type=FS"}
     assert rows_of(resolved.groups["forgery_type=EFS"]) == [7, 8]
@@ -723,12 +726,29 @@ def test_make_demo_contents(demos):
     for generator, forgery, label in zip(table.column("generator"), table.column("forgery_type"), table.labels):
         assert label == (generator != "real") and (forgery == "real") == (generator == "real")
         if generator != "real":
-            assert forgery == GENERATORS[generator][0]
+            assert forgery == GENERATORS[generator]
     assert int((table.labels == 0).sum()) == 48 and int((table.labels == 1).sum()) == 48
     splits_of_video = {}
     for video, split in zip(table.column("video_id"), table.column("split")):
         splits_of_video.setdefault(video, set()).add(split)
     assert len(splits_of_video) == 24 and all(len(s) == 1 for s in splits_of_video.values())
+    # every generator applied to both source datasets; identities (targets and donors) never cross splits
+    made_from = {(g, d) for g, d, y in zip(table.column("generator"), table.column("source_dataset"), table.labels) if y}
+    assert made_from == {(g, d) for g in GENERATORS for d in ("DemoFace-A", "DemoFace-B")}
+    splits_of_person = {}
+    for people, split in zip(table.column("identity"), table.column("split")):
+        for person in people.split(";"):
+            splits_of_person.setdefault(person, set()).add(split)
+    assert all(len(s) == 1 for s in splits_of_person.values())
+    assert any(";" in people for people in table.column("identity"))  # face swaps name both people
+    # the frames of a video are one moving face: far closer to each other than to another video of the same class
+    def pixels(row):
+        return np.asarray(Image.open(table.resolve(row)), dtype=np.float64)
+
+    same_video = np.abs(pixels(0) - pixels(1)).mean()
+    other_video = np.abs(pixels(0) - pixels(4)).mean()
+    assert table.column("video_id")[0] == table.column("video_id")[1] != table.column("video_id")[4]
+    assert same_video < 0.5 * other_video
     for path in table.resolved_paths():
         with Image.open(path) as image:
             assert (image.format, image.size, image.mode) == ("PNG", (64, 64), "RGB")
@@ -744,3 +764,54 @@ def test_make_demo_is_seeded(demos):
         assert original == (same.parent / relative).read_bytes()
         assert original != (other.parent / relative).read_bytes()
     assert demos["a"].read_bytes() != other.read_bytes()
+
+
+# ------------------------------------------------ issue 10: native-resolution perturbations and crop policies
+def test_crop_policies_resize_pad_and_centre_crop():
+    import torch
+
+    from data.images import fit_to_size
+
+    image = torch.arange(3 * 40 * 80, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(3, 40, 80)
+    assert fit_to_size(image, 32, "resize").shape == (3, 32, 32)
+    padded = fit_to_size(image, 32, "pad")  # 80x40 -> 32x16, centred on black
+    assert (
+        padded.shape == (3, 32, 32)
+        and padded[:, :8].max() == 0
+        and padded[:, 24:].max() == 0
+        and padded[:, 8:24].max() > 0
+    )
+    cropped = fit_to_size(image, 32, "center-crop")  # no resampling: the central window itself
+    assert torch.equal(cropped, image[:, 4:36, 24:56])
+    small = fit_to_size(image[:, :10, :10], 32, "center-crop")
+    assert torch.equal(small[:, 11:21, 11:21], image[:, :10, :10]) and small[:, :11].max() == 0
+    with pytest.raises(ValueError, match="data.crop"):
+        fit_to_size(image, 32, "squash")
+
+
+def test_perturbations_and_jpeg_blur_augmentation_run_at_native_resolution(tmp_path):
+    import torch
+    from PIL import Image
+
+    from data.dataset import SplitDataset
+    from data.images import fit_to_size, load_image
+    from data.perturb import parse_perturbations
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    table = load_table(write_csv(tmp_path / "t.csv", [("a.png", 1, "test", "FS", "g", "A")], COLUMNS[:-1]))
+    native = load_image(tmp_path / "a.png")
+    blur = parse_perturbations("blur:2.0")[0]
+    perturbed = SplitDataset(table, [0], size=32, perturb=blur)[0]["image"]
+    assert torch.equal(perturbed, fit_to_size(blur(native, 0), 32))  # blurred at 128x96, then resized
+    assert not torch.equal(perturbed, blur(load_image(tmp_path / "a.png", 32), 0))  # not the old resized-then-blurred
+    resized = parse_perturbations("resize:0.5")[0](native, 0)
+    assert resized.shape == native.shape  # non-square images keep their shape
+    augmented = SplitDataset(
+        table, [0], size=32, augment=[{"name": "jpeg", "p": 1.0, "quality": [40, 40]}, {"name": "hflip", "p": 0.0}]
+    )
+    assert augmented.native_augment is not None and augmented.native
+    assert augmented[(0, 5)]["image"].shape == (3, 32, 32)
+    centred = SplitDataset(table, [0], size=32, crop="center-crop")[0]["image"]
+    assert torch.equal(centred, native[:, 32:64, 48:80])
+    assert not SplitDataset(table, [0], size=32).native  # nothing to do at native size: the fast resized decode

@@ -59,6 +59,22 @@ def test_report_files_and_predictions(trained, tmp_path):
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "swap-blend" in tex
     assert "_" not in tex.replace("\\_", "")  # every underscore escaped
     assert "overall" in result["console"]
+    # the threshold calibrated on the validation rows at selection time travels in best.pt and is used
+    import torch
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert set(saved["calibration"]) == {"threshold", "method", "split", "epoch"}
+    assert saved["calibration"]["split"] == "val" and saved["calibration"]["epoch"] == saved["epoch"]
+    assert (
+        overall["calibrated_threshold"] == saved["calibration"]["threshold"] and overall["acc_calibrated"] is not None
+    )
+    assert {"Acc@0.5", "Acc@val-thr", "Acc oracle"} <= set(header)
+    card = (out / "table.md").read_text().split("Protocol card:")[1]
+    for needed in ("level: frame", "frames per video", "reals:", "selection: best.pt", "epoch", "seed 0",
+                   "code version",
+                   "bootstrap resamples of videos", "DeepfakeBench"):  # fmt: skip
+        assert needed in card, needed
+    assert "protocol card:" in result["console"] and "code version" in (out / "table.tex").read_text()
 
 
 def test_tables_can_be_recomputed_from_predictions_without_the_model(trained, tmp_path):
@@ -74,13 +90,16 @@ def test_tables_can_be_recomputed_from_predictions_without_the_model(trained, tm
 
 def test_a_group_with_one_class_reports_na_with_the_reason(trained, tmp_path):
     csv_path, checkpoint = trained
-    rows = [r for r in csv.DictReader(open(csv_path)) if not (r["split"] == "test" and r["label"] == "0" and r["source_dataset"] == "DemoFace-B")]
-    edited = write_rows(tmp_path / "no-reals-b.csv", rows)
+    rows = list(csv.DictReader(open(csv_path)))
+    for row in rows:  # swap-warp's test fakes from a dataset without test reals
+        if row["split"] == "test" and row["generator"] == "swap-warp":
+            row["source_dataset"] = "DemoFace-C"
+    edited = write_rows(tmp_path / "no-reals-c.csv", rows)
     out = tmp_path / "eval"
     test_script.main(["--checkpoint", str(checkpoint), "--csv", str(edited), "--data-root", str(csv_path.parent), "--out", str(out),
                       "--bootstrap", "0", "--quiet", "--workers", "0"])  # fmt: skip
     groups = json.loads((out / "metrics.json").read_text())["groups"]
-    assert groups["generator=swap-warp"]["clean"]["auc"] is None  # DemoFace-B fakes, no DemoFace-B reals left
+    assert groups["generator=swap-warp"]["clean"]["auc"] is None  # DemoFace-C fakes, no DemoFace-C reals
     assert groups["generator=swap-warp"]["clean"]["na_reason"] == "no real images in this group"
     assert groups["generator=swap-blend"]["clean"]["auc"] is not None
     assert "n/a: swap-warp: no real images in this group" in (out / "table.md").read_text()
@@ -93,8 +112,51 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
     assert sorted(p.name for p in runs.iterdir()) == ["AM", "EFS", "FS"]
     result = test_script.main(["--runs", str(runs), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"])
     out = Path(result["out_dir"])
-    assert result["header"] == ["Train \\ Test", "AM", "EFS", "FS", "Avg", "Overall"]
+    assert result["header"] == ["Train \\ Test", "AM", "EFS", "FS", "In-domain", "Avg unseen"]
     assert [row[0] for row in result["rows"]] == ["AM", "EFS", "FS"]
+    for index, row in enumerate(result["rows"]):  # the diagonal in its own column, the average over unseen columns only
+        cells = [float(c) for c in row[1:4]]
+        assert float(row[4]) == cells[index]
+        assert float(row[5]) == pytest.approx(np.mean([c for i, c in enumerate(cells) if i != index]), abs=0.006)
+    assert "Avg unseen: mean over the other columns only" in (out / "matrix.md").read_text()
+    # a second seed of one fold: mean +- std over seeds (the same weights here, so std 0);
+    # anything else differing is an error
+    import shutil
+
+    import yaml
+
+    seeds = tmp_path / "seeds"
+    for name, seed in (("EFS-s0", 0), ("EFS-s1", 1)):
+        shutil.copytree(runs / "EFS", seeds / name)
+        config = yaml.safe_load((seeds / name / "config.yaml").read_text())
+        config["train"]["seed"] = seed
+        (seeds / name / "config.yaml").write_text(yaml.safe_dump(config))
+    video = test_script.main(
+        [
+            "--runs",
+            str(seeds),
+            "--protocol",
+            "cross-forgery",
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--workers",
+            "0",
+            "--level",
+            "video",
+        ]
+    )
+    assert len(video["rows"]) == 1 and video["rows"][0][0] == "EFS" and " ± 0.00" in video["rows"][0][1]
+    assert "runs per fold: 2 (mean ± sample std over seeds)" in video["console"] and "level: video" in video["console"]
+    efs = video["folds"]["EFS"][0]["groups"]["forgery_type=AM"]["clean"]["video_auc"]
+    assert video["rows"][0][1] == f"{100 * efs:.2f} ± 0.00"
+    config = yaml.safe_load((seeds / "EFS-s1" / "config.yaml").read_text())
+    config["optim"]["lr"] = 0.5
+    (seeds / "EFS-s1" / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="differ in more than the seed .*optim.lr"):
+        test_script.main(
+            ["--runs", str(seeds), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"]
+        )
     for name in ("matrix.md", "matrix.csv", "matrix.tex", "metrics.json"):
         assert (out / name).is_file()
     assert (out / "EFS" / "predictions.csv").is_file()
@@ -136,3 +198,28 @@ def test_latex_tables_compile(trained, tmp_path):
     document.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}\\begin{document}\\input{" + str(out / "table.tex") + "}\\end{document}\n")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-1500:]
+
+
+def test_a_nonfinite_model_score_stops_evaluation_naming_the_rows(trained, tmp_path):
+    import torch
+
+    from data.protocols import resolve
+    from data.schema import load_table
+    from engine.config import load_config
+    from engine.tester import NonFiniteScoreError, score_table
+
+    class Overflowing(torch.nn.Module):  # an fp16 overflow: NaN logits for the first image of each batch
+        def forward(self, images):
+            logits = torch.zeros(len(images), 2)
+            logits[0] = float("nan")
+            return logits
+
+    csv_path, _ = trained
+    table = load_table(csv_path)
+    rows = resolve("intra", table).test
+    config = load_config("cael_demo", ["data.workers=0", "eval.batch-size=16"])
+    with pytest.raises(NonFiniteScoreError, match=r"model scores of .* are NaN, infinite or missing \(line \d+ \("):
+        score_table(Overflowing(), table, rows, config, torch.device("cpu"), [], workers=0, progress=False)
+    config["eval"]["allow-nonfinite"] = True
+    scores, _ = score_table(Overflowing(), table, rows, config, torch.device("cpu"), [], workers=0, progress=False)
+    assert np.isnan(scores["clean"][rows]).sum() == -(-len(rows) // 16)

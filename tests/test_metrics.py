@@ -117,3 +117,111 @@ def test_selection_direction():
     assert is_better("auc", 0.9, 0.8) and not is_better("auc", 0.7, 0.8)
     assert is_better("eer", 0.1, 0.2) and is_better("loss", 0.3, 0.5)
     assert is_better("auc", 0.5, None) and not is_better("auc", None, 0.5)
+
+
+# ---------------------------------------------------------------- issue 10: numbers a reviewer accepts
+from engine.metrics import MetricInputError, best_threshold, calibrate_threshold  # noqa: E402
+
+
+def _brute_tpr(labels, scores, target):
+    best = 0.0
+    for threshold in np.unique(scores):
+        predicted = scores >= threshold
+        if predicted[labels == 0].mean() <= target + 1e-12:
+            best = max(best, predicted[labels == 1].mean())
+    return best
+
+
+def test_tpr_at_fpr_keeps_operating_points_where_real_and_fake_scores_tie():
+    labels = np.array([0, 1, 0, 1, 0, 1] + [0] * 197)
+    scores = np.array([0.9, 0.9, 0.8, 0.8, 0.7, 0.7] + [0.1] * 197)
+    # at threshold 0.8 exactly 2 of 200 reals (1%) and 2 of 3 fakes pass
+    assert tpr_at_fpr(labels, scores, 1e-2) == pytest.approx(2 / 3)
+    assert compute_metrics(labels, scores)["tpr_at_fpr_1e-2"] == pytest.approx(2 / 3)
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        labels = rng.integers(0, 2, 500)
+        scores = np.round(rng.normal(labels, 1.0), 1)  # heavy ties
+        for target in (1e-2, 5e-2):
+            assert tpr_at_fpr(labels, scores, target) == pytest.approx(_brute_tpr(labels, scores, target))
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        equal_error_rate,
+        lambda l, s: tpr_at_fpr(l, s, 0.01),
+        lambda l, s: bootstrap_auc_ci(l, s, samples=5),
+        best_threshold,
+    ],
+)
+@pytest.mark.parametrize("labels", [[0, 0, 0], [1, 1]])
+def test_ranking_helpers_refuse_one_class_input_instead_of_a_made_up_number(helper, labels):
+    with pytest.raises(MetricInputError, match="needs both real and fake"):
+        helper(np.array(labels), np.linspace(0.1, 0.9, len(labels)))
+
+
+@pytest.mark.parametrize("bad", [[0, 0.5, 1], [0, 2, 1], [0, -1, 1], [0, np.nan, 1]])
+def test_labels_other_than_0_and_1_are_an_error_not_a_silent_cast(bad):
+    with pytest.raises(MetricInputError, match=r"labels must be 0 \(real\) or 1 \(fake\).*position\(s\) 1"):
+        compute_metrics(bad, [0.1, 0.5, 0.9])
+    assert compute_metrics([0.0, 1.0], [0.2, 0.8])["auc"] == 1.0  # 0.0 / 1.0 floats are fine
+    assert compute_metrics([False, True], [0.2, 0.8])["auc"] == 1.0
+
+
+def test_nonfinite_scores_name_their_positions():
+    with pytest.raises(MetricInputError, match=r"position\(s\) 2, 4"):
+        compute_metrics([0, 1, 0, 1, 0], [0.1, 0.2, np.inf, 0.3, np.nan])
+
+
+def test_low_fpr_tpr_is_na_with_the_reason_when_the_reals_cannot_resolve_it():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 240 + [1] * 100)
+    scores = rng.random(340)
+    m = compute_metrics(labels, scores)
+    assert m["tpr_at_fpr_1e-2"] is not None  # 240 reals: one false positive fits under 1%
+    assert m["tpr_at_fpr_1e-3"] is None and "240 reals < 1,000" in m["na_reasons"]["tpr_at_fpr_1e-3"]
+    m = compute_metrics(labels[140:], scores[140:])  # 100 reals: exactly enough for 1%
+    assert m["tpr_at_fpr_1e-2"] == pytest.approx(_brute_tpr(labels[140:], scores[140:], 1e-2))
+    m = compute_metrics(labels[141:], scores[141:])
+    assert m["tpr_at_fpr_1e-2"] is None
+
+
+def test_accuracies_at_half_calibrated_and_oracle_thresholds():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.9])
+    m = compute_metrics(labels, scores, calibrated_threshold=0.33)
+    assert m["acc"] == pytest.approx(4 / 6) and m["acc_calibrated"] == 1.0 and m["acc_oracle"] == 1.0
+    assert m["oracle_threshold"] == pytest.approx(0.35)
+    assert compute_metrics(labels, scores)["acc_calibrated"] is None
+    # calibration maximises balanced accuracy: with 1 fake among 5 reals it does not just call everything real
+    calibration = calibrate_threshold(np.array([0, 0, 0, 0, 0, 1]), np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.5]))
+    assert calibration["threshold"] == pytest.approx(0.5) and calibration["method"] == "max-balanced-accuracy"
+    # "nothing is fake" as the best threshold stays a finite number above every score
+    threshold, accuracy = best_threshold(np.array([0, 0, 0, 1]), np.array([0.9, 0.8, 0.7, 0.1]))
+    assert threshold > 0.9 and np.isfinite(threshold) and accuracy == 0.75
+
+
+def test_cluster_bootstrap_resamples_videos_not_correlated_frames():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(rng.integers(0, 2, 40), 25)  # 40 videos of 25 identical-score frames
+    scores = np.repeat(rng.normal(0, 1, 40), 25) + labels.astype(float) * 0.8
+    videos = np.repeat(np.arange(40), 25).astype(str)
+    frame_ci = bootstrap_auc_ci(labels, scores, samples=300, seed=0)
+    video_ci = bootstrap_auc_ci(labels, scores, samples=300, seed=0, clusters=videos)
+    assert (video_ci[1] - video_ci[0]) > 3 * (frame_ci[1] - frame_ci[0])
+    # one frame per video: the cluster bootstrap is a row bootstrap (the same interval up to resampling noise)
+    single = np.arange(len(labels)).astype(str)
+    rows_only = bootstrap_auc_ci(labels, scores, samples=300, seed=3)
+    assert bootstrap_auc_ci(labels, scores, samples=300, seed=3, clusters=single) == pytest.approx(rows_only, abs=0.01)
+
+
+def test_video_score_takes_the_most_fake_face_of_each_frame_then_the_mean():
+    labels = np.array([1, 1, 1, 0, 0])
+    scores = np.array([0.2, 0.9, 0.4, 0.3, 0.5])
+    videos = ["v", "v", "v", "r", "r"]
+    frames = ["0", "0", "1", "0", "1"]  # frame 0 of v has two faces
+    _, video_scores = aggregate_by_video(labels, scores, videos, "mean", frames)
+    assert video_scores.tolist() == pytest.approx([0.4, (0.9 + 0.4) / 2])  # sorted names: r, v
+    with pytest.raises(MetricInputError, match="both real and fake faces"):
+        aggregate_by_video(np.array([0, 1]), np.array([0.1, 0.2]), ["v", "v"], "mean", ["0", "0"])

@@ -61,6 +61,15 @@ def test_run_folder_has_everything_a_paper_needs(demo, tmp_path):
     assert env["libraries"]["torch"] and "commit" in env["code"]
     best = load_checkpoint(run / "best.pt")
     assert best["epoch"] == summary["best_epoch"] and best["metrics"]["val_auc"] == summary["best_value"]
+    calibration = best[
+        "calibration"
+    ]  # chosen on the validation rows of the selected epoch (read by test.py / predict.py)
+    assert (
+        calibration["split"] == "val"
+        and calibration["epoch"] == best["epoch"]
+        and 0.0 <= calibration["threshold"] <= 1.0
+    )
+    assert calibration["method"] == "max-balanced-accuracy"
     last = load_checkpoint(run / "last.pt")
     assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "config", "metrics", "code_version"}
     rows = list(csv.DictReader(open(run / "metrics.csv")))
