@@ -90,6 +90,16 @@ def check_groups(table: SplitTable) -> list[Problem]:
             if len(classes) == 1:
                 only = CLASS_NAMES[classes.pop()]
                 problems.append(Problem("warning", "one class only", f"source dataset '{key[1]}' in split '{key[0]}' holds only {only} images: its fakes are scored against no reals of their own"))
+    if table.has("video_id"):  # a video (namespaced like evaluation does) with real and fake frames stops validation
+        keys, labels_of = table.video_keys(range(len(table))), defaultdict(dict)
+        for row, key in enumerate(keys):
+            if table.labels[row] >= 0:
+                labels_of[key].setdefault(int(table.labels[row]), row)
+        for key, found in labels_of.items():
+            if len(found) == 2:
+                problems.append(Problem("error", "video with both labels",
+                    f"video {key!r} has real frames (line {table.line(found[0])}) and fake frames: give fakes their own "
+                    "video_id, or fill forgery_type / generator so that the two videos are told apart", table.line(found[1])))  # fmt: skip
     if table.has("video_id") and table.has("split"):
         videos, splits = table.column("video_id"), table.column("split")
         seen: dict[str, tuple[str, int]] = {}

@@ -189,3 +189,15 @@ def test_build_index_reads_real_folders_in_any_case_and_refuses_silent_split_cha
         bi.build_index(tmp_path, "{split}/{generator}/{video_id}/*", split_ratios=(0.8, 0.1, 0.1), group_by="video_id")
     with pytest.raises(bi.IndexError_, match="would cut video_id groups across splits .*add --group-by video_id"):
         bi.build_index(tmp_path, "{other}/{generator}/{video_id}/*", split_ratios=(0.8, 0.1, 0.1))
+
+
+def test_validate_catches_a_video_with_real_and_fake_frames_that_would_stop_training(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    rows = []
+    for i, (label, generator, video) in enumerate([("0", "real", "v1"), ("1", "attr-edit", "v1"), ("0", "", "v2"), ("1", "", "v2")]):
+        Image.fromarray(np.full((8, 8, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append({"path": f"{i}.png", "label": label, "split": "train", "generator": generator, "video_id": video})
+    write_rows(tmp_path / "s.csv", rows)
+    status, report = _validate(tmp_path / "s.csv")
+    assert status == 1 and "video '/v2' has real frames (line 4) and fake frames" in report
+    assert "v1' has real" not in report  # namespaced by generator, as evaluation does: two videos
