@@ -17,6 +17,10 @@ from torchvision.transforms.v2 import functional as TF
 KINDS = ("jpeg", "blur", "resize", "noise")
 
 
+class PerturbationError(UsageError, ValueError):
+    """A --perturb entry that cannot be parsed; the message shows the expected form."""
+
+
 @dataclass(frozen=True)
 class Perturbation:
     kind: str
@@ -55,9 +59,9 @@ def parse_perturbations(spec: str | None) -> list[Perturbation]:
         except ValueError:
             value = None
         if kind not in KINDS or value is None:
-            raise UsageError(f"--perturb entry {entry!r} must be KIND:AMOUNT with KIND one of {', '.join(KINDS)} (e.g. jpeg:70,blur:1.0,resize:0.5).")
+            raise PerturbationError(f"--perturb entry {entry!r} must be KIND:AMOUNT with KIND one of {', '.join(KINDS)} (e.g. jpeg:70,blur:1.0,resize:0.5).")
         if kind == "jpeg" and not 1 <= value <= 100 or kind == "resize" and not 0 < value <= 1 or value < 0:
-            raise UsageError(f"--perturb entry {entry!r}: jpeg takes a quality 1..100, resize a factor in (0, 1], blur/noise a sigma >= 0.")
+            raise PerturbationError(f"--perturb entry {entry!r}: jpeg takes a quality 1..100, resize a factor in (0, 1], blur/noise a sigma >= 0.")
         found.append(Perturbation(kind, value))
     return found
 

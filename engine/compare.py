@@ -39,6 +39,7 @@ class Run:
     protocol: str
     checkpoint: Path
     model: dict[str, Any]
+    recipe: str | None = None  # the run config without train.seed and data.fold (JSON); None: not known
 
     @property
     def row_name(self) -> str:
@@ -62,8 +63,9 @@ def find_runs(runs_dir: Path) -> list[Run]:
         relative = config_path.parent.relative_to(runs_dir)
         label = relative.parts[0] if relative.parts else runs_dir.name
         data = config.get("data", {})
+        recipe = {**config, "train": {**(config.get("train") or {}), "seed": None}, "data": {**data, "fold": None}}
         runs.append(Run(label=label, fold=data.get("fold"), protocol=_protocol_name(data.get("protocol", "")),
-                        checkpoint=best, model=config.get("model", {})))  # fmt: skip
+                        checkpoint=best, model=config.get("model", {}), recipe=json.dumps(recipe, sort_keys=True, default=str)))  # fmt: skip
     if not runs:
         raise ComparisonError(
             f"no finished runs under {runs_dir} (folders with config.yaml and best.pt): train some first."
@@ -78,8 +80,13 @@ def _model_key(model: Mapping[str, Any]) -> str:
 
 def is_comparison(runs: list[Run]) -> bool:
     """True unless the runs are one detector's runs with one run per fold (the train x test matrix's case)."""
-    # one detector's runs, several per fold (seeds), are the matrix's case too: mean +- std per cell
-    return len({_model_key(run.model) for run in runs}) > 1
+    if len({_model_key(run.model) for run in runs}) > 1:
+        return True
+    folds = [run.fold for run in runs]
+    if len(set(folds)) == len(folds):
+        return False
+    # several runs per fold: seeds of one recipe are the matrix's case (mean +- std per cell); else a comparison
+    return any(run.recipe is None for run in runs) or len({run.recipe for run in runs}) > 1
 
 
 def choose_protocol(runs: list[Run], protocol: str | None, runs_dir: Path) -> str:

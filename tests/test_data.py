@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 import pytest
+
+from common.cli import run
 import torch
 from PIL import Image
 
@@ -638,7 +640,7 @@ def test_build_index_from_a_full_pattern(tmp_path):
 
 def test_build_index_label_folder_and_real_value(tmp_path):
     touch(tmp_path, "0/x/a.png", "1/y/b.png", "fake/z/c.png", "maybe/w/d.png")
-    rows, columns, skipped = bi.build_index(tmp_path, "{label}/{video_id}/*", split_ratios=(1, 0, 0))
+    rows, columns, skipped = bi.build_index(tmp_path, "{label}/{video_id}/*", split_ratios=(1, 0, 0), group_by="video_id")
     assert [(r["path"], r["label"], r["split"]) for r in rows] == [("0/x/a.png", 0, "train"), ("1/y/b.png", 1, "train"), ("fake/z/c.png", 1, "train")]
     assert columns == ["path", "label", "split", "video_id"] and skipped == {"label not real/fake/0/1": 1}
     touch(tmp_path / "g", "pristine/a.png", "gan/b.png")
@@ -700,9 +702,9 @@ def test_build_index_cli(tmp_path, capsys):
     assert bi.main([str(tree / "g"), *grouped_args, "--out", str(grouped)]) == 0
     assert len(load_table(grouped, root=tree / "g")) == 90
 
-    assert bi.main([str(tree), "--pattern", "{source_dataset}/*", "--out", str(tmp_path / "x.csv")]) == 2
+    assert run(bi.main, [str(tree), "--pattern", "{source_dataset}/*", "--out", str(tmp_path / "x.csv")]) == 2
     assert "error: the pattern must capture" in capsys.readouterr().err
-    assert bi.main([str(tree / "g"), "--pattern", "{generator}/{video_id}/*", "--split-ratios", "0.8,0.2", "--out", str(tmp_path / "x.csv")]) == 2
+    assert run(bi.main, [str(tree / "g"), "--pattern", "{generator}/{video_id}/*", "--split-ratios", "0.8,0.2", "--out", str(tmp_path / "x.csv")]) == 2
     assert "--split-ratios must be three non-negative numbers" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
 

@@ -184,7 +184,7 @@ def test_corrupt_training_image_stops_or_is_skipped_and_counted(demo, tmp_path):
     with pytest.raises(CorruptImageError, match=broken[0]["path"].split("/")[-1].replace(".", r"\.") + "|could not be decoded"):
         train.main(["--csv", str(csv_path), "--out", str(tmp_path / "stop"), *QUICK, "--set", "train.max-steps-per-epoch=null", "--set", "train.epochs=1"])
     train.main(["--csv", str(csv_path), "--out", str(tmp_path / "skip"), *QUICK, "--set", "train.max-steps-per-epoch=null",
-                "--set", "train.epochs=1", "--set", "data.on-error=skip"])  # fmt: skip
+                "--set", "train.epochs=1", "--set", "data.on-error=skip", "--set", "data.max-skipped=0.1"])  # fmt: skip
     record = json.loads((tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()[-1])
     assert 1 <= record["train_skipped"] <= 3  # drop_last may leave a corrupt row out of the epoch
     assert "skipped" in (tmp_path / "skip" / "train.log").read_text()
