@@ -1,14 +1,15 @@
 """Evaluate detectors: protocol tables (AUC, AP, EER, accuracies, CIs) for papers.
 
-    python test.py                                                # the latest demo run, on the demo data
-    python test.py --checkpoint checkpoint/RUN/best.pt           # its own protocol, fold and CSV
-    python test.py --checkpoint RUN/best.pt --csv other.csv --protocol cross-dataset
-    python test.py --runs checkpoint/xgen --protocol cross-generator   # one run per fold -> train x test matrix
-    python test.py --runs checkpoint/ablations          # runs of several detectors -> the comparison table
-    python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
-    python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
-    python test.py --runs checkpoint/xgen --protocol cross-generator --level video  # video-level matrix
+python test.py                                                # the latest demo run, on the demo data
+python test.py --checkpoint checkpoint/RUN/best.pt           # its own protocol, fold and CSV
+python test.py --checkpoint RUN/best.pt --csv other.csv --protocol cross-dataset
+python test.py --runs checkpoint/xgen --protocol cross-generator   # one run per fold -> train x test matrix
+python test.py --runs checkpoint/ablations          # runs of several detectors -> the comparison table
+python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
+python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
+python test.py --runs checkpoint/xgen --protocol cross-generator --level video  # video-level matrix
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,21 @@ from engine.config import REPO_ROOT, load_config
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Evaluate a face-forgery detector on a protocol's test rows.", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description="Evaluate a face-forgery detector on a protocol's test rows.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="best.pt of a run (or a checkpoint of the released CAEL code)")
-    source.add_argument("--runs", help="folder of runs: one per fold of --protocol (as train.py --fold wrote them) -> "
-                        "train x test matrix; or of several detectors (as tools.train_set wrote them) -> comparison table")
-    source.add_argument("--predictions", help="a predictions.csv written by test.py: recompute the tables without the model")
+    source.add_argument(
+        "--runs",
+        help="folder of runs: one per fold of --protocol (as train.py --fold wrote them) -> "
+        "train x test matrix; or of several detectors (as tools.train_set wrote them) -> comparison table",
+    )
+    source.add_argument(
+        "--predictions", help="a predictions.csv written by test.py: recompute the tables without the model"
+    )
     parser.add_argument("--protocol", help="protocol (default: the checkpoint's)")
     parser.add_argument("--fold", help="fold (default: the checkpoint's)")
     parser.add_argument("--csv", help="split CSV to test on (default: the checkpoint's)")
@@ -65,7 +75,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="roc.png with a log-scale false-positive-rate axis (the low-FPR region)",
     )
     parser.add_argument("--batch-size", type=int, help="evaluation batch size")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: the run's)")
+    parser.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: the run's)"
+    )
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     parser.add_argument("--workers", default="auto", help="loader processes (default: auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -109,9 +121,9 @@ def _overrides(args) -> dict:
 def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     from data.perturb import parse_perturbations
+    from engine.compare import evaluate_run_folder
     from engine.distributed import cleanup, device_for, init_distributed
     from engine.logger import setup_logging
-    from engine.compare import evaluate_run_folder
     from engine.tester import evaluate_checkpoint, evaluate_predictions
 
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
@@ -137,14 +149,34 @@ def main(argv=None) -> dict:
         device = device_for(dist, args.device or "auto")
         setup_logging(None, dist.is_main)
         if args.runs:  # without --protocol: the protocol the runs were trained on
-            result = evaluate_run_folder(args.runs, args.protocol, config_overrides=overrides, out_dir=out, perturbations=perturbations,
-                                         device=device, workers=workers, progress=not args.quiet, dist=dist, level=args.level)  # fmt: skip
+            result = evaluate_run_folder(
+                args.runs,
+                args.protocol,
+                config_overrides=overrides,
+                out_dir=out,
+                perturbations=perturbations,
+                device=device,
+                workers=workers,
+                progress=not args.quiet,
+                dist=dist,
+                level=args.level,
+            )
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
             requested = load_config(args.config) if args.config else None
-            result = evaluate_checkpoint(checkpoint, config_overrides=overrides, out_dir=out, perturbations=perturbations, device=device,
-                                         requested_config=requested, workers=workers, progress=not args.quiet, dist=dist,
-                                         protocol=args.protocol, fold=args.fold)  # fmt: skip
+            result = evaluate_checkpoint(
+                checkpoint,
+                config_overrides=overrides,
+                out_dir=out,
+                perturbations=perturbations,
+                device=device,
+                requested_config=requested,
+                workers=workers,
+                progress=not args.quiet,
+                dist=dist,
+                protocol=args.protocol,
+                fold=args.fold,
+            )
     finally:
         cleanup()
     if dist.is_main:

@@ -6,6 +6,7 @@ The videos are synthetic 640x360, 25 frames/s mp4 files (MPEG-4 part 2, a keyfra
 scikit-image's astronaut face (moving a little per frame) on one of its face-free photos; 32 frames are sampled
 per video (the default), so each video costs seeks + decodes + 32 detections + crops + PNG writes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,15 +62,21 @@ def main(argv=None) -> int:
             out = work / f"faces-{workers}"
             summary = extract(work / "videos", out, ExtractionSettings(), workers=workers, progress=False)
             results[f"workers={workers}"] = summary
-            print(f"workers={workers}: {summary['videos/s']} videos/s, {summary['frames/s']} frames/s, "
-                  f"{summary['faces']} faces in {summary['frames']} frames, {summary['seconds']} s")
+            print(
+                f"workers={workers}: {summary['videos/s']} videos/s, {summary['frames/s']} frames/s, "
+                f"{summary['faces']} faces in {summary['frames']} frames, {summary['seconds']} s"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record = {
         "command": "python benchmarks/extraction_speed.py " + " ".join(argv or sys.argv[1:]),
         "video": f"{args.videos} videos x {args.seconds} s, 640x360, 25 frames/s, mpeg4",
-        "settings": ExtractionSettings().to_dict(), "cpu_threads": os.cpu_count(), "load_average": os.getloadavg(),
-        "machine": platform.processor() or platform.machine(), "versions": library_versions(), "results": results,
+        "settings": ExtractionSettings().to_dict(),
+        "cpu_threads": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "machine": platform.processor() or platform.machine(),
+        "versions": library_versions(),
+        "results": results,
     }
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -4,6 +4,7 @@ Every entry point (train.py --resume, test.py, predict.py, model.convert_release
 ``read_checkpoint``: a missing, truncated, foreign or hostile file is a ``CheckpointError`` naming the file,
 never torch's multi-line advice to allow-list globals.
 """
+
 from __future__ import annotations
 
 import errno
@@ -88,7 +89,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     except pickle.UnpicklingError as error:
         if "unsupported global" not in str(error).lower():  # not a pickle of objects: text, an image, random bytes
             raise CheckpointError(
-                f"{what} {path} is truncated or not a PyTorch checkpoint: use the file written by train.py, or copy it again."
+                f"{what} {path} is truncated or not a PyTorch checkpoint: use the file written by train.py, or copy "
+                "it again."
             ) from error
         raise CheckpointError(
             f"{what} {path} holds Python objects beyond tensors and plain values, which are not loaded for safety: "
@@ -96,6 +98,6 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
         ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(
-            f"{what} {path} is truncated or not a PyTorch checkpoint: use the file written by train.py, or copy it again."
+            f"{what} {path} is truncated or not a PyTorch checkpoint: use the file written by train.py, or copy it "
+            "again."
         ) from error
-

@@ -5,6 +5,7 @@
 - A full disk: one sentence naming the file, exit status 1.
 - ``--debug`` on the command line (or ``CAEL_DEBUG=1``) shows the full traceback instead.
 """
+
 from __future__ import annotations
 
 import errno
@@ -53,7 +54,9 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> 
         if debug or error.errno != errno.ENOSPC:
             raise
         where = f" writing {error.filename}" if error.filename else ""
-        print(f"error: the disk is full{where}: free some space and run the command again.", file=sys.stderr, flush=True)
+        print(
+            f"error: the disk is full{where}: free some space and run the command again.", file=sys.stderr, flush=True
+        )
         return 1
     if isinstance(result, int) and not isinstance(result, bool):  # a main that returns its own exit status
         return result

@@ -4,6 +4,7 @@ Plain PyYAML follows YAML 1.1, where ``1e-4`` (no dot) is a string; here every n
 a number, in config files and in ``--set`` overrides alike. Used by the engine's run configs and by ``model/``
 (which must not depend on the engine).
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,14 +28,19 @@ class ConfigLoader(yaml.SafeLoader):
     """SafeLoader whose floats follow YAML 1.2: ``1e-4``, ``1E3``, ``.5`` and ``-2.`` are floats."""
 
 
-ConfigLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+ConfigLoader.yaml_implicit_resolvers = {
+    key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                     |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                     |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
+                    |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
     list("-+0123456789."),
 )
 
@@ -105,7 +111,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as error:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({getattr(error, 'problem', None) or error}).") from error
+        raise ConfigError(
+            f"override {text!r}: the value is not valid YAML ({getattr(error, 'problem', None) or error})."
+        ) from error
     return key.strip(), value
 
 
@@ -127,8 +135,15 @@ def set_value(config: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping",
-             type(None): "null"}  # fmt: skip
+    names = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 

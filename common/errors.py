@@ -4,6 +4,7 @@ A ``UserError`` is something the user can fix; its message is one sentence namin
 to do. Entry points print it as ``error: <sentence>`` and exit with its ``exit_code`` (2: usage, 1: failure).
 Anything else that escapes is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 

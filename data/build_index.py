@@ -1,7 +1,9 @@
 """Index a folder tree of images into a split CSV, taking columns from path components.
 
-    python -m data.build_index DIR --pattern "{source_dataset}/{split}/{forgery_type}/{generator}/{video_id}/*" --out splits.csv
-    python -m data.build_index DIR --pattern "{generator}/{video_id}/*" --split-ratios 0.8,0.1,0.1 --group-by video_id --out splits.csv
+    python -m data.build_index DIR --out splits.csv \
+        --pattern "{source_dataset}/{split}/{forgery_type}/{generator}/{video_id}/*"
+    python -m data.build_index DIR --out splits.csv \
+        --pattern "{generator}/{video_id}/*" --split-ratios 0.8,0.1,0.1 --group-by video_id
 
 Pattern: one component per folder level; ``{column}`` captures a column, ``*`` matches anything, other text must
 match literally; the last component matches the file name. The label is 0 where ``{label}`` is real/0, or where the
@@ -9,9 +11,9 @@ match literally; the last component matches the file name. The label is 0 where 
 a ``{split}`` component get a seeded split, stratified by generator and grouped so that one video (or identity,
 ``--group-by``) never lands on two sides.
 """
+
 from __future__ import annotations
 
-from common.errors import UsageError
 import argparse
 import csv
 import re
@@ -20,6 +22,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from common.errors import UsageError
 
 from .schema import IDENTITY_SEPARATOR, OPTIONAL_COLUMNS, SPLITS
 
@@ -109,25 +113,33 @@ def assign_splits(rows: list[dict], ratios: tuple[float, float, float], group_by
                 member["split"] = split
 
 
-def build_index(root, pattern: str, *, real_value="real", split_ratios=None, group_by=None, seed=0) -> tuple[list[dict], list[str], Counter]:
+def build_index(
+    root, pattern: str, *, real_value="real", split_ratios=None, group_by=None, seed=0
+) -> tuple[list[dict], list[str], Counter]:
     """(rows, columns, counts of skipped files by reason)."""
     root = Path(root)
     if not root.is_dir():
         raise IndexError_(f"{root} is not a folder.")
     regex, fields = compile_pattern(pattern)
     if not ({"label", "forgery_type", "generator"} & set(fields)):
-        raise IndexError_("the pattern must capture {label}, {forgery_type} or {generator} so real and fake can be told apart.")
+        raise IndexError_(
+            "the pattern must capture {label}, {forgery_type} or {generator} so real and fake can be told apart."
+        )
     if split_ratios is None and "split" not in fields:
         raise IndexError_("the pattern has no {split}: pass --split-ratios (e.g. 0.8,0.1,0.1) to assign splits.")
     if group_by and group_by not in fields:
         raise IndexError_(f"--group-by {group_by}: the pattern does not capture {{{group_by}}}.")
     if split_ratios is not None and "split" in fields:
-        raise IndexError_("the pattern captures {split} from the folders and --split-ratios would override it: drop one of them.")
+        raise IndexError_(
+            "the pattern captures {split} from the folders and --split-ratios would override it: drop one of them."
+        )
     if split_ratios is not None and not group_by:
         grouping = [f for f in ("video_id", "identity") if f in fields]
         if grouping:
-            raise IndexError_(f"--split-ratios without --group-by would cut {grouping[0]} groups across splits (frames of one video "
-                              f"in train and test): add --group-by {grouping[0]}.")
+            raise IndexError_(
+                f"--split-ratios without --group-by would cut {grouping[0]} groups across splits (frames of one video "
+                f"in train and test): add --group-by {grouping[0]}."
+            )
     rows, skipped = [], Counter()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
@@ -157,13 +169,21 @@ def build_index(root, pattern: str, *, real_value="real", split_ratios=None, gro
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Index a folder tree of face images into a split CSV.", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description="Index a folder tree of face images into a split CSV.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("root", help="folder to index (the CSV's paths are relative to it)")
-    parser.add_argument("--pattern", required=True, help='e.g. "{source_dataset}/{split}/{forgery_type}/{generator}/{video_id}/*"')
+    parser.add_argument(
+        "--pattern", required=True, help='e.g. "{source_dataset}/{split}/{forgery_type}/{generator}/{video_id}/*"'
+    )
     parser.add_argument("--out", required=True, help="CSV to write")
     parser.add_argument("--real-value", default="real", help="component value meaning a real image (default: real)")
     parser.add_argument("--split-ratios", help="train,val,test ratios for sets without {split}, e.g. 0.8,0.1,0.1")
-    parser.add_argument("--group-by", help="column whose groups never straddle splits (video_id, or an identity column)")
+    parser.add_argument(
+        "--group-by", help="column whose groups never straddle splits (video_id, or an identity column)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -177,10 +197,17 @@ def main(argv=None) -> int:
         except ValueError:
             ratios = ()
         if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
-            raise UsageError(f"--split-ratios must be three non-negative numbers train,val,test; got {args.split_ratios!r}.")
-    rows, columns, skipped = build_index(args.root, args.pattern, real_value=args.real_value, split_ratios=ratios, group_by=args.group_by, seed=args.seed)
+            raise UsageError(
+                f"--split-ratios must be three non-negative numbers train,val,test; got {args.split_ratios!r}."
+            )
+    rows, columns, skipped = build_index(
+        args.root, args.pattern, real_value=args.real_value, split_ratios=ratios, group_by=args.group_by, seed=args.seed
+    )
     if ratios is not None and not args.group_by:
-        print("note: --split-ratios without --group-by splits single images: fine for still images, a leak for video frames")
+        print(
+            "note: --split-ratios without --group-by splits single images: fine for still images, a leak for video "
+            "frames"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as handle:
@@ -192,7 +219,10 @@ def main(argv=None) -> int:
     for reason, count in skipped.items():
         print(f"skipped {count} file(s): {reason}")
     if out.resolve().parent != Path(args.root).resolve():
-        print(f"note: the CSV's paths are relative to {Path(args.root).resolve()}: pass --data-root {args.root} when training")
+        print(
+            f"note: the CSV's paths are relative to {Path(args.root).resolve()}: pass --data-root {args.root} when "
+            "training"
+        )
     return 0
 
 

@@ -4,9 +4,9 @@ Samples are keyed ``(position, seed)`` by the samplers of ``data.loader``: the s
 augmentation a pure function of (run seed, epoch, position), whatever the number of workers, so a resumed run
 sees exactly the images an uninterrupted one would.
 """
+
 from __future__ import annotations
 
-from common.errors import ConfigError, UserError
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
+
+from common.errors import ConfigError, UserError
 
 from .images import CROP_POLICIES, ImageDecodeError, fit_to_size, load_image
 from .schema import SplitTable
@@ -65,7 +67,9 @@ class SplitDataset(Dataset):
         self.native = crop != "resize" or self.native_augment is not None or perturb is not None
         self.on_error = on_error
         self.perturb = perturb  # test-time robustness (data/perturb.py), at native resolution, before resizing
-        self.targets = {name: np.asarray(values)[self.rows].astype(np.int64) for name, values in (targets or {}).items()}
+        self.targets = {
+            name: np.asarray(values)[self.rows].astype(np.int64) for name, values in (targets or {}).items()
+        }
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -77,7 +81,9 @@ class SplitDataset(Dataset):
             image = load_image(path, None if self.native else self.size)
         except ImageDecodeError as error:
             if self.on_error == "error":
-                raise CorruptImageError(f"{error}; fix or remove it, or set data.on-error: skip to skip such images.") from error
+                raise CorruptImageError(
+                    f"{error}; fix or remove it, or set data.on-error: skip to skip such images."
+                ) from error
             log.warning("skipping %s", error)
             return None
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
@@ -100,7 +106,12 @@ def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
     kept = [s for s in samples if s is not None]
     skipped = len(samples) - len(kept)
     if not kept:
-        return {"image": torch.empty(0, 3, 0, 0, dtype=torch.uint8), "label": torch.empty(0, dtype=torch.long), "index": torch.empty(0, dtype=torch.long), "skipped": skipped}
+        return {
+            "image": torch.empty(0, 3, 0, 0, dtype=torch.uint8),
+            "label": torch.empty(0, dtype=torch.long),
+            "index": torch.empty(0, dtype=torch.long),
+            "skipped": skipped,
+        }
     batch = default_collate(kept)
     batch["skipped"] = skipped
     return batch

@@ -3,9 +3,9 @@
 ``load_image`` is the single decode path of training, evaluation and the cache tool, so cached and on-the-fly
 pixels are the same.
 """
+
 from __future__ import annotations
 
-from common.errors import UserError
 import json
 import warnings
 from pathlib import Path
@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from common.errors import UserError
 
 # Raised by decoders on unreadable files; the dataset turns them into one error naming the file.
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -46,14 +48,21 @@ def open_container(file: str) -> np.memmap:
             meta = json.loads(meta_path.read_text())
             shape = (int(meta["count"]), int(meta["size"]), int(meta["size"]), 3)
         except (ValueError, KeyError, TypeError) as error:
-            raise ImageDecodeError(f"image cache {file}: {meta_path.name} is damaged ({type(error).__name__}): rebuild it with tools/cache.py") from None
+            raise ImageDecodeError(
+                f"image cache {file}: {meta_path.name} is damaged ({type(error).__name__}): rebuild it with "
+                "tools/cache.py"
+            ) from None
         expected = shape[0] * shape[1] * shape[2] * 3
         actual = Path(file).stat().st_size if Path(file).is_file() else None
         if actual is None:
-            raise ImageDecodeError(f"image cache {file} does not exist: rebuild it with tools/cache.py, or fix the CSV's paths")
+            raise ImageDecodeError(
+                f"image cache {file} does not exist: rebuild it with tools/cache.py, or fix the CSV's paths"
+            )
         if actual != expected:
-            raise ImageDecodeError(f"image cache {file} is truncated or damaged ({actual} bytes, {expected} expected for {shape[0]} "
-                                   f"images of {shape[1]}px): rebuild it with tools/cache.py")
+            raise ImageDecodeError(
+                f"image cache {file} is truncated or damaged ({actual} bytes, {expected} expected for {shape[0]} "
+                f"images of {shape[1]}px): rebuild it with tools/cache.py"
+            )
         _containers[file] = np.memmap(file, dtype=np.uint8, mode="r", shape=shape)
     return _containers[file]
 
@@ -66,7 +75,10 @@ def _load_cached(file: str, index: int, size: int | None) -> torch.Tensor:
     if index >= len(images):
         raise ImageDecodeError(f"image cache {file} holds {len(images)} images; index {index} is out of range")
     if size is not None and images.shape[1] != size:
-        raise ImageDecodeError(f"image cache {file} holds {images.shape[1]}px images but {size}px are needed: rebuild it with tools/cache.py --size {size}")
+        raise ImageDecodeError(
+            f"image cache {file} holds {images.shape[1]}px images but {size}px are needed: rebuild it with "
+            f"tools/cache.py --size {size}"
+        )
     return torch.from_numpy(np.array(images[index])).permute(2, 0, 1).contiguous()
 
 
@@ -78,7 +90,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = Image.fromarray(np.clip(np.round(array * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
     if image.mode == "F":
         array = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(np.round(array * (255.0 if array.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8))
+        image = Image.fromarray(
+            np.clip(np.round(array * (255.0 if array.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+        )
     if image.mode == "P":
         image = image.convert("RGBA")  # palette transparency becomes alpha, then dropped below
     return image if image.mode == "RGB" else image.convert("RGB")
@@ -175,10 +189,74 @@ def image_format(path: str | Path) -> tuple[str, int | None]:
 
 # The IJG (libjpeg) standard luminance quantisation table at quality 50, in natural (row-major) order.
 _IJG_LUMA = np.array(
-    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64,
-)  # fmt: skip
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=np.float64,
+)
 
 
 def estimate_jpeg_quality(image: Image.Image) -> int | None:

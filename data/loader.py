@@ -1,15 +1,17 @@
 """Loaders: seeded epoch samplers (shuffled or class-balanced, DDP-sharded, resumable mid-epoch), an evaluation
 sampler that scores every row exactly once across ranks, and worker/pinning settings sized to the machine.
 """
+
 from __future__ import annotations
 
-from common.errors import ConfigError
 import math
 import os
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
+
+from common.errors import ConfigError
 
 from .dataset import SplitDataset, collate
 
@@ -27,7 +29,16 @@ class TrainSampler(Sampler):
     which is how a run resumed mid-epoch continues exactly where it stopped.
     """
 
-    def __init__(self, num_samples: int, *, seed: int, labels: np.ndarray | None = None, shuffle: bool = True, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        seed: int,
+        labels: np.ndarray | None = None,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if num_samples == 0:
             raise ConfigError("the training subset is empty: check the protocol and the CSV's split column.")
         self.num_samples, self.seed, self.shuffle = num_samples, seed, shuffle
@@ -107,7 +118,9 @@ def build_loader(
 ) -> DataLoader:
     """A DataLoader of uint8 batches: pinned when CUDA is present, persistent workers, seeded sampling."""
     if train:
-        sampler = TrainSampler(len(dataset), seed=seed, labels=dataset.labels if balanced else None, rank=rank, world_size=world_size)
+        sampler = TrainSampler(
+            len(dataset), seed=seed, labels=dataset.labels if balanced else None, rank=rank, world_size=world_size
+        )
     else:
         sampler = EvalSampler(len(dataset), rank=rank, world_size=world_size)
     num_workers = resolve_workers(workers, world_size)

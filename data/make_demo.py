@@ -21,11 +21,12 @@ Fakes come from six generators under GenFace's three forgery types, each leaving
 Every image is written as PNG (lossless, one format for both classes), with ``demo.csv`` in the schema of
 ``data/schema.py`` (columns ``identity`` and ``frame`` included). A small CAEL learns it in minutes on a CPU.
 """
+
 from __future__ import annotations
 
 import argparse
-import sys
 import csv
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,11 +272,19 @@ def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_pe
                     image = fake_frame(generator, who, people[dataset][donor], pose_rng, dataset, noise_rng, motion)
                 relative = f"{dataset}/{generator}/{video}_{frame}.png"
                 Image.fromarray(_to_uint8(image)).save(out / relative, compress_level=1)
-                rows.append({
-                    "path": relative, "label": 0 if generator == "real" else 1, "split": split, "forgery_type": forgery,
-                    "generator": generator, "source_dataset": dataset, "video_id": video, "identity": identity,
-                    "frame": frame,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "path": relative,
+                        "label": 0 if generator == "real" else 1,
+                        "split": split,
+                        "forgery_type": forgery,
+                        "generator": generator,
+                        "source_dataset": dataset,
+                        "video_id": video,
+                        "identity": identity,
+                        "frame": frame,
+                    }
+                )
     csv_path = out / "demo.csv"
     with open(csv_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -288,7 +297,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Write the seeded, GenFace-like synthetic demo dataset.")
     parser.add_argument("out", help="output folder (created)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--identities", type=int, default=200, help="real identities (one 4-frame video each) per source dataset")
+    parser.add_argument(
+        "--identities", type=int, default=200, help="real identities (one 4-frame video each) per source dataset"
+    )
     parser.add_argument(
         "--fakes-per-generator", type=int, default=300, help="fake images per generator (both source datasets together)"
     )
@@ -298,7 +309,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> Path:
     args = get_args_parser().parse_args(argv)
     start = time.perf_counter()
-    csv_path = make_demo(args.out, seed=args.seed, identities=args.identities, fakes_per_generator=args.fakes_per_generator)
+    csv_path = make_demo(
+        args.out, seed=args.seed, identities=args.identities, fakes_per_generator=args.fakes_per_generator
+    )
     with open(csv_path) as handle:
         count = sum(1 for _ in handle) - 1
     print(f"wrote {count} images and {csv_path} in {time.perf_counter() - start:.1f}s")

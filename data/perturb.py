@@ -5,14 +5,16 @@ size, in the loader's workers (as UnivFD and SIDBench perturb):
 ``jpeg:Q`` re-encodes at quality Q; ``blur:SIGMA`` Gaussian blur; ``resize:F`` down-scales by F and back (lost
 detail); ``noise:SIGMA`` adds Gaussian noise (seeded by the image's row, so every run sees the same noise).
 """
+
 from __future__ import annotations
 
-from common.errors import UsageError
 from dataclasses import dataclass
 
 import torch
 from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms.v2 import functional as TF
+
+from common.errors import UsageError
 
 KINDS = ("jpeg", "blur", "resize", "noise")
 
@@ -59,10 +61,14 @@ def parse_perturbations(spec: str | None) -> list[Perturbation]:
         except ValueError:
             value = None
         if kind not in KINDS or value is None:
-            raise PerturbationError(f"--perturb entry {entry!r} must be KIND:AMOUNT with KIND one of {', '.join(KINDS)} (e.g. jpeg:70,blur:1.0,resize:0.5).")
+            raise PerturbationError(
+                f"--perturb entry {entry!r} must be KIND:AMOUNT with KIND one of {', '.join(KINDS)} (e.g. "
+                "jpeg:70,blur:1.0,resize:0.5)."
+            )
         if kind == "jpeg" and not 1 <= value <= 100 or kind == "resize" and not 0 < value <= 1 or value < 0:
-            raise PerturbationError(f"--perturb entry {entry!r}: jpeg takes a quality 1..100, resize a factor in (0, 1], blur/noise a sigma >= 0.")
+            raise PerturbationError(
+                f"--perturb entry {entry!r}: jpeg takes a quality 1..100, resize a factor in (0, 1], blur/noise a "
+                "sigma >= 0."
+            )
         found.append(Perturbation(kind, value))
     return found
-
-

@@ -5,9 +5,9 @@ apply only to rows of that label, and ``"{fold}"`` stands for the fold chosen by
 column of ``report`` present in the CSV and each of its values, the test fakes with that value scored against
 the real test images of the same source dataset(s); for ``source_dataset``, all that dataset's test rows.
 """
+
 from __future__ import annotations
 
-from common.errors import UserError
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from common.errors import UserError
 
 from .schema import SchemaError, SplitTable
 
@@ -66,7 +67,9 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     if not path.is_file():
         path = PROTOCOL_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise ProtocolError(f"unknown protocol {name_or_path!r}: choose one of {', '.join(available_protocols())} or give a YAML file.")
+        raise ProtocolError(
+            f"unknown protocol {name_or_path!r}: choose one of {', '.join(available_protocols())} or give a YAML file."
+        )
     spec = yaml.safe_load(path.read_text()) or {}
     unknown = set(spec) - {"name", "description", "fold-by", "report", *SUBSETS}
     if unknown:
@@ -86,7 +89,9 @@ def _match(table: SplitTable, spec: Mapping[str, Any], fold: str | None, context
             mask &= (table.labels != label) | _match(table, wanted, fold, context)
             continue
         if not table.has(key):
-            raise ProtocolError(f"{context} filters on column '{key}', which {table.csv_path} lacks: add it to the CSV.")
+            raise ProtocolError(
+                f"{context} filters on column '{key}', which {table.csv_path} lacks: add it to the CSV."
+            )
         values = wanted if isinstance(wanted, list) else [wanted]
         values = {str(v).replace("{fold}", fold) if fold is not None else str(v) for v in values}
         if any("{fold}" in v for v in values):
@@ -100,7 +105,9 @@ def folds(protocol: Protocol, table: SplitTable) -> list[str]:
     if protocol.fold_by is None:
         return []
     if not table.has(protocol.fold_by):
-        raise ProtocolError(f"protocol {protocol.name} folds by column '{protocol.fold_by}', which {table.csv_path} lacks.")
+        raise ProtocolError(
+            f"protocol {protocol.name} folds by column '{protocol.fold_by}', which {table.csv_path} lacks."
+        )
     split_only = {k: v for k, v in protocol.spec["train"].items() if k == "split"}
     rows = np.flatnonzero(_match(table, split_only, None, f"protocol {protocol.name}") & (table.labels == 1))
     column = table.column(protocol.fold_by)
@@ -119,7 +126,9 @@ def report_groups(table: SplitTable, test_rows: np.ndarray, columns: list[str]) 
     groups = {OVERALL: np.sort(test_rows)}
     test_rows = np.sort(test_rows)
     labels = table.labels[test_rows]
-    sources = np.asarray(table.column("source_dataset"), dtype=object)[test_rows] if table.has("source_dataset") else None
+    sources = (
+        np.asarray(table.column("source_dataset"), dtype=object)[test_rows] if table.has("source_dataset") else None
+    )
     for column in columns:
         if not table.has(column):
             continue
@@ -167,9 +176,15 @@ def resolve(
     if protocol.fold_by is not None:
         available = folds(protocol, table)
         if fold is None:
-            raise ProtocolError(f"protocol {protocol.name} needs --fold: one of {', '.join(available)} (values of '{protocol.fold_by}').")
+            raise ProtocolError(
+                f"protocol {protocol.name} needs --fold: one of {', '.join(available)} (values of "
+                f"'{protocol.fold_by}')."
+            )
         if fold not in available:
-            raise ProtocolError(f"protocol {protocol.name} has no fold {fold!r} on {table.csv_path}: choose one of {', '.join(available)}.")
+            raise ProtocolError(
+                f"protocol {protocol.name} has no fold {fold!r} on {table.csv_path}: choose one of "
+                f"{', '.join(available)}."
+            )
     elif fold is not None:
         raise ProtocolError(f"protocol {protocol.name} has no folds; drop --fold {fold}.")
     valid = table.labels >= 0
@@ -182,7 +197,10 @@ def resolve(
     overlap = set(subsets["test"]) & (set(subsets["train"]) | set(subsets["val"]))
     if overlap:
         line = table.line(min(overlap))
-        raise ProtocolError(f"protocol {protocol.name}: {len(overlap)} test row(s) are also training/validation rows (e.g. line {line} of {table.csv_path}).")
+        raise ProtocolError(
+            f"protocol {protocol.name}: {len(overlap)} test row(s) are also training/validation rows (e.g. line "
+            f"{line} of {table.csv_path})."
+        )
     groups = report_groups(table, subsets["test"], protocol.report)
     return ResolvedProtocol(protocol=protocol.name, fold=fold, groups=groups, **subsets)
 
@@ -192,8 +210,13 @@ def require(resolved: ResolvedProtocol, subset: str, table: SplitTable, both_cla
     rows = resolved.subset(subset)
     where = f"protocol {resolved.protocol}" + (f" fold {resolved.fold}" if resolved.fold else "")
     if len(rows) == 0:
-        raise SchemaError(f"{where}: the {subset} subset of {table.csv_path} is empty: check its split column (python -m data.validate {table.csv_path}).")
+        raise SchemaError(
+            f"{where}: the {subset} subset of {table.csv_path} is empty: check its split column (python -m "
+            f"data.validate {table.csv_path})."
+        )
     if both_classes and len(set(table.labels[rows].tolist())) < 2:
         only = "real" if table.labels[rows[0]] == 0 else "fake"
-        raise SchemaError(f"{where}: the {subset} subset of {table.csv_path} holds only {only} images; it needs both classes.")
+        raise SchemaError(
+            f"{where}: the {subset} subset of {table.csv_path} holds only {only} images; it needs both classes."
+        )
     return rows

@@ -7,9 +7,9 @@ Video ids are namespaced by source dataset, forgery type and generator (FF++ met
 a row without a ``video_id`` is a video of its own. Other columns are kept and copied into predictions. Rows are
 numbered by their line in the file (header = 1).
 """
+
 from __future__ import annotations
 
-from common.errors import UserError
 import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
 
 REQUIRED_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = (
@@ -146,14 +147,23 @@ def _read_rows(reader, csv_path: Path):
     if missing:
         raise SchemaError(
             f"split CSV {csv_path} lacks the required column(s) {', '.join(missing)} "
-            f"(its header: {','.join(header)}){_header_hint(header, missing)}; every row needs path and label (0 = real, 1 = fake)."
+            f"(its header: {','.join(header)}){_header_hint(header, missing)}; every row needs path and label (0 = "
+            "real, 1 = fake)."
         )
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise SchemaError(f"split CSV {csv_path} repeats the column(s) {', '.join(duplicates)} in its header.")
     columns: dict[str, list[str]] = {name: [] for name in header}
-    problems = [Problem("warning", "column name", f"column '{given}' is not in the schema: did you mean '{known}'? (rename it, or the "
-                        f"column is ignored and protocols that need '{known}' stop)", line=1) for given, known in _misspelt_columns(header)]
+    problems = [
+        Problem(
+            "warning",
+            "column name",
+            f"column '{given}' is not in the schema: did you mean '{known}'? (rename it, or the "
+            f"column is ignored and protocols that need '{known}' stop)",
+            line=1,
+        )
+        for given, known in _misspelt_columns(header)
+    ]
     names = list(columns)
     lines: list[int] = []
     next_line = reader.line_num + 1
@@ -184,7 +194,9 @@ def _misspelt_columns(header: list[str]) -> list[tuple[str, str]]:
         if name in KNOWN_COLUMNS:
             continue
         lowered = name.lower().replace(" ", "_").replace("-", "_")
-        close = [c for c in KNOWN_COLUMNS if c == lowered] or difflib.get_close_matches(lowered, KNOWN_COLUMNS, n=1, cutoff=0.8)
+        close = [c for c in KNOWN_COLUMNS if c == lowered] or difflib.get_close_matches(
+            lowered, KNOWN_COLUMNS, n=1, cutoff=0.8
+        )
         if close and close[0] not in header:
             found.append((name, close[0]))
     return found
@@ -202,7 +214,10 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise SchemaError(f"split CSV {csv_path} does not exist: check the path (README, section Your data; python -m data.build_index writes one).")
+        raise SchemaError(
+            f"split CSV {csv_path} does not exist: check the path (README, section Your data; python -m "
+            "data.build_index writes one)."
+        )
     root = Path(root) if root is not None else csv_path.resolve().parent
     if not root.is_dir():
         raise SchemaError(f"data root {root} (for {csv_path}) is not a folder: pass --data-root DIR.")
@@ -215,7 +230,9 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
             "(e.g. iconv -f latin1 -t utf-8)."
         ) from None
     except csv.Error as error:
-        raise SchemaError(f"split CSV {csv_path} could not be parsed as CSV ({error}): check quoting and field sizes.") from None
+        raise SchemaError(
+            f"split CSV {csv_path} could not be parsed as CSV ({error}): check quoting and field sizes."
+        ) from None
     labels = np.full(len(columns["path"]), -1, dtype=np.int8)
     for row, value in enumerate(columns["label"]):
         if value in LABEL_VALUES:
@@ -229,7 +246,12 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
             if value not in SPLITS:
                 hint = " (write val)" if value.lower() in ("valid", "validation", "dev") else ""
                 problems.append(
-                    Problem("error", "unknown split", f"split {value!r} is not one of {', '.join(SPLITS)}{hint}", line=lines[row])
+                    Problem(
+                        "error",
+                        "unknown split",
+                        f"split {value!r} is not one of {', '.join(SPLITS)}{hint}",
+                        line=lines[row],
+                    )
                 )
     for name in ("frame", "face_index"):
         for row, value in enumerate(columns.get(name, [])):
@@ -245,7 +267,9 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
     for row, value in enumerate(columns["path"]):
         if not value:
             problems.append(Problem("error", "empty path", "the path is empty", line=lines[row]))
-    table = SplitTable(csv_path=csv_path, root=root, columns=columns, labels=labels, lines=np.asarray(lines, dtype=np.int64))
+    table = SplitTable(
+        csv_path=csv_path, root=root, columns=columns, labels=labels, lines=np.asarray(lines, dtype=np.int64)
+    )
     return table, problems
 
 
@@ -256,5 +280,8 @@ def load_table(csv_path: str | Path, root: str | Path | None = None) -> SplitTab
     if errors:
         shown = "; ".join(str(p) for p in errors[:5])
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise SchemaError(f"{csv_path} has {len(errors)} bad row(s): {shown}{more}. Run python -m data.validate {csv_path} for the full report.")
+        raise SchemaError(
+            f"{csv_path} has {len(errors)} bad row(s): {shown}{more}. Run python -m data.validate {csv_path} for the "
+            "full report."
+        )
     return table

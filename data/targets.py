@@ -1,4 +1,5 @@
 """Training targets beyond real/fake: per-row class indices of the fine-grained heads (forgery type, generator)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,6 +26,8 @@ def fine_targets(table, train_rows: np.ndarray, model_config: dict[str, Any]):
                 f"{len(classes)} {column} values ({', '.join(classes)}): set model.{level}-num-classes={len(classes)}."
             )
         lookup = {name: i for i, name in enumerate(classes)}
-        targets[level] = np.array([lookup.get(v, -1) if table.labels[i] == 1 else -1 for i, v in enumerate(values)], dtype=np.int64)
+        targets[level] = np.array(
+            [lookup.get(v, -1) if table.labels[i] == 1 else -1 for i, v in enumerate(values)], dtype=np.int64
+        )
         names[level] = classes
     return targets, names

@@ -12,14 +12,16 @@ UnivFD and SIDBench apply them); the other entries run in order on the resized i
 Randomness comes from torch's global generator, which the dataset seeds per sample, so augmentation is a pure
 function of (seed, epoch, row).
 """
+
 from __future__ import annotations
 
-from common.errors import ConfigError
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torchvision.transforms import v2
+
+from common.errors import ConfigError
 
 
 def _pair(value, name: str, key: str) -> tuple[float, float]:
@@ -35,7 +37,12 @@ def _hflip(size, p=0.5):
 
 
 def _random_resized_crop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1)):
-    return v2.RandomResizedCrop(size, scale=_pair(scale, "random-resized-crop", "scale"), ratio=_pair(ratio, "random-resized-crop", "ratio"), antialias=True)
+    return v2.RandomResizedCrop(
+        size,
+        scale=_pair(scale, "random-resized-crop", "scale"),
+        ratio=_pair(ratio, "random-resized-crop", "ratio"),
+        antialias=True,
+    )
 
 
 def _jpeg(size, p=0.3, quality=(60, 100)):
@@ -75,11 +82,16 @@ def build_augment(spec: Sequence[Mapping[str, Any]] | None, size: int) -> v2.Com
     steps = []
     for position, entry in enumerate(spec):
         if not isinstance(entry, Mapping) or "name" not in entry:
-            raise ConfigError(f"data.augment[{position}] must be a mapping with a 'name' (one of {', '.join(AUGMENTATIONS)}); got {entry!r}.")
+            raise ConfigError(
+                f"data.augment[{position}] must be a mapping with a 'name' (one of {', '.join(AUGMENTATIONS)}); got "
+                f"{entry!r}."
+            )
         options = {k.replace("-", "_"): v for k, v in entry.items() if k != "name"}
         name = entry["name"]
         if name not in AUGMENTATIONS:
-            raise ConfigError(f"data.augment[{position}]: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}.")
+            raise ConfigError(
+                f"data.augment[{position}]: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}."
+            )
         try:
             steps.append(AUGMENTATIONS[name](size, **options))
         except (TypeError, ValueError) as error:  # unknown option, or a bad value (torchvision's checks included)

@@ -5,6 +5,7 @@ with its line, and the file formats per class (the format shortcut that inflates
 
 Exit status 1 when training could not proceed (errors), 0 otherwise (warnings are printed, not fatal).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,20 +42,31 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
         if not relative:
             continue
         if _escapes(root, relative):
-            problems.append(Problem("error", "path escapes root", f"path {relative!r} points outside the data root {root}", line))
+            problems.append(
+                Problem("error", "path escapes root", f"path {relative!r} points outside the data root {root}", line)
+            )
             continue
         resolved = os.path.normpath(str(table.resolve(row)))
         if resolved in first_seen:
             other = first_seen[resolved]
             leak = splits is not None and splits[other] != splits[row]
             detail = f" (in split {splits[other]} there, {splits[row]} here: a train/test leak)" if leak else ""
-            problems.append(Problem("error" if leak else "warning", "duplicate path", f"{relative} repeats line {table.line(other)}{detail}", line))
+            problems.append(
+                Problem(
+                    "error" if leak else "warning",
+                    "duplicate path",
+                    f"{relative} repeats line {table.line(other)}{detail}",
+                    line,
+                )
+            )
         else:
             first_seen[resolved] = row
         reference = container_reference(resolved)
         target = reference[0] if reference else resolved
         if os.path.isdir(target):
-            problems.append(Problem("error", "not a file", f"{relative} is a folder under {root}, not an image file", line))
+            problems.append(
+                Problem("error", "not a file", f"{relative} is a folder under {root}, not an image file", line)
+            )
         elif not os.path.isfile(target):
             problems.append(Problem("error", "missing file", f"{relative} does not exist under {root}", line))
         elif check_images:
@@ -78,18 +90,41 @@ def check_groups(table: SplitTable) -> list[Problem]:
             elif len(set(table.labels[rows].tolist())) == 1:
                 only = CLASS_NAMES[int(table.labels[rows][0])]
                 severity = "error" if split == "train" else "warning"
-                problems.append(Problem(severity, "one class only", f"split '{split}' holds only {only} images: no AUC can be computed there"))
+                problems.append(
+                    Problem(
+                        severity,
+                        "one class only",
+                        f"split '{split}' holds only {only} images: no AUC can be computed there",
+                    )
+                )
     else:
-        problems.append(Problem("warning", "no split column", "no 'split' column: protocols need one (python -m data.build_index --split-ratios assigns it)"))
+        problems.append(
+            Problem(
+                "warning",
+                "no split column",
+                "no 'split' column: protocols need one (python -m data.build_index --split-ratios assigns it)",
+            )
+        )
     if table.has("source_dataset"):
         sources = np.asarray(table.column("source_dataset"), dtype=object)
-        splits = np.asarray(table.column("split"), dtype=object) if table.has("split") else np.full(len(table), "all", dtype=object)
+        splits = (
+            np.asarray(table.column("split"), dtype=object)
+            if table.has("split")
+            else np.full(len(table), "all", dtype=object)
+        )
         for key in sorted(set(zip(splits[valid], sources[valid]))):
             rows = valid & (splits == key[0]) & (sources == key[1])
             classes = set(table.labels[rows].tolist())
             if len(classes) == 1:
                 only = CLASS_NAMES[classes.pop()]
-                problems.append(Problem("warning", "one class only", f"source dataset '{key[1]}' in split '{key[0]}' holds only {only} images: its fakes are scored against no reals of their own"))
+                problems.append(
+                    Problem(
+                        "warning",
+                        "one class only",
+                        f"source dataset '{key[1]}' in split '{key[0]}' holds only {only} images: its fakes are "
+                        "scored against no reals of their own",
+                    )
+                )
     if table.has("video_id"):  # a video (namespaced like evaluation does) with real and fake frames stops validation
         keys, labels_of = table.video_keys(range(len(table))), defaultdict(dict)
         for row, key in enumerate(keys):
@@ -97,9 +132,16 @@ def check_groups(table: SplitTable) -> list[Problem]:
                 labels_of[key].setdefault(int(table.labels[row]), row)
         for key, found in labels_of.items():
             if len(found) == 2:
-                problems.append(Problem("error", "video with both labels",
-                    f"video {key!r} has real frames (line {table.line(found[0])}) and fake frames: give fakes their own "
-                    "video_id, or fill forgery_type / generator so that the two videos are told apart", table.line(found[1])))  # fmt: skip
+                problems.append(
+                    Problem(
+                        "error",
+                        "video with both labels",
+                        f"video {key!r} has real frames (line {table.line(found[0])}) and fake frames: give fakes "
+                        "their own "
+                        "video_id, or fill forgery_type / generator so that the two videos are told apart",
+                        table.line(found[1]),
+                    )
+                )
     if table.has("video_id") and table.has("split"):
         videos, splits = table.column("video_id"), table.column("split")
         seen: dict[str, tuple[str, int]] = {}
@@ -109,7 +151,15 @@ def check_groups(table: SplitTable) -> list[Problem]:
                 continue
             if video in seen and seen[video][0] != splits[row] and video not in reported:
                 reported.add(video)
-                problems.append(Problem("error", "video in two splits", f"video {video!r} is in split {seen[video][0]} (line {table.line(seen[video][1])}) and {splits[row]}: frames of one video leak across splits", table.line(row)))
+                problems.append(
+                    Problem(
+                        "error",
+                        "video in two splits",
+                        f"video {video!r} is in split {seen[video][0]} (line {table.line(seen[video][1])}) and "
+                        f"{splits[row]}: frames of one video leak across splits",
+                        table.line(row),
+                    )
+                )
             seen.setdefault(video, (splits[row], row))
     return problems
 
@@ -183,14 +233,26 @@ def format_problems(stats: dict[int, dict]) -> list[Problem]:
     fake_share = {f: n / sum(fake["formats"].values()) for f, n in fake["formats"].items()}
     gap = 0.5 * sum(abs(real_share.get(f, 0) - fake_share.get(f, 0)) for f in set(real_share) | set(fake_share))
     if gap > 0.1:
-        problems.append(Problem("warning", "format shortcut",
-            f"real and fake images differ in file format (real: {_describe(real['formats'])}; fake: {_describe(fake['formats'])}): "
-            "a detector can learn the format instead of the forgery, inflating AUC; re-encode both classes alike"))  # fmt: skip
+        problems.append(
+            Problem(
+                "warning",
+                "format shortcut",
+                f"real and fake images differ in file format (real: {_describe(real['formats'])}; fake: "
+                f"{_describe(fake['formats'])}): "
+                "a detector can learn the format instead of the forgery, inflating AUC; re-encode both classes alike",
+            )
+        )
     if real["qualities"] and fake["qualities"]:
         real_q, fake_q = np.median(real["qualities"]), np.median(fake["qualities"])
         if abs(real_q - fake_q) >= 5:
-            problems.append(Problem("warning", "format shortcut",
-                f"real and fake JPEGs differ in quality (median {real_q:.0f} vs {fake_q:.0f}): compression level separates the classes; re-encode both alike"))  # fmt: skip
+            problems.append(
+                Problem(
+                    "warning",
+                    "format shortcut",
+                    f"real and fake JPEGs differ in quality (median {real_q:.0f} vs {fake_q:.0f}): compression level "
+                    "separates the classes; re-encode both alike",
+                )
+            )
     return problems
 
 
@@ -201,6 +263,7 @@ def _describe(formats: Counter) -> str:
 
 def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max_per_kind=20, out=sys.stdout) -> int:
     """Print the report; return the exit status (1 when there are errors)."""
+
     def say(text=""):
         print(text, file=out)
 
@@ -217,7 +280,13 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
     widths = [max(len(h), *(len(str(k[i])) for k, _, _ in counts)) if counts else len(h) for i, h in enumerate(keys)]
     say("  ".join(h.ljust(w) for h, w in zip(keys, widths)) + "  " + "real".rjust(7) + "  " + "fake".rjust(7))
     for key, real, fake in counts:
-        say("  ".join(str(v).ljust(w) for v, w in zip(key, widths)) + "  " + str(real).rjust(7) + "  " + str(fake).rjust(7))
+        say(
+            "  ".join(str(v).ljust(w) for v, w in zip(key, widths))
+            + "  "
+            + str(real).rjust(7)
+            + "  "
+            + str(fake).rjust(7)
+        )
     total_real, total_fake = int((table.labels == 0).sum()), int((table.labels == 1).sum())
     say(f"total: {total_real} real, {total_fake} fake" + ("" if len(header) else ""))
     problems += check_paths(table, check_images)
@@ -232,7 +301,10 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
         if s["qualities"]:
             q = np.asarray(s["qualities"])
             quality = f"; JPEG quality median {np.median(q):.0f} (min {q.min()}, max {q.max()})"
-        say(f"{CLASS_NAMES[label]} files ({sum(s['formats'].values())} of {s['checked']} checked): {_describe(s['formats']) or 'none readable'}{quality}")
+        say(
+            f"{CLASS_NAMES[label]} files ({sum(s['formats'].values())} of {s['checked']} checked): "
+            f"{_describe(s['formats']) or 'none readable'}{quality}"
+        )
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     say("")
@@ -253,16 +325,30 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Validate a split CSV (schema, files, counts, format shortcut).")
     parser.add_argument("csv", help="split CSV (path,label and optional columns: see data/schema.py)")
-    parser.add_argument("--data-root", "--root", dest="root", help="folder the CSV's paths are relative to (default: the CSV's folder); the same option as train.py and test.py")
+    parser.add_argument(
+        "--data-root",
+        "--root",
+        dest="root",
+        help="folder the CSV's paths are relative to (default: the CSV's folder); the same option as train.py and "
+        "test.py",
+    )
     parser.add_argument("--check-images", action="store_true", help="decode every image (slow) to find corrupt files")
-    parser.add_argument("--format-sample", type=int, default=1000, help="files per class whose format/quality is read (0: all)")
+    parser.add_argument(
+        "--format-sample", type=int, default=1000, help="files per class whose format/quality is read (0: all)"
+    )
     parser.add_argument("--max-per-kind", type=int, default=20, help="problems listed per kind (0: all)")
     return parser
 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    return validate(args.csv, args.root, check_images=args.check_images, format_sample=args.format_sample, max_per_kind=args.max_per_kind)
+    return validate(
+        args.csv,
+        args.root,
+        check_images=args.check_images,
+        format_sample=args.format_sample,
+        max_per_kind=args.max_per_kind,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Checkpoint I/O for the engine: the project's one reader and writer (``common.checkpoint``)."""
+
 from __future__ import annotations
 
 from pathlib import Path

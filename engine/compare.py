@@ -7,6 +7,7 @@ group, the average over the groups, the unseen-group average where runs have a f
 parameter count and GFLOPs per image of the detector (``model.summary``). A folder that holds one detector's runs,
 one per fold, keeps its train x test matrix (``engine.tester.evaluate_runs``).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ class ComparisonError(UserError):
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: a dict key of the evaluation loop
 class Run:
-    label: str                 # the run's folder under DIR (its first path component): the detector or ablation
+    label: str  # the run's folder under DIR (its first path component): the detector or ablation
     fold: str | None
     protocol: str
     checkpoint: Path
@@ -64,8 +65,16 @@ def find_runs(runs_dir: Path) -> list[Run]:
         label = relative.parts[0] if relative.parts else runs_dir.name
         data = config.get("data", {})
         recipe = {**config, "train": {**(config.get("train") or {}), "seed": None}, "data": {**data, "fold": None}}
-        runs.append(Run(label=label, fold=data.get("fold"), protocol=_protocol_name(data.get("protocol", "")),
-                        checkpoint=best, model=config.get("model", {}), recipe=json.dumps(recipe, sort_keys=True, default=str)))  # fmt: skip
+        runs.append(
+            Run(
+                label=label,
+                fold=data.get("fold"),
+                protocol=_protocol_name(data.get("protocol", "")),
+                checkpoint=best,
+                model=config.get("model", {}),
+                recipe=json.dumps(recipe, sort_keys=True, default=str),
+            )
+        )
     if not runs:
         raise ComparisonError(
             f"no finished runs under {runs_dir} (folders with config.yaml and best.pt): train some first."
@@ -127,11 +136,16 @@ def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mappin
         aucs = {c: payload["groups"].get(c, {}).get("clean", {}).get("auc") for c in columns}
         unseen = _mean([aucs[c] for c in unseen_groups(columns, fold_by, run.fold)]) if run.fold is not None else None
         entry = {
-            "label": run.label, "fold": run.fold, "checkpoint": str(run.checkpoint), "auc": aucs,
-            "avg": _mean(list(aucs.values())), "unseen_avg": unseen,
+            "label": run.label,
+            "fold": run.fold,
+            "checkpoint": str(run.checkpoint),
+            "auc": aucs,
+            "avg": _mean(list(aucs.values())),
+            "unseen_avg": unseen,
             "overall": payload["groups"][OVERALL]["clean"].get("auc"),
-            "parameters": costs[run]["parameters"], "gflops_per_image": costs[run]["gflops_per_image"],
-        }  # fmt: skip
+            "parameters": costs[run]["parameters"],
+            "gflops_per_image": costs[run]["gflops_per_image"],
+        }
         numbers[run.row_name] = entry
         row = [run.row_name] + [report._fmt(aucs[c], True) for c in columns] + [report._fmt(entry["avg"], True)]
         row += [report._fmt(unseen, True)] if with_folds else []
@@ -141,12 +155,26 @@ def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mappin
     return header, rows, numbers
 
 
-def evaluate_comparison(runs: list[Run], runs_dir: Path, protocol: str, *, config_overrides, out_dir: Path | None,
-                        perturbations, device, workers="auto", progress=True, dist=None, level="frame") -> dict[str, Any]:  # fmt: skip
+def evaluate_comparison(
+    runs: list[Run],
+    runs_dir: Path,
+    protocol: str,
+    *,
+    config_overrides,
+    out_dir: Path | None,
+    perturbations,
+    device,
+    workers="auto",
+    progress=True,
+    dist=None,
+    level="frame",
+) -> dict[str, Any]:
     """Evaluate every run on ``protocol``'s test rows and write comparison.{md,csv,tex} and metrics.json."""
     if level != "frame":
-        raise UsageError("--level video applies to one detector's fold matrix; the comparison table is frame level (its "
-                         "per-run tables under compare-*/ also give video AUC).")
+        raise UsageError(
+            "--level video applies to one detector's fold matrix; the comparison table is frame level (its "
+            "per-run tables under compare-*/ also give video AUC)."
+        )
     from model.summary import summarize_model_config
 
     spec = load_protocol(protocol)
@@ -169,9 +197,15 @@ def evaluate_comparison(runs: list[Run], runs_dir: Path, protocol: str, *, confi
         log.info(f"{run.row_name}: {run.checkpoint}")
         folder = out_dir / run.label / str(run.fold) if run.fold is not None else out_dir / run.label
         payload = evaluate_checkpoint(
-            run.checkpoint, config_overrides=config_overrides, out_dir=folder, perturbations=perturbations,
-            device=device, workers=workers, progress=progress, dist=dist,
-        )  # fmt: skip
+            run.checkpoint,
+            config_overrides=config_overrides,
+            out_dir=folder,
+            perturbations=perturbations,
+            device=device,
+            workers=workers,
+            progress=progress,
+            dist=dist,
+        )
         if dist is not None and not dist.is_main:
             continue
         payloads[run] = payload

@@ -3,6 +3,7 @@
 A run config has a ``model`` section (the detector's keys, verbatim from the released CAEL.yaml plus our
 switches) and the engine's sections. Paths inside a file are read relative to that file, never to the cwd.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -13,8 +14,16 @@ from typing import Any
 import yaml
 
 from common.config import (  # noqa: F401 - re-exported: the engine's one config API
-    MODEL_CONFIG_DIR, PATH_KEYS, REPO_ROOT, coerce_value, deep_merge, parse_override, read_config_file, resolve_config_path,
-    set_value, types_of_default,
+    MODEL_CONFIG_DIR,
+    PATH_KEYS,
+    REPO_ROOT,
+    coerce_value,
+    deep_merge,
+    parse_override,
+    read_config_file,
+    resolve_config_path,
+    set_value,
+    types_of_default,
 )
 from common.errors import ConfigError, UnknownKeyError  # noqa: F401
 from loss_folder import LOSS_DEFAULTS
@@ -23,81 +32,88 @@ from loss_folder import LOSS_DEFAULTS
 # value (its training recipe is unpublished), the default is this project's choice (README: "Defaults").
 DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {
-        "csv": None,                 # split CSV (schema: data/schema.py); relative paths: to the config file
-        "root": None,                # folder the CSV's paths are relative to; default: the CSV's folder
-        "protocol": "intra",         # data/protocols/<name>.yaml, or a YAML path
-        "fold": None,                # the fold of a protocol with folds (e.g. the training generator)
-        "augment": [                 # training augmentations (data/transforms.py); evaluation uses none
+        "csv": None,  # split CSV (schema: data/schema.py); relative paths: to the config file
+        "root": None,  # folder the CSV's paths are relative to; default: the CSV's folder
+        "protocol": "intra",  # data/protocols/<name>.yaml, or a YAML path
+        "fold": None,  # the fold of a protocol with folds (e.g. the training generator)
+        "augment": [  # training augmentations (data/transforms.py); evaluation uses none
             {"name": "hflip", "p": 0.5},
             {"name": "random-resized-crop", "scale": [0.85, 1.0], "ratio": [0.9, 1.1]},
             {"name": "jpeg", "p": 0.2, "quality": [70, 100]},
             {"name": "blur", "p": 0.1, "sigma": [0.1, 1.5]},
         ],
-        "on-error": "error",         # a missing/corrupt image: error (stop, naming it) or skip (and count)
-        "workers": "auto",           # loader processes per GPU; auto: the cores, shared among ranks
-        "balanced": False,           # class-balanced sampling (with replacement)
-        "max-skipped": 0.01,         # on-error skip: stop when more than this fraction of a pass is unreadable
-        "face-extraction": None,     # data.extract_faces settings of the crops; train.py fills it from the CSV's side
-        "crop": "resize",            # image -> model size: resize | pad (isotropic, black borders) | center-crop
-        "reals": "matched",          # fold protocols: training reals of the fold's own source dataset(s), or all
+        "on-error": "error",  # a missing/corrupt image: error (stop, naming it) or skip (and count)
+        "workers": "auto",  # loader processes per GPU; auto: the cores, shared among ranks
+        "balanced": False,  # class-balanced sampling (with replacement)
+        "max-skipped": 0.01,  # on-error skip: stop when more than this fraction of a pass is unreadable
+        "face-extraction": None,  # data.extract_faces settings of the crops; train.py fills it from the CSV's side
+        "crop": "resize",  # image -> model size: resize | pad (isotropic, black borders) | center-crop
+        "reals": "matched",  # fold protocols: training reals of the fold's own source dataset(s), or all
     },
     "train": {
         "epochs": 20,
-        "batch-size": 64,            # per GPU
+        "batch-size": 64,  # per GPU
         "seed": 0,
-        "device": "auto",            # auto: CUDA when present, else CPU
-        "precision": "auto",         # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+        "device": "auto",  # auto: CUDA when present, else CPU
+        "precision": "auto",  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
         "channels-last": True,
-        "compile": False,            # false | true | a torch.compile mode (e.g. max-autotune)
-        "grad-clip": 1.0,            # max gradient norm; 0 or null: off
-        "accumulate": 1,             # micro-batches per optimizer step
-        "ema": False,                # keep an exponential moving average of the weights (validated, saved)
+        "compile": False,  # false | true | a torch.compile mode (e.g. max-autotune)
+        "grad-clip": 1.0,  # max gradient norm; 0 or null: off
+        "accumulate": 1,  # micro-batches per optimizer step
+        "ema": False,  # keep an exponential moving average of the weights (validated, saved)
         "ema-decay": 0.999,
-        "select-metric": "auc",      # validation metric that picks best.pt (any of engine/metrics.py, or loss)
-        "patience": 0,               # early stopping after this many epochs without improvement; 0: off
-        "checkpoint-every-steps": 0, # also write last.pt every N optimizer steps inside an epoch; 0: off
-        "log-every": 20,             # steps between progress updates (the only host syncs of the hot loop)
-        "deterministic": False,      # torch.use_deterministic_algorithms (exact resume on GPU)
-        "sync-bn": False,            # SyncBatchNorm under DDP
-        "max-steps-per-epoch": None, # cap the optimizer steps of an epoch (quick checks)
+        "select-metric": "auc",  # validation metric that picks best.pt (any of engine/metrics.py, or loss)
+        "patience": 0,  # early stopping after this many epochs without improvement; 0: off
+        "checkpoint-every-steps": 0,  # also write last.pt every N optimizer steps inside an epoch; 0: off
+        "log-every": 20,  # steps between progress updates (the only host syncs of the hot loop)
+        "deterministic": False,  # torch.use_deterministic_algorithms (exact resume on GPU)
+        "sync-bn": False,  # SyncBatchNorm under DDP
+        "max-steps-per-epoch": None,  # cap the optimizer steps of an epoch (quick checks)
     },
     "optim": {
-        "name": "adamw",             # adamw | sgd
-        "lr": 1.0e-4,                # per batch of train.batch-size x GPUs x accumulate
+        "name": "adamw",  # adamw | sgd
+        "lr": 1.0e-4,  # per batch of train.batch-size x GPUs x accumulate
         "weight-decay": 0.05,
-        "betas": [0.9, 0.999],       # adamw
-        "momentum": 0.9,             # sgd
-        "nesterov": False,           # sgd
+        "betas": [0.9, 0.999],  # adamw
+        "momentum": 0.9,  # sgd
+        "nesterov": False,  # sgd
         "no-decay": ["norm", "bias", "token"],  # exempt from weight decay: norm weights, biases, CLS/position tokens
-        "fused": "auto",             # fused kernels on CUDA
+        "fused": "auto",  # fused kernels on CUDA
     },
     "schedule": {
-        "name": "cosine",            # cosine | step | constant (all after the warm-up), stepped every optimizer step
+        "name": "cosine",  # cosine | step | constant (all after the warm-up), stepped every optimizer step
         "warmup-epochs": 1.0,
-        "min-lr": 1.0e-6,            # cosine floor
-        "step-epochs": 10,           # step: decay every this many epochs
-        "gamma": 0.1,                # step: decay factor
+        "min-lr": 1.0e-6,  # cosine floor
+        "step-epochs": 10,  # step: decay every this many epochs
+        "gamma": 0.1,  # step: decay factor
     },
     "loss": dict(LOSS_DEFAULTS),
     "eval": {
         "batch-size": 128,
-        "bootstrap": 1000,           # resamples of the AUC's 95% interval (test.py); 0: off
-        "threshold": 0.5,            # for accuracies
-        "video-aggregation": "mean", # frame scores -> video score (most-fake face per frame first), with video_id
-        "allow-nonfinite": False,    # report non-finite / missing scores in the table instead of stopping
-        "roc-log-fpr": False,        # roc.png with a log-scale FPR axis (the low-FPR region)
-        "perturb": None,             # test.py robustness: e.g. "jpeg:70,blur:1.0,resize:0.5"
+        "bootstrap": 1000,  # resamples of the AUC's 95% interval (test.py); 0: off
+        "threshold": 0.5,  # for accuracies
+        "video-aggregation": "mean",  # frame scores -> video score (most-fake face per frame first), with video_id
+        "allow-nonfinite": False,  # report non-finite / missing scores in the table instead of stopping
+        "roc-log-fpr": False,  # roc.png with a log-scale FPR axis (the low-FPR region)
+        "perturb": None,  # test.py robustness: e.g. "jpeg:70,blur:1.0,resize:0.5"
     },
-}  # fmt: skip
+}
 
 # Keys whose default does not tell every type they accept.
 ALLOWED_TYPES: dict[tuple[str, str], tuple[type, ...]] = {
-    ("data", "csv"): (str, type(None)), ("data", "root"): (str, type(None)), ("data", "fold"): (str, type(None)),
-    ("data", "protocol"): (str,), ("data", "workers"): (str, int), ("data", "face-extraction"): (dict, type(None)),
-    ("train", "compile"): (bool, str), ("train", "grad-clip"): (float, type(None)),
-    ("train", "max-steps-per-epoch"): (int, type(None)), ("eval", "perturb"): (str, type(None)),
-    ("loss", "class-weights"): (list, type(None)), ("loss", "focal-alpha"): (float, type(None)),
-}  # fmt: skip
+    ("data", "csv"): (str, type(None)),
+    ("data", "root"): (str, type(None)),
+    ("data", "fold"): (str, type(None)),
+    ("data", "protocol"): (str,),
+    ("data", "workers"): (str, int),
+    ("data", "face-extraction"): (dict, type(None)),
+    ("train", "compile"): (bool, str),
+    ("train", "grad-clip"): (float, type(None)),
+    ("train", "max-steps-per-epoch"): (int, type(None)),
+    ("eval", "perturb"): (str, type(None)),
+    ("loss", "class-weights"): (list, type(None)),
+    ("loss", "focal-alpha"): (float, type(None)),
+}
 
 
 def _model_defaults(model_config: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """Distributed helpers for ``torchrun``: process-group setup, rank queries, gathering evaluation results."""
+
 from __future__ import annotations
 
-from common.errors import ConfigError
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from common.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ def device_for(info: DistInfo, requested: str = "auto") -> torch.device:
         return torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {requested!r} was requested but CUDA is not available here: use --set train.device=cpu.")
+        raise ConfigError(
+            f"device {requested!r} was requested but CUDA is not available here: use --set train.device=cpu."
+        )
     if device.type == "cuda" and info.enabled:
         return torch.device("cuda", info.local_rank)
     if device.type == "cuda" and device.index is None:  # name the card: logs and checkpoints say cuda:N

@@ -1,7 +1,7 @@
 """Scoring a loader with a model: streamed, on the device, one host sync at the end; gathered across ranks."""
+
 from __future__ import annotations
 
-from common.errors import ConfigError
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.errors import ConfigError
 from loss_folder import logits_of
 
 from .distributed import gather_arrays
@@ -70,7 +71,14 @@ def predict(
     indices, scores, fine = [], [], {}
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     count, skipped = 0, 0
-    bar = tqdm(total=len(loader.dataset), unit="img", desc=description, disable=None if progress else True, dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=len(loader.dataset),
+        unit="img",
+        desc=description,
+        disable=None if progress else True,
+        dynamic_ncols=True,
+        leave=False,
+    )
     for batch in loader:
         skipped += int(batch["skipped"])
         bar.update(len(batch["label"]) + int(batch["skipped"]))

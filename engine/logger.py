@@ -1,4 +1,5 @@
 """Per-epoch records of a run: metrics.csv, metrics.jsonl, TensorBoard events and a curves.png plot."""
+
 from __future__ import annotations
 
 import csv
@@ -44,7 +45,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             if number == len(lines):
                 log.warning(f"{path}: its last line was cut by a crash; it is left out (the epoch is redone on resume)")
                 break
-            raise UserError(f"{path} line {number} is not a JSON record: repair or remove that line, then resume.") from error
+            raise UserError(
+                f"{path} line {number} is not a JSON record: repair or remove that line, then resume."
+            ) from error
     return records
 
 
@@ -146,7 +149,7 @@ def _selected_epoch(history: list[dict[str, Any]]) -> int | None:
     last = history[-1]
     for key, best in last.items():
         if key.startswith("best_") and best is not None:
-            metric = key[len("best_"):]
+            metric = key[len("best_") :]
             for record in history:
                 if record.get(f"val_{metric}") == best:
                     return int(record["epoch"])

@@ -5,6 +5,7 @@ metric, with the reason in ``na_reason``, never a crash or a made-up number; the
 ``MetricInputError`` on such input. Labels must be exactly 0 or 1 and scores finite: anything else is an error
 naming the offending positions, never a silent conversion.
 """
+
 from __future__ import annotations
 
 import math

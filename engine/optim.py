@@ -1,8 +1,8 @@
 """Optimisers (AdamW, SGD) with weight-decay exclusions, warm-up + cosine/step schedules stepped per optimizer
 step, and an EMA of the weights."""
+
 from __future__ import annotations
 
-from common.errors import ConfigError
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from common.errors import ConfigError
 
 NO_DECAY_KINDS = ("norm", "bias", "token")
 
@@ -48,13 +50,24 @@ def build_optimizer(model: nn.Module, config: Mapping[str, Any], device: torch.d
     fused = device.type == "cuda" if config["fused"] == "auto" else bool(config["fused"])
     name = config["name"]
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=config["lr"], betas=tuple(config["betas"]), fused=fused or None, foreach=None if fused else True)
+        return torch.optim.AdamW(
+            groups, lr=config["lr"], betas=tuple(config["betas"]), fused=fused or None, foreach=None if fused else True
+        )
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=config["lr"], momentum=config["momentum"], nesterov=config["nesterov"], fused=fused or None, foreach=None if fused else True)
+        return torch.optim.SGD(
+            groups,
+            lr=config["lr"],
+            momentum=config["momentum"],
+            nesterov=config["nesterov"],
+            fused=fused or None,
+            foreach=None if fused else True,
+        )
     raise ConfigError(f"unknown optim.name {name!r}: choose adamw or sgd.")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: Mapping[str, Any], *, steps_per_epoch: int, epochs: int, base_lr: float) -> LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: Mapping[str, Any], *, steps_per_epoch: int, epochs: int, base_lr: float
+) -> LambdaLR:
     """Linear warm-up, then cosine to ``min-lr``, step decay, or constant; a factor per optimizer step."""
     total = max(1, steps_per_epoch * epochs)
     warmup = int(round(config["warmup-epochs"] * steps_per_epoch))

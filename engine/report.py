@@ -1,6 +1,7 @@
 """Evaluation reports: per-group metrics, and tables as console text, Markdown, CSV and LaTeX (booktabs), ROC
 curves, confusion matrices and ``predictions.csv`` (from which every table can be recomputed without the model).
 """
+
 from __future__ import annotations
 
 import csv
@@ -74,12 +75,17 @@ def evaluate_groups(
             scored = rows[np.isfinite(values)]
             clusters, unit = table.cluster_keys(scored)
             metrics = compute_metrics(
-                table.labels[scored], scores[scored], threshold=eval_config["threshold"],
+                table.labels[scored],
+                scores[scored],
+                threshold=eval_config["threshold"],
                 calibrated_threshold=calibrated_threshold,
-                bootstrap=eval_config["bootstrap"] if name == "clean" else 0, seed=seed, clusters=clusters,
-                videos=table.video_keys(scored), frames=table.frame_keys(scored),
+                bootstrap=eval_config["bootstrap"] if name == "clean" else 0,
+                seed=seed,
+                clusters=clusters,
+                videos=table.video_keys(scored),
+                frames=table.frame_keys(scored),
                 video_aggregation=eval_config["video-aggregation"],
-            )  # fmt: skip
+            )
             metrics["bootstrap_unit"] = unit
             metrics["n_unscored"] = int(len(rows) - len(scored))
             entry[name] = metrics
@@ -95,7 +101,9 @@ def _fmt(value, percent: bool) -> str:
     return str(value)
 
 
-def metrics_rows(results: Mapping[str, Mapping[str, Any]], perturbations: Sequence[str]) -> tuple[list[str], list[list[str]], list[str]]:
+def metrics_rows(
+    results: Mapping[str, Mapping[str, Any]], perturbations: Sequence[str]
+) -> tuple[list[str], list[list[str]], list[str]]:
     """(header, rows, notes) of the per-group table: scores in %, every n/a and every left-out row with its reason."""
     has_ci = any(r["clean"].get("auc_ci95") for r in results.values())
     has_video = any("video_auc" in r["clean"] for r in results.values())
@@ -158,12 +166,26 @@ def to_markdown(
 
 def to_console(header: list[str], rows: list[list[str]], notes: Sequence[str] = (), card: Sequence[str] = ()) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
-    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in [header, *rows]]
+    lines = [
+        "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        for line in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines + list(notes) + (["protocol card:"] + [f"  {line}" for line in card] if card else []))
 
 
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -300,7 +322,9 @@ def plot_confusion(path: Path, matrix: np.ndarray, names: Sequence[str], title: 
     plt.close(figure)
 
 
-def attribution(table: SplitTable, rows: np.ndarray, predicted: np.ndarray, level: str, column: str, names: Sequence[str]) -> dict[str, Any]:
+def attribution(
+    table: SplitTable, rows: np.ndarray, predicted: np.ndarray, level: str, column: str, names: Sequence[str]
+) -> dict[str, Any]:
     """Accuracy and confusion matrix of a fine-grained head on the test fakes whose class it knows."""
     lookup = {name: i for i, name in enumerate(names)}
     values = table.values(column, rows)
@@ -310,13 +334,23 @@ def attribution(table: SplitTable, rows: np.ndarray, predicted: np.ndarray, leve
     matrix = np.zeros((len(names), len(names)), dtype=np.int64)
     np.add.at(matrix, (truth, guess), 1)
     return {
-        "level": level, "column": column, "classes": list(names), "n": int(known.sum()),
-        "accuracy": float((truth == guess).mean()) if len(truth) else None, "confusion": matrix.tolist(),
-    }  # fmt: skip
+        "level": level,
+        "column": column,
+        "classes": list(names),
+        "n": int(known.sum()),
+        "accuracy": float((truth == guess).mean()) if len(truth) else None,
+        "confusion": matrix.tolist(),
+    }
 
 
-def write_predictions(path: Path, table: SplitTable, rows: np.ndarray, scores_by_row: Mapping[str, np.ndarray], fine: Mapping[str, tuple[np.ndarray, Sequence[str]]]) -> None:
-    """One line per scored row: path, label, score (+ perturbed scores), the group columns and the CSV's other columns."""
+def write_predictions(
+    path: Path,
+    table: SplitTable,
+    rows: np.ndarray,
+    scores_by_row: Mapping[str, np.ndarray],
+    fine: Mapping[str, tuple[np.ndarray, Sequence[str]]],
+) -> None:
+    """One line per scored row: path, label, score (+ perturbed scores), group columns, the CSV's other columns."""
     extra = [c for c in table.column_names if c not in ("path", "label", *GROUP_COLUMNS_IN_PREDICTIONS)]
     groups = [c for c in GROUP_COLUMNS_IN_PREDICTIONS if table.has(c)]
     score_columns = ["score" if name == "clean" else f"score_{name}" for name in scores_by_row]

@@ -1,4 +1,5 @@
 """Run folders: naming, the resolved config, the code version and the library versions of every run."""
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ LIBRARIES = ("torch", "torchvision", "timm", "transformers", "numpy", "scikit-le
 
 def code_version() -> dict[str, Any]:
     """The git commit of this checkout and whether it has uncommitted changes (None outside git)."""
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
@@ -41,7 +43,9 @@ def environment() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    devices = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -92,7 +96,10 @@ class RunLock:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
             handle.close()
-            raise UserError(f"{self.run_dir} is in use by another training run ({owner}): wait for it to end, or choose another --out.") from None
+            raise UserError(
+                f"{self.run_dir} is in use by another training run ({owner}): wait for it to end, or choose another "
+                "--out."
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"train.py pid {os.getpid()} on {socket.gethostname()}\n")

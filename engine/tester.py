@@ -1,9 +1,8 @@
 """Evaluation behind ``test.py``: a checkpoint (or one per fold) on a protocol's test rows -> metrics and tables."""
+
 from __future__ import annotations
 
 import copy
-
-from common.errors import MissingFileError, UserError
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,11 +12,13 @@ import numpy as np
 import torch
 import yaml
 
+from common.errors import MissingFileError, UserError
 from data.dataset import SplitDataset
 from data.loader import build_loader
 from data.perturb import Perturbation
 from data.protocols import OVERALL, load_protocol, require, resolve
 from data.schema import SchemaError, SplitTable, load_table
+from data.targets import FINE_LEVELS
 from model import build_model
 
 from . import report
@@ -25,7 +26,6 @@ from .checkpoint import read_checkpoint
 from .config import apply_overrides, deep_merge, flatten_overrides
 from .distributed import DistInfo
 from .evaluate import predict, resolve_precision
-from data.targets import FINE_LEVELS
 
 log = logging.getLogger("cael")
 
@@ -44,13 +44,17 @@ def check_model_config(checkpoint_model: Mapping[str, Any], requested: Mapping[s
     defaults = model_defaults(checkpoint_model.get("name", "cael"))
     checkpoint_model = {**{k: v for k, v in defaults.items() if v is not None}, **checkpoint_model}
     differing = sorted(
-        key for key in set(checkpoint_model) | set(requested)
+        key
+        for key in set(checkpoint_model) | set(requested)
         if key not in TRAINING_ONLY_MODEL_KEYS and checkpoint_model.get(key) != requested.get(key)
-    )  # fmt: skip
+    )
     if differing:
-        detail = ", ".join(f"{k}: checkpoint {checkpoint_model.get(k)!r} vs requested {requested.get(k)!r}" for k in differing[:6])
+        detail = ", ".join(
+            f"{k}: checkpoint {checkpoint_model.get(k)!r} vs requested {requested.get(k)!r}" for k in differing[:6]
+        )
         raise CheckpointMismatchError(
-            f"{source} was trained with a different model config ({detail}): drop --config to use the checkpoint's own, "
+            f"{source} was trained with a different model config ({detail}): drop --config to use the checkpoint's "
+            "own, "
             "or pass the config it was trained with."
         )
 
@@ -75,12 +79,16 @@ def load_detector_with_info(path: str | Path, requested_config: Mapping[str, Any
             check_model_config(pretrained.config["model"], requested_config["model"], str(path))
         from .config import load_config
 
-        info = {**{key: pretrained.metadata.get(key) for key in ("epoch", "metrics", "code_version")},
-                "calibration": pretrained.calibration}
+        info = {
+            **{key: pretrained.metadata.get(key) for key in ("epoch", "metrics", "code_version")},
+            "calibration": pretrained.calibration,
+        }
         return pretrained.model, deep_merge(load_config(None), pretrained.config), pretrained.class_names, info
     path = Path(path)
     if not path.exists():
-        raise MissingFileError(f"no checkpoint at {path}: give RUN/best.pt written by train.py (or a released CAEL checkpoint).")
+        raise MissingFileError(
+            f"no checkpoint at {path}: give RUN/best.pt written by train.py (or a released CAEL checkpoint)."
+        )
     obj = read_checkpoint(path)
     if isinstance(obj, Mapping) and "config" in obj and "model" in obj:
         config = obj["config"]
@@ -91,7 +99,8 @@ def load_detector_with_info(path: str | Path, requested_config: Mapping[str, Any
         missing, unexpected = model.load_state_dict(obj["model"], strict=False)
         if missing or unexpected:
             raise CheckpointMismatchError(
-                f"{path} does not fit its own model config: missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]}."
+                f"{path} does not fit its own model config: missing {list(missing)[:4]}, unexpected "
+                f"{list(unexpected)[:4]}."
             )
         info = {key: obj.get(key) for key in ("epoch", "metrics", "code_version", "calibration")}
         return model.eval(), config, obj.get("class_names") or {}, info
@@ -105,7 +114,9 @@ def load_detector_with_info(path: str | Path, requested_config: Mapping[str, Any
     return model.eval(), deep_merge(load_config(None), config), {}, info
 
 
-def _subset_predictions(model, table, rows, config, device, *, perturb=None, workers="auto", progress=True, description="test"):
+def _subset_predictions(
+    model, table, rows, config, device, *, perturb=None, workers="auto", progress=True, description="test"
+):
     dataset = SplitDataset(
         table,
         rows,
@@ -116,8 +127,15 @@ def _subset_predictions(model, table, rows, config, device, *, perturb=None, wor
     )
     loader = build_loader(dataset, batch_size=int(config["eval"]["batch-size"]), train=False, workers=workers)
     precision = resolve_precision(config["train"]["precision"], device)
-    return predict(model, loader, device, precision=precision, channels_last=bool(config["train"]["channels-last"]),
-                   progress=progress, description=description)  # fmt: skip
+    return predict(
+        model,
+        loader,
+        device,
+        precision=precision,
+        channels_last=bool(config["train"]["channels-last"]),
+        progress=progress,
+        description=description,
+    )
 
 
 def _scores_by_row(n_rows: int, predictions) -> np.ndarray:
@@ -149,7 +167,17 @@ def check_finite_scores(table: SplitTable, rows: np.ndarray, scores: np.ndarray,
     return len(bad)
 
 
-def score_table(model, table: SplitTable, rows: np.ndarray, config, device, perturbations: Sequence[Perturbation], *, workers="auto", progress=True):
+def score_table(
+    model,
+    table: SplitTable,
+    rows: np.ndarray,
+    config,
+    device,
+    perturbations: Sequence[Perturbation],
+    *,
+    workers="auto",
+    progress=True,
+):
     """Scores per table row (NaN where unscored) for the clean images and each perturbation, plus fine predictions.
 
     A non-finite model output stops evaluation with the rows named, unless ``eval.allow-nonfinite`` is on.
@@ -167,7 +195,17 @@ def score_table(model, table: SplitTable, rows: np.ndarray, config, device, pert
     check_finite_scores(table, clean.indices, _scores_by_row(len(table), clean), "model scores", allow)
     scores = {"clean": _scores_by_row(len(table), clean)}
     for perturbation in perturbations:
-        result = _subset_predictions(model, table, rows, config, device, perturb=perturbation, workers=workers, progress=progress, description=perturbation.name)
+        result = _subset_predictions(
+            model,
+            table,
+            rows,
+            config,
+            device,
+            perturb=perturbation,
+            workers=workers,
+            progress=progress,
+            description=perturbation.name,
+        )
         scores[perturbation.name] = _scores_by_row(len(table), result)
         check_finite_scores(
             table, result.indices, scores[perturbation.name], f"model scores under {perturbation.name}", allow
@@ -276,7 +314,12 @@ def write_report(
             continue
         entry = report.attribution(table, resolved.test, predicted[resolved.test], level, FINE_LEVELS[level], names)
         attribution[level] = entry
-        report.plot_confusion(out_dir / f"confusion_{level}.png", np.asarray(entry["confusion"]), names, f"{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})")
+        report.plot_confusion(
+            out_dir / f"confusion_{level}.png",
+            np.asarray(entry["confusion"]),
+            names,
+            f"{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})",
+        )
     payload = {
         "title": title,
         "protocol": resolved.protocol,
@@ -318,8 +361,18 @@ def _pct(value) -> str:
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, *, config_overrides: Mapping[str, Any], out_dir: Path | None, perturbations, device,
-    requested_config=None, workers="auto", progress=True, dist: DistInfo | None = None, protocol: str | None = None, fold: str | None = None,
+    checkpoint: str | Path,
+    *,
+    config_overrides: Mapping[str, Any],
+    out_dir: Path | None,
+    perturbations,
+    device,
+    requested_config=None,
+    workers="auto",
+    progress=True,
+    dist: DistInfo | None = None,
+    protocol: str | None = None,
+    fold: str | None = None,
 ) -> dict[str, Any]:
     """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report."""
     model, config, class_names, info = load_detector_with_info(checkpoint, requested_config)
@@ -334,14 +387,18 @@ def evaluate_checkpoint(
     table = load_table(data["csv"], data["root"])
     resolved = resolve(data["protocol"], table, data["fold"], data.get("reals", "matched"))
     require(resolved, "test", table, both_classes=False)
-    scores, fine = score_table(model, table, resolved.test, config, device, perturbations, workers=workers, progress=progress)
+    scores, fine = score_table(
+        model, table, resolved.test, config, device, perturbations, workers=workers, progress=progress
+    )
     if dist is not None and not dist.is_main:
         return {}
     if info.get("calibration") is None:
         log.warning(f"{checkpoint} carries no calibrated threshold: Acc@val-thr is n/a (readers fall back to 0.5)")
     fold = f", trained on {resolved.fold}" if resolved.fold else ""
     title = f"{Path(checkpoint).parent.name}: protocol {resolved.protocol}{fold}, test rows of {table.csv_path.name}"
-    out_dir = out_dir or _default_eval_parent(checkpoint) / ("eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold])))
+    out_dir = out_dir or _default_eval_parent(checkpoint) / (
+        "eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
+    )
     payload = write_report(
         out_dir,
         table,
@@ -388,7 +445,7 @@ def read_prediction_scores(table: SplitTable, path: Path) -> dict[str, np.ndarra
                     f"{path} line {table.line(row)}: {column} {text!r} is not a number; "
                     "scores are probabilities of fake."
                 ) from None
-        scores["clean" if column == "score" else column[len("score_"):]] = values
+        scores["clean" if column == "score" else column[len("score_") :]] = values
     return scores
 
 

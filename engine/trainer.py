@@ -4,9 +4,9 @@ Checkpoint selection reads the protocol's validation rows only; the test rows ar
 atomic, and ``--resume`` restores everything (weights, optimizer, schedule, scaler, EMA, RNG states, the position
 inside the epoch) so that a resumed run ends where an uninterrupted one would have.
 """
+
 from __future__ import annotations
 
-from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
 import contextlib
 import logging
 import math
@@ -24,6 +24,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
 from data.dataset import SplitDataset
 from data.loader import build_loader
 from data.protocols import require, resolve
@@ -80,9 +81,13 @@ def rng_state() -> dict[str, Any]:
     state = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
-                  "has_gauss": int(numpy_state[3]), "gauss": float(numpy_state[4])},
-    }  # fmt: skip
+        "numpy": {
+            "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+            "pos": int(numpy_state[2]),
+            "has_gauss": int(numpy_state[3]),
+            "gauss": float(numpy_state[4]),
+        },
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -107,18 +112,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def describe_setup(device: torch.device, precision: str, config: dict[str, Any], dist: DistInfo, batch_size: int, accumulate: int) -> str:
+def describe_setup(
+    device: torch.device, precision: str, config: dict[str, Any], dist: DistInfo, batch_size: int, accumulate: int
+) -> str:
     """The console line that says where and how a run trains (device, precision, speed switches, batch, lr rule)."""
     train_cfg = config["train"]
     if device.type == "cuda":
         where = f"{device} ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
     else:
-        auto = " (no CUDA device found: train.device auto fell back to the CPU)" if train_cfg["device"] == "auto" else ""
+        auto = (
+            " (no CUDA device found: train.device auto fell back to the CPU)" if train_cfg["device"] == "auto" else ""
+        )
         where = f"cpu, {torch.get_num_threads()} threads{auto}"
     processes = f"{dist.world_size} process{'es' if dist.world_size > 1 else ''}" + (" (DDP)" if dist.enabled else "")
     global_batch = batch_size * dist.world_size * accumulate
-    switches = [f"channels-last {'on' if train_cfg['channels-last'] else 'off'}",
-                f"compile {train_cfg['compile'] or 'off'}", f"deterministic {'on' if train_cfg['deterministic'] else 'off'}"]
+    switches = [
+        f"channels-last {'on' if train_cfg['channels-last'] else 'off'}",
+        f"compile {train_cfg['compile'] or 'off'}",
+        f"deterministic {'on' if train_cfg['deterministic'] else 'off'}",
+    ]
     return (
         f"device {where}, precision {precision}, {', '.join(switches)}; {processes}, global batch {global_batch} "
         f"({batch_size} x {dist.world_size} x {accumulate} accumulated); optim.lr {config['optim']['lr']:g} applies to "
@@ -174,15 +186,28 @@ class Trainer:
         seed, rank, world = self.config["train"]["seed"], self.dist.rank, self.dist.world_size
         self.batch_size = int(self.config["train"]["batch-size"])
         self.train_loader = build_loader(
-            train_set, batch_size=self.batch_size, train=True, seed=seed, workers=data_cfg["workers"],
-            balanced=data_cfg["balanced"], rank=rank, world_size=world,
-        )  # fmt: skip
+            train_set,
+            batch_size=self.batch_size,
+            train=True,
+            seed=seed,
+            workers=data_cfg["workers"],
+            balanced=data_cfg["balanced"],
+            rank=rank,
+            world_size=world,
+        )
         self.val_loader = build_loader(
-            val_set, batch_size=int(self.config["eval"]["batch-size"]), train=False, workers=data_cfg["workers"], rank=rank, world_size=world
+            val_set,
+            batch_size=int(self.config["eval"]["batch-size"]),
+            train=False,
+            workers=data_cfg["workers"],
+            rank=rank,
+            world_size=world,
         )
         micro_batches = len(self.train_loader.sampler) // self.batch_size
         cap = self.config["train"]["max-steps-per-epoch"]
-        self.steps_per_epoch = micro_batches // self.accumulate if cap is None else min(cap, micro_batches // self.accumulate)
+        self.steps_per_epoch = (
+            micro_batches // self.accumulate if cap is None else min(cap, micro_batches // self.accumulate)
+        )
         if self.steps_per_epoch < 1:
             raise SchemaError(
                 f"the training subset ({len(self.train_rows)} rows) gives no full step of train.batch-size "
@@ -201,7 +226,9 @@ class Trainer:
         model = build_model(config["model"])
         num_classes = getattr(model, "num_classes", 2)
         if num_classes != 2:
-            raise ConfigError(f"model.num-classes is {num_classes}; the training engine scores real/fake with 2 logits.")
+            raise ConfigError(
+                f"model.num-classes is {num_classes}; the training engine scores real/fake with 2 logits."
+            )
         model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -225,15 +252,25 @@ class Trainer:
             self.model = torch.compile(model, mode=mode)
         self.optimizer = build_optimizer(self.model_without_ddp, config["optim"], self.device)
         self.scheduler = build_scheduler(
-            self.optimizer, config["schedule"], steps_per_epoch=self.steps_per_epoch, epochs=config["train"]["epochs"], base_lr=config["optim"]["lr"]
+            self.optimizer,
+            config["schedule"],
+            steps_per_epoch=self.steps_per_epoch,
+            epochs=config["train"]["epochs"],
+            base_lr=config["optim"]["lr"],
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.ema = build_ema(self.model_without_ddp, config["train"]["ema-decay"]) if config["train"]["ema"] else None
         self.criterion = build_loss(config["loss"], class_counts=self.class_counts).to(self.device)
 
     # ----------------------------------------------------------- checkpoints
-    def _checkpoint(self, kind: str, *, rng: list[dict[str, Any]] | None = None, metrics: dict[str, Any] | None = None,
-                    calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _checkpoint(
+        self,
+        kind: str,
+        *,
+        rng: list[dict[str, Any]] | None = None,
+        metrics: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The one checkpoint schema of both files. ``last``: everything a resume needs; ``best``: the selected
         weights (the EMA's where train.ema is on), the same keys with the resumable parts set to None."""
         resumable = kind == "last"
@@ -274,7 +311,9 @@ class Trainer:
 
     def _save_best(self, metrics: dict[str, Any], calibration: dict[str, Any] | None = None) -> None:
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / "best.pt", self._checkpoint("best", metrics=metrics, calibration=calibration))
+            save_checkpoint(
+                self.run_dir / "best.pt", self._checkpoint("best", metrics=metrics, calibration=calibration)
+            )
 
     def _load(self, checkpoint: dict[str, Any]) -> None:
         self.model_without_ddp.load_state_dict(checkpoint["model"])
@@ -287,10 +326,15 @@ class Trainer:
         self.state = TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], **checkpoint["state"])
         states = checkpoint["rng"]
         if len(states) != self.dist.world_size:
-            log.warning(f"resuming a {len(states)}-process run with {self.dist.world_size} processes: dropout streams differ from the original run")
+            log.warning(
+                f"resuming a {len(states)}-process run with {self.dist.world_size} processes: dropout streams differ "
+                "from the original run"
+            )
         set_rng_state(states[self.dist.rank % len(states)])
         self.recorder.truncate_after(self.state.epoch)  # records of epochs after the checkpoint are redone
-        where = f"epoch {self.state.epoch + 1}" + (f", batch {self.state.step_in_epoch + 1}" if self.state.step_in_epoch else "")
+        where = f"epoch {self.state.epoch + 1}" + (
+            f", batch {self.state.step_in_epoch + 1}" if self.state.step_in_epoch else ""
+        )
         log.info(f"resumed from step {self.state.step}: continuing at {where}")
 
     # -------------------------------------------------------------- training
@@ -326,8 +370,15 @@ class Trainer:
         micro = state.step_in_epoch
         seen_images, started = 0, time.perf_counter()
         interval_sum, interval_start, interval_images = loss_sum.clone(), time.perf_counter(), 0
-        bar = tqdm(total=micro_limit, initial=micro, unit="batch", desc=f"epoch {epoch + 1}/{train_cfg['epochs']}",
-                   disable=None if self.dist.is_main else True, dynamic_ncols=True, leave=False)  # fmt: skip
+        bar = tqdm(
+            total=micro_limit,
+            initial=micro,
+            unit="batch",
+            desc=f"epoch {epoch + 1}/{train_cfg['epochs']}",
+            disable=None if self.dist.is_main else True,
+            dynamic_ncols=True,
+            leave=False,
+        )
         for batch in self.train_loader:
             if micro >= micro_limit:
                 break
@@ -337,7 +388,11 @@ class Trainer:
             if count:
                 images = to_device(batch["image"], self.device, self.channels_last)
                 targets = self._batch_to_device(batch)
-                sync = self.model.no_sync() if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync") else contextlib.nullcontext()
+                sync = (
+                    self.model.no_sync()
+                    if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync")
+                    else contextlib.nullcontext()
+                )
                 with sync:
                     with autocast(self.device, self.precision):
                         outputs = self.model(images)
@@ -374,18 +429,24 @@ class Trainer:
                 state.step_in_epoch, state.epoch_loss_sum = micro, loss_sum.item()
                 self._save_last()
                 raise TrainingInterrupted(
-                    f"stopped by {self._signal_name} at optimizer step {state.step} (epoch {epoch + 1}): a resumable checkpoint "
+                    f"stopped by {self._signal_name} at optimizer step {state.step} (epoch {epoch + 1}): a resumable "
+                    "checkpoint "
                     f"is saved; continue with  python train.py --resume {self.run_dir}"
                 )
             if state.step % log_every == 0:
                 self._check_finite(first_bad)  # the only host syncs of the loop are here
                 now = time.perf_counter()
                 interval_loss = (loss_sum - interval_sum).item() / max(1, interval_images)
-                lr, rate = self.optimizer.param_groups[0]["lr"], interval_images * self.dist.world_size / (now - interval_start)
+                lr, rate = (
+                    self.optimizer.param_groups[0]["lr"],
+                    interval_images * self.dist.world_size / (now - interval_start),
+                )
                 bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
                 if bar.disable and self.dist.is_main:  # no progress bar (output to a file): a progress line instead
-                    log.info(f"epoch {epoch + 1} step {micro // self.accumulate}/{self.steps_per_epoch}: "
-                             f"loss {interval_loss:.4f}, lr {lr:.2e}, {rate:.0f} img/s")
+                    log.info(
+                        f"epoch {epoch + 1} step {micro // self.accumulate}/{self.steps_per_epoch}: "
+                        f"loss {interval_loss:.4f}, lr {lr:.2e}, {rate:.0f} img/s"
+                    )
                 interval_sum, interval_start, interval_images = loss_sum.clone(), now, 0
             if checkpoint_every and state.step % checkpoint_every == 0 and micro < micro_limit:
                 self._check_finite(first_bad)
@@ -407,12 +468,18 @@ class Trainer:
 
     def validate(self) -> tuple[dict[str, Any], Predictions]:
         model = self.ema.module if self.ema is not None else self.model
-        predictions = predict(model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last)
+        predictions = predict(
+            model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last
+        )
         labels = self.table.labels[predictions.indices]
-        metrics = compute_metrics(labels, predictions.scores, threshold=self.config["eval"]["threshold"],
-                                  videos=self.table.video_keys(predictions.indices),
-                                  frames=self.table.frame_keys(predictions.indices),
-                                  video_aggregation=self.config["eval"]["video-aggregation"])  # fmt: skip
+        metrics = compute_metrics(
+            labels,
+            predictions.scores,
+            threshold=self.config["eval"]["threshold"],
+            videos=self.table.video_keys(predictions.indices),
+            frames=self.table.frame_keys(predictions.indices),
+            video_aggregation=self.config["eval"]["video-aggregation"],
+        )
         result = {f"val_{k}": v for k, v in metrics.items() if not isinstance(v, (list, dict)) and k != "na_reason"}
         result["val_loss"] = predictions.loss
         result["val_skipped"] = predictions.skipped
@@ -425,7 +492,10 @@ class Trainer:
         if self._signal_name is not None:  # a second Ctrl-C: stop at once (the last checkpoint stays)
             raise KeyboardInterrupt
         self._signal_name = signal.Signals(number).name
-        log.warning(f"{self._signal_name}: saving a resumable checkpoint after the current step (press Ctrl-C again to stop at once)")
+        log.warning(
+            f"{self._signal_name}: saving a resumable checkpoint after the current step (press Ctrl-C again to stop "
+            "at once)"
+        )
 
     def _stop_requested(self, may_sync: bool) -> bool:
         """Whether a signal asked this run to stop; under DDP every rank agrees (one all-reduce, on log steps)."""
@@ -457,7 +527,8 @@ class Trainer:
         if skipped and (used == 0 or skipped / (skipped + used) > limit):
             raise TooManySkippedError(
                 f"{skipped} of {skipped + used} training images of epoch {epoch} were unreadable (more than "
-                f"data.max-skipped {limit:g}): check --data-root and the paths of {self.table.csv_path} with python -m data.validate."
+                f"data.max-skipped {limit:g}): check --data-root and the paths of {self.table.csv_path} with python "
+                "-m data.validate."
             )
 
     def fit(self) -> dict[str, Any]:
@@ -476,9 +547,17 @@ class Trainer:
             self._check_skipped(train_metrics, state.epoch + 1)
             val_metrics, val_predictions = self.validate()
             if key not in val_metrics:
-                raise UnknownKeyError(f"train.select-metric {select!r} is not a validation metric: choose one of {', '.join(k[4:] for k in val_metrics)}.")
-            record = {"epoch": state.epoch + 1, "step": state.step, **train_metrics, **val_metrics,
-                      "epoch_seconds": time.perf_counter() - started}  # fmt: skip
+                raise UnknownKeyError(
+                    f"train.select-metric {select!r} is not a validation metric: choose one of "
+                    f"{', '.join(k[4:] for k in val_metrics)}."
+                )
+            record = {
+                "epoch": state.epoch + 1,
+                "step": state.step,
+                **train_metrics,
+                **val_metrics,
+                "epoch_seconds": time.perf_counter() - started,
+            }
             value = val_metrics[key]
             improved = is_better(select, value, state.best_value)
             if improved:
@@ -488,10 +567,13 @@ class Trainer:
             record["best_" + select] = state.best_value
             state.history.append(record)
             self.recorder.record(record, state.step)
-            skipped = f", skipped {record['train_skipped']} unreadable training images" if record["train_skipped"] else ""
+            skipped = (
+                f", skipped {record['train_skipped']} unreadable training images" if record["train_skipped"] else ""
+            )
             log.info(
                 f"epoch {state.epoch + 1}/{train_cfg['epochs']}: train loss {record['train_loss']:.4f}, "
-                f"val loss {_fmt(record['val_loss'])}, val AUC {_fmt(record.get('val_auc'))}, val acc {_fmt(record.get('val_acc'))}, "
+                f"val loss {_fmt(record['val_loss'])}, val AUC {_fmt(record.get('val_auc'))}, val acc "
+                f"{_fmt(record.get('val_acc'))}, "
                 f"{_fmt(record['train_images_per_s'], '.0f')} img/s{skipped}" + (" (best)" if improved else "")
             )
             state.epoch += 1

@@ -4,9 +4,9 @@ Every loss is called as ``loss(outputs, batch)``: ``outputs`` is the model's log
 ``logits``/``level2_logits``/``level3_logits``; ``batch`` holds ``label`` and, for the multi-task loss, the
 ``level2``/``level3`` targets (-1 where a row has no fine label, e.g. real images).
 """
+
 from __future__ import annotations
 
-from common.errors import ConfigError, UnknownKeyError
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,14 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.errors import ConfigError, UnknownKeyError
+
 LOSS_DEFAULTS: dict[str, Any] = {
-    "name": "ce",              # ce | weighted-ce | focal | multitask
-    "label-smoothing": 0.0,    # ce, weighted-ce, multitask (binary term)
-    "focal-gamma": 2.0,        # focal
-    "focal-alpha": None,       # focal: weight of the fake class (real: 1 - alpha); null = unweighted
-    "level2-weight": 0.5,      # multitask: forgery-type term
-    "level3-weight": 0.5,      # multitask: generator term
-}  # fmt: skip
+    "name": "ce",  # ce | weighted-ce | focal | multitask
+    "label-smoothing": 0.0,  # ce, weighted-ce, multitask (binary term)
+    "focal-gamma": 2.0,  # focal
+    "focal-alpha": None,  # focal: weight of the fake class (real: 1 - alpha); null = unweighted
+    "level2-weight": 0.5,  # multitask: forgery-type term
+    "level3-weight": 0.5,  # multitask: generator term
+}
 
 
 def logits_of(outputs) -> torch.Tensor:
@@ -38,7 +40,9 @@ class CrossEntropy(nn.Module):
         self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, outputs, batch) -> torch.Tensor:
-        return F.cross_entropy(logits_of(outputs).float(), batch["label"], weight=self.weight, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            logits_of(outputs).float(), batch["label"], weight=self.weight, label_smoothing=self.label_smoothing
+        )
 
 
 def class_weights(class_counts: np.ndarray) -> torch.Tensor:
@@ -74,7 +78,7 @@ def _masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 class MultiTaskLoss(nn.Module):
-    """Binary cross-entropy + weighted forgery-type and generator cross-entropies (rows without a fine label ignored)."""
+    """Binary cross-entropy + weighted forgery-type and generator cross-entropies (rows without fine labels ignored)."""
 
     def __init__(self, *, label_smoothing: float = 0.0, level2_weight: float = 0.5, level3_weight: float = 0.5):
         super().__init__()
@@ -88,7 +92,9 @@ class MultiTaskLoss(nn.Module):
         for level, weight in (("level2", self.level2_weight), ("level3", self.level3_weight)):
             if weight:
                 if level not in batch:
-                    raise ConfigError(f"loss 'multitask' needs the {level} targets: the data section must provide fine labels.")
+                    raise ConfigError(
+                        f"loss 'multitask' needs the {level} targets: the data section must provide fine labels."
+                    )
                 loss = loss + weight * _masked_cross_entropy(outputs[f"{level}_logits"], batch[level])
         return loss
 
@@ -108,7 +114,11 @@ def _focal(config, class_counts):
 
 
 def _multitask(config, class_counts):
-    return MultiTaskLoss(label_smoothing=config["label-smoothing"], level2_weight=config["level2-weight"], level3_weight=config["level3-weight"])
+    return MultiTaskLoss(
+        label_smoothing=config["label-smoothing"],
+        level2_weight=config["level2-weight"],
+        level3_weight=config["level3-weight"],
+    )
 
 
 LOSSES = {"ce": _ce, "weighted-ce": _weighted_ce, "focal": _focal, "multitask": _multitask}
@@ -119,7 +129,9 @@ def build_loss(config: Mapping[str, Any] | None = None, *, class_counts=None) ->
     config = {**LOSS_DEFAULTS, **(config or {})}
     unknown = set(config) - set(LOSS_DEFAULTS)
     if unknown:
-        raise UnknownKeyError(f"unknown loss config key(s): {', '.join(sorted(unknown))}; known: {', '.join(LOSS_DEFAULTS)}.")
+        raise UnknownKeyError(
+            f"unknown loss config key(s): {', '.join(sorted(unknown))}; known: {', '.join(LOSS_DEFAULTS)}."
+        )
     if config["name"] not in LOSSES:
         raise UnknownKeyError(f"unknown loss {config['name']!r}: choose one of {', '.join(LOSSES)}.")
     return LOSSES[config["name"]](config, class_counts)

@@ -1,4 +1,5 @@
 """CAEL, the baseline detectors and the detector registry."""
+
 from . import baselines  # noqa: F401 (registers the baseline detectors)
 from .cael import CAEL
 from .convert_released import load_released

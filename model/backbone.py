@@ -3,6 +3,7 @@
 timm's ``tf_efficientnet_b0`` (TensorFlow "same" padding, BN eps 1e-3) is numerically the network the released
 code used (EfficientNet-PyTorch's ``efficientnet-b0``); ``model.convert_released`` maps its weights by name.
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,8 +48,14 @@ class FineFeatures(nn.Module):
 
 
 def _create(name: str, *, pretrained: bool, pretrained_file: str | None, drop_path_rate: float, bn_momentum: float):
-    return create_timm_model(name, pretrained=pretrained, pretrained_file=pretrained_file, num_classes=0,
-                             drop_path_rate=drop_path_rate, bn_momentum=bn_momentum)
+    return create_timm_model(
+        name,
+        pretrained=pretrained,
+        pretrained_file=pretrained_file,
+        num_classes=0,
+        drop_path_rate=drop_path_rate,
+        bn_momentum=bn_momentum,
+    )
 
 
 def build_backbones(
@@ -61,7 +68,11 @@ def build_backbones(
 ) -> tuple[FineFeatures, CoarseFeatures]:
     """Two independent copies of the backbone, identically initialised: (fine, coarse)."""
     network = _create(
-        name, pretrained=pretrained, pretrained_file=pretrained_file, drop_path_rate=drop_path_rate, bn_momentum=bn_momentum
+        name,
+        pretrained=pretrained,
+        pretrained_file=pretrained_file,
+        drop_path_rate=drop_path_rate,
+        bn_momentum=bn_momentum,
     )
     coarse = CoarseFeatures(copy.deepcopy(network))
     return FineFeatures(network), coarse

@@ -6,9 +6,9 @@ edge stream, and three classifier heads whose logits are summed. Read top to bot
 (``streams``, ``cross-attention``, ``aeca-fusion``, ``edge-operator``) leave parts out; at their defaults the model
 is CAEL, unchanged.
 """
+
 from __future__ import annotations
 
-from common.errors import ConfigError, UnknownKeyError
 from typing import Any
 
 import torch
@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
+
+from common.errors import ConfigError, UnknownKeyError
 
 from .backbone import build_backbones
 from .preprocess import InputAdapter
@@ -75,7 +77,8 @@ class Transformer(nn.Module):
     def __init__(self, *, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
         super().__init__()
         self.layers = nn.ModuleList(
-            EncoderLayer(dim=dim, heads=heads, dim_head=dim_head, mlp_dim=mlp_dim, dropout=dropout) for _ in range(depth)
+            EncoderLayer(dim=dim, heads=heads, dim_head=dim_head, mlp_dim=mlp_dim, dropout=dropout)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
 
@@ -138,9 +141,16 @@ class AppearanceEdgeRound(nn.Module):
     """One AECA round: the edge CLS token attends over the patch tokens of each appearance stream present."""
 
     def __init__(
-        self, *, fine_dim: int, coarse_dim: int, heads: int, dim_head: int, dropout: float = 0.0,
-        fine: bool = True, coarse: bool = True,
-    ):  # fmt: skip
+        self,
+        *,
+        fine_dim: int,
+        coarse_dim: int,
+        heads: int,
+        dim_head: int,
+        dropout: float = 0.0,
+        fine: bool = True,
+        coarse: bool = True,
+    ):
         super().__init__()
         common = dict(heads=heads, dim_head=dim_head, dropout=dropout)
         self.edge_to_fine = ClsCrossAttention(query_dim=coarse_dim, context_dim=fine_dim, **common)
@@ -194,7 +204,9 @@ class AppearanceEdgeCrossAttention(nn.Module):
     ):
         super().__init__()
         if rounds not in AECA_ROUNDS:
-            raise ConfigError(f"model config key 'aeca-rounds' must be one of {', '.join(AECA_ROUNDS)}; got {rounds!r}.")
+            raise ConfigError(
+                f"model config key 'aeca-rounds' must be one of {', '.join(AECA_ROUNDS)}; got {rounds!r}."
+            )
         if residual not in AECA_RESIDUALS:
             raise ConfigError(
                 f"model config key 'aeca-residual' must be one of {', '.join(AECA_RESIDUALS)}; got {residual!r}."
@@ -204,9 +216,14 @@ class AppearanceEdgeCrossAttention(nn.Module):
         self.rounds_mode, self.residual_mode = rounds, residual
         self.rounds = nn.ModuleList(
             AppearanceEdgeRound(
-                fine_dim=fine_dim, coarse_dim=coarse_dim, heads=heads, dim_head=dim_head, dropout=dropout,
-                fine=fine, coarse=coarse,
-            )  # fmt: skip
+                fine_dim=fine_dim,
+                coarse_dim=coarse_dim,
+                heads=heads,
+                dim_head=dim_head,
+                dropout=dropout,
+                fine=fine,
+                coarse=coarse,
+            )
             for _ in range(depth)
         )
 
@@ -264,9 +281,15 @@ def edge_cnn(out_channels: int) -> nn.Sequential:
         return [nn.Conv2d(cin, cout, kernel_size=3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     return nn.Sequential(
-        *conv_bn_relu(1, 32), *conv_bn_relu(32, 32), *conv_bn_relu(32, 32), nn.MaxPool2d(2),
-        *conv_bn_relu(32, 64), *conv_bn_relu(64, 64), *conv_bn_relu(64, out_channels), nn.MaxPool2d(2),
-    )  # fmt: skip
+        *conv_bn_relu(1, 32),
+        *conv_bn_relu(32, 32),
+        *conv_bn_relu(32, 32),
+        nn.MaxPool2d(2),
+        *conv_bn_relu(32, 64),
+        *conv_bn_relu(64, 64),
+        *conv_bn_relu(64, out_channels),
+        nn.MaxPool2d(2),
+    )
 
 
 EDGE_CNN_REDUCTION = 4
@@ -322,22 +345,50 @@ class ClassifierHead(nn.Module):
 CAEL_CONFIG_DEFAULTS: dict[str, Any] = {
     "name": "cael",
     # released hyper-parameters (keys verbatim from the released CAEL.yaml)
-    "image-size": None, "num-classes": None, "level2-num-classes": 3, "level3-num-classes": 5, "depth": None,
-    "fg-dim": None, "fg-patch-size": None, "fg-enc-depth": None, "fg-enc-dim-head": None, "fg-enc-heads": None,
-    "fg-enc-mlp-dim": None, "cg-dim": None, "cg-patch-size": None, "cg-enc-depth": None, "cg-enc-dim-head": None,
-    "cg-enc-heads": None, "cg-enc-mlp-dim": None, "cross-attn-depth": None, "cross-ae-attn-depth": None,
-    "cross-attn-dim-head": None, "cross-attn-heads": None, "cg-channels": None, "fg-channels": None,
-    "dropout": None, "emb-dropout": None,
+    "image-size": None,
+    "num-classes": None,
+    "level2-num-classes": 3,
+    "level3-num-classes": 5,
+    "depth": None,
+    "fg-dim": None,
+    "fg-patch-size": None,
+    "fg-enc-depth": None,
+    "fg-enc-dim-head": None,
+    "fg-enc-heads": None,
+    "fg-enc-mlp-dim": None,
+    "cg-dim": None,
+    "cg-patch-size": None,
+    "cg-enc-depth": None,
+    "cg-enc-dim-head": None,
+    "cg-enc-heads": None,
+    "cg-enc-mlp-dim": None,
+    "cross-attn-depth": None,
+    "cross-ae-attn-depth": None,
+    "cross-attn-dim-head": None,
+    "cross-attn-heads": None,
+    "cg-channels": None,
+    "fg-channels": None,
+    "dropout": None,
+    "emb-dropout": None,
     # project switches
-    "backbone": "tf_efficientnet_b0.aa_in1k", "pretrained": False, "pretrained-file": None,
-    "drop-path-rate": 0.2, "bn-momentum": 0.01,
-    "input-channel-order": "rgb", "appearance-channel-order": "rgb", "appearance-normalization": "imagenet",
-    "transpose-appearance": False, "aeca-rounds": "sequential", "aeca-residual": "single",
+    "backbone": "tf_efficientnet_b0.aa_in1k",
+    "pretrained": False,
+    "pretrained-file": None,
+    "drop-path-rate": 0.2,
+    "bn-momentum": 0.01,
+    "input-channel-order": "rgb",
+    "appearance-channel-order": "rgb",
+    "appearance-normalization": "imagenet",
+    "transpose-appearance": False,
+    "aeca-rounds": "sequential",
+    "aeca-residual": "single",
     "fine-grained-heads": False,
     # ablation switches (README: "Baselines and ablations"); the defaults are CAEL itself
-    "streams": ["fine", "coarse", "edge"], "cross-attention": True, "aeca-fusion": "attention",
+    "streams": ["fine", "coarse", "edge"],
+    "cross-attention": True,
+    "aeca-fusion": "attention",
     "edge-operator": "sobel",
-}  # fmt: skip
+}
 
 
 def resolve_cael_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +397,10 @@ def resolve_cael_config(config: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         import difflib
 
-        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, CAEL_CONFIG_DEFAULTS, 1)) else k for k in unknown]
+        hints = [
+            f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, CAEL_CONFIG_DEFAULTS, 1)) else k
+            for k in unknown
+        ]
         raise UnknownKeyError(f"unknown CAEL model config key(s): {', '.join(hints)}.")
     resolved = {**CAEL_CONFIG_DEFAULTS, **config}
     missing = [k for k, v in resolved.items() if v is None and k != "pretrained-file"]
@@ -381,7 +435,9 @@ def _check_ablation_switches(config: dict[str, Any]) -> None:
 
 def _grid(image_size: int, reduction: int, patch_size: int, what: str, key: str) -> int:
     if image_size % reduction:
-        raise ConfigError(f"model config key 'image-size' ({image_size}) must be a multiple of {reduction} for the {what}.")
+        raise ConfigError(
+            f"model config key 'image-size' ({image_size}) must be a multiple of {reduction} for the {what}."
+        )
     grid = image_size // reduction
     if patch_size < 1 or grid % patch_size:
         divisors = [d for d in range(1, grid + 1) if grid % d == 0]
@@ -402,8 +458,11 @@ class CAEL(nn.Module):
 
     config_defaults = CAEL_CONFIG_DEFAULTS
     # the released hyper-parameters have no default to judge their type by
-    config_types = {key: (float,) if key in ("dropout", "emb-dropout") else (int,)
-                    for key, value in CAEL_CONFIG_DEFAULTS.items() if value is None and key != "pretrained-file"}
+    config_types = {
+        key: (float,) if key in ("dropout", "emb-dropout") else (int,)
+        for key, value in CAEL_CONFIG_DEFAULTS.items()
+        if value is None and key != "pretrained-file"
+    }
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
@@ -436,7 +495,9 @@ class CAEL(nn.Module):
         streams = set(cfg["streams"])
         self.streams = tuple(name for name in STREAMS if name in streams)
         fine_grid = _grid(image_size, fine_backbone.reduction, cfg["fg-patch-size"], "fine stream", "fg-patch-size")
-        coarse_grid = _grid(image_size, coarse_backbone.reduction, cfg["cg-patch-size"], "coarse stream", "cg-patch-size")
+        coarse_grid = _grid(
+            image_size, coarse_backbone.reduction, cfg["cg-patch-size"], "coarse stream", "cg-patch-size"
+        )
         edge_grid = _grid(image_size, EDGE_CNN_REDUCTION, cfg["cg-patch-size"], "edge stream", "cg-patch-size")
 
         # Every part is built in the same order whatever the switches, so that a given seed initialises the parts
@@ -444,19 +505,31 @@ class CAEL(nn.Module):
         appearance_fine = AppearanceStream(
             backbone=fine_backbone,
             embedder=TokenEmbedder(
-                channels=cfg["fg-channels"], patch_size=cfg["fg-patch-size"], grid_size=fine_grid, dim=fine_dim, dropout=emb_dropout
+                channels=cfg["fg-channels"],
+                patch_size=cfg["fg-patch-size"],
+                grid_size=fine_grid,
+                dim=fine_dim,
+                dropout=emb_dropout,
             ),
         )
         appearance_coarse = AppearanceStream(
             backbone=coarse_backbone,
             embedder=TokenEmbedder(
-                channels=cfg["cg-channels"], patch_size=cfg["cg-patch-size"], grid_size=coarse_grid, dim=coarse_dim, dropout=emb_dropout
+                channels=cfg["cg-channels"],
+                patch_size=cfg["cg-patch-size"],
+                grid_size=coarse_grid,
+                dim=coarse_dim,
+                dropout=emb_dropout,
             ),
         )
         edge_stream = EdgeStream(
             cnn=edge_cnn(cfg["cg-channels"]),
             embedder=TokenEmbedder(
-                channels=cfg["cg-channels"], patch_size=cfg["cg-patch-size"], grid_size=edge_grid, dim=coarse_dim, dropout=emb_dropout
+                channels=cfg["cg-channels"],
+                patch_size=cfg["cg-patch-size"],
+                grid_size=edge_grid,
+                dim=coarse_dim,
+                dropout=emb_dropout,
             ),
         )
 

@@ -6,6 +6,7 @@ Every released weight that the released forward uses is mapped by name onto ours
 released forward never uses (the coarse stream's EfficientNet beyond its third block, both classifiers) are
 dropped and listed; anything else is an error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,18 +32,37 @@ COARSE_BLOCKS = 3
 
 _EFFNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
 _DEPTHWISE_SEPARABLE = {  # the first block has no expansion conv
-    "_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand",
-    "_project_conv": "conv_pw", "_bn2": "bn2",
-}  # fmt: skip
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
 _INVERTED_RESIDUAL = {
-    "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-    "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand", "_project_conv": "conv_pwl", "_bn2": "bn3",
-}  # fmt: skip
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 
-_STREAMS = {"fg_image_embedder": "appearance_fine", "cg_image_embedder": "appearance_coarse", "edge_embedder": "edge_stream"}
+_STREAMS = {
+    "fg_image_embedder": "appearance_fine",
+    "cg_image_embedder": "appearance_coarse",
+    "edge_embedder": "edge_stream",
+}
 _HEADS = {"fg_mlp_head": "head_fine", "cg_mlp_head": "head_coarse", "edge_mlp_head": "head_edge"}
 _ENCODERS = {"0": "fine_encoder", "1": "coarse_encoder", "2": "edge_encoder"}
-_ATTENTION = {"to_q.weight": "to_q.weight", "to_kv.weight": "to_kv.weight", "to_out.0.weight": "to_out.weight", "to_out.0.bias": "to_out.bias"}  # fmt: skip
+_ATTENTION = {
+    "to_q.weight": "to_q.weight",
+    "to_kv.weight": "to_kv.weight",
+    "to_out.0.weight": "to_out.weight",
+    "to_out.0.bias": "to_out.bias",
+}
 _PARAM = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 
 DROPPED = None  # marker: a released weight its forward never uses
@@ -122,7 +142,9 @@ def released_key_to_ours(key: str) -> str | None:
             return f"{encoder}.layers.{n[1]}.ff.{'fc1' if n[2] == '0' else 'fc2'}.{n[3]}"
         return None
     module, branches = (
-        ("cross_attention", ("fine_to_coarse", "coarse_to_fine")) if part == "3" else ("aeca", ("edge_to_fine", "edge_to_coarse"))
+        ("cross_attention", ("fine_to_coarse", "coarse_to_fine"))
+        if part == "3"
+        else ("aeca", ("edge_to_fine", "edge_to_coarse"))
     )
     if not (n := re.fullmatch(r"layers\.(\d+)\.([01])\.(.+)", inner)):
         return None
@@ -176,7 +198,12 @@ def convert_released_state_dict(
             unknown.append(key)
             continue
         expected = target[ours].shape
-        if key.endswith("pos_embedding") and value.ndim == 3 and value.shape[1] >= expected[1] and value.shape[2] == expected[2]:
+        if (
+            key.endswith("pos_embedding")
+            and value.ndim == 3
+            and value.shape[1] >= expected[1]
+            and value.shape[2] == expected[2]
+        ):
             # The released tables are sized (image-size / patch)^2 + 1; only the first rows are ever used.
             value = value[:, : expected[1]]
         if value.shape != expected:
@@ -186,7 +213,9 @@ def convert_released_state_dict(
     missing = sorted(set(target) - set(converted))
     problems = []
     if unknown:
-        problems.append(f"{len(unknown)} key(s) that are not released CAEL keys for this config: {', '.join(unknown[:5])}")
+        problems.append(
+            f"{len(unknown)} key(s) that are not released CAEL keys for this config: {', '.join(unknown[:5])}"
+        )
     if missing:
         problems.append(f"{len(missing)} weight(s) missing, e.g. ours {', '.join(missing[:5])}")
     if wrong_shape:
@@ -195,7 +224,8 @@ def convert_released_state_dict(
         raise ReleasedCheckpointError(
             "this state dict does not match the released CAEL (model/configs/cael_released.yaml): "
             + "; ".join(problems)
-            + ". Pass the config the checkpoint was trained with (--config), or check that the file is a released CAEL checkpoint."
+            + ". Pass the config the checkpoint was trained with (--config), or check that the file is a released "
+            "CAEL checkpoint."
         )
     return converted, dropped
 
@@ -248,7 +278,10 @@ def main(argv=None) -> int:
     model, config, dropped, source = load_released_checkpoint(args.input, args.config)
     state_dict = model.state_dict()
     save_checkpoint(args.output, {"model": state_dict, "config": config, "converted_from": source})
-    print(f"wrote {len(state_dict)} tensors from {source} to {args.output}; dropped {len(dropped)} unused released tensors")
+    print(
+        f"wrote {len(state_dict)} tensors from {source} to {args.output}; dropped {len(dropped)} unused released "
+        "tensors"
+    )
     return 0
 
 

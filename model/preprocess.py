@@ -2,12 +2,14 @@
 
 Everything here is batched tensor work that follows the device of the input; nothing runs per sample.
 """
+
 from __future__ import annotations
 
-from common.errors import ConfigError
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from common.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -134,7 +136,11 @@ class InputAdapter(nn.Module):
     @staticmethod
     def check_images(images: torch.Tensor) -> None:
         if images.ndim != 4 or images.shape[1] != 3:
-            hint = " (it looks channels-last: use images.permute(0, 3, 1, 2))" if images.ndim == 4 and images.shape[-1] == 3 else ""
+            hint = (
+                " (it looks channels-last: use images.permute(0, 3, 1, 2))"
+                if images.ndim == 4 and images.shape[-1] == 3
+                else ""
+            )
             raise ValueError(
                 "the detector expects images as a (B, 3, H, W) tensor of values in 0..255; "
                 f"got shape {tuple(images.shape)}{hint}."

@@ -6,6 +6,7 @@ pretrained weights fails at once with one sentence that gives the offline route,
     python -m model.pretrained tf_efficientnet_b0.aa_in1k backbone.safetensors   # once, on a connected machine
     python train.py ... --set model.pretrained-file=/path/to/backbone.safetensors # then anywhere
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def hub_files_cached(repo_id: str, filenames=HUB_WEIGHT_FILES) -> bool:
 
 
 def offline_route(name: str) -> str:
-    return (f"connect once to cache them, or on a connected machine run `python -m model.pretrained {name} FILE` and "
-            "set model.pretrained-file to that FILE, or set model.pretrained: false to start from random weights")
+    return (
+        f"connect once to cache them, or on a connected machine run `python -m model.pretrained {name} FILE` and "
+        "set model.pretrained-file to that FILE, or set model.pretrained: false to start from random weights"
+    )
 
 
 def require_hub(repo_id: str, name: str, route: str | None = None) -> None:
@@ -61,7 +64,9 @@ def require_hub(repo_id: str, name: str, route: str | None = None) -> None:
     if hub_offline():
         raise PretrainedWeightsError(f"the pretrained weights of {name} are not cached and HF_HUB_OFFLINE=1: {route}.")
     if not hub_reachable():
-        raise PretrainedWeightsError(f"the pretrained weights of {name} are not cached and the hub is unreachable: {route}.")
+        raise PretrainedWeightsError(
+            f"the pretrained weights of {name} are not cached and the hub is unreachable: {route}."
+        )
 
 
 def create_timm_model(name: str, *, pretrained: bool, pretrained_file: str | None = None, **kwargs):
@@ -71,7 +76,8 @@ def create_timm_model(name: str, *, pretrained: bool, pretrained_file: str | Non
     if pretrained_file:
         if not os.path.isfile(pretrained_file):
             raise MissingWeightsFileError(
-                f"model config key 'pretrained-file' names {pretrained_file!r}, which does not exist: give the path of a "
+                f"model config key 'pretrained-file' names {pretrained_file!r}, which does not exist: give the path "
+                "of a "
                 f"{name} state dict (.safetensors, .pth), e.g. written by `python -m model.pretrained {name} FILE`."
             )
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=pretrained_file), **kwargs)
@@ -84,8 +90,10 @@ def create_timm_model(name: str, *, pretrained: bool, pretrained_file: str | Non
     try:
         return timm.create_model(name, pretrained=True, **kwargs)
     except (OSError, RuntimeError, ValueError) as error:  # huggingface_hub raises OSError subclasses offline
-        raise PretrainedWeightsError(f"could not load the pretrained weights of {name} through timm ({type(error).__name__}): "
-                                     f"{offline_route(name)}.") from error
+        raise PretrainedWeightsError(
+            f"could not load the pretrained weights of {name} through timm ({type(error).__name__}): "
+            f"{offline_route(name)}."
+        ) from error
 
 
 def save_timm_weights(name: str, out: str | Path) -> Path:
@@ -101,7 +109,9 @@ def save_timm_weights(name: str, out: str | Path) -> Path:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Save a timm model's pretrained weights to a file, for machines without the hub.")
+    parser = argparse.ArgumentParser(
+        description="Save a timm model's pretrained weights to a file, for machines without the hub."
+    )
     parser.add_argument("name", help="timm model name, e.g. tf_efficientnet_b0.aa_in1k (CAEL's backbone)")
     parser.add_argument("out", help="where to write the weights (.safetensors)")
     return parser
@@ -110,7 +120,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> Path:
     args = get_args_parser().parse_args(argv)
     out = save_timm_weights(args.name, args.out)
-    print(f"wrote the pretrained weights of {args.name} to {out}: use them with --set model.pretrained-file={out.resolve()}")
+    print(
+        f"wrote the pretrained weights of {args.name} to {out}: use them with --set "
+        f"model.pretrained-file={out.resolve()}"
+    )
     return out
 
 

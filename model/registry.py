@@ -1,4 +1,5 @@
 """Detector registry: ``build_model(config)`` builds any registered detector from its model config by name."""
+
 from __future__ import annotations
 
 import os
@@ -40,21 +41,27 @@ def build_model(config: dict[str, Any] | str | os.PathLike) -> nn.Module:
     model_config = config.get("model", config)
     name = model_config.get("name", "cael")
     if name not in _MODELS:
-        raise UnknownKeyError(f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}.")
+        raise UnknownKeyError(
+            f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}."
+        )
     return _MODELS[name](check_model_config(dict(model_config)))
 
 
 def model_defaults(name: str) -> dict[str, Any]:
     """Every config key of a registered model with its default (``None`` where the key is required)."""
     if name not in _MODELS:
-        raise UnknownKeyError(f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}.")
+        raise UnknownKeyError(
+            f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}."
+        )
     return dict(getattr(_MODELS[name], "config_defaults", {"name": name}))
 
 
 def model_config_types(name: str) -> dict[str, tuple[type, ...]]:
     """Types of the model's config keys whose default is None (required keys), where the model declares them."""
     if name not in _MODELS:
-        raise UnknownKeyError(f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}.")
+        raise UnknownKeyError(
+            f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}."
+        )
     return dict(getattr(_MODELS[name], "config_types", {}))
 
 

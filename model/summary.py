@@ -1,9 +1,10 @@
 """Parameter counts and forward cost of a detector config.
 
-    python -m model.summary model/configs/cael.yaml [--set model.cg-patch-size=8]
-    python -m model.summary xception                 # any bundled config by name
-    python -m model.summary --all                    # one line per bundled config (the README's cost table)
+python -m model.summary model/configs/cael.yaml [--set model.cg-patch-size=8]
+python -m model.summary xception                 # any bundled config by name
+python -m model.summary --all                    # one line per bundled config (the README's cost table)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,7 @@ from common.cli import run
 from common.config import MODEL_CONFIG_DIR, parse_override, set_value
 from common.errors import ConfigError, UsageError
 
-from .registry import check_model_config, model_config_from_file
-
-from .registry import build_model
+from .registry import build_model, check_model_config, model_config_from_file
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -125,7 +124,10 @@ def main(argv=None) -> dict:
     for name, count in summary["parts"].items():
         print(f"    {name:<20} {count:,}")
     size = config["model"]["image-size"]
-    print(f"  forward: {summary['gflops_per_image']:.2f} GFLOPs per {size}x{size} image ({summary['gflops_per_image'] / 2:.2f} GMAC)")
+    print(
+        f"  forward: {summary['gflops_per_image']:.2f} GFLOPs per {size}x{size} image "
+        f"({summary['gflops_per_image'] / 2:.2f} GMAC)"
+    )
     return summary
 
 

@@ -1,4 +1,5 @@
 """Test setup: offline (no hub downloads ever), deterministic, tiny CPU configs."""
+
 import os
 import sys
 import tempfile
@@ -20,17 +21,40 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 TINY_MODEL = {
-    "name": "cael", "image-size": 64, "num-classes": 2, "depth": 2,
-    "fg-dim": 32, "fg-patch-size": 1, "fg-enc-depth": 1, "fg-enc-dim-head": 8, "fg-enc-heads": 2, "fg-enc-mlp-dim": 64,
-    "cg-dim": 48, "cg-patch-size": 8, "cg-enc-depth": 1, "cg-enc-dim-head": 8, "cg-enc-heads": 2, "cg-enc-mlp-dim": 64,
-    "cross-attn-depth": 2, "cross-ae-attn-depth": 2, "cross-attn-dim-head": 8, "cross-attn-heads": 2,
-    "cg-channels": 24, "fg-channels": 1280, "dropout": 0.1, "emb-dropout": 0.1, "pretrained": False,
-}  # fmt: skip
+    "name": "cael",
+    "image-size": 64,
+    "num-classes": 2,
+    "depth": 2,
+    "fg-dim": 32,
+    "fg-patch-size": 1,
+    "fg-enc-depth": 1,
+    "fg-enc-dim-head": 8,
+    "fg-enc-heads": 2,
+    "fg-enc-mlp-dim": 64,
+    "cg-dim": 48,
+    "cg-patch-size": 8,
+    "cg-enc-depth": 1,
+    "cg-enc-dim-head": 8,
+    "cg-enc-heads": 2,
+    "cg-enc-mlp-dim": 64,
+    "cross-attn-depth": 2,
+    "cross-ae-attn-depth": 2,
+    "cross-attn-dim-head": 8,
+    "cross-attn-heads": 2,
+    "cg-channels": 24,
+    "fg-channels": 1280,
+    "dropout": 0.1,
+    "emb-dropout": 0.1,
+    "pretrained": False,
+}
 
 RELEASED_SWITCHES = {
-    "appearance-channel-order": "bgr", "appearance-normalization": "unit", "transpose-appearance": True,
-    "aeca-rounds": "last", "aeca-residual": "double",
-}  # fmt: skip
+    "appearance-channel-order": "bgr",
+    "appearance-normalization": "unit",
+    "transpose-appearance": True,
+    "aeca-rounds": "last",
+    "aeca-residual": "double",
+}
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Writing split-CSV rows in tests (the one helper the test modules share for edited CSVs)."""
+
 import csv
 from pathlib import Path
 

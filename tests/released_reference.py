@@ -5,6 +5,7 @@ released input convention (cv2-style BGR (B, H, W, 3) float batches), computes t
 per image, and runs the backbone with EfficientNet-PyTorch (the package the released code used). It shares no
 code with ``model/``, so agreement checks our key mapping and every quirk.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,17 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 CONFIG = {  # the released CAEL.yaml
-    "depth": 4, "fg-patch-size": 7, "cg-patch-size": 56, "fg-enc-depth": 2, "cg-enc-depth": 3,
-    "fg-enc-heads": 8, "cg-enc-heads": 8, "cross-attn-heads": 8, "cross-attn-depth": 2, "cross-ae-attn-depth": 2,
-}  # fmt: skip
+    "depth": 4,
+    "fg-patch-size": 7,
+    "cg-patch-size": 56,
+    "fg-enc-depth": 2,
+    "cg-enc-depth": 3,
+    "fg-enc-heads": 8,
+    "cg-enc-heads": 8,
+    "cross-attn-heads": 8,
+    "cross-attn-depth": 2,
+    "cross-ae-attn-depth": 2,
+}
 
 
 def edge_maps(bgr: np.ndarray) -> np.ndarray:
@@ -90,7 +99,9 @@ def _tokens(sd, prefix, features, patch):
 
 def _edge_cnn(sd, x):
     for conv in (0, 3, 6, 10, 13, 16):
-        x = F.conv2d(x, sd[f"edge_embedder.features.{conv}.weight"], sd[f"edge_embedder.features.{conv}.bias"], padding=1)
+        x = F.conv2d(
+            x, sd[f"edge_embedder.features.{conv}.weight"], sd[f"edge_embedder.features.{conv}.bias"], padding=1
+        )
         bn = f"edge_embedder.features.{conv + 1}."
         x = F.relu(F.batch_norm(x, sd[bn + "running_mean"], sd[bn + "running_var"], sd[bn + "weight"], sd[bn + "bias"]))
         if conv in (6, 16):

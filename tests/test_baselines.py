@@ -1,5 +1,6 @@
 """Baselines and CAEL ablations: every registered detector builds offline, gives logits and learns; the edge
 operators match scikit-image; the ablation switches drop exactly their parts; the configs and the cost summary."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,9 +19,15 @@ from model.baselines.base import ModelConfigError
 from model.preprocess import EDGE_OPERATORS, InputAdapter, PixelNormalizer, edge_magnitude
 
 TINY_CLIP = {
-    "image-size": 32, "clip-image-size": 32, "patch-size": 8, "vision-width": 32, "vision-layers": 2,
-    "vision-heads": 2, "vision-mlp-dim": 64, "projection-dim": 16,
-}  # fmt: skip
+    "image-size": 32,
+    "clip-image-size": 32,
+    "patch-size": 8,
+    "vision-width": 32,
+    "vision-layers": 2,
+    "vision-heads": 2,
+    "vision-mlp-dim": 64,
+    "projection-dim": 16,
+}
 # A tiny offline config of every registered detector (random weights, 32 or 64 px).
 TINY = {
     "cael": {**TINY_MODEL, "image-size": 32},  # 1 fine token, 1 coarse and 1 edge token
@@ -84,8 +91,13 @@ def test_detector_builds_offline_and_takes_uint8_rgb(name, demo_batch):
 NO_DROPOUT = {"dropout": 0.0, "emb-dropout": 0.0, "drop-path-rate": 0.0, "drop-rate": 0.0}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("efficientnet_b4", "xception", "efficientnet_sobel")
-                                  else n for n in sorted(TINY)])  # the three heavy ones run with -m slow (CI)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in ("efficientnet_b4", "xception", "efficientnet_sobel") else n
+        for n in sorted(TINY)
+    ],
+)  # the three heavy ones run with -m slow (CI)
 def test_detector_learns_the_demo_batch_in_a_few_steps(name, demo_batch):
     torch.manual_seed(0)
     config = {**TINY[name], **{k: v for k, v in NO_DROPOUT.items() if k in build_model(TINY[name]).config}}
@@ -122,7 +134,9 @@ def test_univfd_trains_only_its_probe_and_keeps_the_encoder_in_eval_mode(demo_ba
 @pytest.mark.parametrize("name", ["xception", "univfd"])
 def test_pretrained_weights_offline_fail_with_one_sentence(name):
     config = {**TINY[name], "pretrained": True}
-    with pytest.raises(PretrainedWeightsError, match="pretrained weights of .*pretrained-file.*pretrained: false") as caught:
+    with pytest.raises(
+        PretrainedWeightsError, match="pretrained weights of .*pretrained-file.*pretrained: false"
+    ) as caught:
         build_model(config)
     assert isinstance(caught.value, UserError) and "\n" not in str(caught.value)
 
@@ -185,8 +199,13 @@ def _parameter_names(module) -> set[str]:
     return {name for name, _ in module.named_parameters()}
 
 
-@pytest.mark.parametrize("ablation", [pytest.param(a, marks=pytest.mark.slow) if a not in ("no_edge", "edge_laplacian") else a
-                                      for a in sorted(ABLATION_SWITCHES)])  # two in the fast suite, all with -m slow
+@pytest.mark.parametrize(
+    "ablation",
+    [
+        pytest.param(a, marks=pytest.mark.slow) if a not in ("no_edge", "edge_laplacian") else a
+        for a in sorted(ABLATION_SWITCHES)
+    ],
+)  # two in the fast suite, all with -m slow
 def test_ablation_keeps_cael_weights_and_drops_only_its_parts(ablation, tiny_config, images):
     torch.manual_seed(0)
     cael = build_model(tiny_config())
@@ -197,17 +216,37 @@ def test_ablation_keeps_cael_weights_and_drops_only_its_parts(ablation, tiny_con
     assert added == ({"edge_fusion.weight", "edge_fusion.bias"} if ablation == "aeca_concat" else set())
     for name in set(variant_weights) & set(cael_weights):  # the same seed builds the kept parts identically
         torch.testing.assert_close(variant_weights[name], cael_weights[name], rtol=0, atol=0)
-    dropped = {name.split(".")[0] if not name.startswith("blocks") else name.split(".")[2]
-               for name in set(cael_weights) - set(variant_weights)}  # fmt: skip
+    dropped = {
+        name.split(".")[0] if not name.startswith("blocks") else name.split(".")[2]
+        for name in set(cael_weights) - set(variant_weights)
+    }
     expected = {
-        "no_edge": {"edge_stream", "edge_encoder", "aeca", "head_edge"}, "no_aeca": {"aeca"}, "aeca_concat": {"aeca"},
+        "no_edge": {"edge_stream", "edge_encoder", "aeca", "head_edge"},
+        "no_aeca": {"aeca"},
+        "aeca_concat": {"aeca"},
         "no_cross_attention": {"cross_attention"},
-        "fine_only": {"appearance_coarse", "coarse_encoder", "edge_stream", "edge_encoder", "cross_attention", "aeca",
-                      "head_coarse", "head_edge"},
-        "coarse_only": {"appearance_fine", "fine_encoder", "edge_stream", "edge_encoder", "cross_attention", "aeca",
-                        "head_fine", "head_edge"},
+        "fine_only": {
+            "appearance_coarse",
+            "coarse_encoder",
+            "edge_stream",
+            "edge_encoder",
+            "cross_attention",
+            "aeca",
+            "head_coarse",
+            "head_edge",
+        },
+        "coarse_only": {
+            "appearance_fine",
+            "fine_encoder",
+            "edge_stream",
+            "edge_encoder",
+            "cross_attention",
+            "aeca",
+            "head_fine",
+            "head_edge",
+        },
         "edge_laplacian": set(),
-    }[ablation]  # fmt: skip
+    }[ablation]
     assert dropped == expected
     variant.eval()
     logits = variant(images)

@@ -1,5 +1,6 @@
 """Entry points as a user meets them: one `error: <sentence>` and an exit status for bad input, never a traceback;
 typed configs; the one checkpoint reader for truncated, hostile and foreign files."""
+
 import os
 import subprocess
 import sys
@@ -18,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _cli(*args, env=None, timeout=120):
     environment = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environment)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environment
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,10 +34,18 @@ def _cli(*args, env=None, timeout=120):
         (["train.py", "--config", "cael", "--fold", "all"], 2, "pass --csv"),
         (["test.py", "--checkpoint", "no-such-file.pt"], 1, "no checkpoint at no-such-file.pt"),
         (["test.py", "--runs", "/nonexistent-runs"], 1, "nonexistent-runs"),
-        (["-m", "model.convert_released", "/nonexistent.pth", "/tmp/out.pt"], 1, "no released checkpoint at /nonexistent.pth"),
+        (
+            ["-m", "model.convert_released", "/nonexistent.pth", "/tmp/out.pt"],
+            1,
+            "no released checkpoint at /nonexistent.pth",
+        ),
         (["-m", "model.summary", "cael_demo", "--set", "model.depth=abc"], 2, "model.depth must be an integer"),
         (["-m", "data.validate", "/nonexistent.csv"], 1, "does not exist"),
-        (["-m", "data.build_index", "/nonexistent", "--pattern", "{generator}/*", "--out", "/tmp/x.csv"], 2, "is not a folder"),
+        (
+            ["-m", "data.build_index", "/nonexistent", "--pattern", "{generator}/*", "--out", "/tmp/x.csv"],
+            2,
+            "is not a folder",
+        ),
     ],
 )
 def test_user_errors_are_one_sentence_and_an_exit_status(args, status, message):
@@ -62,20 +73,30 @@ def test_runner_maps_errors_to_statuses(capsys):
     assert run(failing(KeyboardInterrupt()), []) == 130
     assert run(failing(OSError(28, "No space left on device", "/run/last.pt")), []) == 1
     err = capsys.readouterr().err
-    assert "error: bad row 3" in err and "error: bad flag" in err and "interrupted" in err and "disk is full writing /run/last.pt" in err
+    assert (
+        "error: bad row 3" in err
+        and "error: bad flag" in err
+        and "interrupted" in err
+        and "disk is full writing /run/last.pt" in err
+    )
     with pytest.raises(ZeroDivisionError):  # a bug is not a user error: it keeps its traceback
         run(failing(ZeroDivisionError()), [])
     assert run(lambda argv: {"ok": 1}, []) == 0 and run(lambda argv: 3, []) == 3
 
 
 def test_worker_errors_lose_the_worker_traceback():
-    text = "Caught CorruptImageError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n  File x\n" \
-           "data.dataset.CorruptImageError: image file /a.png could not be decoded"  # fmt: skip
+    text = (
+        "Caught CorruptImageError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n  "
+        "File x\n"
+        "data.dataset.CorruptImageError: image file /a.png could not be decoded"
+    )
     assert user_message(UserError(text)) == "image file /a.png could not be decoded"
     assert str(UnknownKeyError("unknown key 'x'")) == "unknown key 'x'"  # a KeyError that does not quote its sentence
 
 
-@pytest.mark.parametrize("text, expected", [("optim.lr=1e-3", 1e-3), ("optim.lr=1E-4", 1e-4), ("optim.lr=5", 5.0), ("optim.lr=.5", 0.5)])
+@pytest.mark.parametrize(
+    "text, expected", [("optim.lr=1e-3", 1e-3), ("optim.lr=1E-4", 1e-4), ("optim.lr=5", 5.0), ("optim.lr=.5", 0.5)]
+)
 def test_scientific_notation_is_a_number_everywhere(text, expected, tmp_path):
     value = load_config("cael", [text])["optim"]["lr"]
     assert isinstance(value, float) and value == pytest.approx(expected)
@@ -86,17 +107,24 @@ def test_scientific_notation_is_a_number_everywhere(text, expected, tmp_path):
 
 @pytest.mark.parametrize(
     "override, message",
-    [("train.epochs=abc", "train.epochs must be an integer"), ("train.epochs=2.5", "must be an integer"),
-     ("optim.lr=fast", "optim.lr must be a number"), ("train.ema=maybe", "train.ema must be true or false"),
-     ("model.depth=abc", "model.depth must be an integer"), ("data.augment=5", "data.augment must be a list")],
-)  # fmt: skip
+    [
+        ("train.epochs=abc", "train.epochs must be an integer"),
+        ("train.epochs=2.5", "must be an integer"),
+        ("optim.lr=fast", "optim.lr must be a number"),
+        ("train.ema=maybe", "train.ema must be true or false"),
+        ("model.depth=abc", "model.depth must be an integer"),
+        ("data.augment=5", "data.augment must be a list"),
+    ],
+)
 def test_config_values_are_checked_against_the_defaults_types(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("cael", [override])
 
 
 def test_overrides_keep_valid_unions_and_go_through_one_path():
-    config = load_config("cael", ["train.compile=max-autotune", "data.workers=4", "train.grad-clip=null", "data.fold=2019"])
+    config = load_config(
+        "cael", ["train.compile=max-autotune", "data.workers=4", "train.grad-clip=null", "data.fold=2019"]
+    )
     assert config["train"]["compile"] == "max-autotune" and config["data"]["workers"] == 4
     assert config["train"]["grad-clip"] is None and config["data"]["fold"] == "2019"
     apply_overrides(config, {"data.csv": "/a b: c#d.csv"})  # typed values pass through untouched (no YAML re-parse)
@@ -116,8 +144,12 @@ def test_the_checkpoint_reader_names_the_file_for_every_bad_file(tmp_path):
             return (exec, ("print('pwned')",))
 
     torch.save({"model": Payload()}, tmp_path / "hostile.pt")
-    for name, message in [("cut.pt", "truncated or not a PyTorch checkpoint"), ("text.pt", "truncated or not a PyTorch checkpoint"),
-                          ("hostile.pt", "not loaded for safety"), ("missing.pt", "no checkpoint at")]:  # fmt: skip
+    for name, message in [
+        ("cut.pt", "truncated or not a PyTorch checkpoint"),
+        ("text.pt", "truncated or not a PyTorch checkpoint"),
+        ("hostile.pt", "not loaded for safety"),
+        ("missing.pt", "no checkpoint at"),
+    ]:
         with pytest.raises(CheckpointError, match=message) as caught:
             read_checkpoint(tmp_path / name)
         text = str(caught.value)
@@ -142,7 +174,10 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeyp
     path = save_checkpoint(tmp_path / "last.pt", {"model": {"step": torch.tensor(1)}})
 
     def full(*args, **kwargs):
-        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/0: file write failed")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/0: file write "
+            "failed"
+        )
 
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(CheckpointError, match=r"disk is full writing .*last.pt: the previous last.pt is kept"):
@@ -156,7 +191,9 @@ def test_pretrained_weights_fail_fast_offline_with_the_offline_route(monkeypatch
     from model.pretrained import PretrainedWeightsError, create_timm_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(PretrainedWeightsError, match=r"not cached and HF_HUB_OFFLINE=1: .*python -m model.pretrained .*pretrained-file"):
+    with pytest.raises(
+        PretrainedWeightsError, match=r"not cached and HF_HUB_OFFLINE=1: .*python -m model.pretrained .*pretrained-file"
+    ):
         create_timm_model("tf_efficientnet_b0.aa_in1k", pretrained=True, num_classes=0)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr("model.pretrained.hub_reachable", lambda timeout=3.0: False)

@@ -1,4 +1,5 @@
 """The comparison table (test.py --runs over several detectors) and tools.train_set, end to end on tiny demo runs."""
+
 import json
 import os
 from pathlib import Path
@@ -13,8 +14,18 @@ from data.make_demo import make_demo
 from engine.compare import ComparisonError, Run, comparison_table, evaluate_run_folder, is_comparison, unseen_groups
 from model.summary import summarize_model_config
 
-QUICK = ["--set", "train.epochs=1", "--set", "train.max-steps-per-epoch=2", "--set", "train.batch-size=8",
-         "--set", "data.workers=0", "--set", "eval.batch-size=64"]  # fmt: skip
+QUICK = [
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.max-steps-per-epoch=2",
+    "--set",
+    "train.batch-size=8",
+    "--set",
+    "data.workers=0",
+    "--set",
+    "eval.batch-size=64",
+]
 DETECTORS = ["cael", "cael_no_aeca", "efficientnet_sobel"]
 
 
@@ -72,8 +83,20 @@ def test_train_set_continues_instead_of_retraining(demo_runs, capsys):
 
 def test_train_set_expands_sets_and_refuses_unknown_names(capsys, tmp_path):
     assert train_set.expand(["ablations", "cael", "xception"]) == train_set.ABLATIONS + ["xception"]
-    train_set.main(["baselines", "--csv", "splits.csv", "--protocol", "cross-generator", "--fold", "all",
-                    "--out", str(tmp_path), "--dry-run"])  # fmt: skip
+    train_set.main(
+        [
+            "baselines",
+            "--csv",
+            "splits.csv",
+            "--protocol",
+            "cross-generator",
+            "--fold",
+            "all",
+            "--out",
+            str(tmp_path),
+            "--dry-run",
+        ]
+    )
     printed = capsys.readouterr().out
     assert printed.count("python train.py --config") == len(train_set.BASELINES)
     assert "--fold all" in printed and "--protocol cross-generator" in printed
@@ -84,8 +107,13 @@ def test_train_set_expands_sets_and_refuses_unknown_names(capsys, tmp_path):
 
 
 def _run(label, fold=None, protocol="cross-generator", **model):
-    return Run(label=label, fold=fold, protocol=protocol, checkpoint=Path(f"/runs/{label}/{fold}/best.pt"),
-               model={"name": "cael", **model})  # fmt: skip
+    return Run(
+        label=label,
+        fold=fold,
+        protocol=protocol,
+        checkpoint=Path(f"/runs/{label}/{fold}/best.pt"),
+        model={"name": "cael", **model},
+    )
 
 
 def test_fold_folders_of_one_detector_are_a_matrix_and_anything_else_a_comparison():
@@ -129,8 +157,20 @@ def test_every_baseline_and_ablation_beats_chance_after_one_demo_epoch(tmp_path)
     Measured: with identities=24 (320 training rows, 10 steps) CAEL's one-epoch validation AUC was 0.40, so the
     data here is twice that; not yet measured to pass for every detector."""
     csv_path = make_demo(tmp_path / "data", identities=48, fakes_per_generator=96)
-    results = train_set.main(["all", "--demo", "--csv", str(csv_path), "--out", str(tmp_path / "runs"),
-                              "--set", "train.epochs=1", "--set", "data.workers=0"])  # fmt: skip
+    results = train_set.main(
+        [
+            "all",
+            "--demo",
+            "--csv",
+            str(csv_path),
+            "--out",
+            str(tmp_path / "runs"),
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "data.workers=0",
+        ]
+    )
     assert sorted(results) == sorted(train_set.ABLATIONS + train_set.BASELINES)
     aucs = {name: summary["best_value"] for name, summary in results.items()}
     print(json.dumps(aucs, indent=1))

@@ -3,6 +3,7 @@ eager and contiguous, the released model gives the CPU's logits, exact resume is
 
 Run on a GPU machine with ``python -m pytest -m cuda tests/test_cuda.py`` (``benchmarks/run_gpu.sh`` does).
 """
+
 import json
 import os
 import subprocess
@@ -22,10 +23,25 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = [
-    "--config", "cael_demo", "--set", "data.workers=2", "--set", "train.batch-size=16", "--set", "train.epochs=2",
-    "--set", "train.max-steps-per-epoch=4", "--set", "train.log-every=1", "--set", "eval.batch-size=64",
-    "--set", "train.device=cuda", "--set", "data.augment=[{name: hflip, p: 0.5}, {name: jpeg, p: 0.5, quality: [60, 95]}]",
-]  # fmt: skip
+    "--config",
+    "cael_demo",
+    "--set",
+    "data.workers=2",
+    "--set",
+    "train.batch-size=16",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.max-steps-per-epoch=4",
+    "--set",
+    "train.log-every=1",
+    "--set",
+    "eval.batch-size=64",
+    "--set",
+    "train.device=cuda",
+    "--set",
+    "data.augment=[{name: hflip, p: 0.5}, {name: jpeg, p: 0.5, quality: [60, 95]}]",
+]
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +144,10 @@ def test_exact_resume_on_cuda_with_deterministic_algorithms(demo, tmp_path, monk
         train.main([*args, "--out", str(tmp_path / "crashed")])
     monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
     train.main(["--resume", str(tmp_path / "crashed")])
-    first, second = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "crashed" / "last.pt")
+    first, second = (
+        load_checkpoint(tmp_path / "straight" / "last.pt"),
+        load_checkpoint(tmp_path / "crashed" / "last.pt"),
+    )
     assert first["step"] == second["step"] == 8
     for name, tensor in first["model"].items():
         assert torch.equal(tensor, second["model"][name]), name
@@ -138,13 +157,39 @@ def test_exact_resume_on_cuda_with_deterministic_algorithms(demo, tmp_path, monk
 def test_torchrun_single_process_goes_through_ddp_and_test_py_reads_its_checkpoint(demo, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", str(ROOT / "train.py"), "--csv", str(demo),
-               "--out", str(run), *QUICK]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=1",
+        str(ROOT / "train.py"),
+        "--csv",
+        str(demo),
+        "--out",
+        str(run),
+        *QUICK,
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(DDP)" in (run / "train.log").read_text()
-    evaluated = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", str(run / "best.pt"), "--device", "cuda",
-                                "--bootstrap", "100", "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "test.py"),
+            "--checkpoint",
+            str(run / "best.pt"),
+            "--device",
+            "cuda",
+            "--bootstrap",
+            "100",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     metrics = json.loads(next(run.glob("eval-*/metrics.json")).read_text())
     assert metrics

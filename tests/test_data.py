@@ -1,16 +1,16 @@
 """The data layer: CSV schema, image decoding, augmentations, dataset and samplers, protocols, validator,
 indexer and demo data. Everything is written into tmp_path; images are a few pixels wide."""
+
 import csv
 import io
 import re
 
 import numpy as np
 import pytest
-
-from common.cli import run
 import torch
 from PIL import Image
 
+from common.cli import run
 from data import build_index as bi
 from data.dataset import CorruptImageError, SplitDataset, collate
 from data.images import ImageDecodeError, estimate_jpeg_quality, image_format, load_image
@@ -93,15 +93,15 @@ def test_read_table_unusable_files(tmp_path, text, message):
 def test_read_table_row_problems_name_their_lines(tmp_path):
     csv_path = write_text(
         tmp_path / "s.csv",
-        "path,label,split\n"   # line 1
-        "a.png,0,train\n"      # line 2: fine
-        "b.png,2,train\n"      # line 3: bad label
-        "c.png,fake,val\n"     # line 4: bad label
+        "path,label,split\n"  # line 1
+        "a.png,0,train\n"  # line 2: fine
+        "b.png,2,train\n"  # line 3: bad label
+        "c.png,fake,val\n"  # line 4: bad label
         "d.png,1,validation\n"  # line 5: unknown split, with a hint
-        ",1,test\n"            # line 6: empty path
-        "\n"                   # line 7: blank, skipped
-        "e.png,3,test\n",      # line 8: bad label after a blank line
-    )  # fmt: skip
+        ",1,test\n"  # line 6: empty path
+        "\n"  # line 7: blank, skipped
+        "e.png,3,test\n",  # line 8: bad label after a blank line
+    )
     table, problems = read_table(csv_path)
     found = sorted((p.line, p.kind) for p in problems)
     assert found == [(3, "bad label"), (4, "bad label"), (5, "unknown split"), (6, "empty path"), (8, "bad label")]
@@ -188,7 +188,11 @@ def test_load_image_errors_name_the_file(tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     text = write_text(tmp_path / "notes.png", "not an image")
     missing = tmp_path / "missing.png"
-    for path, reason in ((truncated, "could not be decoded"), (text, "could not be decoded"), (missing, "does not exist")):
+    for path, reason in (
+        (truncated, "could not be decoded"),
+        (text, "could not be decoded"),
+        (missing, "does not exist"),
+    ):
         with pytest.raises(ImageDecodeError) as info:
             load_image(path)
         assert str(path) in str(info.value) and reason in str(info.value)
@@ -230,7 +234,10 @@ def test_augment_config_errors_name_the_entry():
     bad = [
         ([{"name": "hflip"}, {"name": "sharpen"}], r"data\.augment\[1\]: unknown augmentation 'sharpen'"),
         ([{"name": "hflip", "probability": 0.5}], r"data\.augment\[0\] \(hflip\): .*probability"),
-        ([{"name": "hflip"}, {"name": "random-resized-crop", "scale": "big"}], r"data\.augment\[1\] \(random-resized-crop\): .*'scale'"),
+        (
+            [{"name": "hflip"}, {"name": "random-resized-crop", "scale": "big"}],
+            r"data\.augment\[1\] \(random-resized-crop\): .*'scale'",
+        ),
         ([{"name": "jpeg", "quality": [0, 100]}], r"data\.augment\[0\] \(jpeg\): .*quality"),
         (["hflip"], r"data\.augment\[0\] must be a mapping with a 'name'"),
     ]
@@ -462,11 +469,17 @@ def test_cross_dataset_protocol(protocol_table):
     assert rows_of(resolved.train) == [10, 11, 12]
     assert rows_of(resolved.val) == [13, 14, 15]
     assert rows_of(resolved.test) == ALL_TEST
-    assert groups_of(resolved) == {"overall": ALL_TEST, "source_dataset=A": [7, 8, 9], "source_dataset=B": [16, 17, 18, 19, 20]}
+    assert groups_of(resolved) == {
+        "overall": ALL_TEST,
+        "source_dataset=A": [7, 8, 9],
+        "source_dataset=B": [16, 17, 18, 19, 20],
+    }
 
 
 def test_protocol_fold_errors(protocol_table):
-    with pytest.raises(ProtocolError, match=r"cross-generator needs --fold: one of g1, g2, g3, g4 \(values of 'generator'\)"):
+    with pytest.raises(
+        ProtocolError, match=r"cross-generator needs --fold: one of g1, g2, g3, g4 \(values of 'generator'\)"
+    ):
         resolve("cross-generator", protocol_table)
     with pytest.raises(ProtocolError, match=r"has no fold 'g9'.*choose one of g1, g2, g3, g4"):
         resolve("cross-generator", protocol_table, fold="g9")
@@ -480,7 +493,10 @@ def test_protocol_on_missing_columns(tmp_path, protocol_table):
     no_generator = load_table(write_csv(tmp_path / "q.csv", [r[:4] for r in PROTOCOL_ROWS], COLUMNS[:4]))
     with pytest.raises(ProtocolError, match="folds by column 'generator'"):
         resolve("cross-generator", no_generator, fold="g1")
-    custom = Protocol("custom", {"train": {"split": "train", "real": {"camera": "x"}}, "val": {"split": "val"}, "test": {"split": "test"}})
+    custom = Protocol(
+        "custom",
+        {"train": {"split": "train", "real": {"camera": "x"}}, "val": {"split": "val"}, "test": {"split": "test"}},
+    )
     with pytest.raises(ProtocolError, match=r"protocol custom \(train\) filters on column 'camera'"):
         resolve(custom, protocol_table)
     leaky = Protocol("leaky", {"train": {}, "val": {"split": "val"}, "test": {"split": "test"}})
@@ -533,7 +549,9 @@ def clean_rows(root, fake_format="PNG", real_options=None, fake_options=None):
                 fmt, options = ("PNG", real_options or {}) if label == 0 else (fake_format, fake_options or {})
                 name = f"{split}_{label}_{k}.{fmt.lower().replace('jpeg', 'jpg')}"
                 write_image(root / name, value=40 * k + label, size=(16, 16), fmt=fmt, **options)
-                rows.append({"path": name, "label": label, "split": split, "source_dataset": "A", "video_id": f"v-{name}"})
+                rows.append(
+                    {"path": name, "label": label, "split": split, "source_dataset": "A", "video_id": f"v-{name}"}
+                )
     return rows
 
 
@@ -558,10 +576,22 @@ def test_validate_clean_csv(tmp_path):
     "bad_row, message",
     [
         ({"path": "missing.png", "label": 1, "split": "test"}, "error: line 14: missing.png does not exist"),
-        ({"path": "../x.png", "label": 1, "split": "test"}, "error: line 14: path '../x.png' points outside the data root"),
-        ({"path": "train_0_0.png", "label": 0, "split": "test"}, "error: line 14: train_0_0.png repeats line 2 (in split train there, test here"),
-        ({"path": "new.png", "label": 1, "split": "val", "video_id": "v-test_0_0.png"}, "error: line 14: video 'v-test_0_0.png' is in split test (line 10) and val"),
-        ({"path": "new.png", "label": "fake", "split": "test"}, "error: line 14: label 'fake' is not 0 (real) or 1 (fake)"),
+        (
+            {"path": "../x.png", "label": 1, "split": "test"},
+            "error: line 14: path '../x.png' points outside the data root",
+        ),
+        (
+            {"path": "train_0_0.png", "label": 0, "split": "test"},
+            "error: line 14: train_0_0.png repeats line 2 (in split train there, test here",
+        ),
+        (
+            {"path": "new.png", "label": 1, "split": "val", "video_id": "v-test_0_0.png"},
+            "error: line 14: video 'v-test_0_0.png' is in split test (line 10) and val",
+        ),
+        (
+            {"path": "new.png", "label": "fake", "split": "test"},
+            "error: line 14: label 'fake' is not 0 (real) or 1 (fake)",
+        ),
     ],
     ids=["missing-file", "escaping-path", "duplicate-across-splits", "video-in-two-splits", "bad-label"],
 )
@@ -594,7 +624,9 @@ def test_validate_check_images_finds_a_corrupt_file(tmp_path):
 
 
 def test_validate_warns_about_format_shortcuts(tmp_path):
-    csv_path = write_csv(tmp_path / "a" / "s.csv", clean_rows(tmp_path / "a", fake_format="JPEG", fake_options={"quality": 90}))
+    csv_path = write_csv(
+        tmp_path / "a" / "s.csv", clean_rows(tmp_path / "a", fake_format="JPEG", fake_options={"quality": 90})
+    )
     status, text = run_validate(csv_path)
     assert status == 0
     assert "warning: real and fake images differ in file format (real: PNG 100%; fake: JPEG 100%)" in text
@@ -625,23 +657,68 @@ def touch(root, *relatives):
 
 
 def test_build_index_from_a_full_pattern(tmp_path):
-    touch(tmp_path, "DS/train/real/real/vid1/a.png", "DS/train/real/real/vid1/b.JPG", "DS/test/FS/swapper/vid2/b.png",
-          "DS/validation/AM/editor/vid3/c.webp", "DS/test/FS/swapper/vid2/notes.txt", "DS/test/FS/too-shallow.png")  # fmt: skip
+    touch(
+        tmp_path,
+        "DS/train/real/real/vid1/a.png",
+        "DS/train/real/real/vid1/b.JPG",
+        "DS/test/FS/swapper/vid2/b.png",
+        "DS/validation/AM/editor/vid3/c.webp",
+        "DS/test/FS/swapper/vid2/notes.txt",
+        "DS/test/FS/too-shallow.png",
+    )
     rows, columns, skipped = bi.build_index(tmp_path, FULL_PATTERN)
     assert columns == COLUMNS
     assert rows == [
-        {"path": "DS/test/FS/swapper/vid2/b.png", "label": 1, "split": "test", "forgery_type": "FS", "generator": "swapper", "source_dataset": "DS", "video_id": "vid2"},
-        {"path": "DS/train/real/real/vid1/a.png", "label": 0, "split": "train", "forgery_type": "real", "generator": "real", "source_dataset": "DS", "video_id": "vid1"},
-        {"path": "DS/train/real/real/vid1/b.JPG", "label": 0, "split": "train", "forgery_type": "real", "generator": "real", "source_dataset": "DS", "video_id": "vid1"},
-        {"path": "DS/validation/AM/editor/vid3/c.webp", "label": 1, "split": "val", "forgery_type": "AM", "generator": "editor", "source_dataset": "DS", "video_id": "vid3"},
-    ]  # fmt: skip
+        {
+            "path": "DS/test/FS/swapper/vid2/b.png",
+            "label": 1,
+            "split": "test",
+            "forgery_type": "FS",
+            "generator": "swapper",
+            "source_dataset": "DS",
+            "video_id": "vid2",
+        },
+        {
+            "path": "DS/train/real/real/vid1/a.png",
+            "label": 0,
+            "split": "train",
+            "forgery_type": "real",
+            "generator": "real",
+            "source_dataset": "DS",
+            "video_id": "vid1",
+        },
+        {
+            "path": "DS/train/real/real/vid1/b.JPG",
+            "label": 0,
+            "split": "train",
+            "forgery_type": "real",
+            "generator": "real",
+            "source_dataset": "DS",
+            "video_id": "vid1",
+        },
+        {
+            "path": "DS/validation/AM/editor/vid3/c.webp",
+            "label": 1,
+            "split": "val",
+            "forgery_type": "AM",
+            "generator": "editor",
+            "source_dataset": "DS",
+            "video_id": "vid3",
+        },
+    ]
     assert skipped == {"not an image": 1, "does not match the pattern": 1}
 
 
 def test_build_index_label_folder_and_real_value(tmp_path):
     touch(tmp_path, "0/x/a.png", "1/y/b.png", "fake/z/c.png", "maybe/w/d.png")
-    rows, columns, skipped = bi.build_index(tmp_path, "{label}/{video_id}/*", split_ratios=(1, 0, 0), group_by="video_id")
-    assert [(r["path"], r["label"], r["split"]) for r in rows] == [("0/x/a.png", 0, "train"), ("1/y/b.png", 1, "train"), ("fake/z/c.png", 1, "train")]
+    rows, columns, skipped = bi.build_index(
+        tmp_path, "{label}/{video_id}/*", split_ratios=(1, 0, 0), group_by="video_id"
+    )
+    assert [(r["path"], r["label"], r["split"]) for r in rows] == [
+        ("0/x/a.png", 0, "train"),
+        ("1/y/b.png", 1, "train"),
+        ("fake/z/c.png", 1, "train"),
+    ]
     assert columns == ["path", "label", "split", "video_id"] and skipped == {"label not real/fake/0/1": 1}
     touch(tmp_path / "g", "pristine/a.png", "gan/b.png")
     rows, _, _ = bi.build_index(tmp_path / "g", "{generator}/*", real_value="pristine", split_ratios=(1, 1, 1))
@@ -656,7 +733,9 @@ def grouped_tree(root):
 
 def test_build_index_seeded_grouped_splits(tmp_path):
     grouped_tree(tmp_path)
-    rows, columns, _ = bi.build_index(tmp_path, "{generator}/{video_id}/*", split_ratios=(0.6, 0.2, 0.2), group_by="video_id", seed=7)
+    rows, columns, _ = bi.build_index(
+        tmp_path, "{generator}/{video_id}/*", split_ratios=(0.6, 0.2, 0.2), group_by="video_id", seed=7
+    )
     assert len(rows) == 90 and columns == ["path", "label", "split", "generator", "video_id"]
     video_split = {}
     for row in rows:
@@ -664,9 +743,13 @@ def test_build_index_seeded_grouped_splits(tmp_path):
     for generator in ("real", "g1", "g2"):  # stratified: 6/2/2 of each generator's 10 videos
         splits = [s for v, s in video_split.items() if v.startswith(f"{generator}-")]
         assert (splits.count("train"), splits.count("val"), splits.count("test")) == (6, 2, 2)
-    again, _, _ = bi.build_index(tmp_path, "{generator}/{video_id}/*", split_ratios=(0.6, 0.2, 0.2), group_by="video_id", seed=7)
+    again, _, _ = bi.build_index(
+        tmp_path, "{generator}/{video_id}/*", split_ratios=(0.6, 0.2, 0.2), group_by="video_id", seed=7
+    )
     assert again == rows
-    other, _, _ = bi.build_index(tmp_path, "{generator}/{video_id}/*", split_ratios=(0.6, 0.2, 0.2), group_by="video_id", seed=8)
+    other, _, _ = bi.build_index(
+        tmp_path, "{generator}/{video_id}/*", split_ratios=(0.6, 0.2, 0.2), group_by="video_id", seed=8
+    )
     assert [r["split"] for r in other] != [r["split"] for r in rows]
 
 
@@ -704,7 +787,21 @@ def test_build_index_cli(tmp_path, capsys):
 
     assert run(bi.main, [str(tree), "--pattern", "{source_dataset}/*", "--out", str(tmp_path / "x.csv")]) == 2
     assert "error: the pattern must capture" in capsys.readouterr().err
-    assert run(bi.main, [str(tree / "g"), "--pattern", "{generator}/{video_id}/*", "--split-ratios", "0.8,0.2", "--out", str(tmp_path / "x.csv")]) == 2
+    assert (
+        run(
+            bi.main,
+            [
+                str(tree / "g"),
+                "--pattern",
+                "{generator}/{video_id}/*",
+                "--split-ratios",
+                "0.8,0.2",
+                "--out",
+                str(tmp_path / "x.csv"),
+            ],
+        )
+        == 2
+    )
     assert "--split-ratios must be three non-negative numbers" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
 
@@ -716,7 +813,10 @@ def test_build_index_cli(tmp_path, capsys):
 def demos(tmp_path_factory):
     """The demo set written twice with seed 0 and once with seed 1 (6 identities, 8 fakes per generator)."""
     root = tmp_path_factory.mktemp("demo")
-    return {name: make_demo(root / name, seed=seed, identities=6, fakes_per_generator=8) for name, seed in (("a", 0), ("b", 0), ("c", 1))}
+    return {
+        name: make_demo(root / name, seed=seed, identities=6, fakes_per_generator=8)
+        for name, seed in (("a", 0), ("b", 0), ("c", 1))
+    }
 
 
 def test_make_demo_contents(demos):
@@ -735,7 +835,9 @@ def test_make_demo_contents(demos):
         splits_of_video.setdefault(video, set()).add(split)
     assert len(splits_of_video) == 24 and all(len(s) == 1 for s in splits_of_video.values())
     # every generator applied to both source datasets; identities (targets and donors) never cross splits
-    made_from = {(g, d) for g, d, y in zip(table.column("generator"), table.column("source_dataset"), table.labels) if y}
+    made_from = {
+        (g, d) for g, d, y in zip(table.column("generator"), table.column("source_dataset"), table.labels) if y
+    }
     assert made_from == {(g, d) for g in GENERATORS for d in ("DemoFace-A", "DemoFace-B")}
     splits_of_person = {}
     for people, split in zip(table.column("identity"), table.column("split")):
@@ -743,6 +845,7 @@ def test_make_demo_contents(demos):
             splits_of_person.setdefault(person, set()).add(split)
     assert all(len(s) == 1 for s in splits_of_person.values())
     assert any(";" in people for people in table.column("identity"))  # face swaps name both people
+
     # the frames of a video are one moving face: far closer to each other than to another video of the same class
     def pixels(row):
         return np.asarray(Image.open(table.resolve(row)), dtype=np.float64)

@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+from csv_rows import read_rows, write_rows
 from PIL import Image
 
 from common.cli import run
 from common.errors import UserError
-from csv_rows import read_rows, write_rows
 from data import datasets
 from data.build_index import build_index
 from data.validate import validate
@@ -195,8 +195,12 @@ def test_celebdf_label_one_means_real_and_test_people_stay_out_of_training(celeb
 def test_celebdf_in_deepfakebench_layout(tmp_path, png_bytes):
     # DeepfakeBench's crops live in Celeb-real/frames/<video>: the builder reads that layout too.
     root = tmp_path / "dfb-layout"
-    for folder in ("Celeb-real/frames/id0_0000", "YouTube-real/frames/00000", "Celeb-synthesis/frames/id1_id2_0000",
-                   "Celeb-synthesis/frames/id3_id4_0000"):  # fmt: skip
+    for folder in (
+        "Celeb-real/frames/id0_0000",
+        "YouTube-real/frames/00000",
+        "Celeb-synthesis/frames/id1_id2_0000",
+        "Celeb-synthesis/frames/id3_id4_0000",
+    ):
         crops(root, folder, png_bytes)
     (root / "List_of_testing_videos.txt").write_text("1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id1_id2_0000.mp4\n")
     rows, _ = datasets.build("celebdf", root)
@@ -321,17 +325,18 @@ def test_deepfakebench_json_import(tmp_path, capsys):
 def test_deepfakebench_json_repeats_test_as_val_once(tmp_path):
     # DeepfakeBench's Celeb-DF JSON lists the test videos again as val: each frame is kept once, in test,
     # and val is drawn again from the train videos.
-    frames = lambda video: {
-        "label": "CelebDFv2_fake",
-        "frames": [f"Celeb-DF-v2\\Celeb-synthesis\\frames\\{video}\\0.png"],
-    }  # noqa: E731
-    data = {"Celeb-DF-v2": {
-        "CelebDFv2_fake": {
-            "train": {f"id{i}_id{i + 1}_0000": frames(f"id{i}_id{i + 1}_0000") for i in range(0, 40, 2)},
-            "val": {"id50_id51_0000": frames("id50_id51_0000")},
-            "test": {"id50_id51_0000": frames("id50_id51_0000")},
-        },
-    }}  # fmt: skip
+    def frames(video):
+        return {"label": "CelebDFv2_fake", "frames": [f"Celeb-DF-v2\\Celeb-synthesis\\frames\\{video}\\0.png"]}
+
+    data = {
+        "Celeb-DF-v2": {
+            "CelebDFv2_fake": {
+                "train": {f"id{i}_id{i + 1}_0000": frames(f"id{i}_id{i + 1}_0000") for i in range(0, 40, 2)},
+                "val": {"id50_id51_0000": frames("id50_id51_0000")},
+                "test": {"id50_id51_0000": frames("id50_id51_0000")},
+            },
+        }
+    }
     (tmp_path / "Celeb-DF-v2.json").write_text(json.dumps(data))
     rows, notes = datasets.build("deepfakebench", tmp_path, json_path=tmp_path / "Celeb-DF-v2.json", val_fraction=0.2)
     assert len(rows) == 21 and len({r["path"] for r in rows}) == 21

@@ -1,4 +1,5 @@
 """test.py end to end: reports, recomputation from predictions, fold matrices, perturbations and clear errors."""
+
 import csv
 import json
 from pathlib import Path
@@ -15,9 +16,19 @@ from data.protocols import ProtocolError
 from engine.tester import CheckpointMismatchError
 
 QUICK = [
-    "--config", "cael_demo", "--set", "data.workers=0", "--set", "train.batch-size=8", "--set", "train.epochs=1",
-    "--set", "train.max-steps-per-epoch=3", "--set", "eval.batch-size=64",
-]  # fmt: skip
+    "--config",
+    "cael_demo",
+    "--set",
+    "data.workers=0",
+    "--set",
+    "train.batch-size=8",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.max-steps-per-epoch=3",
+    "--set",
+    "eval.batch-size=64",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +37,21 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     csv_path = make_demo(root / "data", identities=8, fakes_per_generator=12)
     run = root / "run"
-    train.main(["--csv", str(csv_path), "--out", str(run), *QUICK, "--set", "model.fine-grained-heads=true",
-                "--set", "model.level3-num-classes=6", "--set", "loss.name=multitask"])  # fmt: skip
+    train.main(
+        [
+            "--csv",
+            str(csv_path),
+            "--out",
+            str(run),
+            *QUICK,
+            "--set",
+            "model.fine-grained-heads=true",
+            "--set",
+            "model.level3-num-classes=6",
+            "--set",
+            "loss.name=multitask",
+        ]
+    )
     return csv_path, run / "best.pt"
 
 
@@ -38,14 +62,45 @@ def _test_rows(csv_path: Path) -> list[dict]:
 def test_report_files_and_predictions(trained, tmp_path):
     csv_path, checkpoint = trained
     out = tmp_path / "eval"
-    result = test_script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--perturb", "jpeg:70,resize:0.5",
-                               "--bootstrap", "50", "--quiet", "--workers", "0"])  # fmt: skip
-    for name in ("metrics.json", "table.md", "table.csv", "table.tex", "roc.png", "predictions.csv", "confusion_level2.png", "confusion_level3.png"):
+    result = test_script.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--perturb",
+            "jpeg:70,resize:0.5",
+            "--bootstrap",
+            "50",
+            "--quiet",
+            "--workers",
+            "0",
+        ]
+    )
+    for name in (
+        "metrics.json",
+        "table.md",
+        "table.csv",
+        "table.tex",
+        "roc.png",
+        "predictions.csv",
+        "confusion_level2.png",
+        "confusion_level3.png",
+    ):
         assert (out / name).is_file(), name
     predictions = list(csv.DictReader(open(out / "predictions.csv")))
     test_rows = _test_rows(csv_path)
     assert sorted(p["path"] for p in predictions) == sorted(r["path"] for r in test_rows)  # every test row once
-    assert {"score", "score_jpeg70", "score_resize0.5", "generator", "forgery_type", "source_dataset", "video_id", "pred_level2"} <= set(predictions[0])
+    assert {
+        "score",
+        "score_jpeg70",
+        "score_resize0.5",
+        "generator",
+        "forgery_type",
+        "source_dataset",
+        "video_id",
+        "pred_level2",
+    } <= set(predictions[0])
     metrics = json.loads((out / "metrics.json").read_text())
     overall = metrics["groups"]["overall"]["clean"]
     assert overall["n"] == len(test_rows) and 0.0 <= overall["auc"] <= 1.0 and len(overall["auc_ci95"]) == 2
@@ -70,9 +125,17 @@ def test_report_files_and_predictions(trained, tmp_path):
     )
     assert {"Acc@0.5", "Acc@val-thr", "Acc oracle"} <= set(header)
     card = (out / "table.md").read_text().split("Protocol card:")[1]
-    for needed in ("level: frame", "frames per video", "reals:", "selection: best.pt", "epoch", "seed 0",
-                   "code version",
-                   "bootstrap resamples of videos", "DeepfakeBench"):  # fmt: skip
+    for needed in (
+        "level: frame",
+        "frames per video",
+        "reals:",
+        "selection: best.pt",
+        "epoch",
+        "seed 0",
+        "code version",
+        "bootstrap resamples of videos",
+        "DeepfakeBench",
+    ):
         assert needed in card, needed
     assert "protocol card:" in result["console"] and "code version" in (out / "table.tex").read_text()
 
@@ -80,8 +143,12 @@ def test_report_files_and_predictions(trained, tmp_path):
 def test_tables_can_be_recomputed_from_predictions_without_the_model(trained, tmp_path):
     _, checkpoint = trained
     out = tmp_path / "eval"
-    test_script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--bootstrap", "0", "--quiet", "--workers", "0"])
-    again = test_script.main(["--predictions", str(out / "predictions.csv"), "--protocol", "intra", "--out", str(tmp_path / "again")])
+    test_script.main(
+        ["--checkpoint", str(checkpoint), "--out", str(out), "--bootstrap", "0", "--quiet", "--workers", "0"]
+    )
+    again = test_script.main(
+        ["--predictions", str(out / "predictions.csv"), "--protocol", "intra", "--out", str(tmp_path / "again")]
+    )
     original = json.loads((out / "metrics.json").read_text())["groups"]
     for group, entry in again["groups"].items():
         for key in ("auc", "ap", "eer", "acc", "n"):
@@ -96,8 +163,23 @@ def test_a_group_with_one_class_reports_na_with_the_reason(trained, tmp_path):
             row["source_dataset"] = "DemoFace-C"
     edited = write_rows(tmp_path / "no-reals-c.csv", rows)
     out = tmp_path / "eval"
-    test_script.main(["--checkpoint", str(checkpoint), "--csv", str(edited), "--data-root", str(csv_path.parent), "--out", str(out),
-                      "--bootstrap", "0", "--quiet", "--workers", "0"])  # fmt: skip
+    test_script.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--csv",
+            str(edited),
+            "--data-root",
+            str(csv_path.parent),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--workers",
+            "0",
+        ]
+    )
     groups = json.loads((out / "metrics.json").read_text())["groups"]
     assert groups["generator=swap-warp"]["clean"]["auc"] is None  # DemoFace-C fakes, no DemoFace-C reals
     assert groups["generator=swap-warp"]["clean"]["na_reason"] == "no real images in this group"
@@ -108,9 +190,25 @@ def test_a_group_with_one_class_reports_na_with_the_reason(trained, tmp_path):
 def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
     csv_path, _ = trained
     runs = tmp_path / "xforgery"
-    train.main(["--csv", str(csv_path), "--protocol", "cross-forgery", "--fold", "all", "--out", str(runs), *QUICK, "--set", "train.max-steps-per-epoch=1"])
+    train.main(
+        [
+            "--csv",
+            str(csv_path),
+            "--protocol",
+            "cross-forgery",
+            "--fold",
+            "all",
+            "--out",
+            str(runs),
+            *QUICK,
+            "--set",
+            "train.max-steps-per-epoch=1",
+        ]
+    )
     assert sorted(p.name for p in runs.iterdir()) == ["AM", "EFS", "FS"]
-    result = test_script.main(["--runs", str(runs), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"])
+    result = test_script.main(
+        ["--runs", str(runs), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"]
+    )
     out = Path(result["out_dir"])
     assert result["header"] == ["Train \\ Test", "AM", "EFS", "FS", "In-domain", "Avg unseen"]
     assert [row[0] for row in result["rows"]] == ["AM", "EFS", "FS"]
@@ -169,8 +267,21 @@ def test_clear_errors(trained, tmp_path):
     rows = [{k: v for k, v in r.items() if k != "generator"} for r in read_rows(csv_path)]
     no_generator = write_rows(tmp_path / "no-generator.csv", rows)
     with pytest.raises(ProtocolError, match="generator"):
-        test_script.main(["--checkpoint", str(checkpoint), "--csv", str(no_generator), "--data-root", str(csv_path.parent),
-                          "--protocol", "cross-generator", "--fold", "swap-blend", "--quiet"])  # fmt: skip
+        test_script.main(
+            [
+                "--checkpoint",
+                str(checkpoint),
+                "--csv",
+                str(no_generator),
+                "--data-root",
+                str(csv_path.parent),
+                "--protocol",
+                "cross-generator",
+                "--fold",
+                "swap-blend",
+                "--quiet",
+            ]
+        )
     with pytest.raises(ValueError, match="KIND:AMOUNT"):
         parse_perturbations("jpeg70")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -193,10 +304,34 @@ def test_latex_tables_compile(trained, tmp_path):
 
     _, checkpoint = trained
     out = tmp_path / "eval"
-    test_script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--bootstrap", "20", "--quiet", "--workers", "0", "--perturb", "blur:1.0"])
+    test_script.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "20",
+            "--quiet",
+            "--workers",
+            "0",
+            "--perturb",
+            "blur:1.0",
+        ]
+    )
     document = tmp_path / "doc.tex"
-    document.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}\\begin{document}\\input{" + str(out / "table.tex") + "}\\end{document}\n")
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    document.write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}\\begin{document}\\input{"
+        + str(out / "table.tex")
+        + "}\\end{document}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-1500:]
 
 

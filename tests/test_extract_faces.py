@@ -21,7 +21,6 @@ from PIL import Image
 from common.cli import run
 from data import extract_faces as ef
 
-
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # hand-annotated in benchmarks/face_detectors.py
 
@@ -119,7 +118,10 @@ def test_frames_past_the_end_of_the_stream_are_logged_not_dropped(tmp_path, monk
     write_video(tmp_path / "src" / "short.mp4", shifted(astronaut(), 10))
     monkeypatch.setattr(ef, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
     settings = ef.ExtractionSettings(frames=4, size=32)
-    assert [i for i, image in ef.read_video_frames(tmp_path / "src" / "short.mp4", settings) if image is None] == [13, 19]
+    assert [i for i, image in ef.read_video_frames(tmp_path / "src" / "short.mp4", settings) if image is None] == [
+        13,
+        19,
+    ]
     summary = ef.extract(tmp_path / "src", tmp_path / "out", settings, progress=False)
     assert summary["sampled frames not decoded"] == 2 and summary["frames"] == 2
     log = (tmp_path / "out" / "extraction_log.txt").read_text()

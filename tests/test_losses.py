@@ -1,4 +1,5 @@
 """Each loss of loss_folder against values computed by hand (math on plain floats, not torch's own losses)."""
+
 import math
 
 import pytest
@@ -52,7 +53,9 @@ def test_cross_entropy_value_and_gradient():
 
 def test_cross_entropy_accepts_the_model_dict():
     loss = build_loss()
-    assert loss({"logits": logits(), "level2_logits": None}, batch()).item() == pytest.approx(loss(logits(), batch()).item())
+    assert loss({"logits": logits(), "level2_logits": None}, batch()).item() == pytest.approx(
+        loss(logits(), batch()).item()
+    )
     assert logits_of({"logits": 5}) == 5 and logits_of(7) == 7
 
 
@@ -125,7 +128,10 @@ def test_multitask_loss_with_no_fine_labels_is_the_binary_term():
     assert torch.isfinite(loss)
     assert loss.item() == pytest.approx(mean(nll(r, t) for r, t in zip(LOGITS, LABELS)), rel=1e-6)
     loss.backward()
-    assert torch.count_nonzero(outputs["level2_logits"].grad) == 0 and torch.count_nonzero(outputs["level3_logits"].grad) == 0
+    assert (
+        torch.count_nonzero(outputs["level2_logits"].grad) == 0
+        and torch.count_nonzero(outputs["level3_logits"].grad) == 0
+    )
     assert torch.isfinite(outputs["logits"].grad).all()
 
 

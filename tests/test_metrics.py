@@ -1,9 +1,17 @@
 """The shared metrics against independent implementations, on adversarial score sets."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from engine.metrics import aggregate_by_video, bootstrap_auc_ci, compute_metrics, equal_error_rate, is_better, tpr_at_fpr
+from engine.metrics import (
+    aggregate_by_video,
+    bootstrap_auc_ci,
+    compute_metrics,
+    equal_error_rate,
+    is_better,
+    tpr_at_fpr,
+)
 
 
 def _sweep_eer(labels, scores):
@@ -107,7 +115,9 @@ def test_video_level_auc_aggregates_frames():
     video_labels, video_scores = aggregate_by_video(labels, scores, videos, "mean")
     assert video_labels.tolist() == [0, 1, 0, 1]
     assert video_scores.tolist() == pytest.approx([0.5, 0.4, 0.2, 0.6])
-    assert compute_metrics(labels, scores, videos=videos)["video_auc"] == pytest.approx(roc_auc_score([0, 1, 0, 1], [0.5, 0.4, 0.2, 0.6]))
+    assert compute_metrics(labels, scores, videos=videos)["video_auc"] == pytest.approx(
+        roc_auc_score([0, 1, 0, 1], [0.5, 0.4, 0.2, 0.6])
+    )
     assert aggregate_by_video(labels, scores, videos, "max")[1].tolist() == pytest.approx([0.9, 0.4, 0.2, 0.6])
     with pytest.raises(ValueError, match="both real and fake"):
         aggregate_by_video(np.array([0, 1]), np.array([0.1, 0.2]), ["v", "v"])
@@ -150,8 +160,8 @@ def test_tpr_at_fpr_keeps_operating_points_where_real_and_fake_scores_tie():
     "helper",
     [
         equal_error_rate,
-        lambda l, s: tpr_at_fpr(l, s, 0.01),
-        lambda l, s: bootstrap_auc_ci(l, s, samples=5),
+        lambda labels, scores: tpr_at_fpr(labels, scores, 0.01),
+        lambda labels, scores: bootstrap_auc_ci(labels, scores, samples=5),
         best_threshold,
     ],
 )

@@ -1,4 +1,5 @@
 """CAEL on CPU with tiny configs: shapes, input contract, edge map, gradients, heads, compile and autocast."""
+
 import numpy as np
 import pytest
 import timm

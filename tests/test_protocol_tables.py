@@ -1,5 +1,6 @@
 """Tables recomputed from predictions files (no model): the protocols' test filters and groups against
 closed-form AUCs, adversarial files, namespaced videos, matched reals and fold columns with holes."""
+
 from pathlib import Path
 
 import numpy as np
@@ -134,12 +135,15 @@ def test_nonfinite_and_missing_scores_stop_with_the_rows_named_or_are_reported_w
     assert "overall: 2 row(s) without a finite score left out" in result["console"]
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda rows: rows[3].update(score="high"), "line 5: score 'high' is not a number"),
-    (lambda rows: rows[3].update(label="0.5"), "label '0.5' is not 0 .real. or 1 .fake."),
-    (lambda rows: rows[3].update(label="2"), "label '2' is not 0"),
-    (lambda rows: rows[3].update(frame="x"), "frame 'x' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda rows: rows[3].update(score="high"), "line 5: score 'high' is not a number"),
+        (lambda rows: rows[3].update(label="0.5"), "label '0.5' is not 0 .real. or 1 .fake."),
+        (lambda rows: rows[3].update(label="2"), "label '2' is not 0"),
+        (lambda rows: rows[3].update(frame="x"), "frame 'x' is not a whole number"),
+    ],
+)
 def test_bad_predictions_files_fail_with_one_sentence(tmp_path, edit, message):
     rows = _predictions()
     edit(rows)

@@ -1,4 +1,5 @@
 """The released face of CAEL: released checkpoints load fully, and logits match an independent re-statement."""
+
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ UNUSED_MODULES = {key.rsplit(".", 1)[0] for key in UNUSED}
 
 def _unused(key: str) -> bool:
     return key.rsplit(".", 1)[0] in UNUSED_MODULES
+
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +132,9 @@ def _released_config():
     return load_config("cael_released")["model"]
 
 
-def test_test_script_evaluates_a_released_checkpoint_directly(tmp_path, released_state_dict, released_model, face_batch):
+def test_test_script_evaluates_a_released_checkpoint_directly(
+    tmp_path, released_state_dict, released_model, face_batch
+):
     import csv
 
     from PIL import Image
@@ -147,8 +151,23 @@ def test_test_script_evaluates_a_released_checkpoint_directly(tmp_path, released
             writer.writerow([f"face{i}.png", i % 2, "test"])
     with pytest.raises(ValueError, match="pass --csv"):
         test_script.main(["--checkpoint", str(source), "--quiet"])
-    result = test_script.main(["--checkpoint", str(source), "--csv", str(tmp_path / "faces.csv"), "--out", str(tmp_path / "eval"),
-                               "--bootstrap", "0", "--quiet", "--workers", "0", "--precision", "fp32"])  # fmt: skip
+    result = test_script.main(
+        [
+            "--checkpoint",
+            str(source),
+            "--csv",
+            str(tmp_path / "faces.csv"),
+            "--out",
+            str(tmp_path / "eval"),
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--workers",
+            "0",
+            "--precision",
+            "fp32",
+        ]
+    )
     scores = [float(r["score"]) for r in csv.DictReader(open(tmp_path / "eval" / "predictions.csv"))]
     images = torch.from_numpy(face_batch).permute(0, 3, 1, 2).contiguous()
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """Faults and hostile inputs: two runs on one folder, torn records, Ctrl-C, unreadable training data, and the
 files that used to crash the validator (encodings, huge fields, decompression bombs, folders, truncated caches)."""
+
 import csv
 import json
 import os
@@ -24,10 +25,23 @@ from engine.run import RunLock
 from engine.trainer import TooManySkippedError, TrainingInterrupted
 
 QUICK = [
-    "--config", "cael_demo", "--set", "data.workers=0", "--set", "train.batch-size=8", "--set", "train.epochs=2",
-    "--set", "train.max-steps-per-epoch=4", "--set", "train.log-every=1", "--set", "eval.batch-size=64",
-    "--set", "data.augment=[{name: hflip, p: 0.5}]",
-]  # fmt: skip
+    "--config",
+    "cael_demo",
+    "--set",
+    "data.workers=0",
+    "--set",
+    "train.batch-size=8",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.max-steps-per-epoch=4",
+    "--set",
+    "train.log-every=1",
+    "--set",
+    "eval.batch-size=64",
+    "--set",
+    "data.augment=[{name: hflip, p: 0.5}]",
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +111,10 @@ def test_ctrl_c_saves_a_resumable_checkpoint_at_the_current_step(demo, tmp_path,
     monkeypatch.setitem(losses.LOSSES, "ce", original)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     train.main(["--resume", str(tmp_path / "stopped")])
-    first, second = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "stopped" / "last.pt")
+    first, second = (
+        load_checkpoint(tmp_path / "straight" / "last.pt"),
+        load_checkpoint(tmp_path / "stopped" / "last.pt"),
+    )
     assert first["step"] == second["step"] == 8
     for name, tensor in first["model"].items():
         assert torch.equal(tensor, second["model"][name]), name
@@ -107,8 +124,19 @@ def test_a_run_that_cannot_read_its_images_stops_instead_of_training_on_nothing(
     wrong_root = tmp_path / "elsewhere"
     wrong_root.mkdir()
     with pytest.raises(TooManySkippedError, match=r"of epoch 1 were unreadable .*data.max-skipped .*--data-root"):
-        train.main(["--csv", str(demo), "--data-root", str(wrong_root), "--out", str(tmp_path / "run"), *QUICK,
-                    "--set", "data.on-error=skip"])  # fmt: skip
+        train.main(
+            [
+                "--csv",
+                str(demo),
+                "--data-root",
+                str(wrong_root),
+                "--out",
+                str(tmp_path / "run"),
+                *QUICK,
+                "--set",
+                "data.on-error=skip",
+            ]
+        )
     assert not (tmp_path / "run" / "best.pt").exists()
 
 
@@ -135,7 +163,9 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    )
 
 
 def test_validate_reports_bombs_folders_and_misspelt_headers_without_crashing(tmp_path):
@@ -143,9 +173,14 @@ def test_validate_reports_bombs_folders_and_misspelt_headers_without_crashing(tm
     (tmp_path / "folder.png").mkdir()
     Image = pytest.importorskip("PIL.Image")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "ok.png")
-    write_rows(tmp_path / "s.csv", [{"path": "bomb.png", "label": "1", "Split": "train", "genrator": "x"},
-                                    {"path": "folder.png", "label": "0", "Split": "train", "genrator": "real"},
-                                    {"path": "ok.png", "label": "0", "Split": "train", "genrator": "real"}])  # fmt: skip
+    write_rows(
+        tmp_path / "s.csv",
+        [
+            {"path": "bomb.png", "label": "1", "Split": "train", "genrator": "x"},
+            {"path": "folder.png", "label": "0", "Split": "train", "genrator": "real"},
+            {"path": "ok.png", "label": "0", "Split": "train", "genrator": "real"},
+        ],
+    )
     for check_images in (False, True):
         status, report = _validate(tmp_path / "s.csv", check_images=check_images)
         assert status == 1
@@ -183,8 +218,12 @@ def _tree(root: Path, files):
 def test_build_index_reads_real_folders_in_any_case_and_refuses_silent_split_changes(tmp_path):
     _tree(tmp_path, ["train/Real/v1/0.png", "train/gan/v2/0.png", "test/REAL/v3/0.png", "test/gan/v4/0.png"])
     rows, _, _ = bi.build_index(tmp_path, "{split}/{generator}/{video_id}/*")
-    assert {r["path"]: r["label"] for r in rows} == {"train/Real/v1/0.png": 0, "train/gan/v2/0.png": 1,
-                                                       "test/REAL/v3/0.png": 0, "test/gan/v4/0.png": 1}  # fmt: skip
+    assert {r["path"]: r["label"] for r in rows} == {
+        "train/Real/v1/0.png": 0,
+        "train/gan/v2/0.png": 1,
+        "test/REAL/v3/0.png": 0,
+        "test/gan/v4/0.png": 1,
+    }
     with pytest.raises(bi.IndexError_, match="captures {split} .*--split-ratios would override it"):
         bi.build_index(tmp_path, "{split}/{generator}/{video_id}/*", split_ratios=(0.8, 0.1, 0.1), group_by="video_id")
     with pytest.raises(bi.IndexError_, match="would cut video_id groups across splits .*add --group-by video_id"):
@@ -194,7 +233,9 @@ def test_build_index_reads_real_folders_in_any_case_and_refuses_silent_split_cha
 def test_validate_catches_a_video_with_real_and_fake_frames_that_would_stop_training(tmp_path):
     Image = pytest.importorskip("PIL.Image")
     rows = []
-    for i, (label, generator, video) in enumerate([("0", "real", "v1"), ("1", "attr-edit", "v1"), ("0", "", "v2"), ("1", "", "v2")]):
+    for i, (label, generator, video) in enumerate(
+        [("0", "real", "v1"), ("1", "attr-edit", "v1"), ("0", "", "v2"), ("1", "", "v2")]
+    ):
         Image.fromarray(np.full((8, 8, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
         rows.append({"path": f"{i}.png", "label": label, "split": "train", "generator": generator, "video_id": video})
     write_rows(tmp_path / "s.csv", rows)

@@ -1,5 +1,6 @@
 """tools/: the image cache gives the same pixels as decoding at load time; the benchmark reports its numbers;
 several processes (torchrun, CPU/gloo) score every validation row exactly once."""
+
 import csv
 import json
 import os
@@ -42,30 +43,99 @@ def test_cache_refuses_unreadable_images_unless_told_to_skip_them(demo, tmp_path
     rows[2] = {**rows[2], "path": str(tmp_path / "bad.png")}
     edited = write_rows(tmp_path / "edited.csv", rows)
     with pytest.raises(UserError, match="could not be decoded.*--skip-bad"):
-        cache.main([str(edited), "--size", "32", "--out", str(tmp_path / "c1"), "--root", str(demo.parent), "--workers", "1"])
-    cached_csv = cache.main([str(edited), "--size", "32", "--out", str(tmp_path / "c2"), "--root", str(demo.parent), "--workers", "1", "--skip-bad"])
+        cache.main(
+            [str(edited), "--size", "32", "--out", str(tmp_path / "c1"), "--root", str(demo.parent), "--workers", "1"]
+        )
+    cached_csv = cache.main(
+        [
+            str(edited),
+            "--size",
+            "32",
+            "--out",
+            str(tmp_path / "c2"),
+            "--root",
+            str(demo.parent),
+            "--workers",
+            "1",
+            "--skip-bad",
+        ]
+    )
     assert len(load_table(cached_csv)) == len(rows) - 1
 
 
 def test_benchmark_reports_model_only_and_end_to_end_numbers(demo, tmp_path):
     out = tmp_path / "bench.json"
-    result = benchmark.main(["--config", "cael_demo", "--batch", "4", "--steps", "2", "--warmup", "1", "--channels-last",
-                             "--source", str(demo), "--workers", "0", "--out", str(out)])  # fmt: skip
+    result = benchmark.main(
+        [
+            "--config",
+            "cael_demo",
+            "--batch",
+            "4",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--channels-last",
+            "--source",
+            str(demo),
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     saved = json.loads(out.read_text())
     assert saved["model_only"]["images_per_s"] > 0 and saved["end_to_end"]["images_per_s"] > 0
-    assert saved["end_to_end_fraction_of_model_only"] == pytest.approx(result["end_to_end"]["images_per_s"] / result["model_only"]["images_per_s"])
+    assert saved["end_to_end_fraction_of_model_only"] == pytest.approx(
+        result["end_to_end"]["images_per_s"] / result["model_only"]["images_per_s"]
+    )
     assert saved["mode"] == "train" and saved["channels_last"] is True and saved["parameters"] == result["parameters"]
-    inference = benchmark.main(["--config", "cael_demo", "--batch", "4", "--steps", "2", "--warmup", "1", "--mode", "infer", "--precision", "bf16"])
+    inference = benchmark.main(
+        [
+            "--config",
+            "cael_demo",
+            "--batch",
+            "4",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--mode",
+            "infer",
+            "--precision",
+            "bf16",
+        ]
+    )
     assert inference["model_only"]["iterations"] == 2 and inference["precision"] == "bf16"
 
 
 @pytest.mark.slow
 def test_two_processes_score_every_validation_row_exactly_once(demo, tmp_path):
     run = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(ROOT / "train.py"), "--config", "cael_demo",
-               "--csv", str(demo), "--out", str(run), "--set", "data.workers=0", "--set", "train.batch-size=4",
-               "--set", "train.epochs=1", "--set", "train.max-steps-per-epoch=2"]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        str(ROOT / "train.py"),
+        "--config",
+        "cael_demo",
+        "--csv",
+        str(demo),
+        "--out",
+        str(run),
+        "--set",
+        "data.workers=0",
+        "--set",
+        "train.batch-size=4",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.max-steps-per-epoch=2",
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     val_rows = [r for r in csv.DictReader(open(demo)) if r["split"] == "val"]

@@ -1,4 +1,5 @@
 """train.py end to end on small demo data: learning happens, exact resume, and injected faults give clear errors."""
+
 import csv
 import json
 import os
@@ -13,11 +14,11 @@ import torch
 from csv_rows import read_rows, write_rows
 
 import train
+from common.errors import UsageError
 from data.dataset import CorruptImageError
 from data.make_demo import make_demo
 from data.protocols import ProtocolError
 from data.schema import SchemaError
-from common.errors import UsageError
 from engine.checkpoint import load_checkpoint
 from engine.trainer import NonFiniteLossError
 
@@ -25,10 +26,23 @@ ROOT = Path(__file__).resolve().parent.parent
 # A quick, deterministic CPU run of the demo config: tiny budget, a checkpoint every 2 steps, dropout and
 # random augmentation on (so exact resume must restore the RNG and the data position).
 QUICK = [
-    "--config", "cael_demo", "--set", "data.workers=0", "--set", "train.batch-size=8", "--set", "train.epochs=2",
-    "--set", "train.max-steps-per-epoch=4", "--set", "train.log-every=1", "--set", "eval.batch-size=64",
-    "--set", "data.augment=[{name: hflip, p: 0.5}, {name: jpeg, p: 0.5, quality: [60, 95]}]",
-]  # fmt: skip
+    "--config",
+    "cael_demo",
+    "--set",
+    "data.workers=0",
+    "--set",
+    "train.batch-size=8",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.max-steps-per-epoch=4",
+    "--set",
+    "train.log-every=1",
+    "--set",
+    "eval.batch-size=64",
+    "--set",
+    "data.augment=[{name: hflip, p: 0.5}, {name: jpeg, p: 0.5, quality: [60, 95]}]",
+]
 TIMING_KEYS = {"epoch_seconds", "train_images_per_s"}
 
 
@@ -40,7 +54,10 @@ def demo(tmp_path_factory):
 
 
 def _records(run: Path):
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS} for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def _assert_same_run(a: Path, b: Path):
@@ -54,7 +71,16 @@ def _assert_same_run(a: Path, b: Path):
 def test_run_folder_has_everything_a_paper_needs(demo, tmp_path):
     run = tmp_path / "run"
     summary = train.main(["--csv", str(demo), "--out", str(run), *QUICK])
-    for name in ("config.yaml", "env.json", "metrics.csv", "metrics.jsonl", "last.pt", "best.pt", "curves.png", "train.log"):
+    for name in (
+        "config.yaml",
+        "env.json",
+        "metrics.csv",
+        "metrics.jsonl",
+        "last.pt",
+        "best.pt",
+        "curves.png",
+        "train.log",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     env = json.loads((run / "env.json").read_text())
@@ -71,7 +97,18 @@ def test_run_folder_has_everything_a_paper_needs(demo, tmp_path):
     )
     assert calibration["method"] == "max-balanced-accuracy"
     last = load_checkpoint(run / "last.pt")
-    assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "config", "metrics", "code_version"}
+    assert set(last) >= {
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "epoch",
+        "step",
+        "rng",
+        "config",
+        "metrics",
+        "code_version",
+    }
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2] and all(r["val_auc"] for r in rows)
     with pytest.raises(UsageError, match="already holds a run"):
@@ -111,8 +148,13 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(demo, tmp_path):
     args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=1"]
     train.main([*args, "--out", str(tmp_path / "straight")])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, "--out", str(tmp_path / "killed")], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args, "--out", str(tmp_path / "killed")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     last = tmp_path / "killed" / "last.pt"
     deadline = time.time() + 120
     while not last.exists() and process.poll() is None and time.time() < deadline:
@@ -156,7 +198,9 @@ def _rewrite(demo: Path, tmp_path: Path, edit) -> Path:
 
 
 def test_empty_validation_split_is_one_clear_error(demo, tmp_path):
-    edited = _rewrite(demo, tmp_path, lambda rows: [{**r, "split": "train" if r["split"] == "val" else r["split"]} for r in rows])
+    edited = _rewrite(
+        demo, tmp_path, lambda rows: [{**r, "split": "train" if r["split"] == "val" else r["split"]} for r in rows]
+    )
     with pytest.raises(SchemaError, match="the val subset of .*edited.csv is empty"):
         train.main(["--csv", str(edited), "--data-root", str(demo.parent), "--out", str(tmp_path / "run"), *QUICK])
 
@@ -164,8 +208,21 @@ def test_empty_validation_split_is_one_clear_error(demo, tmp_path):
 def test_missing_protocol_column_is_one_clear_error(demo, tmp_path):
     edited = _rewrite(demo, tmp_path, lambda rows: [{k: v for k, v in r.items() if k != "generator"} for r in rows])
     with pytest.raises(ProtocolError, match="column 'generator'"):
-        train.main(["--csv", str(edited), "--data-root", str(demo.parent), "--protocol", "cross-generator", "--fold", "swap-blend",
-                    "--out", str(tmp_path / "run"), *QUICK])  # fmt: skip
+        train.main(
+            [
+                "--csv",
+                str(edited),
+                "--data-root",
+                str(demo.parent),
+                "--protocol",
+                "cross-generator",
+                "--fold",
+                "swap-blend",
+                "--out",
+                str(tmp_path / "run"),
+                *QUICK,
+            ]
+        )
 
 
 def _copy_with_garbage(demo: Path, root: Path, is_garbage) -> Path:
@@ -181,10 +238,39 @@ def test_corrupt_training_image_stops_or_is_skipped_and_counted(demo, tmp_path):
     broken = [r for r in csv.DictReader(open(demo)) if r["split"] == "train"][:3]
     broken_paths = {r["path"] for r in broken}
     csv_path = _copy_with_garbage(demo, tmp_path / "data", lambda row: row["path"] in broken_paths)
-    with pytest.raises(CorruptImageError, match=broken[0]["path"].split("/")[-1].replace(".", r"\.") + "|could not be decoded"):
-        train.main(["--csv", str(csv_path), "--out", str(tmp_path / "stop"), *QUICK, "--set", "train.max-steps-per-epoch=null", "--set", "train.epochs=1"])
-    train.main(["--csv", str(csv_path), "--out", str(tmp_path / "skip"), *QUICK, "--set", "train.max-steps-per-epoch=null",
-                "--set", "train.epochs=1", "--set", "data.on-error=skip", "--set", "data.max-skipped=0.1"])  # fmt: skip
+    with pytest.raises(
+        CorruptImageError, match=broken[0]["path"].split("/")[-1].replace(".", r"\.") + "|could not be decoded"
+    ):
+        train.main(
+            [
+                "--csv",
+                str(csv_path),
+                "--out",
+                str(tmp_path / "stop"),
+                *QUICK,
+                "--set",
+                "train.max-steps-per-epoch=null",
+                "--set",
+                "train.epochs=1",
+            ]
+        )
+    train.main(
+        [
+            "--csv",
+            str(csv_path),
+            "--out",
+            str(tmp_path / "skip"),
+            *QUICK,
+            "--set",
+            "train.max-steps-per-epoch=null",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "data.on-error=skip",
+            "--set",
+            "data.max-skipped=0.1",
+        ]
+    )
     record = json.loads((tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()[-1])
     assert 1 <= record["train_skipped"] <= 3  # drop_last may leave a corrupt row out of the epoch
     assert "skipped" in (tmp_path / "skip" / "train.log").read_text()
@@ -198,9 +284,27 @@ def test_training_never_reads_the_test_rows(demo, tmp_path):
 
 def test_gradient_accumulation_ema_and_step_schedule_run(demo, tmp_path):
     run = tmp_path / "run"
-    train.main(["--csv", str(demo), "--out", str(run), *QUICK, "--set", "train.accumulate=2", "--set", "train.ema=true",
-                "--set", "schedule.name=step", "--set", "schedule.step-epochs=1", "--set", "optim.name=sgd",
-                "--set", "loss.name=focal"])  # fmt: skip
+    train.main(
+        [
+            "--csv",
+            str(demo),
+            "--out",
+            str(run),
+            *QUICK,
+            "--set",
+            "train.accumulate=2",
+            "--set",
+            "train.ema=true",
+            "--set",
+            "schedule.name=step",
+            "--set",
+            "schedule.step-epochs=1",
+            "--set",
+            "optim.name=sgd",
+            "--set",
+            "loss.name=focal",
+        ]
+    )
     last = load_checkpoint(run / "last.pt")
     assert last["step"] == 8 and last["ema"] is not None
     best = load_checkpoint(run / "best.pt")
@@ -223,23 +327,66 @@ def test_best_and_last_share_one_checkpoint_schema(demo, tmp_path):
 
 def test_fine_grained_heads_train_with_the_multitask_loss(demo, tmp_path):
     run = tmp_path / "run"
-    train.main(["--csv", str(demo), "--out", str(run), *QUICK, "--set", "model.fine-grained-heads=true",
-                "--set", "model.level2-num-classes=3", "--set", "model.level3-num-classes=6", "--set", "loss.name=multitask"])  # fmt: skip
+    train.main(
+        [
+            "--csv",
+            str(demo),
+            "--out",
+            str(run),
+            *QUICK,
+            "--set",
+            "model.fine-grained-heads=true",
+            "--set",
+            "model.level2-num-classes=3",
+            "--set",
+            "model.level3-num-classes=6",
+            "--set",
+            "loss.name=multitask",
+        ]
+    )
     best = load_checkpoint(run / "best.pt")
     assert best["class_names"]["level2"] == ["AM", "EFS", "FS"]
     assert len(best["class_names"]["level3"]) == 6
     with pytest.raises(SchemaError, match="level3-num-classes=6"):
-        train.main(["--csv", str(demo), "--out", str(tmp_path / "bad"), *QUICK, "--set", "model.fine-grained-heads=true",
-                    "--set", "model.level3-num-classes=5"])  # fmt: skip
+        train.main(
+            [
+                "--csv",
+                str(demo),
+                "--out",
+                str(tmp_path / "bad"),
+                *QUICK,
+                "--set",
+                "model.fine-grained-heads=true",
+                "--set",
+                "model.level3-num-classes=5",
+            ]
+        )
 
 
 @pytest.mark.slow
 def test_learning_happens_on_the_demo_data(tmp_path):
     """A short CPU training on easy-but-real demo data lifts validation AUC far above chance."""
     csv_path = make_demo(tmp_path / "data", identities=40, fakes_per_generator=64)
-    summary = train.main(["--config", "cael_demo", "--csv", str(csv_path), "--protocol", "cross-forgery", "--fold", "EFS",
-                          "--out", str(tmp_path / "run"), "--set", "data.workers=0", "--set", "train.epochs=3",
-                          "--set", "train.batch-size=16"])  # fmt: skip
+    summary = train.main(
+        [
+            "--config",
+            "cael_demo",
+            "--csv",
+            str(csv_path),
+            "--protocol",
+            "cross-forgery",
+            "--fold",
+            "EFS",
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "data.workers=0",
+            "--set",
+            "train.epochs=3",
+            "--set",
+            "train.batch-size=16",
+        ]
+    )
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["train_loss"] < 0.6 * records[0]["train_loss"]
     assert summary["best_value"] >= 0.9

@@ -7,6 +7,7 @@ Images/s is the batch size over the median time of the timed iterations (after w
 synchronisation). ``--source synthetic`` feeds uint8 images already on the device (the model alone); a CSV feeds
 the real loader (decode, resize, augment, pinned transfer) and, for comparison, also measures the model alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -140,8 +141,12 @@ def profile_steps(step, batches, device: torch.device, out: str, steps: int = 3,
     Path(out).write_text(table + "\n")
     events = [e for e in averages if e.device_type.name == "CUDA"] if device.type == "cuda" else []
     kernel_us = sum(e.self_device_time_total for e in events)
-    return {"table": str(out), "steps": steps, "device_kernel_ms_per_step": kernel_us / 1000 / steps if events else None,
-            "device_kernels_per_step": sum(e.count for e in events) / steps if events else None}
+    return {
+        "table": str(out),
+        "steps": steps,
+        "device_kernel_ms_per_step": kernel_us / 1000 / steps if events else None,
+        "device_kernels_per_step": sum(e.count for e in events) / steps if events else None,
+    }
 
 
 def summarize(times: list[float], batch: int) -> dict:
@@ -169,37 +174,65 @@ def run(args) -> dict:
     step = make_step(model, runner, optimizer, criterion, args, device)
     size = config["model"]["image-size"]
     result = {
-        "config": str(args.config), "overrides": args.overrides, "mode": args.mode, "batch": args.batch, "precision": args.precision,
-        "channels_last": args.channels_last, "compile": args.compile or False, "compiled": compiled, "image_size": size,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters()),
-    }  # fmt: skip
+        "config": str(args.config),
+        "overrides": args.overrides,
+        "mode": args.mode,
+        "batch": args.batch,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "compile": args.compile or False,
+        "compiled": compiled,
+        "image_size": size,
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = time_iterations(step, synthetic_batches(args.batch, size, device, args.channels_last), device, args.warmup, args.steps)
+    times = time_iterations(
+        step, synthetic_batches(args.batch, size, device, args.channels_last), device, args.warmup, args.steps
+    )
     result["model_only"] = summarize(times, args.batch)
     if args.source != "synthetic":
         result["source"] = args.source
         result["workers"] = args.workers
-        times = time_iterations(step, loader_batches(args.source, config, args, device), device, args.warmup, args.steps)
+        times = time_iterations(
+            step, loader_batches(args.source, config, args, device), device, args.warmup, args.steps
+        )
         result["end_to_end"] = summarize(times, args.batch)
-        result["end_to_end_fraction_of_model_only"] = result["end_to_end"]["images_per_s"] / result["model_only"]["images_per_s"]
+        result["end_to_end_fraction_of_model_only"] = (
+            result["end_to_end"]["images_per_s"] / result["model_only"]["images_per_s"]
+        )
     if device.type == "cuda":
         result["peak_device_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     if args.profile:
-        result["profile"] = profile_steps(step, synthetic_batches(args.batch, size, device, args.channels_last), device, args.profile)
+        result["profile"] = profile_steps(
+            step, synthetic_batches(args.batch, size, device, args.channels_last), device, args.profile
+        )
     result["peak_host_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return result
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Throughput and memory of a detector config.", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description="Throughput and memory of a detector config.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("--config", default="cael_released", help="config file or bundled name")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", nargs="?", const="default", default=None, help="torch.compile, optionally with a mode (max-autotune, reduce-overhead)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        help="torch.compile, optionally with a mode (max-autotune, reduce-overhead)",
+    )
     parser.add_argument("--mode", choices=["train", "infer"], default="train")
     parser.add_argument("--source", default="synthetic", help="synthetic, or a split CSV for end-to-end loading")
     parser.add_argument("--data-root", help="root of the CSV's paths")
@@ -208,7 +241,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     parser.add_argument("--out", help="write the result as JSON here")
-    parser.add_argument("--profile", metavar="TXT", help="also profile 3 steps (torch.profiler) and write the kernel table here")
+    parser.add_argument(
+        "--profile", metavar="TXT", help="also profile 3 steps (torch.profiler) and write the kernel table here"
+    )
     return parser
 
 

@@ -7,6 +7,7 @@ For large sets of large images (GenFace's are high-resolution) decoding dominate
 the pixels that decoding and resizing at load time gives (the same ``load_image``), so results do not change.
 The new CSV keeps every column; ``path`` becomes ``images_<size>.u8#<index>`` and ``source_path`` keeps the original.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ def build_cache(csv_path, out_dir, *, size: int, root=None, workers=None, skip_b
     out_dir.mkdir(parents=True, exist_ok=True)
     container = out_dir / f"images_{size}.u8"
     paths = table.resolved_paths()
-    array = np.lib.format.open_memmap(str(container) + ".tmp.npy", mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+    array = np.lib.format.open_memmap(
+        str(container) + ".tmp.npy", mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3)
+    )
     tasks = [(paths[i : i + CHUNK], size) for i in range(0, len(paths), CHUNK)]
     kept = np.ones(len(paths), dtype=bool)
     all_errors = []
@@ -67,7 +70,10 @@ def build_cache(csv_path, out_dir, *, size: int, root=None, workers=None, skip_b
     if all_errors and not skip_bad:
         Path(str(container) + ".tmp.npy").unlink()
         shown = "; ".join(all_errors[:5])
-        raise UserError(f"{len(all_errors)} image(s) could not be decoded ({shown}): fix them, or pass --skip-bad to leave their rows out.")
+        raise UserError(
+            f"{len(all_errors)} image(s) could not be decoded ({shown}): fix them, or pass --skip-bad to leave their "
+            "rows out."
+        )
     # Compact the kept rows into the final raw container (no header: memory-mapped by shape from the .json).
     rows = np.flatnonzero(kept)
     final = np.memmap(str(container) + ".tmp", dtype=np.uint8, mode="w+", shape=(len(rows), size, size, 3))
@@ -77,7 +83,9 @@ def build_cache(csv_path, out_dir, *, size: int, root=None, workers=None, skip_b
     del final, array
     Path(str(container) + ".tmp.npy").unlink()
     os.replace(str(container) + ".tmp", container)
-    (out_dir / f"{container.name}.json").write_text(json.dumps({"count": int(len(rows)), "size": size, "source_csv": str(Path(csv_path).resolve())}) + "\n")
+    (out_dir / f"{container.name}.json").write_text(
+        json.dumps({"count": int(len(rows)), "size": size, "source_csv": str(Path(csv_path).resolve())}) + "\n"
+    )
     new_csv = out_dir / Path(csv_path).name
     columns = table.column_names
     with open(new_csv, "w", newline="") as handle:
@@ -88,18 +96,27 @@ def build_cache(csv_path, out_dir, *, size: int, root=None, workers=None, skip_b
             values[columns.index("path")] = f"{container.name}#{index}"
             writer.writerow(values + ([paths[row]] if "source_path" not in columns else []))
     seconds = time.perf_counter() - started
-    print(f"cached {len(rows)} images at {size}px in {container} ({container.stat().st_size / 1e9:.2f} GB, {seconds:.0f}s); CSV: {new_csv}")
+    print(
+        f"cached {len(rows)} images at {size}px in {container} ({container.stat().st_size / 1e9:.2f} GB, "
+        f"{seconds:.0f}s); CSV: {new_csv}"
+    )
     if all_errors:
         print(f"left out {len(all_errors)} unreadable image(s), e.g. {all_errors[0]}")
     return new_csv
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Cache resized images of a split CSV in one memory-mapped file.", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description="Cache resized images of a split CSV in one memory-mapped file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("csv")
     parser.add_argument("--size", type=int, required=True, help="the model's image-size")
     parser.add_argument("--out", required=True, help="folder for the cache and its CSV")
-    parser.add_argument("--data-root", "--root", dest="root", help="folder the CSV's paths are relative to (default: the CSV's folder)")
+    parser.add_argument(
+        "--data-root", "--root", dest="root", help="folder the CSV's paths are relative to (default: the CSV's folder)"
+    )
     parser.add_argument("--workers", type=int, help="decoding processes (default: the cores)")
     parser.add_argument("--skip-bad", action="store_true", help="leave out rows whose image cannot be decoded")
     return parser

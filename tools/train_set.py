@@ -11,6 +11,7 @@ Each config trains through ``train.py`` (same data, protocol, selection rule and
 leaves finished ones alone. ``--demo`` trains on the synthetic demo data at 64 px with every detector shrunk (CAEL
 and its ablations take cael_demo.yaml's widths, the baselines random weights), to check the harness, not to rank.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,17 @@ from common.errors import UsageError
 from engine.config import REPO_ROOT, ConfigError, load_config, resolve_config_path
 
 ABLATIONS = [
-    "cael", "cael_no_edge", "cael_no_aeca", "cael_aeca_concat", "cael_no_cross_attention", "cael_fine_only",
-    "cael_coarse_only", "cael_edge_scharr", "cael_edge_prewitt", "cael_edge_laplacian",
-]  # fmt: skip
+    "cael",
+    "cael_no_edge",
+    "cael_no_aeca",
+    "cael_aeca_concat",
+    "cael_no_cross_attention",
+    "cael_fine_only",
+    "cael_coarse_only",
+    "cael_edge_scharr",
+    "cael_edge_prewitt",
+    "cael_edge_laplacian",
+]
 BASELINES = ["xception", "efficientnet_b4", "cnndet", "univfd", "cross_efficient_vit", "efficientnet_sobel"]
 SETS = {"ablations": ABLATIONS, "baselines": BASELINES, "all": ABLATIONS + BASELINES}
 
@@ -37,15 +46,28 @@ DEMO_CSV = REPO_ROOT / "data" / "demo_data" / "demo.csv"
 # Detectors built on CAEL's code take cael_demo.yaml's sizes plus their own switches.
 CAEL_FAMILY = ("cael", "cross_efficient_vit")
 # The demo's training settings (those of cael_demo.yaml) for the baselines; cnndet keeps its own augmentation.
-DEMO_TRAINING = ["data.protocol=intra", "data.balanced=true", "train.batch-size=32", "train.log-every=10",
-                 "optim.lr=1.0e-3", "schedule.warmup-epochs=0.25"]  # fmt: skip
+DEMO_TRAINING = [
+    "data.protocol=intra",
+    "data.balanced=true",
+    "train.batch-size=32",
+    "train.log-every=10",
+    "optim.lr=1.0e-3",
+    "schedule.warmup-epochs=0.25",
+]
 # Baseline model keys for the 64 px demo: random weights; univfd gets a tiny random CLIP (a ViT-L/14 would not
 # train in minutes on a CPU).
 DEMO_MODEL = {
     "default": {"pretrained": False, "pretrained-file": None, "image-size": 64},
-    "univfd": {"clip-image-size": 64, "patch-size": 8, "vision-width": 64, "vision-layers": 2, "vision-heads": 2,
-               "vision-mlp-dim": 128, "projection-dim": 32},
-}  # fmt: skip
+    "univfd": {
+        "clip-image-size": 64,
+        "patch-size": 8,
+        "vision-width": 64,
+        "vision-layers": 2,
+        "vision-heads": 2,
+        "vision-mlp-dim": 128,
+        "projection-dim": 32,
+    },
+}
 
 
 def expand(names: list[str]) -> list[str]:
@@ -85,16 +107,25 @@ def demo_arguments(config_name: str, demo_csv: Path) -> list[str]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train several detectors on one protocol, one folder each.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description="Train several detectors on one protocol, one folder each.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("configs", nargs="+", help=f"sets ({', '.join(SETS)}) and/or config names or files")
     parser.add_argument("--out", required=True, help="parent folder: one run folder per config")
     parser.add_argument("--csv", help="split CSV (every config trains on it); with --demo: another demo CSV")
     parser.add_argument("--data-root", help="folder the CSV's paths are relative to")
     parser.add_argument("--protocol", help="protocol (default: each config's, intra)")
     parser.add_argument("--fold", help="fold of the protocol; 'all': one run per fold, in OUT/<config>/<fold>")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value for every config (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value for every config (repeatable)",
+    )
     parser.add_argument("--demo", action="store_true", help="the demo data, every detector shrunk to 64 px")
     parser.add_argument("--dry-run", action="store_true", help="print the train.py command of each config only")
     return parser

@@ -3,6 +3,7 @@
 A baseline takes what CAEL takes, (B, 3, H, W) RGB images in 0..255 (uint8 or float) on any device, owns its cast,
 scale and normalisation inside ``forward`` (``PixelNormalizer``), and returns (B, num-classes) logits.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -98,9 +99,13 @@ class TimmDetector(Detector):
         resolved = resolve_model_config(dict(config), self.config_defaults)
         options = {keyword: resolved[key] for key, keyword in self.timm_options.items()}
         network = create_timm_model(
-            resolved["backbone"], pretrained=resolved["pretrained"], pretrained_file=resolved["pretrained-file"],
-            num_classes=resolved["num-classes"], **options, **self.extra_timm_options(resolved),
-        )  # fmt: skip
+            resolved["backbone"],
+            pretrained=resolved["pretrained"],
+            pretrained_file=resolved["pretrained-file"],
+            num_classes=resolved["num-classes"],
+            **options,
+            **self.extra_timm_options(resolved),
+        )
         cfg = network.pretrained_cfg
         super().__init__(resolved, mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD))
         self.network = network

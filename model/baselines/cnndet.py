@@ -4,6 +4,7 @@ A torchvision-ImageNet ResNet-50 (timm's ``resnet50.tv_in1k``, the weights the p
 new linear classifier. The paper's blur + JPEG augmentation (each with probability 0.5: Gaussian sigma in [0, 3],
 JPEG quality in [30, 100]) is data, not model: it is the ``data.augment`` list of ``model/configs/cnndet.yaml``.
 """
+
 from __future__ import annotations
 
 from ..registry import register_model
@@ -13,5 +14,9 @@ from .base import COMMON_DEFAULTS, TimmDetector
 @register_model("cnndet")
 class CNNDetection(TimmDetector):
     config_defaults = {
-        "name": "cnndet", **COMMON_DEFAULTS, "image-size": 224, "backbone": "resnet50.tv_in1k", "drop-rate": 0.0,
-    }  # fmt: skip
+        "name": "cnndet",
+        **COMMON_DEFAULTS,
+        "image-size": 224,
+        "backbone": "resnet50.tv_in1k",
+        "drop-rate": 0.0,
+    }

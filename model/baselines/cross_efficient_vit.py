@@ -6,6 +6,7 @@ from exactly this network, so it is CAEL with ``streams: [fine, coarse]`` and ``
 the same hyper-parameters as the Cross Efficient ViT's architecture.yaml), registered under its own name. Two
 logits and a softmax cross-entropy replace its single logit and BCE, as for every detector of this harness.
 """
+
 from __future__ import annotations
 
 from typing import Any

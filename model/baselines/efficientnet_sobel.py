@@ -5,6 +5,7 @@ channel) sees only what CAEL's edge stream sees: the Sobel magnitude of the BT.6
 (``model.edge-operator`` switches the operator as it does for CAEL). If it matches CAEL, the edge stream alone
 carries the signal; if it falls well short, the appearance streams matter.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,9 +37,14 @@ class EdgeMapInput(nn.Module):
 @register_model("efficientnet_sobel")
 class EfficientNetSobel(TimmDetector):
     config_defaults = {
-        "name": "efficientnet_sobel", **COMMON_DEFAULTS, "image-size": 224, "backbone": "tf_efficientnet_b0.aa_in1k",
-        "drop-rate": 0.2, "drop-path-rate": 0.2, "edge-operator": "sobel",
-    }  # fmt: skip
+        "name": "efficientnet_sobel",
+        **COMMON_DEFAULTS,
+        "image-size": 224,
+        "backbone": "tf_efficientnet_b0.aa_in1k",
+        "drop-rate": 0.2,
+        "drop-path-rate": 0.2,
+        "edge-operator": "sobel",
+    }
     timm_options = {"drop-rate": "drop_rate", "drop-path-rate": "drop_path_rate"}
 
     def __init__(self, config: dict[str, Any]):

@@ -6,6 +6,7 @@ projected image embedding (768 values) feeds one linear layer, the only part tha
 with CLIP's own mean and std at 224 px. The architecture keys below are ViT-L/14's; tests and the demo shrink them
 (with ``pretrained: false``) to build a tiny random CLIP offline.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,13 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Our config keys -> transformers.CLIPVisionConfig fields.
 ARCHITECTURE_KEYS = {
-    "vision-width": "hidden_size", "vision-layers": "num_hidden_layers", "vision-heads": "num_attention_heads",
-    "vision-mlp-dim": "intermediate_size", "patch-size": "patch_size", "projection-dim": "projection_dim",
-}  # fmt: skip
+    "vision-width": "hidden_size",
+    "vision-layers": "num_hidden_layers",
+    "vision-heads": "num_attention_heads",
+    "vision-mlp-dim": "intermediate_size",
+    "patch-size": "patch_size",
+    "projection-dim": "projection_dim",
+}
 
 
 def _clip_encoder(config: dict[str, Any]) -> nn.Module:
@@ -41,9 +46,15 @@ def _clip_encoder(config: dict[str, Any]) -> nn.Module:
             f"{config['clip-model']} (the folder with config.json and model.safetensors)."
         )
     if not config["pretrained-file"]:
-        require_hub(source, source, route=(
-            f"connect once to cache them, or on a connected machine run `hf download {source} --local-dir DIR` and set "
-            "model.pretrained-file to that DIR, or set model.pretrained: false to start from random weights"))
+        require_hub(
+            source,
+            source,
+            route=(
+                f"connect once to cache them, or on a connected machine run `hf download {source} --local-dir DIR` "
+                "and set "
+                "model.pretrained-file to that DIR, or set model.pretrained: false to start from random weights"
+            ),
+        )
     try:
         encoder = CLIPVisionModelWithProjection.from_pretrained(source)
     except (OSError, ValueError) as error:  # transformers raises OSError offline or for a missing repository
@@ -62,10 +73,18 @@ def _clip_encoder(config: dict[str, Any]) -> nn.Module:
 @register_model("univfd")
 class UnivFD(Detector):
     config_defaults = {
-        "name": "univfd", **COMMON_DEFAULTS, "image-size": 224, "clip-model": "openai/clip-vit-large-patch14",
-        "clip-image-size": 224, "vision-width": 1024, "vision-layers": 24, "vision-heads": 16, "vision-mlp-dim": 4096,
-        "patch-size": 14, "projection-dim": 768,
-    }  # fmt: skip
+        "name": "univfd",
+        **COMMON_DEFAULTS,
+        "image-size": 224,
+        "clip-model": "openai/clip-vit-large-patch14",
+        "clip-image-size": 224,
+        "vision-width": 1024,
+        "vision-layers": 24,
+        "vision-heads": 16,
+        "vision-mlp-dim": 4096,
+        "patch-size": 14,
+        "projection-dim": 768,
+    }
 
     def __init__(self, config: dict[str, Any]):
         super().__init__(config, mean=CLIP_MEAN, std=CLIP_STD)

@@ -4,6 +4,7 @@ timm's ``legacy_xception`` is Chollet's Xception (CVPR 2017) with the Keras Imag
 weights FaceForensics++ fine-tuned; its inputs are scaled to [-1, 1] (mean = std = 0.5). FaceForensics++ puts
 dropout 0.5 before the new two-way classifier.
 """
+
 from __future__ import annotations
 
 from ..registry import register_model
@@ -13,6 +14,9 @@ from .base import COMMON_DEFAULTS, TimmDetector
 @register_model("xception")
 class Xception(TimmDetector):
     config_defaults = {
-        "name": "xception", **COMMON_DEFAULTS, "image-size": 299,
-        "backbone": "legacy_xception.tf_in1k", "drop-rate": 0.5,
-    }  # fmt: skip
+        "name": "xception",
+        **COMMON_DEFAULTS,
+        "image-size": 299,
+        "backbone": "legacy_xception.tf_in1k",
+        "drop-rate": 0.5,
+    }
