@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from csv_rows import read_rows, write_rows
 
 import test as test_script
@@ -13,7 +14,7 @@ import train
 from data.make_demo import make_demo
 from data.perturb import parse_perturbations
 from data.protocols import ProtocolError
-from engine.tester import CheckpointMismatchError
+from engine.tester import CheckpointMismatchError, evaluate_runs
 
 QUICK = [
     "--config",
@@ -251,9 +252,20 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
     config = yaml.safe_load((seeds / "EFS-s1" / "config.yaml").read_text())
     config["optim"]["lr"] = 0.5
     (seeds / "EFS-s1" / "config.yaml").write_text(yaml.safe_dump(config))
+    # test.py --runs makes such a folder a comparison (one row per run); the matrix itself refuses to average them
+    from engine.compare import find_runs, is_comparison
+
+    assert is_comparison(find_runs(seeds))
     with pytest.raises(ValueError, match="differ in more than the seed .*optim.lr"):
-        test_script.main(
-            ["--runs", str(seeds), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"]
+        evaluate_runs(
+            seeds,
+            "cross-forgery",
+            config_overrides={},
+            out_dir=tmp_path / "refused",
+            perturbations=[],
+            device=torch.device("cpu"),
+            workers=0,
+            progress=False,
         )
     for name in ("matrix.md", "matrix.csv", "matrix.tex", "metrics.json"):
         assert (out / name).is_file()
