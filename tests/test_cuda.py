@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runs import Crash, crash_after_saves, quick_args
 
 import train
 from data.make_demo import make_demo
@@ -22,26 +23,7 @@ from model import build_model
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICK = [
-    "--config",
-    "cael_demo",
-    "--set",
-    "data.workers=2",
-    "--set",
-    "train.batch-size=16",
-    "--set",
-    "train.epochs=2",
-    "--set",
-    "train.max-steps-per-epoch=4",
-    "--set",
-    "train.log-every=1",
-    "--set",
-    "eval.batch-size=64",
-    "--set",
-    "train.device=cuda",
-    "--set",
-    "data.augment=[{name: hflip, p: 0.5}, {name: jpeg, p: 0.5, quality: [60, 95]}]",
-]
+QUICK = quick_args(data__workers=2, train__batch_size=16, train__device="cuda")
 
 
 @pytest.fixture(scope="module")
@@ -125,24 +107,10 @@ def test_exact_resume_on_cuda_with_deterministic_algorithms(demo, tmp_path, monk
     args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=2", "--set", "train.deterministic=true"]
     train.main([*args, "--out", str(tmp_path / "straight")])
 
-    import engine.trainer as trainer_module
-
-    real_save, saves = trainer_module.save_checkpoint, []
-
-    class Crash(Exception):
-        pass
-
-    def save_then_crash(path, checkpoint):
-        real_save(path, checkpoint)
-        if Path(path).name == "last.pt":
-            saves.append(checkpoint["step"])
-            if len(saves) == 1:  # right after the mid-epoch checkpoint of step 2
-                raise Crash
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
+    crash_after_saves(monkeypatch, 1)  # in the CUDA test: right after the mid-epoch checkpoint of step 2
     with pytest.raises(Crash):
         train.main([*args, "--out", str(tmp_path / "crashed")])
-    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    monkeypatch.undo()
     train.main(["--resume", str(tmp_path / "crashed")])
     first, second = (
         load_checkpoint(tmp_path / "straight" / "last.pt"),

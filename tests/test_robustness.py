@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from csv_rows import read_rows, write_rows
+from runs import quick_args
 
 import train
 from data import build_index as bi
@@ -24,24 +25,7 @@ from engine.checkpoint import load_checkpoint
 from engine.run import RunLock
 from engine.trainer import TooManySkippedError, TrainingInterrupted
 
-QUICK = [
-    "--config",
-    "cael_demo",
-    "--set",
-    "data.workers=0",
-    "--set",
-    "train.batch-size=8",
-    "--set",
-    "train.epochs=2",
-    "--set",
-    "train.max-steps-per-epoch=4",
-    "--set",
-    "train.log-every=1",
-    "--set",
-    "eval.batch-size=64",
-    "--set",
-    "data.augment=[{name: hflip, p: 0.5}]",
-]
+QUICK = quick_args(data__augment="[{name: hflip, p: 0.5}]")
 
 
 @pytest.fixture(scope="module")

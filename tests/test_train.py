@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from csv_rows import read_rows, write_rows
+from runs import Crash, crash_after_saves, quick_args
 
 import train
 from common.errors import UsageError
@@ -25,24 +26,7 @@ from engine.trainer import NonFiniteLossError
 ROOT = Path(__file__).resolve().parent.parent
 # A quick, deterministic CPU run of the demo config: tiny budget, a checkpoint every 2 steps, dropout and
 # random augmentation on (so exact resume must restore the RNG and the data position).
-QUICK = [
-    "--config",
-    "cael_demo",
-    "--set",
-    "data.workers=0",
-    "--set",
-    "train.batch-size=8",
-    "--set",
-    "train.epochs=2",
-    "--set",
-    "train.max-steps-per-epoch=4",
-    "--set",
-    "train.log-every=1",
-    "--set",
-    "eval.batch-size=64",
-    "--set",
-    "data.augment=[{name: hflip, p: 0.5}, {name: jpeg, p: 0.5, quality: [60, 95]}]",
-]
+QUICK = quick_args()
 TIMING_KEYS = {"epoch_seconds", "train_images_per_s"}
 
 
@@ -121,24 +105,10 @@ def test_resume_after_a_crash_ends_like_an_uninterrupted_run(demo, tmp_path, mon
     args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=2"]
     train.main([*args, "--out", str(tmp_path / "straight")])
 
-    import engine.trainer as trainer_module
-
-    real_save, saves = trainer_module.save_checkpoint, []
-
-    class Crash(Exception):
-        pass
-
-    def save_then_crash(path, checkpoint):
-        real_save(path, checkpoint)
-        if Path(path).name == "last.pt":
-            saves.append(checkpoint["step"])
-            if len(saves) == crash_after_save:
-                raise Crash
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
+    crash_after_saves(monkeypatch, crash_after_save)
     with pytest.raises(Crash):
         train.main([*args, "--out", str(tmp_path / "crashed")])
-    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    monkeypatch.undo()
     train.main(["--resume", str(tmp_path / "crashed")])
     _assert_same_run(tmp_path / "straight", tmp_path / "crashed")
 
