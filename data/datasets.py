@@ -29,22 +29,11 @@ from common.cli import run
 from common.errors import UsageError, UserError
 
 from .build_index import IMAGE_SUFFIXES, assign_splits
-from .schema import SPLITS
+from .schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, SPLITS
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 CROP_NAME = re.compile(r"^f(\d+)_(\d+)\.[A-Za-z]+$")  # data.extract_faces's crop names: f{frame:06d}_{face}.png
-CSV_COLUMNS = (
-    "path",
-    "label",
-    "split",
-    "forgery_type",
-    "generator",
-    "source_dataset",
-    "video_id",
-    "identity",
-    "frame",
-    "face_index",
-)
+CSV_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)  # every column the builders write: the schema's
 FFPP_METHODS = {  # method -> forgery type: FS = identity swap, FR = expression reenactment (the project's codes)
     "Deepfakes": "FS",
     "Face2Face": "FR",

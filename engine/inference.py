@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.atomic import write_text_atomic
 from common.errors import UserError
 from data.images import ImageDecodeError, load_image, resize_array
 from loss_folder import logits_of
 
 from .evaluate import autocast, to_device
-from .report import to_console, write_text_atomic
+from .report import to_console
 
 log = logging.getLogger("cael")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from data.protocols import OVERALL
-from data.schema import SplitTable
+from data.schema import OPTIONAL_COLUMNS, SplitTable
 
 from .metrics import compute_metrics
 
@@ -35,16 +34,7 @@ TABLE_COLUMNS = [
     ("tpr_at_fpr_1e-2", "TPR@1%", True),
     ("tpr_at_fpr_1e-3", "TPR@0.1%", True),
 ]
-GROUP_COLUMNS_IN_PREDICTIONS = (
-    "split",
-    "forgery_type",
-    "generator",
-    "source_dataset",
-    "video_id",
-    "identity",
-    "frame",
-    "face_index",
-)
+GROUP_COLUMNS_IN_PREDICTIONS = OPTIONAL_COLUMNS  # the schema's optional columns, in its order
 # Per-metric n/a reasons worth one note per table (group names listed), not one per group.
 NOTED_METRICS = {"tpr_at_fpr_1e-2": "TPR@1%", "tpr_at_fpr_1e-3": "TPR@0.1%", "video_auc": "Video AUC"}
 
@@ -365,15 +355,6 @@ def write_predictions(
             line += [names[int(pred[row])] if pred[row] >= 0 else "" for pred, names in fine.values()]
             line += [table.column(c)[row] for c in extra]
             writer.writerow(line)
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file beside it: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -368,11 +368,11 @@ def tsne_report(
     seed: int = 0,
     batch_size: int = 64,
 ) -> dict[str, Any]:
+    from common.atomic import write_text_atomic
     from data.dataset import SplitDataset
     from data.loader import build_loader
     from data.protocols import ProtocolError, resolve
     from data.schema import load_table
-    from engine.report import write_text_atomic
 
     table = load_table(csv_path, data_root)
     rows = np.arange(len(table))
