@@ -1,30 +1,98 @@
 #!/usr/bin/env bash
-# The prepared GPU run (issue "CUDA: prove the main job on a GPU"): acceptance tests, the demo end to end, throughput.
-# Usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry]   (about 8 minutes on one H100/H200; --dry: tiny, on the CPU)
-# Every step writes into OUT_DIR as it goes, so a run cut short still leaves what it measured.
+# The prepared GPU run (issue "CUDA: prove the main job on a GPU"): acceptance tests, throughput, the demo end to end.
+# Usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry] [STEP...]
+#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs (default: all, in this order of priority)
+#   BUDGET=seconds (default 560): a step starts only with enough time left for it, so the run ends inside the budget.
+#   --dry: tiny, on the CPU, to check the script before spending GPU time.
+# Every step writes into OUT_DIR as it goes, so a run cut short still leaves what it measured; steps.log says how
+# long each step took and how it ended.
 set -uo pipefail
-out=${1:?usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry]}
-dry=${2:-}
+out=${1:?usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry] [STEP...]}
+shift
+dry=""
+if [ "${1:-}" = "--dry" ]; then dry="--dry"; shift; fi
+steps=${*:-tests eager e2e compile-train demo compile-infer cudagraphs}
+budget=${BUDGET:-560}
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8 HF_HUB_OFFLINE=1
+export PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
-{ nvidia-smi 2>&1 | head -15; "$py" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"; } > "$out/env.txt" 2>&1
+{
+  nvidia-smi 2>&1 | head -15
+  "$py" -c "import torch, sys, os; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', \
+torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU', 'cpus', os.cpu_count())"
+} > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 status=0
-# 1. acceptance: the CUDA-marked tests (skipped without a GPU)
-timeout 300 "$py" -m pytest -m cuda tests/test_cuda.py -q -p no:cacheprovider -o addopts="-ra" --durations=10 2>&1 | tee "$out/cuda-tests.log" || status=1
-# 2. throughput: released hyper-parameters, 224 px, model alone and end to end
-timeout 330 "$py" benchmarks/gpu_suite.py "$out" $dry 2>&1 | grep -v "it/s\]" | tee "$out/throughput.log" || status=1
-# 3. the demo end to end, with its wall time
-start=$(date +%s)
-if [ -z "$dry" ]; then
-  timeout 150 "$py" train.py --out /tmp/demo-run 2>&1 | tail -n 8 | tee "$out/demo.log" || status=1
-else
-  timeout 300 "$py" train.py --out /tmp/demo-run-dry --set train.epochs=1 --set train.max-steps-per-epoch=2 2>&1 | tail -n 8 | tee "$out/demo.log" || status=1
+
+# step NAME CAP LOG COMMAND...: runs COMMAND under min(CAP, time left) seconds, its output shown and added to LOG;
+# skipped when under 30 s are left.
+step() {
+  local name=$1 cap=$2 log=$3
+  shift 3
+  local left=$((budget - SECONDS))
+  local limit=$((cap < left ? cap : left))
+  if [ "$limit" -lt 30 ]; then
+    echo "$name: skipped, ${left}s of the budget left" | tee -a "$out/steps.log"
+    return
+  fi
+  local began=$SECONDS
+  timeout "$limit" "$@" 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" -eq 0 ] || status=1
+  echo "$name: exit $rc after $((SECONDS - began))s (limit ${limit}s)" | tee -a "$out/steps.log"
+}
+wants() { [[ " $steps " == *" $1 "* ]]; }
+
+# the JPEG crops and their cache, on the CPU, while the tests use the GPU
+"$py" benchmarks/gpu_suite.py "$out" $dry --prepare > "$out/prepare.log" 2>&1 &
+prepare=$!
+
+# 1. acceptance: the CUDA-marked tests (skipped without a GPU), several at once where pytest-xdist is there
+if wants tests; then
+  parallel=()
+  "$py" -c "import xdist" 2>/dev/null && parallel=(-n 4)
+  "$py" -c "import pytest_timeout" 2>/dev/null && parallel+=(--timeout 220)
+  step tests 260 "$out/cuda-tests.log" "$py" -m pytest -m cuda tests/test_cuda.py -p no:cacheprovider -o addopts="-ra" \
+    "${parallel[@]}" --durations=0
 fi
-mid=$(date +%s)
-run=$(ls -d /tmp/demo-run${dry:+-dry} 2>/dev/null)
-timeout 120 "$py" test.py --checkpoint "$run/best.pt" --quiet 2>&1 | tail -n 25 | tee -a "$out/demo.log" || status=1
-end=$(date +%s)
-echo "demo wall time: train $((mid - start)) s, test $((end - mid)) s" | tee -a "$out/demo.log"
+wait $prepare || { echo "data preparation failed (prepare.log)"; status=1; }
+
+suite() {  # suite STEP CAP SETTING,SETTING...
+  if wants "$1"; then step "$1" "$2" "$out/throughput.log" "$py" benchmarks/gpu_suite.py "$out" $dry --only "$3"; fi
+}
+# 2. throughput, released hyper-parameters, 224 px, by priority: eager, end to end, compiled
+if [ -z "$dry" ]; then
+  suite eager 90 train-bf16-cl-b256,infer-bf16-cl-b256,infer-bf16-cl-b128
+  suite e2e 120 train-bf16-cl-b256-e2e-jpeg,train-bf16-cl-b256-e2e-cache,infer-bf16-cl-b256-e2e-jpeg
+  suite compile-train 200 train-bf16-cl-b256-compile
+else
+  suite eager 300 train-bf16-cl-b8,infer-bf16-cl-b8
+  suite e2e 300 train-bf16-cl-b8-e2e-jpeg,train-bf16-cl-b8-e2e-cache
+  suite compile-train 600 train-bf16-cl-b8-compile
+fi
+
+# 3. the demo end to end (python train.py, then python test.py), with its wall time
+if wants demo; then
+  run=/tmp/demo-run$dry
+  rm -rf "$run"
+  began=$SECONDS
+  if [ -z "$dry" ]; then
+    step demo-train 150 "$out/demo.log" "$py" train.py --out "$run"
+  else
+    step demo-train 300 "$out/demo.log" "$py" train.py --out "$run" --set train.epochs=1 \
+      --set train.max-steps-per-epoch=2
+  fi
+  trained=$SECONDS
+  step demo-test 90 "$out/demo.log" "$py" test.py --checkpoint "$run/best.pt"
+  echo "demo wall time: train.py $((trained - began)) s, test.py $((SECONDS - trained)) s" | tee -a "$out/demo.log"
+fi
+
+# 4. compiled inference, then CUDA graphs
+if [ -z "$dry" ]; then
+  suite compile-infer 120 infer-bf16-cl-b256-compile
+  suite cudagraphs 120 infer-bf16-cl-b256-cudagraphs
+else
+  suite compile-infer 600 infer-bf16-cl-b8-compile
+fi
+echo "total: ${SECONDS}s of a ${budget}s budget, exit $status" | tee -a "$out/steps.log"
 exit $status

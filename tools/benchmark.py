@@ -80,8 +80,9 @@ def make_step(model, runner, optimizer, criterion, args, device):
     return infer_step
 
 
-def time_iterations(step, batches, device, warmup: int, steps: int) -> list[float]:
-    """Seconds per iteration for ``steps`` iterations after ``warmup`` ones; each ends with a device sync."""
+def time_iterations(step, batches, device, warmup: int, steps: int, warmup_times: list | None = None) -> list[float]:
+    """Seconds per iteration for ``steps`` iterations after ``warmup`` ones; each ends with a device sync.
+    The warm-up iterations' seconds go into ``warmup_times`` when given (the first holds compilation)."""
     times = []
     for index in range(warmup + steps):
         images, labels = next(batches)
@@ -89,9 +90,25 @@ def time_iterations(step, batches, device, warmup: int, steps: int) -> list[floa
         started = time.perf_counter()
         step(images, labels)
         _sync(device)
+        seconds = time.perf_counter() - started
         if index >= warmup:
-            times.append(time.perf_counter() - started)
+            times.append(seconds)
+        elif warmup_times is not None:
+            warmup_times.append(seconds)
     return times
+
+
+def compile_report(warmup_times: list[float]) -> dict:
+    """What torch.compile did: seconds of the first (compiling) iteration, graphs made and graph breaks (each break
+    or failed compilation falls back to eager for that part, so a compiled number with breaks is partly eager)."""
+    from torch._dynamo.utils import counters
+
+    return {
+        "first_iteration_s": warmup_times[0] if warmup_times else None,
+        "unique_graphs": int(counters["stats"]["unique_graphs"]),
+        "graph_breaks": int(sum(counters["graph_break"].values())),
+        "graph_break_reasons": sorted(counters["graph_break"])[:10],
+    }
 
 
 def synthetic_batches(batch: int, size: int, device: torch.device, channels_last: bool):
@@ -161,7 +178,7 @@ def summarize(times: list[float], batch: int) -> dict:
     }
 
 
-def run(args) -> dict:
+def measure(args) -> dict:
     config = load_config(args.config, args.overrides)
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.precision == "fp16" and device.type != "cuda":
@@ -191,10 +208,19 @@ def run(args) -> dict:
     }
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    warmup_times: list[float] = []
     times = time_iterations(
-        step, synthetic_batches(args.batch, size, device, args.channels_last), device, args.warmup, args.steps
+        step,
+        synthetic_batches(args.batch, size, device, args.channels_last),
+        device,
+        args.warmup,
+        args.steps,
+        warmup_times,
     )
     result["model_only"] = summarize(times, args.batch)
+    result["warmup_s"] = warmup_times
+    if compiled:
+        result["compilation"] = compile_report(warmup_times)
     if args.source != "synthetic":
         result["source"] = args.source
         result["workers"] = args.workers
@@ -251,7 +277,7 @@ def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     if isinstance(args.workers, str) and args.workers.isdigit():
         args.workers = int(args.workers)
-    result = run(args)
+    result = measure(args)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
