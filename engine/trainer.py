@@ -34,8 +34,9 @@ from loss_folder import build_loss
 from model import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .device import autocast, resolve_precision, to_device
 from .distributed import DistInfo, barrier, device_for, gather_objects
-from .evaluate import Predictions, autocast, predict, resolve_precision, to_device
+from .inference import Predictions, score_loader
 from .logger import RunRecorder
 from .metrics import calibrate_threshold, compute_metrics, is_better
 from .optim import build_ema, build_optimizer, build_scheduler
@@ -468,7 +469,7 @@ class Trainer:
 
     def validate(self) -> tuple[dict[str, Any], Predictions]:
         model = self.ema.module if self.ema is not None else self.model
-        predictions = predict(
+        predictions = score_loader(
             model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last
         )
         labels = self.table.labels[predictions.indices]
