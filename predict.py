@@ -59,8 +59,8 @@ def main(argv=None) -> dict:
     import dataclasses
     import time
 
+    from engine.device import resolve_precision
     from engine.distributed import DistInfo, device_for
-    from engine.evaluate import resolve_precision
     from engine.inference import (
         InputError,
         collect_inputs,

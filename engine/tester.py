@@ -24,8 +24,9 @@ from model import build_model
 from . import report
 from .checkpoint import read_checkpoint
 from .config import apply_overrides, deep_merge, flatten_overrides
+from .device import resolve_precision
 from .distributed import DistInfo
-from .evaluate import predict, resolve_precision
+from .inference import score_loader
 
 log = logging.getLogger("cael")
 
@@ -127,7 +128,7 @@ def _subset_predictions(
     )
     loader = build_loader(dataset, batch_size=int(config["eval"]["batch-size"]), train=False, workers=workers)
     precision = resolve_precision(config["train"]["precision"], device)
-    return predict(
+    return score_loader(
         model,
         loader,
         device,

@@ -1,4 +1,6 @@
-"""The training loop behind ``train.py``: one class that owns data, model, optimisation, validation, checkpoints.
+"""The training loop behind ``train.py``: ``Trainer`` runs epochs, validation and checkpoints over the components it
+is given (data, model, optimizer, criterion), building those it is not given from the config (``build_data``,
+``model.build_model``, ``engine.optim``, ``loss_folder``), as torchvision's references and MAE wire theirs in ``main``.
 
 Checkpoint selection reads the protocol's validation rows only; the test rows are never opened. Checkpoints are
 atomic, and ``--resume`` restores everything (weights, optimizer, schedule, scaler, EMA, RNG states, the position
@@ -15,6 +17,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,20 +25,22 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
 from data.dataset import SplitDataset
 from data.loader import build_loader
 from data.protocols import require, resolve
-from data.schema import SchemaError, load_table
+from data.schema import SchemaError, SplitTable, load_table
 from data.targets import fine_targets
 from loss_folder import build_loss
 from model import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .device import autocast, resolve_precision, to_device
 from .distributed import DistInfo, barrier, device_for, gather_objects
-from .evaluate import Predictions, autocast, predict, resolve_precision, to_device
+from .inference import Predictions, score_loader
 from .logger import RunRecorder
 from .metrics import calibrate_threshold, compute_metrics, is_better
 from .optim import build_ema, build_optimizer, build_scheduler
@@ -138,8 +143,96 @@ def describe_setup(
     )
 
 
+@dataclass
+class TrainData:
+    """What the loop needs of its data: ``build_data`` makes it from the config's CSV and protocol; a caller may make
+    it from anything else (the tests train on an in-memory dataset).
+
+    Batches are ``data.dataset.collate`` dicts: ``image`` (uint8, B x 3 x H x W), ``label``, ``index`` (a row
+    number into ``labels``), ``skipped``, and one class index per fine-grained level named in ``class_names``. The
+    train loader has a ``batch_size`` and a sampler that takes ``set_epoch(epoch, skip=n)``
+    (``data.loader.build_loader`` makes both: its ``TrainSampler`` is what makes mid-epoch resume exact).
+    """
+
+    train_loader: DataLoader
+    val_loader: DataLoader
+    labels: np.ndarray  # 0/1 per row number (a batch's "index"): what validation scores are measured against
+    class_counts: np.ndarray  # training rows per class (real, fake), for class-weighted losses
+    class_names: dict[str, list[str]] = field(default_factory=dict)  # fine-grained level -> its class names
+    table: SplitTable | None = None  # the CSV the rows come from (video and frame keys of validation); None: no CSV
+
+    def video_keys(self, rows: np.ndarray) -> list[str] | None:
+        return self.table.video_keys(rows) if self.table is not None else None
+
+    def frame_keys(self, rows: np.ndarray) -> list[str] | None:
+        return self.table.frame_keys(rows) if self.table is not None else None
+
+
+def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
+    """The loaders of the protocol's training and validation rows of ``data.csv`` (this rank's share; the test rows
+    are never opened), with the fine-grained targets of the model config."""
+    data_cfg, model_cfg = config["data"], config["model"]
+    if not data_cfg["csv"]:
+        raise SchemaError("no training data: pass --csv SPLITS.csv (or set data.csv in the config).")
+    table = load_table(data_cfg["csv"], data_cfg["root"])
+    resolved = resolve(data_cfg["protocol"], table, data_cfg["fold"], data_cfg.get("reals", "matched"))
+    train_rows = require(resolved, "train", table)
+    val_rows = require(resolved, "val", table)
+    targets, class_names = fine_targets(table, train_rows, model_cfg)
+    common = dict(
+        size=model_cfg["image-size"],
+        on_error=data_cfg["on-error"],
+        targets=targets,
+        crop=data_cfg.get("crop", "resize"),
+    )
+    train_set = SplitDataset(table, train_rows, augment=data_cfg["augment"], **common)
+    val_set = SplitDataset(table, val_rows, **common)
+    train_loader = build_loader(
+        train_set,
+        batch_size=int(config["train"]["batch-size"]),
+        train=True,
+        seed=config["train"]["seed"],
+        workers=data_cfg["workers"],
+        balanced=data_cfg["balanced"],
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
+    val_loader = build_loader(
+        val_set,
+        batch_size=int(config["eval"]["batch-size"]),
+        train=False,
+        workers=data_cfg["workers"],
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
+    class_counts = np.bincount(table.labels[train_rows], minlength=2)
+    fold = f" fold {resolved.fold}" if resolved.fold else ""
+    log.info(
+        f"data: {table.csv_path} protocol {resolved.protocol}{fold}: train {len(train_rows)} rows "
+        f"(real {class_counts[0]}, fake {class_counts[1]}), val {len(val_rows)} rows; "
+        f"test rows ({len(resolved.test)}) are not read by training"
+    )
+    return TrainData(train_loader, val_loader, table.labels, class_counts, class_names, table)
+
+
 class Trainer:
-    def __init__(self, config: dict[str, Any], run_dir: Path, dist: DistInfo, resume: dict[str, Any] | None = None):
+    """One run's loop. ``data``, ``model``, ``optimizer`` and ``criterion`` are used as given when passed (the model
+    bare: the trainer moves it to the device, wraps it for DDP and compiles it as the config says; an optimizer over
+    its parameters); what is not passed is built from ``config``. The schedule, grad scaler and EMA always come from
+    the config. ``resume``: a last.pt checkpoint (``load_resume``) to continue from."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        run_dir: Path,
+        dist: DistInfo,
+        *,
+        data: TrainData | None = None,
+        model: torch.nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        criterion: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+        resume: dict[str, Any] | None = None,
+    ):
         self.config, self.run_dir, self.dist = config, Path(run_dir), dist
         train_cfg = config["train"]
         self.device = device_for(dist, train_cfg["device"])
@@ -156,8 +249,29 @@ class Trainer:
         else:
             torch.backends.cudnn.benchmark = True
         seed_everything(train_cfg["seed"])
-        self._build_data()
-        self._build_model()
+        self.data = data if data is not None else build_data(config, dist)
+        self.train_loader, self.val_loader = self.data.train_loader, self.data.val_loader
+        self.class_names = self.data.class_names
+        self.batch_size = int(self.train_loader.batch_size)
+        self.steps_per_epoch = self._steps_per_epoch()
+        self._place_model(model if model is not None else build_model(config["model"]))
+        self.optimizer = (
+            optimizer
+            if optimizer is not None
+            else build_optimizer(self.model_without_ddp, config["optim"], self.device)
+        )
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            config["schedule"],
+            steps_per_epoch=self.steps_per_epoch,
+            epochs=train_cfg["epochs"],
+            base_lr=config["optim"]["lr"],
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.ema = build_ema(self.model_without_ddp, train_cfg["ema-decay"]) if train_cfg["ema"] else None
+        if criterion is None:
+            criterion = build_loss(config["loss"], class_counts=self.data.class_counts)
+        self.criterion = criterion.to(self.device) if isinstance(criterion, torch.nn.Module) else criterion
         self.state = TrainState()
         self.recorder = RunRecorder(self.run_dir, enabled=dist.is_main)
         log.info(describe_setup(self.device, self.precision, config, dist, self.batch_size, self.accumulate))
@@ -168,62 +282,20 @@ class Trainer:
             torch.manual_seed(train_cfg["seed"] + dist.rank)
 
     # ----------------------------------------------------------------- setup
-    def _build_data(self) -> None:
-        data_cfg, model_cfg = self.config["data"], self.config["model"]
-        if not data_cfg["csv"]:
-            raise SchemaError("no training data: pass --csv SPLITS.csv (or set data.csv in the config).")
-        self.table = load_table(data_cfg["csv"], data_cfg["root"])
-        self.resolved = resolve(data_cfg["protocol"], self.table, data_cfg["fold"], data_cfg.get("reals", "matched"))
-        self.train_rows = require(self.resolved, "train", self.table)
-        self.val_rows = require(self.resolved, "val", self.table)
-        self.targets, self.class_names = fine_targets(self.table, self.train_rows, model_cfg)
-        size = model_cfg["image-size"]
-        common = dict(
-            size=size, on_error=data_cfg["on-error"], targets=self.targets, crop=data_cfg.get("crop", "resize")
-        )
-        train_set = SplitDataset(self.table, self.train_rows, augment=data_cfg["augment"], **common)
-        val_set = SplitDataset(self.table, self.val_rows, **common)
-        seed, rank, world = self.config["train"]["seed"], self.dist.rank, self.dist.world_size
-        self.batch_size = int(self.config["train"]["batch-size"])
-        self.train_loader = build_loader(
-            train_set,
-            batch_size=self.batch_size,
-            train=True,
-            seed=seed,
-            workers=data_cfg["workers"],
-            balanced=data_cfg["balanced"],
-            rank=rank,
-            world_size=world,
-        )
-        self.val_loader = build_loader(
-            val_set,
-            batch_size=int(self.config["eval"]["batch-size"]),
-            train=False,
-            workers=data_cfg["workers"],
-            rank=rank,
-            world_size=world,
-        )
+    def _steps_per_epoch(self) -> int:
         micro_batches = len(self.train_loader.sampler) // self.batch_size
         cap = self.config["train"]["max-steps-per-epoch"]
-        self.steps_per_epoch = (
-            micro_batches // self.accumulate if cap is None else min(cap, micro_batches // self.accumulate)
-        )
-        if self.steps_per_epoch < 1:
+        steps = micro_batches // self.accumulate if cap is None else min(cap, micro_batches // self.accumulate)
+        if steps < 1:
             raise SchemaError(
-                f"the training subset ({len(self.train_rows)} rows) gives no full step of train.batch-size "
+                f"the training subset ({len(self.train_loader.dataset)} rows) gives no full step of train.batch-size "
                 f"{self.batch_size} x train.accumulate {self.accumulate} per GPU: lower the batch size."
             )
-        self.class_counts = np.bincount(self.table.labels[self.train_rows], minlength=2)
-        fold = f" fold {self.resolved.fold}" if self.resolved.fold else ""
-        log.info(
-            f"data: {self.table.csv_path} protocol {self.resolved.protocol}{fold}: train {len(self.train_rows)} rows "
-            f"(real {self.class_counts[0]}, fake {self.class_counts[1]}), val {len(self.val_rows)} rows; "
-            f"test rows ({len(self.resolved.test)}) are not read by training"
-        )
+        return steps
 
-    def _build_model(self) -> None:
+    def _place_model(self, model: torch.nn.Module) -> None:
+        """The bare model on the device (channels-last if asked), under DDP when distributed, compiled if asked."""
         config = self.config
-        model = build_model(config["model"])
         num_classes = getattr(model, "num_classes", 2)
         if num_classes != 2:
             raise ConfigError(
@@ -250,17 +322,6 @@ class Trainer:
             dynamo.config.suppress_errors = True  # fall back to eager where compilation fails
             mode = compile_mode if isinstance(compile_mode, str) else None
             self.model = torch.compile(model, mode=mode)
-        self.optimizer = build_optimizer(self.model_without_ddp, config["optim"], self.device)
-        self.scheduler = build_scheduler(
-            self.optimizer,
-            config["schedule"],
-            steps_per_epoch=self.steps_per_epoch,
-            epochs=config["train"]["epochs"],
-            base_lr=config["optim"]["lr"],
-        )
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-        self.ema = build_ema(self.model_without_ddp, config["train"]["ema-decay"]) if config["train"]["ema"] else None
-        self.criterion = build_loss(config["loss"], class_counts=self.class_counts).to(self.device)
 
     # ----------------------------------------------------------- checkpoints
     def _checkpoint(
@@ -304,7 +365,7 @@ class Trainer:
 
     def _calibration(self, predictions: Predictions) -> dict[str, Any] | None:
         """The decision threshold chosen on the validation rows of the selected epoch (read by test.py, predict.py)."""
-        labels = self.table.labels[predictions.indices]
+        labels = self.data.labels[predictions.indices]
         if len(labels) == 0 or labels.min() == labels.max():
             return None
         return {**calibrate_threshold(labels, predictions.scores), "split": "val", "epoch": self.state.epoch}
@@ -340,7 +401,7 @@ class Trainer:
     # -------------------------------------------------------------- training
     def _batch_to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         moved = {"label": batch["label"].to(self.device, non_blocking=True)}
-        for level in self.targets:
+        for level in self.class_names:
             moved[level] = batch[level].to(self.device, non_blocking=True)
         return moved
 
@@ -468,16 +529,16 @@ class Trainer:
 
     def validate(self) -> tuple[dict[str, Any], Predictions]:
         model = self.ema.module if self.ema is not None else self.model
-        predictions = predict(
+        predictions = score_loader(
             model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last
         )
-        labels = self.table.labels[predictions.indices]
+        labels = self.data.labels[predictions.indices]
         metrics = compute_metrics(
             labels,
             predictions.scores,
             threshold=self.config["eval"]["threshold"],
-            videos=self.table.video_keys(predictions.indices),
-            frames=self.table.frame_keys(predictions.indices),
+            videos=self.data.video_keys(predictions.indices),
+            frames=self.data.frame_keys(predictions.indices),
             video_aggregation=self.config["eval"]["video-aggregation"],
         )
         result = {f"val_{k}": v for k, v in metrics.items() if not isinstance(v, (list, dict)) and k != "na_reason"}
@@ -525,10 +586,15 @@ class Trainer:
         skipped, used = record.get("train_skipped") or 0, record.get("train_images") or 0
         limit = float(self.config["data"]["max-skipped"])
         if skipped and (used == 0 or skipped / (skipped + used) > limit):
+            table = self.data.table
+            check = (
+                f"check --data-root and the paths of {table.csv_path} with python -m data.validate"
+                if table is not None
+                else "check the training dataset"
+            )
             raise TooManySkippedError(
                 f"{skipped} of {skipped + used} training images of epoch {epoch} were unreadable (more than "
-                f"data.max-skipped {limit:g}): check --data-root and the paths of {self.table.csv_path} with python "
-                "-m data.validate."
+                f"data.max-skipped {limit:g}): {check}."
             )
 
     def fit(self) -> dict[str, Any]:

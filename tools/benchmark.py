@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from common.errors import UsageError  # noqa: E402
 from engine.config import load_config  # noqa: E402
-from engine.evaluate import autocast, to_device  # noqa: E402
+from engine.device import autocast, to_device  # noqa: E402
 from engine.optim import build_optimizer  # noqa: E402
 from loss_folder import build_loss  # noqa: E402
 from model import build_model  # noqa: E402

@@ -1,0 +1,36 @@
+"""Where and in which precision a model runs: ``train.precision`` resolved for a device, the autocast context of a
+precision, and uint8 batches moved onto the device (the model does the rest)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from common.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision fp16 needs a CUDA device (use bf16 or fp32 on CPU).")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of a resolved precision (a null context for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 batch -> device (non-blocking from pinned memory), channels-last if asked; the model does the rest."""
+    images = images.to(device, non_blocking=True)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images

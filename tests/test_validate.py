@@ -1,0 +1,114 @@
+"""data/validate.py: the validator's report, its errors that name the line, and its format warnings."""
+
+import io
+import re
+
+import pytest
+from data_files import write_csv, write_image
+
+from data.validate import validate
+
+
+def clean_rows(root, fake_format="PNG", real_options=None, fake_options=None):
+    """Two real and two fake images per split, each its own video; real PNGs, fakes in ``fake_format``."""
+    rows = []
+    for split in ("train", "val", "test"):
+        for label in (0, 1):
+            for k in range(2):
+                fmt, options = ("PNG", real_options or {}) if label == 0 else (fake_format, fake_options or {})
+                name = f"{split}_{label}_{k}.{fmt.lower().replace('jpeg', 'jpg')}"
+                write_image(root / name, value=40 * k + label, size=(16, 16), fmt=fmt, **options)
+                rows.append(
+                    {"path": name, "label": label, "split": split, "source_dataset": "A", "video_id": f"v-{name}"}
+                )
+    return rows
+
+
+def run_validate(csv_path, **options):
+    out = io.StringIO()
+    status = validate(csv_path, out=out, **options)
+    return status, out.getvalue()
+
+
+def test_validate_clean_csv(tmp_path):
+    csv_path = write_csv(tmp_path / "s.csv", clean_rows(tmp_path))
+    status, text = run_validate(csv_path, check_images=True)
+    assert status == 0
+    assert "s.csv: 12 rows" in text
+    assert "total: 6 real, 6 fake" in text
+    assert re.search(r"^train\s+A\s+2\s+2$", text, re.M)
+    assert "real files (6 of 6 checked): PNG 100%" in text
+    assert "0 error(s), 0 warning(s): ok for training" in text
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"path": "missing.png", "label": 1, "split": "test"}, "error: line 14: missing.png does not exist"),
+        (
+            {"path": "../x.png", "label": 1, "split": "test"},
+            "error: line 14: path '../x.png' points outside the data root",
+        ),
+        (
+            {"path": "train_0_0.png", "label": 0, "split": "test"},
+            "error: line 14: train_0_0.png repeats line 2 (in split train there, test here",
+        ),
+        (
+            {"path": "new.png", "label": 1, "split": "val", "video_id": "v-test_0_0.png"},
+            "error: line 14: video 'v-test_0_0.png' is in split test (line 10) and val",
+        ),
+        (
+            {"path": "new.png", "label": "fake", "split": "test"},
+            "error: line 14: label 'fake' is not 0 (real) or 1 (fake)",
+        ),
+    ],
+    ids=["missing-file", "escaping-path", "duplicate-across-splits", "video-in-two-splits", "bad-label"],
+)
+def test_validate_errors_name_the_line(tmp_path, bad_row, message):
+    rows = clean_rows(tmp_path)  # lines 2..13; the bad row is line 14
+    write_image(tmp_path / "new.png")
+    status, text = run_validate(write_csv(tmp_path / "s.csv", [*rows, bad_row]))
+    assert status == 1, text
+    assert message in text
+    assert "training cannot proceed" in text
+
+
+def test_validate_missing_csv_and_duplicate_within_split(tmp_path):
+    status, text = run_validate(tmp_path / "none.csv")
+    assert status == 1 and "does not exist" in text
+    rows = clean_rows(tmp_path)
+    status, text = run_validate(write_csv(tmp_path / "s.csv", [*rows, dict(rows[0])]))
+    assert status == 0  # the same file twice in one split: a warning, not a leak
+    assert "warning: line 14: train_0_0.png repeats line 2" in text
+
+
+def test_validate_check_images_finds_a_corrupt_file(tmp_path):
+    rows = clean_rows(tmp_path)
+    (tmp_path / rows[3]["path"]).write_bytes(b"\xff\xd8 not really a jpeg")
+    csv_path = write_csv(tmp_path / "s.csv", rows)
+    assert run_validate(csv_path)[0] == 0  # the headers alone are not decoded
+    status, text = run_validate(csv_path, check_images=True)
+    assert status == 1
+    assert re.search(r"error: line 5: image file .*train_1_1\.png could not be decoded", text)
+
+
+def test_validate_warns_about_format_shortcuts(tmp_path):
+    csv_path = write_csv(
+        tmp_path / "a" / "s.csv", clean_rows(tmp_path / "a", fake_format="JPEG", fake_options={"quality": 90})
+    )
+    status, text = run_validate(csv_path)
+    assert status == 0
+    assert "warning: real and fake images differ in file format (real: PNG 100%; fake: JPEG 100%)" in text
+    assert "fake files (6 of 6 checked): JPEG 100%; JPEG quality median 90 (min 90, max 90)" in text
+
+    rows = []
+    for row in clean_rows(tmp_path / "b", fake_format="JPEG", fake_options={"quality": 60}):
+        if row["label"] == 0:  # reals as JPEG too, but at quality 95
+            jpg = row["path"].replace(".png", ".jpg")
+            write_image(tmp_path / "b" / jpg, size=(16, 16), quality=95)
+            row = {**row, "path": jpg}
+        rows.append(row)
+    status, text = run_validate(write_csv(tmp_path / "b" / "s.csv", rows))
+    assert status == 0
+    assert "file format" not in text
+    assert "warning: real and fake JPEGs differ in quality (median 95 vs 60)" in text
