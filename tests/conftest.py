@@ -48,6 +48,10 @@ TINY_MODEL = {
     "pretrained": False,
 }
 
+# Overrides of ``tiny_config`` that switch off every random op of training (for comparing two implementations of one
+# training step, e.g. compiled and eager).
+NO_RANDOM_OPS = {"dropout": 0.0, "emb_dropout": 0.0, "drop_path_rate": 0.0}
+
 RELEASED_SWITCHES = {
     "appearance-channel-order": "bgr",
     "appearance-normalization": "unit",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import NO_RANDOM_OPS
 from runs import Crash, crash_after_saves, quick_args
 
 import train
@@ -58,7 +59,10 @@ def test_training_runs_in_every_precision_with_fused_adamw(demo, tmp_path, preci
 
 def test_compiled_and_eager_agree_forward_and_backward(tiny_config, cuda_images):
     torch.manual_seed(0)
-    model = build_model(tiny_config(dropout=0.0, emb_dropout=0.0)).cuda().train()
+    # every random op off (dropout, token dropout, drop-path): compiled code draws other random numbers than eager
+    # (on an H100 the default drop-path 0.2 alone made the outputs differ by 13%); tests/test_model.py checks that
+    # this config is deterministic in train mode
+    model = build_model(tiny_config(**NO_RANDOM_OPS)).cuda().train()
     compiled = torch.compile(model)
     eager_out = model(cuda_images)
     eager_out.float().sum().backward()
