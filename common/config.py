@@ -117,6 +117,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def did_you_mean(key: str, options, prefix: str = "") -> str:
+    """`` (did you mean PREFIX+CLOSEST?)`` for the known name closest to ``key``, or "" when none is close."""
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def with_suggestions(keys, options) -> str:
+    """Unknown ``keys`` joined for an error message, each with the closest of ``options``."""
+    return ", ".join(f"{key}{did_you_mean(key, options)}" for key in keys)
+
+
 def set_value(config: dict[str, Any], dotted: str, value: Any) -> None:
     """Set an existing dotted key (``train.epochs``); an unknown key is an error that suggests the closest one."""
     parts = dotted.split(".")
@@ -125,8 +136,7 @@ def set_value(config: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(node, dict) or part not in node:
             where = ".".join(parts[:depth]) or "the config"
             options = list(node) if isinstance(node, dict) else []
-            close = difflib.get_close_matches(part, options, n=1)
-            hint = f" (did you mean {'.'.join(parts[:depth] + close)}?)" if close else ""
+            hint = did_you_mean(part, options, prefix="".join(f"{p}." for p in parts[:depth]))
             raise UnknownKeyError(f"unknown config key '{dotted}': {where} has no key '{part}'{hint}.")
         if depth == len(parts) - 1:
             node[part] = value

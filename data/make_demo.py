@@ -215,7 +215,7 @@ def _assign_splits(video_ids: list[str], rng: np.random.Generator) -> dict[str, 
     return splits
 
 
-def make_demo(out: str | Path, *, seed: int = 0, identities: int = 200, fakes_per_generator: int = 300) -> Path:
+def make_demo(out: str | Path, *, seed: int = 0, identities: int = 120, fakes_per_generator: int = 180) -> Path:
     """Write the demo dataset under ``out`` and return the path of its CSV."""
     if identities < 3:
         raise ValueError(f"the demo needs at least 3 identities per source dataset (one per split); got {identities}.")
@@ -298,10 +298,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", help="output folder (created)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--identities", type=int, default=200, help="real identities (one 4-frame video each) per source dataset"
+        "--identities", type=int, default=120, help="real identities (one 4-frame video each) per source dataset"
     )
     parser.add_argument(
-        "--fakes-per-generator", type=int, default=300, help="fake images per generator (both source datasets together)"
+        "--fakes-per-generator", type=int, default=180, help="fake images per generator (both source datasets together)"
     )
     return parser
 

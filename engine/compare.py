@@ -147,9 +147,13 @@ def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mappin
             "gflops_per_image": costs[run]["gflops_per_image"],
         }
         numbers[run.row_name] = entry
-        row = [run.row_name] + [report._fmt(aucs[c], True) for c in columns] + [report._fmt(entry["avg"], True)]
-        row += [report._fmt(unseen, True)] if with_folds else []
-        row += [report._fmt(entry["overall"], True), f"{entry['parameters'] / 1e6:.2f}"]
+        row = (
+            [run.row_name]
+            + [report.format_or_na(aucs[c], percent=True) for c in columns]
+            + [report.format_or_na(entry["avg"], percent=True)]
+        )
+        row += [report.format_or_na(unseen, percent=True)] if with_folds else []
+        row += [report.format_or_na(entry["overall"], percent=True), f"{entry['parameters'] / 1e6:.2f}"]
         row += [f"{entry['gflops_per_image']:.2f}"]
         rows.append(row)
     return header, rows, numbers

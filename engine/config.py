@@ -6,7 +6,6 @@ switches) and the engine's sections. Paths inside a file are read relative to th
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from common.config import (  # noqa: F401 - re-exported: the engine's one config
     REPO_ROOT,
     coerce_value,
     deep_merge,
+    did_you_mean,
     parse_override,
     read_config_file,
     resolve_config_path,
@@ -149,15 +149,13 @@ def _check_sections(content: Mapping[str, Any], where: str) -> None:
                 raise ConfigError(f"the 'model' section of {where} must be a mapping.")
             continue
         if section not in DEFAULTS:
-            close = difflib.get_close_matches(section, list(DEFAULTS) + ["model"], n=1)
-            hint = f" (did you mean {close[0]}?)" if close else f" (known: model, {', '.join(DEFAULTS)})"
+            hint = did_you_mean(section, [*DEFAULTS, "model"]) or f" (known: model, {', '.join(DEFAULTS)})"
             raise UnknownKeyError(f"{where} has an unknown section '{section}'{hint}.")
         if not isinstance(values, dict):
             raise ConfigError(f"section '{section}' of {where} must be a mapping.")
         for key in values:
             if key not in DEFAULTS[section]:
-                close = difflib.get_close_matches(key, DEFAULTS[section], n=1)
-                hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+                hint = did_you_mean(key, DEFAULTS[section], prefix=f"{section}.")
                 raise UnknownKeyError(f"{where} has an unknown key '{section}.{key}'{hint}.")
 
 

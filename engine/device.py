@@ -34,3 +34,13 @@ def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -
     """uint8 batch -> device (non-blocking from pinned memory), channels-last if asked; the model does the rest."""
     images = images.to(device, non_blocking=True)
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def compile_model(model: torch.nn.Module, mode: str | bool | None = None) -> torch.nn.Module:
+    """``torch.compile`` with the project's settings: ``mode`` is a torch.compile mode name, or True / "default" /
+    None for the default. A part that fails to compile runs eager (dynamo's ``suppress_errors``) rather than stopping
+    a run; ``tools/benchmark.py`` reports the graph breaks so that a compiled number is not silently eager."""
+    import torch._dynamo as dynamo
+
+    dynamo.config.suppress_errors = True
+    return torch.compile(model, mode=None if mode in (None, True, "default") else mode)

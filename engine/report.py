@@ -83,12 +83,14 @@ def evaluate_groups(
     return results
 
 
-def _fmt(value, percent: bool) -> str:
+def format_or_na(value, spec: str = ".4f", *, percent: bool = False) -> str:
+    """The one formatter of printed numbers: "n/a" for a missing or NaN value (never a silent 0 or "nan"), else
+    ``value`` in ``spec`` (``percent``: times 100, two decimals, as every table prints scores)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if percent:
         return f"{100 * value:.2f}"
-    return str(value)
+    return format(value, spec) if spec else str(value)
 
 
 def metrics_rows(
@@ -107,13 +109,13 @@ def metrics_rows(
     noted: dict[str, list[tuple[str, str]]] = {}
     for group, entry in results.items():
         clean = entry["clean"]
-        row = [group_label(group)] + [_fmt(clean.get(key), pct) for key, _, pct in TABLE_COLUMNS]
+        row = [group_label(group)] + [format_or_na(clean.get(key), "", percent=pct) for key, _, pct in TABLE_COLUMNS]
         if has_ci:
             ci = clean.get("auc_ci95")
             row.insert(header.index("AUC 95% CI"), f"{100 * ci[0]:.2f}-{100 * ci[1]:.2f}" if ci else "n/a")
         if has_video:
-            row.append(_fmt(clean.get("video_auc"), True))
-        row += [_fmt(entry[name].get("auc"), True) for name in perturbations]
+            row.append(format_or_na(clean.get("video_auc"), percent=True))
+        row += [format_or_na(entry[name].get("auc"), percent=True) for name in perturbations]
         if clean.get("na_reason"):
             notes.append(f"n/a: {group_label(group)}: {clean['na_reason']}")
         elif clean.get("na_reasons"):

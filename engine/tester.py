@@ -19,7 +19,7 @@ from data.perturb import Perturbation
 from data.protocols import OVERALL, load_protocol, require, resolve
 from data.schema import SchemaError, SplitTable, load_table
 from data.targets import FINE_LEVELS
-from model import build_model
+from model import build_model, without_downloads
 
 from . import report
 from .checkpoint import read_checkpoint
@@ -95,7 +95,7 @@ def load_detector_with_info(path: str | Path, requested_config: Mapping[str, Any
         config = obj["config"]
         if requested_config is not None:
             check_model_config(config["model"], requested_config["model"], str(path))
-        model_config = {**config["model"], "pretrained": False, "pretrained-file": None}
+        model_config = without_downloads(config["model"])
         model = build_model(model_config)
         missing, unexpected = model.load_state_dict(obj["model"], strict=False)
         if missing or unexpected:
@@ -358,7 +358,8 @@ def write_report(
 
 
 def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
+    text = report.format_or_na(value, percent=True)
+    return text if text == "n/a" else f"{text}%"
 
 
 def evaluate_checkpoint(
@@ -579,9 +580,8 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None, i
 
 
 def _fmt_mean_std(mean, std) -> str:
-    if mean is None:
-        return "n/a"
-    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+    text = report.format_or_na(mean, percent=True)
+    return text + (f" ± {100 * std:.2f}" if mean is not None and std is not None else "")
 
 
 def evaluate_runs(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import random
 import signal
@@ -38,12 +37,13 @@ from loss_folder import build_loss
 from model import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .device import autocast, resolve_precision, to_device
+from .device import autocast, compile_model, resolve_precision, to_device
 from .distributed import DistInfo, barrier, device_for, gather_objects
 from .inference import Predictions, score_loader
 from .logger import RunRecorder
 from .metrics import calibrate_threshold, compute_metrics, is_better
 from .optim import build_ema, build_optimizer, build_scheduler
+from .report import format_or_na
 from .run import code_version
 
 log = logging.getLogger("cael")
@@ -317,11 +317,7 @@ class Trainer:
         self.model = model
         compile_mode = config["train"]["compile"]
         if compile_mode:
-            import torch._dynamo as dynamo
-
-            dynamo.config.suppress_errors = True  # fall back to eager where compilation fails
-            mode = compile_mode if isinstance(compile_mode, str) else None
-            self.model = torch.compile(model, mode=mode)
+            self.model = compile_model(model, compile_mode)
 
     # ----------------------------------------------------------- checkpoints
     def _checkpoint(
@@ -638,9 +634,9 @@ class Trainer:
             )
             log.info(
                 f"epoch {state.epoch + 1}/{train_cfg['epochs']}: train loss {record['train_loss']:.4f}, "
-                f"val loss {_fmt(record['val_loss'])}, val AUC {_fmt(record.get('val_auc'))}, val acc "
-                f"{_fmt(record.get('val_acc'))}, "
-                f"{_fmt(record['train_images_per_s'], '.0f')} img/s{skipped}" + (" (best)" if improved else "")
+                f"val loss {format_or_na(record['val_loss'])}, val AUC {format_or_na(record.get('val_auc'))}, val acc "
+                f"{format_or_na(record.get('val_acc'))}, "
+                f"{format_or_na(record['train_images_per_s'], '.0f')} img/s{skipped}" + (" (best)" if improved else "")
             )
             state.epoch += 1
             if improved:
@@ -658,10 +654,6 @@ class Trainer:
             "best_epoch": state.best_epoch,
             "last": state.history[-1] if state.history else None,
         }
-
-
-def _fmt(value, spec: str = ".4f") -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
 def load_resume(path: str | Path) -> tuple[dict[str, Any], Path]:

@@ -17,6 +17,7 @@ from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
+from common.config import with_suggestions
 from common.errors import ConfigError, UnknownKeyError
 
 from .backbone import build_backbones
@@ -395,13 +396,7 @@ def resolve_cael_config(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults; one clear error for an unknown or a missing key."""
     unknown = sorted(set(config) - set(CAEL_CONFIG_DEFAULTS))
     if unknown:
-        import difflib
-
-        hints = [
-            f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, CAEL_CONFIG_DEFAULTS, 1)) else k
-            for k in unknown
-        ]
-        raise UnknownKeyError(f"unknown CAEL model config key(s): {', '.join(hints)}.")
+        raise UnknownKeyError(f"unknown CAEL model config key(s): {with_suggestions(unknown, CAEL_CONFIG_DEFAULTS)}.")
     resolved = {**CAEL_CONFIG_DEFAULTS, **config}
     missing = [k for k, v in resolved.items() if v is None and k != "pretrained-file"]
     if missing:

@@ -243,13 +243,13 @@ def load_released_checkpoint(path_or_state_dict, config):
 
     ``config``: a run config or its model section, a config YAML path or bundled name, or None (the released one).
     """
-    from .registry import build_model, model_config_from_file
+    from .registry import build_model, model_config_from_file, without_downloads
 
     if config is None or isinstance(config, (str, Path)):
         config = {"model": model_config_from_file(config or RELEASED_CONFIG)}
     config = dict(config) if "model" in config else {"model": dict(config)}
     # The checkpoint supplies every weight: build the backbone without downloading anything.
-    config["model"] = {**config["model"], "pretrained": False, "pretrained-file": None}
+    config["model"] = without_downloads(config["model"])
     model = build_model(config["model"])
     state_dict, source = _read(path_or_state_dict)
     converted, dropped = convert_released_state_dict(state_dict, model.state_dict())

@@ -28,6 +28,7 @@ from torch import nn
 from common.errors import UsageError, UserError
 
 from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_checkpoint_file
+from .registry import without_downloads
 
 ONNX_FILE = "model.onnx"
 VALIDATION_SHOWN = (
@@ -50,7 +51,7 @@ class ExportError(UserError):
 # ----------------------------------------------------------------------------------------------- the folder
 def folder_config(pretrained: Pretrained) -> dict[str, Any]:
     """The content of config.yaml: everything needed to use the weights exactly as they were trained."""
-    model_config = {**pretrained.config["model"], "pretrained": False, "pretrained-file": None}
+    model_config = without_downloads(pretrained.config["model"])
     metadata = pretrained.metadata
     return {
         "format": FOLDER_FORMAT,

@@ -19,7 +19,7 @@ from torch import nn
 from common.checkpoint import read_checkpoint
 from common.errors import UserError
 
-from .registry import build_model
+from .registry import build_model, without_downloads
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -137,7 +137,7 @@ def read_folder_config(folder: str | Path) -> dict[str, Any]:
 
 def _build(model_config: dict[str, Any], state_dict: dict[str, Any], source: str) -> nn.Module:
     # Trained weights replace the backbone's: never download ImageNet weights to throw them away.
-    model = build_model({**model_config, "pretrained": False, "pretrained-file": None})
+    model = build_model(without_downloads(model_config))
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     if missing or unexpected:
         raise PretrainedError(

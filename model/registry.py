@@ -47,6 +47,12 @@ def build_model(config: dict[str, Any] | str | os.PathLike) -> nn.Module:
     return _MODELS[name](check_model_config(dict(model_config)))
 
 
+def without_downloads(model_config: dict[str, Any]) -> dict[str, Any]:
+    """The model config for weights that come from elsewhere (a checkpoint, an export): no pretrained download and
+    no weights file, so that building the network to load them into needs no internet and no file."""
+    return {**model_config, "pretrained": False, "pretrained-file": None}
+
+
 def model_defaults(name: str) -> dict[str, Any]:
     """Every config key of a registered model with its default (``None`` where the key is required)."""
     if name not in _MODELS:

@@ -17,7 +17,7 @@ from common.cli import run
 from common.config import MODEL_CONFIG_DIR, parse_override, set_value
 from common.errors import ConfigError, UsageError
 
-from .registry import build_model, check_model_config, model_config_from_file
+from .registry import build_model, check_model_config, model_config_from_file, without_downloads
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -67,7 +67,7 @@ def summarize(model: torch.nn.Module, image_size: int) -> dict:
 
 def summarize_model_config(model_config: dict) -> dict:
     """``summarize`` of the detector a model config describes, built with random weights (no download)."""
-    model = build_model({**model_config, "pretrained": False, "pretrained-file": None})
+    model = build_model(without_downloads(model_config))
     return summarize(model, model_config["image-size"])
 
 

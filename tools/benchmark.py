@@ -25,10 +25,10 @@ import torch  # noqa: E402
 
 from common.errors import UsageError  # noqa: E402
 from engine.config import load_config  # noqa: E402
-from engine.device import autocast, to_device  # noqa: E402
+from engine.device import autocast, compile_model, to_device  # noqa: E402
 from engine.optim import build_optimizer  # noqa: E402
 from loss_folder import build_loss  # noqa: E402
-from model import build_model  # noqa: E402
+from model import build_model, without_downloads  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -37,16 +37,13 @@ def _sync(device: torch.device) -> None:
 
 
 def build(config: dict, args, device: torch.device):
-    model = build_model({**config["model"], "pretrained": False, "pretrained-file": None}).to(device)
+    model = build_model(without_downloads(config["model"])).to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     compiled = False
     runner = model
     if args.compile:
-        import torch._dynamo as dynamo
-
-        dynamo.config.suppress_errors = True  # fall back to eager where compilation fails
-        runner = torch.compile(model, mode=None if args.compile == "default" else args.compile)
+        runner = compile_model(model, args.compile)
         compiled = True
     optimizer = build_optimizer(model, config["optim"], device) if args.mode == "train" else None
     criterion = build_loss({"name": "ce"}).to(device)

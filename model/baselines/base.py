@@ -6,12 +6,12 @@ scale and normalisation inside ``forward`` (``PixelNormalizer``), and returns (B
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import torch
 from torch import nn
 
+from common.config import with_suggestions
 from common.errors import UserError
 
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, PixelNormalizer
@@ -29,11 +29,9 @@ def resolve_model_config(config: dict[str, Any], defaults: dict[str, Any]) -> di
     name = defaults["name"]
     unknown = sorted(set(config) - set(defaults))
     if unknown:
-        hints = [
-            f"{key} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key, defaults, 1)) else key
-            for key in unknown
-        ]
-        raise ModelConfigError(f"unknown {name} model config key(s): {', '.join(hints)}; remove or rename them.")
+        raise ModelConfigError(
+            f"unknown {name} model config key(s): {with_suggestions(unknown, defaults)}; remove or rename them."
+        )
     resolved = {**defaults, **config}
     missing = [key for key, value in resolved.items() if value is None and key != "pretrained-file"]
     if missing:
