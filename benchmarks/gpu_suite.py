@@ -72,99 +72,38 @@ def prepare(dry: bool) -> tuple[Path, Path | None, str | None]:
 
 def settings(dry: bool, jpeg_csv: Path, cache_csv: Path | None) -> dict[str, list[str]]:
     """Every setting by name, in the order of their importance (run_gpu.sh picks groups of them by name)."""
-    if dry:  # the same code paths, tiny, on the CPU
-        base = ["--config", "cael_demo", "--warmup", "1", "--steps", "2", "--device", "cpu"]
-        fast = ["--channels-last"]  # fp32: bf16 on a CPU without bf16 units is slow, and only the paths matter here
-        small = ["--set", "model.image-size=64", "--workers", "0"]
-        return {
-            "train-bf16-cl-b8": [*base, "--mode", "train", "--batch", "8", *fast],
-            "infer-bf16-cl-b8": [*base, "--mode", "infer", "--batch", "8", *fast],
-            "train-bf16-cl-b8-e2e-jpeg": [
-                *base,
-                "--mode",
-                "train",
-                "--batch",
-                "8",
-                *fast,
-                "--source",
-                str(jpeg_csv),
-                *small,
-            ],
-            "train-bf16-cl-b8-e2e-cache": [
-                *base,
-                "--mode",
-                "train",
-                "--batch",
-                "8",
-                *fast,
-                "--source",
-                str(cache_csv),
-                *small,
-            ],
-            "train-bf16-cl-b8-compile": [*base, "--mode", "train", "--batch", "8", *fast, "--compile"],
-            "infer-bf16-cl-b8-compile": [*base, "--mode", "infer", "--batch", "8", *fast, "--compile"],
-        }
-    base = ["--config", "cael_released", "--warmup", "5", "--steps", "20"]
-    compiled = ["--config", "cael_released", "--warmup", "3", "--steps", "20"]
-    fast = ["--precision", "bf16", "--channels-last"]
-    loader = ["--workers", "14"]
+    if dry:  # the same code paths, tiny, on the CPU; fp32: bf16 on a CPU without bf16 units is slow
+        common = ["--config", "cael_demo", "--device", "cpu", "--channels-last"]
+        warm, batch, small = ["--warmup", "1", "--steps", "2"], "8", ["--set", "model.image-size=64", "--workers", "0"]
+        jpeg, cache, name = [*small, "--source", str(jpeg_csv)], [*small, "--source", str(cache_csv)], "fp32-cl-b8"
+    else:  # released hyper-parameters at 224 px, bf16 autocast, channels-last
+        common = ["--config", "cael_released", "--precision", "bf16", "--channels-last"]
+        warm, batch, name = ["--warmup", "5", "--steps", "20"], "256", "bf16-cl-b256"
+        jpeg, cache = ["--source", str(jpeg_csv), "--workers", "14"], ["--source", str(cache_csv), "--workers", "14"]
+    compiled_warm = warm if dry else ["--warmup", "3", "--steps", "20"]
+
+    def setting(mode: str, *extra: str, size: str = batch, warmup: list[str] = warm) -> list[str]:
+        return [*common, *warmup, "--mode", mode, "--batch", size, *extra]
+
     runs = {
-        "train-bf16-cl-b256": [*base, "--mode", "train", "--batch", "256", *fast],
-        "infer-bf16-cl-b256": [*base, "--mode", "infer", "--batch", "256", *fast],
-        "infer-bf16-cl-b128": [*base, "--mode", "infer", "--batch", "128", *fast],
-        "train-bf16-cl-b256-e2e-jpeg": [
-            *base,
-            "--mode",
-            "train",
-            "--batch",
-            "256",
-            *fast,
-            "--source",
-            str(jpeg_csv),
-            *loader,
-        ],
-        "infer-bf16-cl-b256-e2e-jpeg": [
-            *base,
-            "--mode",
-            "infer",
-            "--batch",
-            "256",
-            *fast,
-            "--source",
-            str(jpeg_csv),
-            *loader,
-        ],
-        "train-bf16-cl-b256-compile": [*compiled, "--mode", "train", "--batch", "256", *fast, "--compile"],
-        "infer-bf16-cl-b256-compile": [*compiled, "--mode", "infer", "--batch", "256", *fast, "--compile"],
-        "infer-bf16-cl-b256-cudagraphs": [
-            *compiled,
-            "--mode",
-            "infer",
-            "--batch",
-            "256",
-            *fast,
-            "--compile",
-            "reduce-overhead",
-        ],
-        "train-fp32-b32": [*base, "--mode", "train", "--batch", "32"],
-        "train-bf16-cl-b128": [*base, "--mode", "train", "--batch", "128", *fast],
+        f"train-{name}": setting("train"),
+        f"infer-{name}": setting("infer"),
+        f"train-{name}-e2e-jpeg": setting("train", *jpeg),
+        f"infer-{name}-e2e-jpeg": setting("infer", *jpeg),
+        f"train-{name}-compile": setting("train", "--compile", warmup=compiled_warm),
+        f"infer-{name}-compile": setting("infer", "--compile", warmup=compiled_warm),
+        f"infer-{name}-cudagraphs": setting("infer", "--compile", "reduce-overhead", warmup=compiled_warm),
     }
+    if not dry:
+        runs["infer-bf16-cl-b128"] = setting("infer", size="128")
+        runs["train-bf16-cl-b128"] = setting("train", size="128")
+        runs["train-fp32-b32"] = ["--config", "cael_released", *warm, "--mode", "train", "--batch", "32"]
     if cache_csv is not None:
-        runs["train-bf16-cl-b256-e2e-cache"] = [
-            *base,
-            "--mode",
-            "train",
-            "--batch",
-            "256",
-            *fast,
-            "--source",
-            str(cache_csv),
-            *loader,
-        ]
+        runs[f"train-{name}-e2e-cache"] = setting("train", *cache)
     return runs
 
 
-PROFILED = {"train-bf16-cl-b256-compile", "train-bf16-cl-b8-compile"}
+PROFILED = {"train-bf16-cl-b256-compile", "train-fp32-cl-b8-compile"}
 
 
 def main(argv=None) -> dict:

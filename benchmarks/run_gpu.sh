@@ -70,9 +70,9 @@ if [ -z "$dry" ]; then
   suite e2e 120 train-bf16-cl-b256-e2e-jpeg,train-bf16-cl-b256-e2e-cache,infer-bf16-cl-b256-e2e-jpeg
   suite compile-train 330 train-bf16-cl-b256-compile
 else
-  suite eager 300 train-bf16-cl-b8,infer-bf16-cl-b8
-  suite e2e 300 train-bf16-cl-b8-e2e-jpeg,train-bf16-cl-b8-e2e-cache
-  suite compile-train 600 train-bf16-cl-b8-compile
+  suite eager 300 train-fp32-cl-b8,infer-fp32-cl-b8
+  suite e2e 300 train-fp32-cl-b8-e2e-jpeg,train-fp32-cl-b8-e2e-cache
+  suite compile-train 600 train-fp32-cl-b8-compile
 fi
 
 # 3. the demo end to end (python train.py, then python test.py), with its wall time
@@ -96,7 +96,7 @@ if [ -z "$dry" ]; then
   suite compile-infer 120 infer-bf16-cl-b256-compile
   suite cudagraphs 180 infer-bf16-cl-b256-cudagraphs
 else
-  suite compile-infer 600 infer-bf16-cl-b8-compile
+  suite compile-infer 600 infer-fp32-cl-b8-compile
 fi
 echo "total: ${SECONDS}s of a ${budget}s budget, exit $status" | tee -a "$out/steps.log"
 exit $status
