@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from runs import quick_args
 
 import predict
 import test as test_script
@@ -27,26 +28,15 @@ from model import build_model
 from model.export import ExportError, export_folder, push_folder
 from model.hub import PretrainedError, load_pretrained
 
-QUICK = [
-    "--config",
-    "cael_demo",
-    "--set",
-    "data.workers=0",
-    "--set",
-    "train.batch-size=8",
-    "--set",
-    "train.epochs=1",
-    "--set",
-    "train.max-steps-per-epoch=3",
-    "--set",
-    "eval.batch-size=64",
-    "--set",
-    "model.fine-grained-heads=true",
-    "--set",
-    "model.level3-num-classes=6",
-    "--set",
-    "loss.name=multitask",
-]
+# the shared quick run (tests/runs.py), one epoch of 3 steps with the demo config's own augmentation
+QUICK = quick_args(
+    train__epochs=1,
+    train__max_steps_per_epoch=3,
+    data__augment="[{name: hflip, p: 0.5}]",
+    model__fine_grained_heads="true",
+    model__level3_num_classes=6,
+    loss__name="multitask",
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from csv_rows import read_rows, write_rows
+from runs import quick_args
 
 import test as test_script
 import train
@@ -16,20 +17,8 @@ from data.perturb import parse_perturbations
 from data.protocols import ProtocolError
 from engine.tester import CheckpointMismatchError, evaluate_runs
 
-QUICK = [
-    "--config",
-    "cael_demo",
-    "--set",
-    "data.workers=0",
-    "--set",
-    "train.batch-size=8",
-    "--set",
-    "train.epochs=1",
-    "--set",
-    "train.max-steps-per-epoch=3",
-    "--set",
-    "eval.batch-size=64",
-]
+# the shared quick run (tests/runs.py), one epoch of 3 steps with the demo config's own augmentation
+QUICK = quick_args(train__epochs=1, train__max_steps_per_epoch=3, data__augment="[{name: hflip, p: 0.5}]")
 
 
 @pytest.fixture(scope="module")
