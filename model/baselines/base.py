@@ -84,9 +84,22 @@ class Detector(nn.Module):
         return self.forward_head(self.forward_features(pixels))
 
 
+HEAD_INIT_STD = 0.02
+
+
+def init_new_head(head: nn.Module) -> None:
+    """Initialise a new (B, num-classes) linear classifier: weights ~ N(0, 0.02), zero bias (CNNDetection's and
+    UnivFD's choice). The head never comes with the pretrained weights (it has num-classes outputs, not ImageNet's
+    1,000), and timm's own initialisation is scaled for 1,000 classes: the TF EfficientNets draw a two-way head from
+    U(-0.71, 0.71), whose logits start at a standard deviation of 6-9 and a loss of 3-5."""
+    nn.init.normal_(head.weight, std=HEAD_INIT_STD)
+    nn.init.zeros_(head.bias)
+
+
 class TimmDetector(Detector):
-    """A timm classification network with a new (B, num-classes) head; its normalisation is timm's record of the
-    network's own training (``pretrained_cfg`` mean and std), so pretrained weights see what they were trained on."""
+    """A timm classification network with a new (B, num-classes) head (``init_new_head``); its normalisation is
+    timm's record of the network's own training (``pretrained_cfg`` mean and std), so pretrained weights see what
+    they were trained on."""
 
     # timm options passed through from the model config (config key -> timm keyword), set by subclasses.
     timm_options: dict[str, str] = {"drop-rate": "drop_rate"}
@@ -107,6 +120,7 @@ class TimmDetector(Detector):
         cfg = network.pretrained_cfg
         super().__init__(resolved, mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD))
         self.network = network
+        init_new_head(network.get_classifier())
 
     def extra_timm_options(self, config: dict[str, Any]) -> dict[str, Any]:
         return {}

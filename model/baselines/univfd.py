@@ -17,7 +17,7 @@ from torch import nn
 
 from ..pretrained import MissingWeightsFileError, PretrainedWeightsError, require_hub
 from ..registry import register_model
-from .base import COMMON_DEFAULTS, Detector, ModelConfigError
+from .base import COMMON_DEFAULTS, Detector, ModelConfigError, init_new_head
 
 # CLIP's pixel statistics (openai/CLIP clip.py, _transform).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -97,8 +97,7 @@ class UnivFD(Detector):
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         self.probe = nn.Linear(self.config["projection-dim"], self.num_classes)
-        nn.init.normal_(self.probe.weight, std=0.02)  # UnivFD's probe initialisation
-        nn.init.zeros_(self.probe.bias)
+        init_new_head(self.probe)  # UnivFD's probe initialisation
 
     def train(self, mode: bool = True) -> "UnivFD":
         super().train(mode)
