@@ -165,3 +165,19 @@ def test_torchrun_single_process_goes_through_ddp_and_test_py_reads_its_checkpoi
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     metrics = json.loads(next(run.glob("eval-*/metrics.json")).read_text())
     assert metrics
+
+
+def test_mtcnn_face_detection_on_cuda_matches_the_cpu():
+    import numpy as np
+    import skimage.data as skimage_data
+
+    from data.extract_faces import build_detector
+
+    portrait = skimage_data.astronaut()
+    frames = [np.ascontiguousarray(np.roll(portrait, 4 * i, axis=1)) for i in range(8)]
+    on_cpu = build_detector("mtcnn", "cpu").detect(frames, landmarks=True)
+    on_cuda = build_detector("mtcnn", "cuda").detect(frames, landmarks=True)
+    assert [len(found) for found in on_cuda] == [len(found) for found in on_cpu] == [1] * 8
+    for cpu, cuda in zip(on_cpu, on_cuda):
+        assert np.allclose(cpu[0].box, cuda[0].box, atol=1.0) and abs(cpu[0].score - cuda[0].score) < 1e-3
+        assert np.allclose(cpu[0].landmarks, cuda[0].landmarks, atol=1.0)

@@ -203,6 +203,54 @@ def test_dlib_cnn_detector_and_its_model_package(monkeypatch):
         ef.dlib_model_file("cnn_detector")
 
 
+def iou(a, b) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return ef.build_detector("mtcnn")
+
+
+def test_mtcnn_finds_the_real_faces_in_one_batch_with_eye_landmarks(mtcnn):
+    portrait = skimage_data.astronaut()
+    mirrored = np.ascontiguousarray(portrait[:, ::-1])
+    blank = np.asarray(Image.fromarray(skimage_data.coffee()).resize((512, 512)))
+    batched = mtcnn.detect([portrait, mirrored, blank], landmarks=True)
+    assert [len(found) for found in batched] == [1, 1, 0]
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    for found, truth in zip(batched, [ASTRONAUT_FACE, (512 - x1, y0, 512 - x0, y1)]):
+        (face,) = found
+        assert iou(face.box, truth) >= 0.5 and face.score > 0.99
+        (left_x, left_y), (right_x, right_y) = face.landmarks  # ordered by x, inside the box, about level
+        assert face.box[0] < left_x < right_x < face.box[2] and abs(left_y - right_y) < 10
+    # The batched call answers as one call per image does; without landmarks none are returned.
+    single = [mtcnn.detect([image])[0] for image in (portrait, mirrored)]
+    assert [[d.box for d in found] for found in single] == [[d.box for d in found] for found in batched[:2]]
+    assert all(d.landmarks is None for found in single for d in found)
+    # Images of different sizes (a folder of frames) go one by one.
+    assert [len(found) for found in mtcnn.detect([portrait, portrait[:300]])] == [1, 1]
+
+
+def test_mtcnn_crops_video_frames_aligned_and_explains_a_missing_gpu(tmp_path, mtcnn, monkeypatch):
+    path = write_video(tmp_path / "two.mp4", shifted(two_faces(), 6))
+    settings = ef.ExtractionSettings(detector="mtcnn", frames=2, size=32, align=True)
+    faces = list(ef.faces_in_video(path, mtcnn, settings, batch_size=2))
+    assert [(f.frame, f.face_index) for f in faces] == [(0, 0), (0, 1), (5, 0), (5, 1)]
+    assert all(f.crop.shape == (32, 32, 3) for f in faces)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ef.ExtractionError, match="'mtcnn' on 'cuda'.*no CUDA device.*--device cpu"):
+        ef.build_detector("mtcnn", device="cuda")
+    with pytest.raises(ef.ExtractionError, match="'gpu' is not a device"):
+        ef.build_detector("mtcnn", device="gpu")
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # not installed
+    with pytest.raises(ef.ExtractionError, match="pip install facenet-pytorch==2.5.3"):
+        ef.build_detector("mtcnn")
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
