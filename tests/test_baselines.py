@@ -87,6 +87,20 @@ def test_detector_builds_offline_and_takes_uint8_rgb(name, demo_batch):
         detector(images.permute(0, 2, 3, 1))
 
 
+@pytest.mark.parametrize("name", ["xception", "efficientnet_b4", "cnndet", "efficientnet_sobel", "univfd"])
+def test_a_new_head_starts_small_so_the_first_loss_is_near_log_2(name, demo_batch):
+    # timm's TF EfficientNets draw a 2-way head from U(-0.71, 0.71) (scaled for 1,000 classes): logit std 6-9.
+    torch.manual_seed(0)
+    detector = build_model(TINY[name]).eval()
+    head = detector.probe if name == "univfd" else detector.network.get_classifier()
+    assert abs(head.weight.std().item() - 0.02) < 0.005 and not head.bias.any()
+    with torch.no_grad():
+        logits = detector(_resize(demo_batch[0], detector.image_size))
+    assert logits.std().item() < 0.5, logits
+    loss = torch.nn.functional.cross_entropy(logits, demo_batch[1]).item()
+    assert abs(loss - np.log(2)) < 0.2, loss
+
+
 # No dropout in the few-steps test: with 8 images, its noise is larger than 4 steps of learning.
 NO_DROPOUT = {"dropout": 0.0, "emb-dropout": 0.0, "drop-path-rate": 0.0, "drop-rate": 0.0}
 
