@@ -62,6 +62,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "accumulate": 1,  # micro-batches per optimizer step
         "ema": False,  # keep an exponential moving average of the weights (validated, saved)
         "ema-decay": 0.999,
+        "precise-bn": 0,  # before each validation, recompute batch-norm statistics on this many training images; 0: off
         "select-metric": "auc",  # validation metric that picks best.pt (any of engine/metrics.py, or loss)
         "patience": 0,  # early stopping after this many epochs without improvement; 0: off
         "checkpoint-every-steps": 0,  # also write last.pt every N optimizer steps inside an epoch; 0: off

@@ -160,6 +160,7 @@ class TrainData:
     class_counts: np.ndarray  # training rows per class (real, fake), for class-weighted losses
     class_names: dict[str, list[str]] = field(default_factory=dict)  # fine-grained level -> its class names
     table: SplitTable | None = None  # the CSV the rows come from (video and frame keys of validation); None: no CSV
+    bn_loader: DataLoader | None = None  # train.precise-bn: a fixed subset of training rows, evaluation transforms
 
     def video_keys(self, rows: np.ndarray) -> list[str] | None:
         return self.table.video_keys(rows) if self.table is not None else None
@@ -171,7 +172,9 @@ class TrainData:
 def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
     """The loaders of the protocol's training and validation rows of ``data.csv`` (this rank's share; the test rows
     are never opened), with the fine-grained targets of the model config."""
-    data_cfg, model_cfg = config["data"], config["model"]
+    data_cfg, model_cfg, precise_bn = config["data"], config["model"], config["train"]["precise-bn"]
+    if not isinstance(precise_bn, int) or precise_bn < 0:
+        raise ConfigError(f"train.precise-bn must be a number of training images >= 0 (0: off); got {precise_bn!r}.")
     if not data_cfg["csv"]:
         raise SchemaError("no training data: pass --csv SPLITS.csv (or set data.csv in the config).")
     table = load_table(data_cfg["csv"], data_cfg["root"])
@@ -206,13 +209,24 @@ def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
         world_size=dist.world_size,
     )
     class_counts = np.bincount(table.labels[train_rows], minlength=2)
+    bn_loader = None
+    if precise_bn > 0:
+        # The same seeded subset on every rank (identical statistics without communication), no augmentation.
+        picked = np.random.default_rng(config["train"]["seed"]).permutation(len(train_rows))
+        bn_rows = np.sort(train_rows[picked[:precise_bn]])
+        bn_loader = build_loader(
+            SplitDataset(table, bn_rows, **common),
+            batch_size=int(config["train"]["batch-size"]),
+            train=False,
+            workers=data_cfg["workers"],
+        )
     fold = f" fold {resolved.fold}" if resolved.fold else ""
     log.info(
         f"data: {table.csv_path} protocol {resolved.protocol}{fold}: train {len(train_rows)} rows "
         f"(real {class_counts[0]}, fake {class_counts[1]}), val {len(val_rows)} rows; "
         f"test rows ({len(resolved.test)}) are not read by training"
     )
-    return TrainData(train_loader, val_loader, table.labels, class_counts, class_names, table)
+    return TrainData(train_loader, val_loader, table.labels, class_counts, class_names, table, bn_loader)
 
 
 class Trainer:
@@ -275,6 +289,8 @@ class Trainer:
         self.state = TrainState()
         self.recorder = RunRecorder(self.run_dir, enabled=dist.is_main)
         log.info(describe_setup(self.device, self.precision, config, dist, self.batch_size, self.accumulate))
+        if train_cfg["precise-bn"] and self.data.bn_loader is None:
+            log.warning("train.precise-bn is set but the given data has no bn_loader: running statistics are kept")
         if resume is not None:
             self._load(resume)
         # Each rank draws its own dropout masks; data order and augmentation are seeded separately.
@@ -523,8 +539,41 @@ class Trainer:
         state.step_in_epoch, state.epoch_loss_sum, state.epoch_loss_count, state.epoch_skipped = 0, 0.0, 0, 0
         return result
 
+    _said_no_bn = False
+
+    def recompute_bn_statistics(self, model: torch.nn.Module) -> int:
+        """Precise BN (pycls; Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021): replace the running mean and
+        variance of every batch norm of ``model`` by their exact averages over ``data.bn_loader`` (a fixed subset of
+        training images, evaluation transforms), computed with the rest of the network in evaluation mode (no
+        dropout or drop-path). Running statistics trail fast-changing weights by about 1 / momentum steps; after
+        a short run from random weights they describe an older network and evaluation mode scores near chance.
+        Returns the number of batch norms recomputed. Training itself never reads them (batch statistics)."""
+        norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+        norms = [norm for norm in norms if norm.track_running_stats]
+        if not norms or self.data.bn_loader is None:
+            return 0
+        was_training, momenta = model.training, [norm.momentum for norm in norms]
+        model.eval()
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over the batches below
+            norm.train()
+        with torch.no_grad(), autocast(self.device, self.precision):
+            for batch in self.data.bn_loader:
+                if len(batch["label"]):  # a batch can be empty when data.on-error skips its unreadable images
+                    model(to_device(batch["image"], self.device, self.channels_last))
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        model.train(was_training)
+        return len(norms)
+
     def validate(self) -> tuple[dict[str, Any], Predictions]:
         model = self.ema.module if self.ema is not None else self.model
+        if self.data.bn_loader is not None:
+            bare = self.ema.module if self.ema is not None else self.model_without_ddp
+            if not self.recompute_bn_statistics(bare) and not self._said_no_bn:
+                log.info("train.precise-bn: the model has no batch norm with running statistics; nothing to recompute")
+                self._said_no_bn = True
         predictions = score_loader(
             model, self.val_loader, self.device, precision=self.precision, channels_last=self.channels_last
         )

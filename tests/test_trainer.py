@@ -3,13 +3,14 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from data.loader import build_loader
 from engine.checkpoint import load_checkpoint
-from engine.config import load_config
+from engine.config import ConfigError, load_config
 from engine.distributed import DistInfo
 from engine.trainer import TrainData, Trainer
 from loss_folder import logits_of
@@ -92,3 +93,59 @@ def test_the_loop_trains_injected_components_without_a_csv(tmp_path, tiny_config
     last = load_checkpoint(run / "last.pt")
     assert last["kind"] == "last" and last["step"] == 8 and last["class_names"] == {}
     assert last["config"]["data"]["csv"] is None
+
+
+class ConvDropBn(torch.nn.Module):
+    """conv -> dropout -> batch norm -> linear: dropout before the norm shows whether recomputing runs it."""
+
+    num_classes = 2
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.drop = torch.nn.Conv2d(3, 4, 3), torch.nn.Dropout(0.5)
+        self.norm, self.head = torch.nn.BatchNorm2d(4, momentum=0.1), torch.nn.Linear(4, 2)
+
+    def features(self, images):
+        return self.conv(images.float() / 255)
+
+    def forward(self, images):
+        return self.head(self.norm(self.drop(self.features(images))).mean((2, 3)))
+
+
+def test_precise_bn_recomputes_the_running_statistics_on_the_subset_in_evaluation_mode(tmp_path):
+    config = load_config(None, {"train.device": "cpu", "train.batch-size": 8, "train.precise-bn": 16})
+    data = in_memory_data(config)
+    subset = InMemoryFaces(data.train_loader.dataset.images, data.labels, range(16))
+    data.bn_loader = build_loader(subset, batch_size=8, train=False, workers=0)
+    torch.manual_seed(0)
+    model = ConvDropBn()
+    trainer = Trainer(config, tmp_path, DistInfo(), data=data, model=model)
+    model.train()
+    assert trainer.recompute_bn_statistics(model) == 1
+    with torch.no_grad():  # the expected values: per-batch statistics without dropout, averaged over the 2 batches
+        batches = [model.features(subset.images[i : i + 8]) for i in (0, 8)]
+    expected_mean = torch.stack([b.mean((0, 2, 3)) for b in batches]).mean(0)
+    expected_var = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches]).mean(0)
+    assert torch.allclose(model.norm.running_mean, expected_mean, atol=1e-5)
+    assert torch.allclose(model.norm.running_var, expected_var, atol=1e-5)
+    assert model.norm.num_batches_tracked.item() == 2 and model.norm.momentum == 0.1  # momentum restored
+    assert model.training and model.drop.training  # the mode it was in
+
+
+def test_precise_bn_runs_before_every_validation_and_is_checked(tmp_path):
+    from runs import quick_args
+
+    import train
+    from data.make_demo import make_demo
+    from engine.trainer import build_data
+
+    demo = make_demo(tmp_path / "demo", identities=12, fakes_per_generator=16)
+    run = tmp_path / "run"
+    train.main(["--csv", str(demo), "--out", str(run), *quick_args(), "--set", "train.precise-bn=20"])
+    weights = load_checkpoint(run / "last.pt")["model"]
+    tracked = {name: int(value) for name, value in weights.items() if name.endswith("num_batches_tracked")}
+    # 20 images in batches of 8: 3 batches counted since the reset before the last validation (not 8 steps)
+    assert tracked and set(tracked.values()) == {3}, tracked
+    config = load_config(None, {"train.precise-bn": -1})
+    with pytest.raises(ConfigError, match="train.precise-bn must be a number of training images >= 0"):
+        build_data(config, DistInfo())
