@@ -1,6 +1,7 @@
-"""Face extraction speed: videos/s and frames/s of ``data.extract_faces`` with the default detector.
+"""Face extraction speed: videos/s and frames/s of ``data.extract_faces`` (default: the default detector).
 
     python benchmarks/extraction_speed.py [--videos 6] [--seconds 10] [--workers 1 2] [--out FILE.json]
+    python benchmarks/extraction_speed.py --detector mtcnn --device cuda --batch-size 32 --workers 1 4 --out F.json
 
 The videos are synthetic 640x360, 25 frames/s mp4 files (MPEG-4 part 2, a keyframe every 50 frames) showing
 scikit-image's astronaut face (moving a little per frame) on one of its face-free photos; 32 frames are sampled
@@ -23,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.extract_faces import ExtractionSettings, extract, library_versions  # noqa: E402
+from data.extract_faces import DETECT_BATCH, ExtractionSettings, extract, library_versions  # noqa: E402
 
 
 def make_video(path: Path, seconds: int, seed: int) -> None:
@@ -50,6 +51,9 @@ def main(argv=None) -> int:
     parser.add_argument("--videos", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--detector", default=ExtractionSettings.detector, help="a registered face detector")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (mtcnn)")
+    parser.add_argument("--batch-size", type=int, default=DETECT_BATCH, help="sampled frames per detector call")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "extraction_speed-cpu.json"))
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cael-extraction-speed-"))
@@ -57,10 +61,18 @@ def main(argv=None) -> int:
     try:
         for number in range(args.videos):
             make_video(work / "videos" / f"{number:03d}.mp4", args.seconds, number)
-        results = {}
+        results, settings = {}, ExtractionSettings(detector=args.detector)
         for workers in args.workers:
             out = work / f"faces-{workers}"
-            summary = extract(work / "videos", out, ExtractionSettings(), workers=workers, progress=False)
+            summary = extract(
+                work / "videos",
+                out,
+                settings,
+                workers=workers,
+                device=args.device,
+                batch_size=args.batch_size,
+                progress=False,
+            )
             results[f"workers={workers}"] = summary
             print(
                 f"workers={workers}: {summary['videos/s']} videos/s, {summary['frames/s']} frames/s, "
@@ -71,7 +83,9 @@ def main(argv=None) -> int:
     record = {
         "command": "python benchmarks/extraction_speed.py " + " ".join(argv or sys.argv[1:]),
         "video": f"{args.videos} videos x {args.seconds} s, 640x360, 25 frames/s, mpeg4",
-        "settings": ExtractionSettings().to_dict(),
+        "settings": settings.to_dict(),
+        "device": args.device,
+        "batch_size": args.batch_size,
         "cpu_threads": os.cpu_count(),
         "load_average": os.getloadavg(),
         "machine": platform.processor() or platform.machine(),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The prepared GPU run (issue "CUDA: prove the main job on a GPU"): acceptance tests, throughput, the demo end to end.
 # Usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry] [STEP...]
-#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs (default: all, in this order of priority)
+#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs, extract (default: all, in this order of
+#   priority). extract: face extraction with mtcnn on the GPU; facenet-pytorch, if the device's Python lacks it,
+#   comes from a wheel carried in .whl/ (pip download facenet-pytorch==2.5.3 --no-deps -d .whl).
 #   BUDGET=seconds (default 560): a step starts only with enough time left for it, so the run ends inside the budget.
 #   TESTS_K=EXPR: only the CUDA tests pytest's -k EXPR selects (e.g. TESTS_K=compiled).
 #   On an H100 (torch 2.11): the CUDA tests take about 250 s four at a time, eager 65 s, e2e 80 s, demo 95 s,
@@ -14,7 +16,7 @@ out=${1:?usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry] [STEP...]}
 shift
 dry=""
 if [ "${1:-}" = "--dry" ]; then dry="--dry"; shift; fi
-steps=${*:-tests eager e2e compile-train demo compile-infer cudagraphs}
+steps=${*:-tests eager e2e compile-train demo compile-infer cudagraphs extract}
 budget=${BUDGET:-560}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -26,6 +28,9 @@ torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() el
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 status=0
+if ! "$py" -c "import facenet_pytorch" 2>/dev/null && ls .whl/facenet_pytorch-*.whl >/dev/null 2>&1; then
+  "$py" -m pip install -q --no-deps .whl/facenet_pytorch-*.whl >> "$out/env.txt" 2>&1  # pure Python, no deps pulled
+fi
 
 # step NAME CAP LOG COMMAND...: runs COMMAND under min(CAP, time left) seconds, its output shown and added to LOG;
 # skipped when under 30 s are left.
@@ -97,6 +102,18 @@ if [ -z "$dry" ]; then
   suite cudagraphs 180 infer-bf16-cl-b256-cudagraphs
 else
   suite compile-infer 600 infer-fp32-cl-b8-compile
+fi
+# 5. face extraction on the GPU: mtcnn batched on CUDA (speed, and its detector benchmark beside the CPU's)
+if wants extract; then
+  if [ -z "$dry" ]; then
+    step extract 120 "$out/extract.log" "$py" benchmarks/extraction_speed.py --detector mtcnn --device cuda \
+      --batch-size 32 --videos 8 --workers 1 4 --out "$out/extraction_speed-cuda.json"
+    step detectors 60 "$out/extract.log" "$py" benchmarks/face_detectors.py --detectors "mtcnn (cuda)" \
+      --out "$out/face_detectors-cuda.json"
+  else
+    step extract 300 "$out/extract.log" "$py" benchmarks/extraction_speed.py --detector mtcnn --device cpu \
+      --videos 1 --seconds 2 --workers 1 --out "$out/extraction_speed-dry.json"
+  fi
 fi
 echo "total: ${SECONDS}s of a ${budget}s budget, exit $status" | tee -a "$out/steps.log"
 exit $status
