@@ -145,29 +145,23 @@ def test_comparison_errors_are_one_sentence(tmp_path):
         evaluate_run_folder(tmp_path / "missing", None)
 
 
-# Detectors whose papers start from ImageNet or CLIP weights: with the random weights of the offline demo (full-width
-# networks, 44 steps at 64 px) they do not beat chance in one epoch. Measured (validation AUC after one demo epoch,
-# 2026-11-26): xception 0.44, efficientnet_b4 0.44, cnndet 0.56, univfd 0.49 (a frozen random encoder: only its
-# linear probe trains), efficientnet_sobel 0.58. The test holds them to training through the harness with finite
-# losses; CAEL, its ablations and cross_efficient_vit (demo widths, made to learn from scratch) must beat chance.
-NEEDS_PRETRAINED_WEIGHTS = {"xception", "efficientnet_b4", "cnndet", "univfd", "efficientnet_sobel"}
-
-
 @pytest.mark.slow
-def test_every_detector_trains_one_demo_epoch_and_the_from_scratch_ones_beat_chance(tmp_path):
+def test_every_detector_trains_its_demo_recipe_and_beats_chance(tmp_path):
     """The harness check of the issue: each detector of the comparison, shrunk, trains one epoch of the README's demo
-    data (44 steps of 32 images) through train.py. Measured 13 min on 2 cores. CAEL's family learns in that epoch
-    (validation AUC 0.54-0.80); see NEEDS_PRETRAINED_WEIGHTS for the others."""
+    data (44 steps of 32 images) through train.py, and beats chance on the validation rows. CAEL's family uses
+    cael_demo.yaml; the baselines start from random weights with train_set's DEMO_TRAINING recipe (lr 3e-4, precise
+    BN); univfd, whose frozen random encoder leaves only a linear probe to train, takes its recipe's 10 epochs (a few
+    seconds each). Measured: 14 min on 2 cores."""
     runs = tmp_path / "runs"
-    results = train_set.main(
-        ["all", "--demo", "--out", str(runs), "--set", "train.epochs=1", "--set", "data.workers=0"]
-    )
+    one_epoch = [name for name in train_set.ABLATIONS + train_set.BASELINES if name != "univfd"]
+    options = ["--demo", "--out", str(runs), "--set", "data.workers=0"]
+    results = train_set.main([*one_epoch, *options, "--set", "train.epochs=1"])
+    results |= train_set.main(["univfd", *options])
     assert sorted(results) == sorted(train_set.ABLATIONS + train_set.BASELINES)
     aucs = {name: summary["best_value"] for name, summary in results.items()}
     print(json.dumps(aucs, indent=1))
-    assert all(auc is not None for auc in aucs.values()), aucs
     for name in results:
         record = json.loads((runs / name / "metrics.jsonl").read_text().splitlines()[-1])
-        assert record["epoch"] == 1 and record["train_loss"] == record["train_loss"], (name, record)  # not NaN
-    from_scratch = {name: auc for name, auc in aucs.items() if name not in NEEDS_PRETRAINED_WEIGHTS}
-    assert len(from_scratch) == 11 and all(auc > 0.5 for auc in from_scratch.values()), from_scratch
+        assert record["epoch"] == (10 if name == "univfd" else 1), (name, record)
+        assert record["train_loss"] == record["train_loss"], (name, record)  # not NaN
+    assert all(auc is not None and auc > 0.5 for auc in aucs.values()), aucs
