@@ -1,6 +1,6 @@
 """Face detector benchmark: recall at IoU >= 0.5, false detections and frames/s of the registered detectors.
 
-    python benchmarks/face_detectors.py [--out benchmarks/face_detectors-cpu.json] [--detectors mtcnn opencv-haar]
+    python benchmarks/face_detectors.py [--out benchmarks/face_detectors-cpu.json] [--detectors opencv-haar ...]
 
 The faces are real photos shipped inside scikit-image (no download): the astronaut portrait with a hand-annotated
 box, its scaled, rotated, darkened, noisy and JPEG-degraded variants, and composites that paste the face (plain and
@@ -174,12 +174,12 @@ def main(argv=None) -> int:
     speed_frame = np.asarray(Image.fromarray(scenes[-1][1]).resize((640, 360), Image.Resampling.BICUBIC))
     speed_frames = [np.roll(speed_frame, shift, axis=1) for shift in range(args.speed_frames)]
     candidates = {
-        "dlib-hog (upsample 1, default)": lambda: (build_detector("dlib-hog"), 0.0),
+        "mtcnn (default)": lambda: (build_detector("mtcnn"), 0.0),
+        "dlib-hog (upsample 1)": lambda: (build_detector("dlib-hog"), 0.0),
         "dlib-hog (upsample 0)": lambda: (DlibHogDetector(upsample=0), 0.0),
         "dlib-hog (upsample 2)": lambda: (DlibHogDetector(upsample=2), 0.0),
         "opencv-haar": lambda: (build_detector("opencv-haar"), -1e9),
         "dlib-cnn (upsample 0)": lambda: (DlibCnnDetector(upsample=0), 0.0),
-        "mtcnn": lambda: (build_detector("mtcnn"), 0.0),
     }
     import torch
 

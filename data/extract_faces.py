@@ -1,7 +1,7 @@
 """Face extraction: sampled video frames (or folders of frame images) -> detected, square face crops + an index.
 
     python -m data.extract_faces SRC --out DIR [--frames 32 | --stride K] [--margin 1.3] [--size 256]
-                                 [--max-faces N] [--align] [--detector dlib-hog] [--workers N]
+                                 [--max-faces N] [--align] [--detector mtcnn] [--workers N]
     python -m data.extract_faces SRC --out DIR --detector mtcnn --device cuda --batch-size 32   # on a GPU
 
 For each video ``REL/NAME.EXT`` under SRC the crops go to ``DIR/REL/NAME/`` as ``f{frame:06d}_{face}.png``
@@ -37,7 +37,8 @@ from .build_index import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 FRAME_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES))
-DEFAULT_DETECTOR = "dlib-hog"  # chosen by benchmarks/face_detectors.py (README, "Face extraction")
+# Chosen by benchmarks/face_detectors.py (README, "Face extraction"); dlib-hog is DeepfakeBench's, for comparability.
+DEFAULT_DETECTOR = "mtcnn"
 INDEX_NAME = "faces.csv"
 SETTINGS_NAME = "extraction.json"
 LOG_NAME = "extraction_log.txt"
