@@ -726,7 +726,13 @@ def copy_metadata(source: Path, out: Path, limit_bytes: int = 64 << 20) -> None:
 _worker: dict = {}
 
 
-def _init_worker(detector_name: str, device: str, settings: dict, out: str, batch_size: int) -> None:
+def _init_worker(detector_name: str, device: str, settings: dict, out: str, batch_size: int, workers: int) -> None:
+    if "torch" in sys.modules or detector_name == "mtcnn":
+        import torch
+
+        # The cores shared among the workers: each torch process would otherwise use all of them (4.0 frames/s with
+        # 2 workers on 2 cores instead of 8.8 with one).
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     _worker["detector"] = build_detector(detector_name, device)
     _worker["batch_size"] = batch_size
     _worker["settings"] = ExtractionSettings.from_dict(settings)
@@ -831,7 +837,7 @@ def extract(
     if workers > 1:
         context = multiprocessing.get_context("spawn")  # fork would copy detector state that is not fork-safe
         with context.Pool(
-            workers, _init_worker, (settings.detector, device, settings.to_dict(), str(out), batch_size)
+            workers, _init_worker, (settings.detector, device, settings.to_dict(), str(out), batch_size, workers)
         ) as pool:
             for result in pool.imap_unordered(_run_one, [(str(p), v) for p, v in items]):
                 results.append(result)
