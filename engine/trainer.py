@@ -543,9 +543,9 @@ class Trainer:
 
     def recompute_bn_statistics(self, model: torch.nn.Module) -> int:
         """Precise BN (pycls; Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021): replace the running mean and
-        variance of every batch norm of ``model`` by their exact averages over ``data.bn_loader`` (a fixed subset of
-        training images, evaluation transforms), computed with the rest of the network in evaluation mode (no
-        dropout or drop-path). Running statistics trail fast-changing weights by about 1 / momentum steps; after
+        variance of every batch norm of ``model`` by the averages of their per-batch values over ``data.bn_loader``
+        (a fixed subset of training images, evaluation transforms), computed with the rest of the network in
+        evaluation mode (no dropout or drop-path). Running statistics trail fast-changing weights by about 1 / momentum steps; after
         a short run from random weights they describe an older network and evaluation mode scores near chance.
         Returns the number of batch norms recomputed. Training itself never reads them (batch statistics)."""
         norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
@@ -569,7 +569,7 @@ class Trainer:
 
     def validate(self) -> tuple[dict[str, Any], Predictions]:
         model = self.ema.module if self.ema is not None else self.model
-        if self.data.bn_loader is not None:
+        if self.data.bn_loader is not None:  # on the bare module: no DDP hooks, no recompilation
             bare = self.ema.module if self.ema is not None else self.model_without_ddp
             if not self.recompute_bn_statistics(bare) and not self._said_no_bn:
                 log.info("train.precise-bn: the model has no batch norm with running statistics; nothing to recompute")
