@@ -93,7 +93,9 @@ def main(argv=None) -> dict:
             notes.append(
                 f"{args.checkpoint} stores no face-extraction settings: using the defaults ({settings.to_dict()})"
             )
-        detector = extraction_module().build_detector(settings.detector, device=str(device))
+        detector = extraction_module().build_detector(
+            settings.detector, device=extraction_module().detector_device(settings.detector, str(device))
+        )
     model = pretrained.model.to(device)
     started = time.time()
     crops = iter_face_crops(

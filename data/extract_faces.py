@@ -149,6 +149,7 @@ class FaceDetector:
 
     name = "base"
     landmarks: tuple[str, ...] = ()
+    runs_on_cuda = False  # whether --device cuda works with the pinned wheels
 
     def detect(self, images: list[np.ndarray], landmarks: bool = False) -> list[list[Detection]]:
         raise NotImplementedError
@@ -169,6 +170,14 @@ def register_detector(name: str):
 
 def list_detectors() -> list[str]:
     return sorted(_DETECTORS)
+
+
+def detector_device(name: str, device: str) -> str:
+    """Where detector ``name`` should run beside a model on ``device``: that device when the detector runs there
+    (mtcnn on CUDA), else the CPU (predict.py and tools/explain.py on a GPU with a CPU-only detector)."""
+    builder = _DETECTORS.get(name)
+    on_cuda = str(device).startswith("cuda") and getattr(builder, "runs_on_cuda", False)
+    return str(device) if on_cuda or not str(device).startswith("cuda") else "cpu"
 
 
 def build_detector(name: str, device: str = "cpu") -> FaceDetector:
@@ -362,6 +371,7 @@ class MtcnnDetector(FaceDetector):
 
     name = "mtcnn"
     landmarks = ("eyes",)
+    runs_on_cuda = True
     min_face_size = 20
     thresholds = (0.6, 0.7, 0.7)
     factor = 0.709

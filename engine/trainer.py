@@ -545,8 +545,9 @@ class Trainer:
         """Precise BN (pycls; Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021): replace the running mean and
         variance of every batch norm of ``model`` by the averages of their per-batch values over ``data.bn_loader``
         (a fixed subset of training images, evaluation transforms), computed with the rest of the network in
-        evaluation mode (no dropout or drop-path). Running statistics trail fast-changing weights by about 1 / momentum steps; after
-        a short run from random weights they describe an older network and evaluation mode scores near chance.
+        evaluation mode (no dropout or drop-path). Running statistics trail fast-changing weights by about
+        1 / momentum steps; after a short run from random weights they describe an older network and evaluation mode
+        scores near chance.
         Returns the number of batch norms recomputed. Training itself never reads them (batch statistics)."""
         norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
         norms = [norm for norm in norms if norm.track_running_stats]

@@ -346,6 +346,7 @@ def _stub_extraction(frames_of_video):
     module = types.ModuleType("data.extract_faces")
     module.ExtractionSettings, module.Face = _Settings, _Face
     module.build_detector = lambda name, device="cpu": object()
+    module.detector_device = lambda name, device: "cpu"
     module.faces_in_image, module.faces_in_video = faces_in_image, faces_in_video
     return module
 

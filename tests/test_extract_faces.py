@@ -251,6 +251,15 @@ def test_mtcnn_crops_video_frames_aligned_and_explains_a_missing_gpu(tmp_path, m
         ef.build_detector("mtcnn")
 
 
+def test_detector_device_keeps_cpu_only_detectors_on_the_cpu_beside_a_gpu_model():
+    # predict.py and tools/explain.py build the checkpoint's detector beside the model: on a GPU, dlib-hog used to
+    # stop with "runs on the CPU only".
+    assert ef.detector_device("mtcnn", "cuda:0") == "cuda:0"
+    assert ef.detector_device("dlib-hog", "cuda:0") == ef.detector_device("opencv-haar", "cuda") == "cpu"
+    assert ef.detector_device("dlib-hog", "cpu") == ef.detector_device("mtcnn", "cpu") == "cpu"
+    assert isinstance(ef.build_detector("dlib-hog", ef.detector_device("dlib-hog", "cuda:0")), ef.DlibHogDetector)
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))

@@ -489,7 +489,9 @@ def main(argv=None) -> dict[str, Any]:
         settings = detector = None
         if not args.no_detect:
             settings, _ = extraction_settings(pretrained.face_extraction)
-            detector = extraction_module().build_detector(settings.detector, device=str(device))
+            detector = extraction_module().build_detector(
+                settings.detector, device=extraction_module().detector_device(settings.detector, str(device))
+            )
         crops = []
         for crop in iter_face_crops(
             items,
