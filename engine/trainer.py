@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
 from data.dataset import SplitDataset
-from data.loader import build_loader
+from data.loader import build_loader, resolve_workers
 from data.protocols import require, resolve
 from data.schema import SchemaError, SplitTable, load_table
 from data.targets import fine_targets
@@ -218,7 +218,7 @@ def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
             SplitDataset(table, bn_rows, **common),
             batch_size=int(config["train"]["batch-size"]),
             train=False,
-            workers=data_cfg["workers"],
+            workers=resolve_workers(data_cfg["workers"], dist.world_size),  # this rank's share of the cores
         )
     fold = f" fold {resolved.fold}" if resolved.fold else ""
     log.info(
