@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
         InputError,
         collect_inputs,
         console_summary,
-        extraction_module,
+        detector_beside,
         extraction_settings,
         iter_face_crops,
         score_crops,
@@ -93,9 +93,7 @@ def main(argv=None) -> dict:
             notes.append(
                 f"{args.checkpoint} stores no face-extraction settings: using the defaults ({settings.to_dict()})"
             )
-        detector = extraction_module().build_detector(
-            settings.detector, device=extraction_module().detector_device(settings.detector, str(device))
-        )
+        detector = detector_beside(settings, device)
     model = pretrained.model.to(device)
     started = time.time()
     crops = iter_face_crops(

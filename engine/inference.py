@@ -115,6 +115,13 @@ def extraction_module():
     return extract_faces
 
 
+def detector_beside(settings, device) -> Any:
+    """The face detector of ``settings`` for a model on ``device``: on that device where the detector runs there
+    (mtcnn on CUDA), else on the CPU (dlib-hog and opencv-haar beside a model on a GPU)."""
+    module = extraction_module()
+    return module.build_detector(settings.detector, device=module.detector_device(settings.detector, str(device)))
+
+
 def extraction_settings(stored: dict[str, Any] | None):
     """The ExtractionSettings a checkpoint was trained with; the defaults (said once) when it stores none."""
     module = extraction_module()

@@ -257,7 +257,10 @@ def test_detector_device_keeps_cpu_only_detectors_on_the_cpu_beside_a_gpu_model(
     assert ef.detector_device("mtcnn", "cuda:0") == "cuda:0"
     assert ef.detector_device("dlib-hog", "cuda:0") == ef.detector_device("opencv-haar", "cuda") == "cpu"
     assert ef.detector_device("dlib-hog", "cpu") == ef.detector_device("mtcnn", "cpu") == "cpu"
-    assert isinstance(ef.build_detector("dlib-hog", ef.detector_device("dlib-hog", "cuda:0")), ef.DlibHogDetector)
+    from engine.inference import detector_beside  # what predict.py and tools/explain.py call
+
+    beside_a_gpu = detector_beside(ef.ExtractionSettings(detector="dlib-hog"), "cuda:0")
+    assert isinstance(beside_a_gpu, ef.DlibHogDetector)
 
 
 def read_csv(path: Path) -> list[dict]:

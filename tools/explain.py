@@ -465,7 +465,7 @@ def main(argv=None) -> dict[str, Any]:
     if not args.inputs and not args.tsne:
         raise UsageError("nothing to explain: name images / folders / videos, or --tsne CSV, or both.")
     from engine.distributed import DistInfo, device_for
-    from engine.inference import collect_inputs, extraction_module, extraction_settings, iter_face_crops
+    from engine.inference import collect_inputs, detector_beside, extraction_settings, iter_face_crops
     from model.hub import load_pretrained
 
     pretrained = load_pretrained(args.checkpoint)
@@ -489,9 +489,7 @@ def main(argv=None) -> dict[str, Any]:
         settings = detector = None
         if not args.no_detect:
             settings, _ = extraction_settings(pretrained.face_extraction)
-            detector = extraction_module().build_detector(
-                settings.detector, device=extraction_module().detector_device(settings.detector, str(device))
-            )
+            detector = detector_beside(settings, device)
         crops = []
         for crop in iter_face_crops(
             items,
