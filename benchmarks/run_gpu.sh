@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The prepared GPU run (issue "CUDA: prove the main job on a GPU"): acceptance tests, throughput, the demo end to end.
 # Usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry] [STEP...]
-#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs, extract (default: all, in this order of
-#   priority). extract: face extraction with mtcnn on the GPU; facenet-pytorch, if the device's Python lacks it,
-#   comes from a wheel carried in .whl/ (pip download facenet-pytorch==2.5.3 --no-deps -d .whl).
+#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs, extract, run in the order given
+#   (default: all, in this order of priority). extract: face extraction with mtcnn on the GPU; facenet-pytorch
+#   and PyAV, if the device's Python lacks them, come from wheels carried in .whl/ (pip download --no-deps
+#   --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl facenet-pytorch==2.5.3 av==18.1.0).
 #   BUDGET=seconds (default 560): a step starts only with enough time left for it, so the run ends inside the budget.
 #   TESTS_K=EXPR: only the CUDA tests pytest's -k EXPR selects (e.g. TESTS_K=compiled).
 #   On an H100 (torch 2.11): the CUDA tests take about 250 s four at a time, eager 65 s, e2e 80 s, demo 95 s,
@@ -28,9 +29,15 @@ torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() el
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 status=0
-if ! "$py" -c "import facenet_pytorch" 2>/dev/null && ls .whl/facenet_pytorch-*.whl >/dev/null 2>&1; then
-  "$py" -m pip install -q --no-deps .whl/facenet_pytorch-*.whl >> "$out/env.txt" 2>&1  # pure Python, no deps pulled
-fi
+# what the device's Python lacks for the extract step, from wheels carried in .whl/ (no index there): facenet-pytorch
+# (pure Python) and PyAV (bundles FFmpeg); --no-deps, their own needs (numpy, torchvision, pillow) are there
+for pair in facenet_pytorch:facenet_pytorch av:av; do
+  module=${pair%%:*} wheel=${pair#*:}
+  if ! "$py" -c "import $module" 2>/dev/null && ls .whl/"$wheel"-*.whl >/dev/null 2>&1; then
+    "$py" -m pip install -q --no-index --no-deps --no-cache-dir .whl/"$wheel"-*.whl >> "$out/env.txt" 2>&1 \
+      || echo "installing $wheel from .whl failed (env.txt)"
+  fi
+done
 
 # step NAME CAP LOG COMMAND...: runs COMMAND under min(CAP, time left) seconds, its output shown and added to LOG;
 # skipped when under 30 s are left.
@@ -56,33 +63,27 @@ wants() { [[ " $steps " == *" $1 "* ]]; }
 prepare=$!
 
 # 1. acceptance: the CUDA-marked tests (skipped without a GPU), several at once where pytest-xdist is there
-if wants tests; then
-  options=()
+run_tests() {
+  local options=()
   "$py" -c "import xdist" 2>/dev/null && options=(-n 4)
   "$py" -c "import pytest_timeout" 2>/dev/null && options+=(--timeout 220)
   [ -n "${TESTS_K:-}" ] && options+=(-k "$TESTS_K")
   step tests 260 "$out/cuda-tests.log" "$py" -m pytest -m cuda tests/test_cuda.py -p no:cacheprovider -o addopts="-ra" \
     "${options[@]}" --durations=0
-fi
-wait $prepare || { echo "data preparation failed (prepare.log)"; status=1; }
-
-suite() {  # suite STEP CAP SETTING,SETTING...
-  if wants "$1"; then step "$1" "$2" "$out/throughput.log" "$py" benchmarks/gpu_suite.py "$out" $dry --only "$3"; fi
 }
-# 2. throughput, released hyper-parameters, 224 px, by priority: eager, end to end, compiled
-if [ -z "$dry" ]; then
-  suite eager 90 train-bf16-cl-b256,infer-bf16-cl-b256,infer-bf16-cl-b128
-  suite e2e 120 train-bf16-cl-b256-e2e-jpeg,train-bf16-cl-b256-e2e-cache,infer-bf16-cl-b256-e2e-jpeg
-  suite compile-train 330 train-bf16-cl-b256-compile
-else
-  suite eager 300 train-fp32-cl-b8,infer-fp32-cl-b8
-  suite e2e 300 train-fp32-cl-b8-e2e-jpeg,train-fp32-cl-b8-e2e-cache
-  suite compile-train 600 train-fp32-cl-b8-compile
-fi
-
+prepared=""
+await_prepare() {  # the throughput steps read the JPEG crops and cache that the preparation writes
+  [ -n "$prepared" ] && return
+  wait $prepare || { echo "data preparation failed (prepare.log)"; status=1; }
+  prepared=1
+}
+suite() {  # suite STEP CAP SETTING,SETTING...
+  await_prepare
+  step "$1" "$2" "$out/throughput.log" "$py" benchmarks/gpu_suite.py "$out" $dry --only "$3"
+}
 # 3. the demo end to end (python train.py, then python test.py), with its wall time
-if wants demo; then
-  run=/tmp/demo-run$dry
+run_demo() {
+  local run=/tmp/demo-run$dry began trained
   rm -rf "$run"
   began=$SECONDS
   if [ -z "$dry" ]; then
@@ -94,17 +95,10 @@ if wants demo; then
   trained=$SECONDS
   step demo-test 90 "$out/demo.log" "$py" test.py --checkpoint "$run/best.pt"
   echo "demo wall time: train.py $((trained - began)) s, test.py $((SECONDS - trained)) s" | tee -a "$out/demo.log"
-fi
-
-# 4. compiled inference, then CUDA graphs
-if [ -z "$dry" ]; then
-  suite compile-infer 120 infer-bf16-cl-b256-compile
-  suite cudagraphs 180 infer-bf16-cl-b256-cudagraphs
-else
-  suite compile-infer 600 infer-fp32-cl-b8-compile
-fi
+}
 # 5. face extraction on the GPU: mtcnn batched on CUDA (speed, and its detector benchmark beside the CPU's)
-if wants extract; then
+run_extract() {
+  await_prepare  # the preparation's CPU work would slow the extraction it times
   if [ -z "$dry" ]; then
     step extract 120 "$out/extract.log" "$py" benchmarks/extraction_speed.py --detector mtcnn --device cuda \
       --batch-size 32 --videos 8 --workers 1 4 --out "$out/extraction_speed-cuda.json"
@@ -114,6 +108,28 @@ if wants extract; then
     step extract 300 "$out/extract.log" "$py" benchmarks/extraction_speed.py --detector mtcnn --device cpu \
       --videos 1 --seconds 2 --workers 1 --out "$out/extraction_speed-dry.json"
   fi
-fi
+}
+
+# the steps run in the order given; 2. and 4. are throughput at the released hyper-parameters, 224 px
+for name in $steps; do
+  case "$name:${dry:+dry}" in
+    tests:*) run_tests ;;
+    eager:) suite eager 90 train-bf16-cl-b256,infer-bf16-cl-b256,infer-bf16-cl-b128 ;;
+    eager:dry) suite eager 300 train-fp32-cl-b8,infer-fp32-cl-b8 ;;
+    e2e:) suite e2e 120 train-bf16-cl-b256-e2e-jpeg,train-bf16-cl-b256-e2e-cache,infer-bf16-cl-b256-e2e-jpeg ;;
+    e2e:dry) suite e2e 300 train-fp32-cl-b8-e2e-jpeg,train-fp32-cl-b8-e2e-cache ;;
+    compile-train:) suite compile-train 330 train-bf16-cl-b256-compile ;;
+    compile-train:dry) suite compile-train 600 train-fp32-cl-b8-compile ;;
+    demo:*) run_demo ;;
+    compile-infer:) suite compile-infer 120 infer-bf16-cl-b256-compile ;;
+    compile-infer:dry) suite compile-infer 600 infer-fp32-cl-b8-compile ;;
+    cudagraphs:) suite cudagraphs 180 infer-bf16-cl-b256-cudagraphs ;;
+    cudagraphs:dry) echo "cudagraphs: no --dry form (CUDA graphs need a GPU)" | tee -a "$out/steps.log" ;;
+    extract:*) run_extract ;;
+    *) echo "unknown step '$name': choose from tests eager e2e compile-train demo compile-infer cudagraphs extract" >&2
+       status=1 ;;
+  esac
+done
+await_prepare
 echo "total: ${SECONDS}s of a ${budget}s budget, exit $status" | tee -a "$out/steps.log"
 exit $status
