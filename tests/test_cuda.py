@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import NO_RANDOM_OPS
+from conftest import NO_RANDOM_OPS, gradient_errors
 from runs import Crash, crash_after_saves, quick_args
 
 import train
@@ -72,10 +72,11 @@ def test_compiled_and_eager_agree_forward_and_backward(tiny_config, cuda_images)
     compiled_out.float().sum().backward()
     assert _relative_error(compiled_out, eager_out) < 1e-3
     compiled_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert compiled_grads.keys() == eager_grads.keys()
-    # fused kernels sum in another order: each gradient agrees to 1% of its own norm
-    worst = max(eager_grads, key=lambda n: _relative_error(compiled_grads[n], eager_grads[n]))
-    assert _relative_error(compiled_grads[worst], eager_grads[worst]) < 1e-2, worst
+    # fused kernels sum in another order: each gradient agrees to 1% of its norm (or of the gradients' scale, where
+    # it is zero in exact arithmetic: see gradient_errors)
+    errors = gradient_errors(compiled_grads, eager_grads)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-2, (worst, errors[worst])
 
 
 def _relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:

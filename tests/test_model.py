@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import NO_RANDOM_OPS
+from conftest import NO_RANDOM_OPS, gradient_errors
 from scipy import ndimage
 
 from engine.config import ConfigError, load_config
@@ -145,6 +145,28 @@ def test_no_random_ops_config_is_deterministic_in_train_mode(tiny_config, images
     assert torch.equal(first, second)
     first, second = two_draws(tiny_config(dropout=0.0, emb_dropout=0.0))  # drop-path still on
     assert not torch.allclose(first, second, rtol=1e-3, atol=1e-3)
+
+
+def test_gradient_comparison_of_the_compiled_check_sees_through_gradients_zero_in_exact_arithmetic(tiny_config, images):
+    """tests/test_cuda.py compares compiled with eager gradients. The edge stream's convolution biases sit before
+    train-mode batch norms, so their gradients are zero in exact arithmetic: in float32 and float64 they are unrelated
+    noise, about 1e-7. The comparison must pass float32 against float64 on the CPU (every gradient is right), and
+    must still catch a gradient that is wrong."""
+
+    def gradients(dtype):
+        torch.manual_seed(0)
+        model = build_model(tiny_config(**NO_RANDOM_OPS)).to(dtype).train()
+        model(images).sum().backward()
+        return {name: p.grad.double() for name, p in model.named_parameters() if p.grad is not None}
+
+    single, double = gradients(torch.float32), gradients(torch.float64)
+    bias = "edge_stream.cnn.3.bias"
+    assert double[bias].norm() < 1e-6 * double["edge_stream.cnn.3.weight"].norm()  # zero in exact arithmetic
+    assert (single[bias] - double[bias]).norm() > 0.5 * double[bias].norm()  # so its own norm is no yardstick
+    errors = gradient_errors(single, double)
+    assert max(errors.values()) < 1e-2, max(errors, key=errors.get)  # the compiled check's tolerance
+    wrong = dict(single, **{"edge_stream.cnn.3.weight": 1.05 * single["edge_stream.cnn.3.weight"]})
+    assert gradient_errors(wrong, double)["edge_stream.cnn.3.weight"] > 1e-2
 
 
 def test_torch_compile_traces_the_whole_forward_without_graph_breaks(tiny_config, images):
