@@ -93,6 +93,7 @@ def settings(dry: bool, jpeg_csv: Path, cache_csv: Path | None) -> dict[str, lis
         f"train-{name}-compile": setting("train", "--compile", warmup=compiled_warm),
         f"infer-{name}-compile": setting("infer", "--compile", warmup=compiled_warm),
         f"infer-{name}-cudagraphs": setting("infer", "--compile", "reduce-overhead", warmup=compiled_warm),
+        f"train-{name}-cudagraphs": setting("train", "--compile", "reduce-overhead", warmup=compiled_warm),
     }
     if not dry:
         runs["infer-bf16-cl-b128"] = setting("infer", size="128")

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The prepared GPU run (issue "CUDA: prove the main job on a GPU"): acceptance tests, throughput, the demo end to end.
 # Usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry] [STEP...]
-#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs, extract, run in the order given
-#   (default: all, in this order of priority). extract: face extraction with mtcnn on the GPU; facenet-pytorch
-#   and PyAV, if the device's Python lacks them, come from wheels carried in .whl/ (pip download --no-deps
-#   --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl facenet-pytorch==2.5.3 av==18.1.0).
+#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs, cudagraphs-train, extract, run in the
+#   order given (default: all but cudagraphs-train, in this order of priority). extract: face extraction with mtcnn
+#   on the GPU; facenet-pytorch and PyAV, if the device's Python lacks them, come from wheels carried in .whl/
+#   (pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl
+#   facenet-pytorch==2.5.3 av==18.1.0).
 #   BUDGET=seconds (default 560): a step starts only with enough time left for it, so the run ends inside the budget.
 #   TESTS_K=EXPR: only the CUDA tests pytest's -k EXPR selects (e.g. TESTS_K=compiled).
 #   On an H100 (torch 2.11): the CUDA tests take about 250 s four at a time, eager 65 s, e2e 80 s, demo 95 s,
-#   compiled inference 95 s (72 s of it compiling); compiled training compiles for longer than 150 s.
+#   compiled inference 95 s (72 s of it compiling). On an H200: compiled training 247 s (234 s of it compiling),
+#   CUDA-graph inference 87 s to compile, extract 54 s. Next: TESTS_K=compiled bash benchmarks/run_gpu.sh OUT tests
+#   cudagraphs-train
 #   --dry: tiny, on the CPU, to check the script before spending GPU time.
 # Every step writes into OUT_DIR as it goes, so a run cut short still leaves what it measured; steps.log says how
 # long each step took and how it ended.
@@ -124,9 +127,11 @@ for name in $steps; do
     compile-infer:) suite compile-infer 120 infer-bf16-cl-b256-compile ;;
     compile-infer:dry) suite compile-infer 600 infer-fp32-cl-b8-compile ;;
     cudagraphs:) suite cudagraphs 180 infer-bf16-cl-b256-cudagraphs ;;
+    cudagraphs-train:) suite cudagraphs-train 360 train-bf16-cl-b256-cudagraphs ;;
+    cudagraphs-train:dry) echo "cudagraphs-train: no --dry form (CUDA graphs need a GPU)" | tee -a "$out/steps.log" ;;
     cudagraphs:dry) echo "cudagraphs: no --dry form (CUDA graphs need a GPU)" | tee -a "$out/steps.log" ;;
     extract:*) run_extract ;;
-    *) echo "unknown step '$name': choose from tests eager e2e compile-train demo compile-infer cudagraphs extract" >&2
+    *) echo "unknown step '$name': choose from tests eager e2e compile-train demo compile-infer cudagraphs cudagraphs-train extract" >&2
        status=1 ;;
   esac
 done
