@@ -145,6 +145,33 @@ def test_univfd_trains_only_its_probe_and_keeps_the_encoder_in_eval_mode(demo_ba
     assert summary["parameters_with_gradient"] == summary["trainable_parameters"] == 16 * 2 + 2
 
 
+def test_univfd_probe_norm_standardises_the_embedding_and_stays_a_linear_probe(demo_batch):
+    """probe-norm: batchnorm (the demo's; MAE's linear probe): a batch norm without parameters before the probe. It
+    trains nothing (only the probe gets gradients) and, at evaluation, folds into the probe: one linear map of the
+    frozen embedding. The default is UnivFD's plain probe; another value is one sentence naming the key."""
+    assert isinstance(build_model(TINY["univfd"]).probe_norm, torch.nn.Identity)
+    detector = build_model({**TINY["univfd"], "probe-norm": "batchnorm"}).train()
+    norm = detector.probe_norm
+    assert isinstance(norm, torch.nn.BatchNorm1d) and not norm.affine and norm.training
+    images = _resize(demo_batch[0], 32)
+    detector(images).sum().backward()
+    assert {name for name, p in detector.named_parameters() if p.grad is not None} == {"probe.weight", "probe.bias"}
+    assert norm.num_batches_tracked == 1 and not torch.equal(norm.running_mean, torch.zeros_like(norm.running_mean))
+
+    detector.eval()
+    with torch.no_grad():
+        embedding = detector.forward_features(detector.preprocess(images))
+        scale = (norm.running_var + norm.eps).rsqrt()
+        weight = detector.probe.weight * scale
+        bias = detector.probe.bias - weight @ norm.running_mean
+        torch.testing.assert_close(detector(images), embedding @ weight.T + bias, rtol=1e-5, atol=1e-5)
+        standardised = (embedding - norm.running_mean) * scale
+        torch.testing.assert_close(detector(images), detector.probe(standardised), rtol=1e-5, atol=1e-5)
+
+    with pytest.raises(ModelConfigError, match="'probe-norm' of univfd is 'layernorm': choose none .* or batchnorm"):
+        build_model({**TINY["univfd"], "probe-norm": "layernorm"})
+
+
 @pytest.mark.parametrize("name", ["xception", "univfd"])
 def test_pretrained_weights_offline_fail_with_one_sentence(name):
     config = {**TINY[name], "pretrained": True}

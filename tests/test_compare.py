@@ -150,18 +150,17 @@ def test_every_detector_trains_its_demo_recipe_and_beats_chance(tmp_path):
     """The harness check of the issue: each detector of the comparison, shrunk, trains one epoch of the README's demo
     data (44 steps of 32 images) through train.py, and beats chance on the validation rows. CAEL's family uses
     cael_demo.yaml; the baselines start from random weights with train_set's DEMO_TRAINING recipe (lr 3e-4, precise
-    BN); univfd, whose frozen random encoder leaves only a linear probe to train, takes its recipe's 10 epochs (a few
-    seconds each). Measured: 14 min on 2 cores."""
+    BN); univfd's linear probe, on a frozen random CLIP, with its DEMO_RECIPES lr and a batch norm without affine
+    before the probe. Measured: about 15 min on 2 idle cores."""
     runs = tmp_path / "runs"
-    one_epoch = [name for name in train_set.ABLATIONS + train_set.BASELINES if name != "univfd"]
-    options = ["--demo", "--out", str(runs), "--set", "data.workers=0"]
-    results = train_set.main([*one_epoch, *options, "--set", "train.epochs=1"])
-    results |= train_set.main(["univfd", *options])
-    assert sorted(results) == sorted(train_set.ABLATIONS + train_set.BASELINES)
+    names = train_set.ABLATIONS + train_set.BASELINES
+    options = ["--demo", "--out", str(runs), "--set", "data.workers=0", "--set", "train.epochs=1"]
+    results = train_set.main([*names, *options])
+    assert sorted(results) == sorted(names)
     aucs = {name: summary["best_value"] for name, summary in results.items()}
     print(json.dumps(aucs, indent=1))
     for name in results:
         record = json.loads((runs / name / "metrics.jsonl").read_text().splitlines()[-1])
-        assert record["epoch"] == (10 if name == "univfd" else 1), (name, record)
+        assert record["epoch"] == 1, (name, record)
         assert record["train_loss"] == record["train_loss"], (name, record)  # not NaN
     assert all(auc is not None and auc > 0.5 for auc in aucs.values()), aucs

@@ -5,6 +5,11 @@ The encoder is ``transformers``' ``CLIPVisionModelWithProjection`` (``openai/cli
 projected image embedding (768 values) feeds one linear layer, the only part that trains. Inputs are normalised
 with CLIP's own mean and std at 224 px. The architecture keys below are ViT-L/14's; tests and the demo shrink them
 (with ``pretrained: false``) to build a tiny random CLIP offline.
+
+``probe-norm: batchnorm`` puts a batch norm without affine parameters between the embedding and the probe: MAE's
+linear-probing recipe (He et al., CVPR 2022, appendix A.2), which standardises features of unequal scales so that a
+short probe training converges. At evaluation it is a fixed per-feature affine map, so the detector is still a linear
+probe on the frozen embedding. UnivFD's paper has none (the default, ``none``); the demo recipe uses it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from .base import COMMON_DEFAULTS, Detector, ModelConfigError, init_new_head
 # CLIP's pixel statistics (openai/CLIP clip.py, _transform).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# What may stand between the frozen embedding and the probe (model config key probe-norm).
+PROBE_NORMS = ("none", "batchnorm")
 # Our config keys -> transformers.CLIPVisionConfig fields.
 ARCHITECTURE_KEYS = {
     "vision-width": "hidden_size",
@@ -84,6 +91,7 @@ class UnivFD(Detector):
         "vision-mlp-dim": 4096,
         "patch-size": 14,
         "projection-dim": 768,
+        "probe-norm": "none",
     }
 
     def __init__(self, config: dict[str, Any]):
@@ -96,7 +104,15 @@ class UnivFD(Detector):
         self.encoder = _clip_encoder(self.config)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
-        self.probe = nn.Linear(self.config["projection-dim"], self.num_classes)
+        norm = self.config["probe-norm"]
+        if norm not in PROBE_NORMS:
+            raise ModelConfigError(
+                f"model config key 'probe-norm' of univfd is {norm!r}: choose none (UnivFD's paper) or batchnorm "
+                "(MAE's linear-probe recipe)."
+            )
+        dim = self.config["projection-dim"]
+        self.probe_norm = nn.BatchNorm1d(dim, affine=False) if norm == "batchnorm" else nn.Identity()
+        self.probe = nn.Linear(dim, self.num_classes)
         init_new_head(self.probe)  # UnivFD's probe initialisation
 
     def train(self, mode: bool = True) -> "UnivFD":
@@ -110,4 +126,4 @@ class UnivFD(Detector):
             return self.encoder(pixel_values=pixels, interpolate_pos_encoding=resized).image_embeds
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.probe(features.to(self.probe.weight.dtype))
+        return self.probe(self.probe_norm(features.to(self.probe.weight.dtype)))
