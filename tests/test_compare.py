@@ -151,7 +151,7 @@ def test_every_detector_trains_its_demo_recipe_and_beats_chance(tmp_path):
     data (44 steps of 32 images) through train.py, and beats chance on the validation rows. CAEL's family uses
     cael_demo.yaml; the baselines start from random weights with train_set's DEMO_TRAINING recipe (lr 3e-4, precise
     BN); univfd's linear probe, on a frozen random CLIP, with its DEMO_RECIPES lr and a batch norm without affine
-    before the probe. Measured: about 15 min on 2 idle cores."""
+    before the probe. Measured: 10 min on 2 idle cores."""
     runs = tmp_path / "runs"
     names = train_set.ABLATIONS + train_set.BASELINES
     options = ["--demo", "--out", str(runs), "--set", "data.workers=0", "--set", "train.epochs=1"]
