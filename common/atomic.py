@@ -1,27 +1,90 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+``atomic_output`` is the one primitive (a temporary file beside the target, fsync, then a rename); the other
+helpers are spelled through it. A full disk is said in one sentence naming the file (``DiskFullError``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
+
+from common.errors import UserError
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+class DiskFullError(UserError, OSError):
+    """The disk (or quota) filled up while a file was being written; the previous file, if any, is intact."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) says the disk or quota is full.
+
+    torch.save reports a full disk as a RuntimeError from its zip writer, with the OSError lost: its message
+    ("unexpected pos", "file write failed") is recognised too.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(error)
+        if isinstance(error, RuntimeError) and ("unexpected pos" in text or "file write failed" in text):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on success it replaces ``path`` in one rename.
+
+    ``mode`` is "w" (text, UTF-8) or "wb". On any error the temporary file is removed and any previous ``path``
+    is left as it was; a full disk raises ``DiskFullError`` naming the file. The final file gets the permissions
+    of any other file the process creates (the umask), not mkstemp's 0600.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_output writes with mode 'w' or 'wb', not {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as stream:
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
+        os.chmod(tmp_name, _file_mode())
         os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+    except BaseException as error:
+        try:
+            Path(tmp_name).unlink(missing_ok=True)
+        except OSError as cleanup:  # the original error matters more; say what was left behind
+            print(f"warning: could not remove the temporary file {tmp_name}: {cleanup}", flush=True)
+        if is_disk_full(error):
+            kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
+            raise DiskFullError(f"the disk is full writing {path}: {kept}; free some space and run again.") from error
         raise
-    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_output(path, "w") as stream:
+        stream.write(text)
+    return Path(path)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_output(path, "wb") as stream:
+        stream.write(data)
+    return Path(path)
