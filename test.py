@@ -59,6 +59,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         "videos are resampled when the CSV has them",
     )
     parser.add_argument(
+        "--interval",
+        choices=["auto", "bootstrap", "delong"],
+        help="the AUC's 95%% interval: bootstrap, delong (DeLong's normal-theory interval; Obuchowski's over videos "
+        "or identities), or auto (default: the bootstrap in groups of up to eval.bootstrap-max-rows rows, DeLong "
+        "above)",
+    )
+    parser.add_argument(
         "--level",
         choices=["frame", "video"],
         default="frame",
@@ -105,6 +112,8 @@ def _overrides(args) -> dict:
         data["root"] = str(Path(args.data_root).resolve())
     if args.bootstrap is not None:
         eval_["bootstrap"] = args.bootstrap
+    if args.interval:
+        eval_["interval"] = args.interval
     if args.batch_size:
         eval_["batch-size"] = args.batch_size
     if args.perturb:

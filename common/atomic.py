@@ -49,8 +49,9 @@ def _file_mode() -> int:
 def atomic_output(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on success it replaces ``path`` in one rename.
 
-    ``mode`` is "w" (text, UTF-8) or "wb". On any error the temporary file is removed and any previous ``path``
-    is left as it was; a full disk raises ``DiskFullError`` naming the file. The final file gets the permissions
+    ``mode`` is "w" (text, UTF-8, newlines written as given: csv writers end their own lines) or "wb". On any
+    error the temporary file is removed and any previous ``path`` is left as it was; a full disk raises
+    ``DiskFullError`` naming the file. The final file gets the permissions
     of any other file the process creates (the umask), not mkstemp's 0600.
     """
     if mode not in ("w", "wb"):
@@ -59,7 +60,7 @@ def atomic_output(path: str | Path, mode: str = "w") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as stream:
+        with os.fdopen(handle, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

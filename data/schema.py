@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
+from common.keys import Keys
 
 REQUIRED_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = (
@@ -116,6 +117,29 @@ class SplitTable:
             return None
         frames = self.columns["frame"]
         return [frames[i] if frames[i] else f"<row at line {self.line(i)}>" for i in rows]
+
+    def _keys(self, name: str, build) -> Keys:
+        """Integer codes of a per-row key over the whole table, built once (a million rows: about a second)."""
+        cache = self.__dict__.setdefault("_key_cache", {})
+        if name not in cache:
+            cache[name] = Keys.of(build(range(len(self))))
+        return cache[name]
+
+    def video_codes(self, rows: np.ndarray) -> Keys | None:
+        """``video_keys`` as integer codes (``common.keys.Keys``): what grouping and resampling a million rows use."""
+        return self._keys("video", self.video_keys).subset(rows) if self.has("video_id") else None
+
+    def frame_codes(self, rows: np.ndarray) -> Keys | None:
+        """``frame_keys`` as integer codes, or None without a ``frame`` column."""
+        return self._keys("frame", self.frame_keys).subset(rows) if self.has("frame") else None
+
+    def cluster_codes(self, rows: np.ndarray) -> tuple[Keys | None, str]:
+        """``cluster_keys`` as integer codes: (keys or None, unit)."""
+        if self.has("video_id"):
+            return self.video_codes(rows), "videos"
+        if self.has("identity"):
+            return self._keys("identity", lambda rows: self.cluster_keys(rows)[0]).subset(rows), "identities"
+        return None, "images"
 
     def cluster_keys(self, rows: Sequence[int]) -> tuple[list[str] | None, str]:
         """(key per row, unit) of the bootstrap: videos when the CSV has them, else identities, else images."""

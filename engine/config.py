@@ -92,6 +92,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "eval": {
         "batch-size": 128,
         "bootstrap": 1000,  # resamples of the AUC's 95% interval (test.py); 0: off
+        "interval": "auto",  # the AUC's 95% interval: bootstrap | delong (Obuchowski's with videos) | auto (by size)
+        "bootstrap-max-rows": 100_000,  # auto: the bootstrap up to this many rows in a group, DeLong above
         "threshold": 0.5,  # for accuracies
         "video-aggregation": "mean",  # frame scores -> video score (most-fake face per frame first), with video_id
         "allow-nonfinite": False,  # report non-finite / missing scores in the table instead of stopping

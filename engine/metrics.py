@@ -12,9 +12,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from scipy.stats import norm
 
 from common.errors import UserError
+from common.keys import Keys
 
 RANKING_METRICS = ("auc", "ap", "eer", "tpr_at_fpr_1e-2", "tpr_at_fpr_1e-3")
 THRESHOLD_METRICS = ("acc", "balanced_acc", "real_acc", "fake_acc", "acc_calibrated", "acc_oracle")
@@ -77,15 +78,49 @@ def _checked(labels, scores, what: str) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
+class RankedScores:
+    """One group's scores sorted once: distinct score levels (ascending) with the reals and fakes at each.
+
+    Every ranking metric (AUC, AP, EER, TPR at FPR, best threshold) and the bootstrap read this, so a group costs
+    one sort, O(n log n), however many metrics are asked for.
+    """
+
+    def __init__(self, labels: np.ndarray, scores: np.ndarray):
+        self.levels, self.inverse = np.unique(scores, return_inverse=True)
+        self.inverse = self.inverse.reshape(-1)
+        self.fakes = np.bincount(self.inverse, weights=labels, minlength=len(self.levels))
+        self.reals = np.bincount(self.inverse, minlength=len(self.levels)) - self.fakes
+        self.n_real, self.n_fake = float(self.reals.sum()), float(self.fakes.sum())
+
+    def roc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(FPR, TPR, threshold) at every distinct score, highest first, after a first point (0, 0) at +inf:
+        ``score >= threshold`` is fake; the same points as scikit-learn's ``roc_curve(drop_intermediate=False)``."""
+        fpr = np.concatenate([[0.0], np.cumsum(self.reals[::-1]) / self.n_real])
+        tpr = np.concatenate([[0.0], np.cumsum(self.fakes[::-1]) / self.n_fake])
+        return fpr, tpr, np.concatenate([[np.inf], self.levels[::-1]])
+
+    def auc(self) -> float:
+        return _weighted_auc(self.reals, self.fakes)
+
+    def average_precision(self) -> float:
+        """Sum over thresholds (highest first) of the recall gained times the precision there (scikit-learn's AP)."""
+        true_positives = np.cumsum(self.fakes[::-1])
+        flagged = true_positives + np.cumsum(self.reals[::-1])
+        return float(np.sum(self.fakes[::-1] / self.n_fake * (true_positives / flagged)))
+
+
+def _ranked(labels, scores, what: str) -> RankedScores:
+    labels, scores = _checked(labels, scores, what)
+    return RankedScores(labels, scores)
+
+
 def roc_points(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(FPR, TPR, threshold) at every distinct score (``score >= threshold`` is fake), collinear points kept."""
-    return roc_curve(labels, scores, drop_intermediate=False)
+    return _ranked(labels, scores, "the ROC curve").roc()
 
 
-def equal_error_rate(labels, scores) -> float:
-    """EER interpolated on the ROC: where FPR = FNR on the straight segment between two ROC vertices."""
-    labels, scores = _checked(labels, scores, "the EER")
-    fpr, tpr, _ = roc_points(labels, scores)
+def _eer(ranked: RankedScores) -> float:
+    fpr, tpr, _ = ranked.roc()
     difference = fpr - (1.0 - tpr)  # rises from -1 at (0, 0) to +1 at (1, 1)
     j = int(np.argmax(difference >= 0.0))
     if j == 0:
@@ -95,15 +130,22 @@ def equal_error_rate(labels, scores) -> float:
     return float(fpr[i] + t * (fpr[j] - fpr[i]))
 
 
+def equal_error_rate(labels, scores) -> float:
+    """EER interpolated on the ROC: where FPR = FNR on the straight segment between two ROC vertices."""
+    return _eer(_ranked(labels, scores, "the EER"))
+
+
+def _tpr_at_fpr(ranked: RankedScores, target_fpr: float) -> float:
+    fpr, tpr, _ = ranked.roc()
+    return float(tpr[fpr <= target_fpr + 1e-12].max())
+
+
 def tpr_at_fpr(labels, scores, target_fpr: float) -> float:
     """Highest TPR of any threshold whose FPR is <= target (every distinct score tried; no interpolation).
 
     With fewer than 1 / target reals this is the TPR at zero false positives: ``compute_metrics`` reports n/a then.
     """
-    labels, scores = _checked(labels, scores, "TPR at a fixed FPR")
-    fpr, tpr, _ = roc_points(labels, scores)
-    allowed = fpr <= target_fpr + 1e-12
-    return float(tpr[allowed].max())
+    return _tpr_at_fpr(_ranked(labels, scores, "TPR at a fixed FPR"), target_fpr)
 
 
 def reals_needed(target_fpr: float) -> int:
@@ -111,17 +153,20 @@ def reals_needed(target_fpr: float) -> int:
     return int(math.ceil(1.0 / target_fpr - 1e-9))
 
 
-def best_threshold(labels, scores, *, balanced: bool = False) -> tuple[float, float]:
-    """(threshold, accuracy) maximising accuracy (or balanced accuracy) over every threshold (``score >= t``)."""
-    labels, scores = _checked(labels, scores, "the best threshold")
-    fpr, tpr, thresholds = roc_points(labels, scores)
-    n_real, n_fake = int((labels == 0).sum()), int((labels == 1).sum())
+def _best_threshold(ranked: RankedScores, balanced: bool) -> tuple[float, float]:
+    fpr, tpr, thresholds = ranked.roc()
+    n_real, n_fake = ranked.n_real, ranked.n_fake
     accuracy = (tpr + 1.0 - fpr) / 2 if balanced else (tpr * n_fake + (1.0 - fpr) * n_real) / (n_real + n_fake)
     best = int(np.argmax(accuracy))
     threshold = float(thresholds[best])
     if not np.isfinite(threshold):  # "call nothing fake": just above the highest score
-        threshold = float(np.nextafter(scores.max(), np.inf))
+        threshold = float(np.nextafter(ranked.levels[-1], np.inf))
     return threshold, float(accuracy[best])
+
+
+def best_threshold(labels, scores, *, balanced: bool = False) -> tuple[float, float]:
+    """(threshold, accuracy) maximising accuracy (or balanced accuracy) over every threshold (``score >= t``)."""
+    return _best_threshold(_ranked(labels, scores, "the best threshold"), balanced)
 
 
 def calibrate_threshold(labels, scores) -> dict:
@@ -133,7 +178,82 @@ def calibrate_threshold(labels, scores) -> dict:
 def _weighted_auc(real_counts: np.ndarray, fake_counts: np.ndarray) -> float:
     """Exact AUC (ties count one half) from per-score-level counts of reals and fakes."""
     reals_below = np.cumsum(real_counts) - real_counts
-    return float(fake_counts @ (reals_below + 0.5 * real_counts)) / (real_counts.sum() * fake_counts.sum())
+    return float(fake_counts @ (reals_below + 0.5 * real_counts) / (real_counts.sum() * fake_counts.sum()))
+
+
+BOOTSTRAP_CHUNK_ELEMENTS = 1 << 21  # draws held at once: a few tens of MB at any size, vectorised when small
+INTERVAL_METHODS = ("auto", "bootstrap", "delong")
+# Above this many rows in a group, "auto" gives the normal-theory interval (DeLong / Obuchowski) rather than the
+# bootstrap; the two agree closely at such sizes (tests/test_metrics.py), and the bootstrap's cost grows with rows.
+BOOTSTRAP_MAX_ROWS = 100_000
+
+
+def _runs(sorted_codes: np.ndarray) -> np.ndarray:
+    """Start index of each run of equal values in a sorted array (one run per group)."""
+    return np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+
+
+def _one_class_runs(ranked: RankedScores) -> np.ndarray:
+    """Block id per score level: a run of consecutive levels that hold one class only is one block.
+
+    Any resample's AUC is the same on blocks as on levels (a fake compares with every real of a one-class run in
+    the same way), and a good detector's scores have far fewer blocks than levels.
+    """
+    kind = np.where(ranked.fakes == 0, 0, np.where(ranked.reals == 0, 1, 2))
+    starts = np.ones(len(kind), dtype=bool)
+    starts[1:] = (kind[1:] != kind[:-1]) | (kind[1:] == 2)
+    return np.cumsum(starts) - 1
+
+
+class _Stratum:
+    """One class's rows as the bootstrap resamples them: units (rows, or clusters of rows) holding blocks.
+
+    A resample draws units with replacement, counts the draws per unit, and sums those counts per block over
+    (unit, block) pairs laid out block by block: one scatter of the draws and one sequential pass, no random
+    gather over the rows.
+    """
+
+    def __init__(self, blocks: np.ndarray, clusters: np.ndarray | None, n_blocks: int):
+        self.n_blocks = n_blocks
+        if clusters is None:  # every row its own unit; rows of one block are interchangeable
+            self.units = len(blocks)
+            pair_block, self.pair_unit, self.multiplicity = np.sort(blocks), None, None
+        else:
+            names, local = np.unique(clusters, return_inverse=True)
+            pairs, self.multiplicity = np.unique(local.reshape(-1) * n_blocks + blocks, return_counts=True)
+            order = np.argsort(pairs % n_blocks, kind="stable")
+            self.units, self.pair_unit, pair_block = len(names), (pairs // n_blocks)[order], (pairs % n_blocks)[order]
+            self.multiplicity = self.multiplicity[order]
+        self.starts = _runs(pair_block)
+        self.held_blocks = pair_block[self.starts]
+
+    @property
+    def width(self) -> int:
+        return max(self.units, self.n_blocks)
+
+    def counts(self, rng: np.random.Generator, chunk: int) -> np.ndarray:
+        """(chunk, blocks) row counts of ``chunk`` resamples with replacement of this class's units."""
+        dtype = np.int32 if self.units < 2**31 else np.int64
+        draws = rng.integers(0, self.units, size=(chunk, self.units), dtype=dtype)
+        draws += (np.arange(chunk, dtype=dtype) * self.units)[:, None]
+        picked = np.bincount(draws.ravel(), minlength=chunk * self.units).reshape(chunk, self.units)
+        if self.pair_unit is not None:
+            picked = picked[:, self.pair_unit] * self.multiplicity
+        counts = np.zeros((chunk, self.n_blocks))
+        counts[:, self.held_blocks] = np.add.reduceat(picked, self.starts, axis=1)
+        return counts
+
+
+def _batch_auc(reals: np.ndarray, fakes: np.ndarray) -> np.ndarray:
+    """Exact AUC (ties one half) of each row of (resamples, blocks) count tables."""
+    below = np.cumsum(reals, axis=1) - reals
+    return np.einsum("ij,ij->i", fakes, below + 0.5 * reals) / (reals.sum(axis=1) * fakes.sum(axis=1))
+
+
+def _cluster_codes(clusters, n: int) -> np.ndarray:
+    if len(clusters) != n:
+        raise MetricInputError(f"clusters must give one value per row; got {len(clusters)} for {n} rows.")
+    return Keys.of(clusters).codes
 
 
 def bootstrap_auc_ci(
@@ -141,81 +261,145 @@ def bootstrap_auc_ci(
 ):
     """Percentile bootstrap interval of the AUC, resampling reals and fakes separately (stratified, seeded).
 
-    With ``clusters`` (a video or identity per row) whole clusters are resampled, not correlated frames: the
-    interval then reflects how many independent videos there are. Each resample's AUC is exact, in O(n).
+    With ``clusters`` (a video or identity per row: strings or integer codes) whole clusters are resampled, not
+    correlated frames: the interval then reflects how many independent videos there are. One sort, O(n log n),
+    then O(n) per resample (a draw per unit and one weighted count per block); memory stays bounded by
+    processing resamples in chunks.
     """
     if samples <= 0:
         return None
     labels, scores = _checked(labels, scores, "the bootstrap interval of the AUC")
+    ranked = RankedScores(labels, scores)
+    block_of_level = _one_class_runs(ranked)
+    n_blocks = int(block_of_level[-1]) + 1
+    blocks = block_of_level[ranked.inverse]
+    codes = None if clusters is None else _cluster_codes(clusters, len(labels))
+    strata = [
+        _Stratum(blocks[labels == label], None if codes is None else codes[labels == label], n_blocks)
+        for label in (0, 1)
+    ]
+    chunk = max(1, min(samples, BOOTSTRAP_CHUNK_ELEMENTS // max(s.width for s in strata)))
     rng = np.random.default_rng(seed)
-    levels, inverse = np.unique(scores, return_inverse=True)
-    n_levels = len(levels)
-    if clusters is None:
-        cluster_ids = np.arange(len(labels))
-    else:
-        if len(clusters) != len(labels):
-            raise MetricInputError(f"clusters must give one value per row; got {len(clusters)} for {len(labels)} rows.")
-        _, cluster_ids = np.unique(np.asarray([str(c) for c in clusters], dtype=object), return_inverse=True)
-    per_class = []
-    for label in (0, 1):
-        members = labels == label
-        names, local = np.unique(cluster_ids[members], return_inverse=True)
-        # rows of cluster c at each score level: a (clusters, levels) count table, resampled by cluster weights
-        table = np.zeros((len(names), n_levels))
-        np.add.at(table, (local, inverse[members]), 1.0)
-        per_class.append(table)
-    aucs = np.empty(samples)
-    for b in range(samples):
-        counts = []
-        for table in per_class:
-            weights = np.bincount(rng.integers(0, len(table), len(table)), minlength=len(table))
-            counts.append(weights @ table)
-        aucs[b] = _weighted_auc(counts[0], counts[1])
+    aucs = np.concatenate(
+        [
+            _batch_auc(strata[0].counts(rng, size), strata[1].counts(rng, size))
+            for size in np.diff(np.r_[0:samples:chunk, samples])
+        ]
+    )
     alpha = (1.0 - level) / 2
     return [float(np.quantile(aucs, alpha)), float(np.quantile(aucs, 1.0 - alpha))]
 
 
-def aggregate_by_video(labels, scores, videos: Sequence[str], how: str = "mean", frames: Sequence[str] | None = None):
-    """Per-video (label, score). ``frames`` (a frame key per row): the most-fake face of each frame is taken first,
-    then the frame scores are aggregated by ``how``. A video's label is that of its frames (mixed: an error)."""
+def delong_auc_ci(labels, scores, *, level: float = 0.95, clusters: Sequence | None = None):
+    """Normal-theory interval of the AUC, AUC +- z * SE, clipped to [0, 1]; O(n log n) at any size.
+
+    The variance is Obuchowski's for clustered data (Biometrics 53:567, 1997) over ``clusters`` (videos or
+    identities; a cluster may hold both classes); without clusters every row is its own cluster and it is exactly
+    DeLong, DeLong & Clarke-Pearson's (Biometrics 44:837, 1988), the default of pROC's ``ci.auc``.
+    """
+    labels, scores = _checked(labels, scores, "the DeLong interval of the AUC")
+    ranked = RankedScores(labels, scores)
+    auc = ranked.auc()
+    reals_below = np.cumsum(ranked.reals) - ranked.reals
+    fakes_above = ranked.n_fake - np.cumsum(ranked.fakes)
+    # placement values: each real's share of fakes above it, each fake's share of reals below it (ties one half)
+    placement = np.where(
+        labels == 0,
+        ((fakes_above + 0.5 * ranked.fakes) / ranked.n_fake)[ranked.inverse],
+        ((reals_below + 0.5 * ranked.reals) / ranked.n_real)[ranked.inverse],
+    )
+    codes = np.arange(len(labels)) if clusters is None else _cluster_codes(clusters, len(labels))
+    codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
+    is_real = labels == 0
+    variance = 0.0
+    deviations = []
+    for members, n_class in ((is_real, ranked.n_real), (~is_real, ranked.n_fake)):
+        sums = np.bincount(codes[members], weights=placement[members], minlength=codes.max() + 1)
+        sizes = np.bincount(codes[members], minlength=codes.max() + 1)
+        deviation = sums - sizes * auc
+        holding = int((sizes > 0).sum())
+        if holding > 1:
+            variance += holding / ((holding - 1) * n_class) * float(deviation @ deviation) / n_class
+        deviations.append(deviation)
+    n_clusters = int(codes.max()) + 1
+    if n_clusters > 1:
+        covariance = n_clusters / (n_clusters - 1) * float(deviations[0] @ deviations[1])
+        variance += 2 * covariance / (ranked.n_real * ranked.n_fake)
+    half = float(norm.ppf(0.5 + level / 2)) * math.sqrt(max(variance, 0.0))
+    return [float(max(0.0, auc - half)), float(min(1.0, auc + half))]
+
+
+def auc_interval(
+    labels,
+    scores,
+    *,
+    method: str = "auto",
+    samples: int = 1000,
+    seed: int = 0,
+    clusters: Sequence | None = None,
+    max_bootstrap_rows: int = BOOTSTRAP_MAX_ROWS,
+) -> tuple[list[float] | None, str | None]:
+    """(95% interval, the method's name) of the AUC: the bootstrap, or DeLong / Obuchowski, or "auto" (the bootstrap
+    up to ``max_bootstrap_rows`` rows, the normal-theory interval above). ``samples`` <= 0: no interval."""
+    if method not in INTERVAL_METHODS:
+        raise MetricInputError(
+            f"the AUC interval method (eval.interval, --interval) must be one of {', '.join(INTERVAL_METHODS)}; "
+            f"got {method!r}."
+        )
+    if samples <= 0:
+        return None, None
+    if method == "bootstrap" or (method == "auto" and len(labels) <= max_bootstrap_rows):
+        ci = bootstrap_auc_ci(labels, scores, samples=samples, seed=seed, clusters=clusters)
+        return ci, f"bootstrap ({samples} resamples)"
+    return delong_auc_ci(labels, scores, clusters=clusters), "DeLong" if clusters is None else "Obuchowski"
+
+
+def _most_fake_face_per_frame(labels, scores, videos: Keys, frames: Keys):
+    """(labels, scores, videos) per frame: a frame's score is its most-fake face's; faces of both classes: an error."""
+    order = np.lexsort((frames.codes, videos.codes))
+    pair = np.stack([videos.codes[order], frames.codes[order]])
+    starts = np.flatnonzero(np.r_[True, (pair[:, 1:] != pair[:, :-1]).any(axis=0)])
+    frame_labels = np.maximum.reduceat(labels[order], starts)
+    mixed = frame_labels != np.minimum.reduceat(labels[order], starts)
+    if mixed.any():
+        first = order[starts[np.flatnonzero(mixed)[0]]]
+        raise MetricInputError(
+            f"video {videos.name(videos.codes[first])} frame {frames.name(frames.codes[first])} has both real and "
+            "fake faces: check its label and video_id values."
+        )
+    frame_scores = np.maximum.reduceat(scores[order], starts)
+    return frame_labels, frame_scores, Keys(videos.codes[order[starts]], videos.names)
+
+
+def aggregate_by_video(labels, scores, videos, how: str = "mean", frames=None):
+    """Per-video (label, score), videos in the sorted order of their names. ``frames`` (a frame key per row): the
+    most-fake face of each frame is taken first, then the frame scores are aggregated by ``how``. A video's label is
+    that of its frames (mixed: an error). ``videos`` / ``frames``: strings, or ``common.keys.Keys``. O(n log n)."""
     if how not in VIDEO_AGGREGATIONS:
         raise MetricInputError(f"video aggregation must be one of {', '.join(VIDEO_AGGREGATIONS)}; got {how!r}.")
     labels = check_labels(labels)
     scores = check_scores(scores, len(labels))
-    videos = np.asarray([str(v) for v in videos], dtype=object)
+    videos = Keys.of(videos)
     if len(videos) != len(labels):
         raise MetricInputError(f"videos must give one value per row; got {len(videos)} for {len(labels)} rows.")
     if frames is not None:
-        frame_keys = np.asarray([f"{v}\x1f{f}" for v, f in zip(videos, frames)], dtype=object)
-        names, inverse = np.unique(frame_keys, return_inverse=True)
-        frame_scores = np.full(len(names), -np.inf)
-        np.maximum.at(frame_scores, inverse, scores)
-        first = np.zeros(len(names), dtype=np.int64)
-        first[inverse[::-1]] = np.arange(len(labels))[::-1]
-        frame_labels = np.zeros(len(names), dtype=np.int64)
-        np.maximum.at(frame_labels, inverse, labels)
-        mixed = np.zeros(len(names), dtype=np.int64)
-        np.minimum.at(mixed, inverse, labels - 1)  # -1 where some face of the frame is real
-        if ((frame_labels == 1) & (mixed == -1)).any():
-            bad = names[np.flatnonzero((frame_labels == 1) & (mixed == -1))[0]].replace("\x1f", " frame ")
-            raise MetricInputError(f"video {bad} has both real and fake faces: check its label and video_id values.")
-        return aggregate_by_video(frame_labels, frame_scores, videos[first], how)
-    names, inverse = np.unique(videos, return_inverse=True)
-    video_labels = np.zeros(len(names), dtype=np.int64)
-    video_scores = np.zeros(len(names))
-    reduce = {"mean": np.mean, "median": np.median, "max": np.max}[how]
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
-    for v in range(len(names)):
-        members = order[bounds[v] : bounds[v + 1]]
-        frame_labels = labels[members]
-        if frame_labels.min() != frame_labels.max():
-            raise MetricInputError(
-                f"video {names[v]!r} has both real and fake frames: check its label and video_id values."
-            )
-        video_labels[v] = frame_labels[0]
-        video_scores[v] = reduce(scores[members])
-    return video_labels, video_scores
+        labels, scores, videos = _most_fake_face_per_frame(labels, scores, videos, Keys.of(frames))
+    order = np.lexsort((scores, videos.codes))
+    starts = _runs(videos.codes[order])
+    sizes = np.diff(np.r_[starts, len(order)])
+    sorted_labels, sorted_scores = labels[order], scores[order]
+    video_labels = np.maximum.reduceat(sorted_labels, starts)
+    mixed = np.flatnonzero(video_labels != np.minimum.reduceat(sorted_labels, starts))
+    if len(mixed):
+        name = videos.name(videos.codes[order[starts[mixed[0]]]])
+        raise MetricInputError(f"video {name!r} has both real and fake frames: check its label and video_id values.")
+    if how == "mean":
+        video_scores = np.add.reduceat(sorted_scores, starts) / sizes
+    elif how == "max":
+        video_scores = sorted_scores[starts + sizes - 1]
+    else:  # median: scores are sorted within each video
+        video_scores = (sorted_scores[starts + (sizes - 1) // 2] + sorted_scores[starts + sizes // 2]) / 2
+    return video_labels.astype(np.int64), video_scores
 
 
 def compute_metrics(
@@ -230,11 +414,15 @@ def compute_metrics(
     videos: Sequence[str] | None = None,
     frames: Sequence[str] | None = None,
     video_aggregation: str = "mean",
+    interval: str = "auto",
+    max_bootstrap_rows: int = BOOTSTRAP_MAX_ROWS,
 ) -> dict:
     """All metrics of one group of images. ``labels``: 0 real / 1 fake; ``scores``: probability of fake.
 
     ``na_reason`` says why the ranking metrics are n/a (one class); ``na_reasons`` says, per metric, why a single
     metric is n/a (e.g. TPR@0.1% with fewer than 1,000 reals, which would be the TPR at zero false positives).
+    The AUC's interval (``bootstrap`` resamples; 0: none) is chosen by ``interval`` (see ``auc_interval``) and its
+    method named in ``auc_ci_method``. Every ranking metric reads one sort of the scores.
     """
     labels = check_labels(labels)
     scores = check_scores(scores, len(labels))
@@ -253,25 +441,34 @@ def compute_metrics(
         result["na_reasons"]["acc_calibrated"] = "no calibrated threshold (none saved with the checkpoint)"
     if n_real and n_fake:
         result["balanced_acc"] = (result["real_acc"] + result["fake_acc"]) / 2
-        result["auc"] = float(roc_auc_score(labels, scores))
-        result["ap"] = float(average_precision_score(labels, scores))
-        result["eer"] = equal_error_rate(labels, scores)
+        ranked = RankedScores(labels, scores)
+        result["auc"] = ranked.auc()
+        result["ap"] = ranked.average_precision()
+        result["eer"] = _eer(ranked)
         for key, target in TPR_TARGETS.items():
             if n_real >= reals_needed(target):
-                result[key] = tpr_at_fpr(labels, scores, target)
+                result[key] = _tpr_at_fpr(ranked, target)
             else:
                 result[key] = None
                 result["na_reasons"][key] = (
                     f"{n_real} reals < {reals_needed(target):,} needed to allow one false positive "
                     f"at FPR {100 * target:g}%"
                 )
-        result["oracle_threshold"], result["acc_oracle"] = best_threshold(labels, scores)
-        result["auc_ci95"] = bootstrap_auc_ci(labels, scores, samples=bootstrap, seed=seed, clusters=clusters)
+        result["oracle_threshold"], result["acc_oracle"] = _best_threshold(ranked, balanced=False)
+        result["auc_ci95"], result["auc_ci_method"] = auc_interval(
+            labels,
+            scores,
+            method=interval,
+            samples=bootstrap,
+            seed=seed,
+            clusters=clusters,
+            max_bootstrap_rows=max_bootstrap_rows,
+        )
     else:
         missing = "real" if not n_real else "fake"
         result["na_reason"] = f"no {missing} images in this group" if len(labels) else "empty group"
         result["balanced_acc"] = None
-        result["auc_ci95"] = None
+        result["auc_ci95"] = result["auc_ci_method"] = None
         result["acc_oracle"] = result["oracle_threshold"] = None
         for name in RANKING_METRICS:
             result[name] = None
@@ -279,7 +476,7 @@ def compute_metrics(
         video_labels, video_scores = aggregate_by_video(labels, scores, videos, video_aggregation, frames)
         both = (video_labels == 0).any() and (video_labels == 1).any()
         result["n_videos"] = int(len(video_labels))
-        result["video_auc"] = float(roc_auc_score(video_labels, video_scores)) if both else None
+        result["video_auc"] = RankedScores(video_labels, video_scores).auc() if both else None
         if not both:
             result["na_reasons"]["video_auc"] = f"the {len(video_labels)} videos of this group are of one class"
     return result

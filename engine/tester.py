@@ -225,11 +225,12 @@ def protocol_card(
     """The lines printed under every table: what was measured, on which rows, with which checkpoint."""
     test = np.sort(resolved.test)
     card = []
-    videos = table.video_keys(test)
+    videos = table.video_codes(test)
     if videos is None:
         card.append("level: frame (one row = one image); the CSV has no video_id, so no video-level AUC")
     else:
-        _, counts = np.unique(np.asarray(videos, dtype=object), return_counts=True)
+        counts = np.bincount(videos.codes)
+        counts = counts[counts > 0]
         faces = " (the most-fake face of each frame first)" if table.has("frame") else ""
         card.append(
             f"level: {level} (frame: one row = one face crop; video AUC: {config['eval']['video-aggregation']} "
@@ -245,13 +246,7 @@ def protocol_card(
             else "the protocol's training rows"
         )
     )
-    clusters, unit = table.cluster_keys(test)
-    bootstrap = int(config["eval"]["bootstrap"] or 0)
-    card.append(
-        f"AUC 95% CI: {bootstrap} percentile bootstrap resamples of {unit}, stratified by class"
-        if bootstrap
-        else "AUC 95% CI: off (--bootstrap 0)"
-    )
+    card.append(report.interval_card_line(config["eval"], table.cluster_codes(test[:0])[1]))
     calibration = (info or {}).get("calibration")
     threshold = f"Acc@0.5 at threshold {config['eval']['threshold']:g}; "
     if calibration:
@@ -436,19 +431,26 @@ def read_prediction_scores(table: SplitTable, path: Path) -> dict[str, np.ndarra
         )
     scores = {}
     for column in score_columns:
-        values = np.full(len(table), np.nan)
-        for row, text in enumerate(table.column(column)):
-            if not text:
-                continue
-            try:
-                values[row] = float(text)
-            except ValueError:
-                raise SchemaError(
-                    f"{path} line {table.line(row)}: {column} {text!r} is not a number; "
-                    "scores are probabilities of fake."
-                ) from None
+        texts = np.asarray(table.column(column), dtype=object)
+        texts[texts == ""] = "nan"  # an empty score is a row the model did not score
+        try:
+            values = texts.astype(np.float64)
+        except ValueError:
+            row = next(i for i, text in enumerate(texts) if not _is_number(text))
+            raise SchemaError(
+                f"{path} line {table.line(row)}: {column} {texts[row]!r} is not a number; "
+                "scores are probabilities of fake."
+            ) from None
         scores["clean" if column == "score" else column[len("score_") :]] = values
     return scores
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def evaluate_predictions(

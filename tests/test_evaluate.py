@@ -123,7 +123,7 @@ def test_report_files_and_predictions(trained, tmp_path):
         "epoch",
         "seed 0",
         "code version",
-        "bootstrap resamples of videos",
+        "bootstrap, 50 resamples of videos",
         "DeepfakeBench",
     ):
         assert needed in card, needed

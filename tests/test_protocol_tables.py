@@ -103,7 +103,7 @@ def test_group_aucs_match_closed_form_on_the_protocols_test_rows_only(tmp_path, 
     table = (tmp_path / "out" / "table.md").read_text()
     assert (
         "Protocol card:" in table
-        and "bootstrap resamples of videos" in table
+        and "resamples of videos, stratified by class" in table
         and "outside the protocol's test rows are not scored" in table
     )
     assert "# level: frame" in (tmp_path / "out" / "table.csv").read_text()
