@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from common.keys import Keys
 
 from .images import ImageDecodeError, container_reference, image_format, load_image
 from .schema import GROUP_COLUMNS, IDENTITY_SEPARATOR, SPLITS, Problem, SchemaError, SplitTable, read_table
@@ -25,56 +28,132 @@ CLASS_NAMES = {0: "real", 1: "fake"}
 IDENTITY_LEAKS = (("train", "test", "error"), ("val", "test", "error"), ("train", "val", "warning"))
 
 
-def _escapes(root: Path, relative: str) -> bool:
-    if Path(relative).is_absolute():
-        return False
-    return not os.path.normpath(os.path.join(str(root), relative)).startswith(os.path.normpath(str(root)) + os.sep)
+# A folder named by at least this many rows is listed once (one directory read) instead of a stat per file.
+LIST_FOLDER_FROM = 16
+NAME_MAX = 255  # bytes of one path component on Linux, macOS and Windows file systems
+
+
+def _list_folder(folder: str) -> dict[str, str] | str:
+    """{name: "file" | "folder" | "other"} of a folder's entries, or why it cannot be read (an OSError's text)."""
+    try:
+        with os.scandir(folder or os.sep) as entries:
+            return {e.name: "folder" if e.is_dir() else "file" if e.is_file() else "other" for e in entries}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+def _stat_kind(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as error:
+        return error.strerror or str(error)
+    return "folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def entry_kinds(targets: list[str]) -> list[str]:
+    """ "file" | "folder" | "other" | "missing" | why it cannot be read, per path (normalised, absolute).
+
+    Folders named by many rows are listed once, the rest are stat-ed: a million files in thousands of folders cost
+    thousands of directory reads, not a million system calls.
+    """
+    split = [target.rpartition(os.sep) for target in targets]
+    per_folder = Counter(folder for folder, _, _ in split)
+    listings = {folder: _list_folder(folder) for folder, count in per_folder.items() if count >= LIST_FOLDER_FROM}
+    kinds = []
+    for target, (folder, _, name) in zip(targets, split):
+        if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            kinds.append(f"file name too long ({len(name):,} characters; at most {NAME_MAX} bytes)")
+            continue
+        listing = listings.get(folder)
+        if listing is None:
+            kinds.append(_stat_kind(target))
+        elif isinstance(listing, str):
+            kinds.append(listing)
+        else:
+            kind = listing.get(name, "missing")
+            kinds.append(_stat_kind(target) if kind == "other" else kind)  # a link: follow it
+    return kinds
+
+
+def _resolved_paths(table: SplitTable, root: Path) -> tuple[list[str], np.ndarray]:
+    """(normalised absolute path per row, whether each stays under the root); plain string work, no pathlib."""
+    base = str(root)
+    resolved = [os.path.normpath(p if os.path.isabs(p) else os.path.join(base, p)) for p in table.column("path")]
+    inside = base.rstrip(os.sep) + os.sep
+    escapes = np.fromiter(
+        (bool(p) and not os.path.isabs(p) and not r.startswith(inside) for p, r in zip(table.column("path"), resolved)),
+        dtype=bool,
+        count=len(resolved),
+    )
+    return resolved, escapes
 
 
 def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
     problems = []
     paths = table.column("path")
     splits = table.column("split") if table.has("split") else None
-    first_seen: dict[str, int] = {}
     root = table.root.resolve()
-    for row, relative in enumerate(paths):
+    resolved, escapes = _resolved_paths(table, root)
+    for row in np.flatnonzero(escapes):
+        problems.append(
+            Problem(
+                "error",
+                "path escapes root",
+                f"path {paths[row]!r} points outside the data root {root}",
+                table.line(row),
+            )
+        )
+    usable = np.fromiter((bool(p) for p in paths), dtype=bool, count=len(paths)) & ~escapes
+    rows = np.flatnonzero(usable)
+    keys = np.asarray(resolved, dtype=object)[rows]
+    order = np.argsort(keys, kind="stable")  # equal paths side by side, each in file order
+    sorted_keys = keys[order]
+    repeats = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1]) + 1
+    starts = np.maximum.accumulate(np.where(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]], np.arange(len(keys)), 0))
+    for position in repeats:
+        row, other = int(rows[order[position]]), int(rows[order[starts[position]]])
+        leak = splits is not None and splits[other] != splits[row]
+        detail = f" (in split {splits[other]} there, {splits[row]} here: a train/test leak)" if leak else ""
+        problems.append(
+            Problem(
+                "error" if leak else "warning",
+                "duplicate path",
+                f"{paths[row]} repeats line {table.line(other)}{detail}",
+                table.line(row),
+            )
+        )
+    targets = []
+    for row in rows:
+        reference = container_reference(resolved[row])
+        targets.append(reference[0] if reference else resolved[row])
+    for row, kind in zip(rows, entry_kinds(targets)):
         line = table.line(row)
-        if not relative:
-            continue
-        if _escapes(root, relative):
+        if kind == "folder":
             problems.append(
-                Problem("error", "path escapes root", f"path {relative!r} points outside the data root {root}", line)
+                Problem("error", "not a file", f"{paths[row]} is a folder under {root}, not an image file", line)
             )
-            continue
-        resolved = os.path.normpath(str(table.resolve(row)))
-        if resolved in first_seen:
-            other = first_seen[resolved]
-            leak = splits is not None and splits[other] != splits[row]
-            detail = f" (in split {splits[other]} there, {splits[row]} here: a train/test leak)" if leak else ""
+        elif kind == "missing":
+            problems.append(Problem("error", "missing file", f"{paths[row]} does not exist under {root}", line))
+        elif kind not in ("file", "other"):
             problems.append(
-                Problem(
-                    "error" if leak else "warning",
-                    "duplicate path",
-                    f"{relative} repeats line {table.line(other)}{detail}",
-                    line,
-                )
+                Problem("error", "unreadable path", f"{_shortened(paths[row])} cannot be read: {kind}", line)
             )
-        else:
-            first_seen[resolved] = row
-        reference = container_reference(resolved)
-        target = reference[0] if reference else resolved
-        if os.path.isdir(target):
-            problems.append(
-                Problem("error", "not a file", f"{relative} is a folder under {root}, not an image file", line)
-            )
-        elif not os.path.isfile(target):
-            problems.append(Problem("error", "missing file", f"{relative} does not exist under {root}", line))
         elif check_images:
             try:
-                load_image(resolved)
+                load_image(resolved[row])
             except ImageDecodeError as error:
                 problems.append(Problem("error", "unreadable image", str(error), line))
+    problems.sort(key=lambda problem: problem.line or 0)
     return problems
+
+
+def _shortened(text: str, keep: int = 60) -> str:
+    """A path as a message can show it: a 131,072-character path becomes its start, its length and its end."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}...{text[-keep:]} ({len(text):,} characters)"
 
 
 def check_groups(table: SplitTable) -> list[Problem]:
@@ -188,14 +267,19 @@ def check_identities(table: SplitTable) -> list[Problem]:
 
 
 def count_table(table: SplitTable) -> list[tuple[tuple[str, ...], int, int]]:
-    """(split, forgery_type, generator, source_dataset) -> (real, fake) counts, for the columns present."""
+    """(split, forgery_type, generator, source_dataset) -> (real, fake) counts, for the columns present; O(n log n)."""
     keys = [c for c in ("split", *GROUP_COLUMNS) if table.has(c)]
-    columns = [table.column(c) for c in keys]
-    counts: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
-    for row, label in enumerate(table.labels):
-        if label >= 0:
-            counts[tuple(col[row] for col in columns)][int(label)] += 1
-    return keys, sorted((key, real, fake) for key, (real, fake) in counts.items())
+    valid = np.flatnonzero(table.labels >= 0)
+    if not keys:
+        labels = table.labels[valid]
+        return keys, [((), int((labels == 0).sum()), int((labels == 1).sum()))] if len(valid) else []
+    columns = [Keys.of(table.column(c)) for c in keys]
+    stacked = np.stack([column.codes[valid] for column in columns] + [table.labels[valid].astype(np.int64)])
+    combos, counts = np.unique(stacked, axis=1, return_counts=True)
+    totals: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for combo, count in zip(combos.T.tolist(), counts.tolist()):
+        totals[tuple(column.name(code) for column, code in zip(columns, combo[:-1]))][combo[-1]] += count
+    return keys, sorted((key, real, fake) for key, (real, fake) in totals.items())
 
 
 def format_statistics(table: SplitTable, sample: int, seed: int = 0) -> dict[int, dict]:

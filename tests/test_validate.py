@@ -6,6 +6,7 @@ import re
 import pytest
 from data_files import write_csv, write_image
 
+from data.schema import read_table
 from data.validate import validate
 
 
@@ -112,3 +113,35 @@ def test_validate_warns_about_format_shortcuts(tmp_path):
     assert status == 0
     assert "file format" not in text
     assert "warning: real and fake JPEGs differ in quality (median 95 vs 60)" in text
+
+
+def test_a_path_too_long_for_the_file_system_is_a_problem_on_its_line_not_a_traceback(tmp_path):
+    from data.validate import check_paths
+
+    csv_path = tmp_path / "splits.csv"
+    long_name = "a" * 131_072 + ".png"
+    csv_path.write_text(f"path,label\nfine.png,0\n{long_name},1\nsub/{'b' * 300}.png,1\n")
+    (tmp_path / "fine.png").write_bytes(b"x")
+    table, _ = read_table(csv_path)
+    problems = check_paths(table, check_images=False)
+    assert [p.line for p in problems] == [3, 4]
+    assert all(p.severity == "error" and "too long" in p.message for p in problems)
+    assert len(problems[0].message) < 400  # the path is shortened in the sentence, not printed whole
+
+
+def test_many_files_in_one_folder_are_found_by_listing_it_once(tmp_path, monkeypatch):
+    import data.validate as validate
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "folder.png").mkdir()
+    names = [f"{i}.png" for i in range(40)]
+    for name in names[:-1]:
+        (tmp_path / "imgs" / name).write_bytes(b"x")
+    rows = "".join(f"imgs/{name},0\n" for name in [*names, "folder.png", names[0]])
+    (tmp_path / "splits.csv").write_text("path,label\n" + rows)
+    table, _ = read_table(tmp_path / "splits.csv")
+    calls = []
+    monkeypatch.setattr(validate, "_stat_kind", lambda path: calls.append(path) or "file")
+    problems = validate.check_paths(table, check_images=False)
+    assert calls == []  # one directory listing, no stat per file
+    assert [(p.kind, p.line) for p in problems] == [("missing file", 41), ("not a file", 42), ("duplicate path", 43)]
