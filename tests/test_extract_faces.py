@@ -20,6 +20,7 @@ from PIL import Image
 
 from common.cli import run
 from data import extract_faces as ef
+from data.faces import video
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # hand-annotated in benchmarks/face_detectors.py
@@ -116,7 +117,7 @@ def test_seeking_reader_returns_exactly_the_sampled_frames(tmp_path):
 
 def test_frames_past_the_end_of_the_stream_are_logged_not_dropped(tmp_path, monkeypatch, detector):
     write_video(tmp_path / "src" / "short.mp4", shifted(astronaut(), 10))
-    monkeypatch.setattr(ef, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
+    monkeypatch.setattr(video, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
     settings = ef.ExtractionSettings(frames=4, size=32)
     assert [i for i, image in ef.read_video_frames(tmp_path / "src" / "short.mp4", settings) if image is None] == [
         13,
