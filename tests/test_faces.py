@@ -2,17 +2,20 @@
 and in predict through the same frame -> detect -> crop loop, and extraction and predict accept the same media."""
 
 import csv
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from common.atomic import DiskFullError
 from common.cli import run
 from data import extract_faces, media
 from data.faces import detectors
 from data.faces.detectors import Detection, FaceDetector, register_detector
-from data.faces.extract import find_sources
+from data.faces.extract import extract, find_sources
 from data.faces.settings import ExtractionError, ExtractionSettings
 from engine.inference import InputItem, collect_inputs, detector_beside, iter_face_crops
 
@@ -108,3 +111,37 @@ def test_extraction_and_predict_accept_the_same_media_suffixes(tmp_path):
     images = {item.path.suffix for item in collect_inputs([source]) if item.kind == "image"}
     frame_folders = {name for name in extracted if name.endswith("/")}
     assert images == set(media.IMAGE_SUFFIXES) and len(frame_folders) == len(media.IMAGE_SUFFIXES)
+
+
+def test_a_full_disk_while_writing_the_index_keeps_the_previous_one(toy_detector, tmp_path, monkeypatch):
+    frame_folder(tmp_path / "src" / "clip", 3)
+    settings = ExtractionSettings(detector="toy-square", frames=3, size=16)
+    extract(tmp_path / "src", tmp_path / "out", settings, progress=False)
+    before = (tmp_path / "out" / "faces.csv").read_bytes()
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(DiskFullError, match="the disk is full writing .*faces.csv: the previous faces.csv is kept"):
+        extract(tmp_path / "src", tmp_path / "out", settings, progress=False)
+    assert (tmp_path / "out" / "faces.csv").read_bytes() == before
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_one_suffix_list_for_indexing_builders_extraction_and_predict(tmp_path, monkeypatch):
+    """A suffix added to data/media.py reaches every reader of media files (each used to spell its own list)."""
+    from data import build_index, datasets
+
+    monkeypatch.setattr(media, "IMAGE_SUFFIXES", media.IMAGE_SUFFIXES | {".heic"})
+    monkeypatch.setattr(media, "VIDEO_SUFFIXES", media.VIDEO_SUFFIXES | {".3gp"})
+    (tmp_path / "train" / "real" / "v1").mkdir(parents=True)
+    (tmp_path / "train" / "real" / "v1" / "f000000_0.heic").write_bytes(b"")
+    (tmp_path / "clip.3gp").write_bytes(b"")
+    rows, _, _ = build_index.build_index(tmp_path, "{split}/{generator}/{video_id}/*")
+    assert [row["path"] for row in rows] == ["train/real/v1/f000000_0.heic"]
+    video = datasets.Video("train/real/v1", 0, "train", "real", "real")
+    assert [row["path"] for row in datasets.video_rows(tmp_path, video, "Toy")] == ["train/real/v1/f000000_0.heic"]
+    assert [video_id for _, video_id in find_sources(tmp_path)] == ["clip", "train/real/v1"]
+    kinds = {item.path.name: item.kind for item in collect_inputs([tmp_path])}
+    assert kinds == {"clip.3gp": "video", "f000000_0.heic": "image"}
