@@ -20,13 +20,13 @@ import os
 import re
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from common.atomic import atomic_output, write_bytes_atomic
 from common.cli import run
 from common.errors import UsageError, UserError
+from common.registry import Registry
 
 from .build_index import assign_splits
 from .media import is_image
@@ -573,20 +573,9 @@ class BuildOptions:
     keep_test_identities: bool = False
 
 
-Builder = Callable[[Path, BuildOptions], tuple[list[dict], list[str]]]
-BUILDERS: dict[str, Builder] = {}
-
-
-def register_builder(name: str) -> Callable[[Builder], Builder]:
-    """Make ``builder(root, options) -> (rows, notes)`` the dataset ``name`` of ``python -m data.datasets NAME``."""
-
-    def decorator(builder: Builder) -> Builder:
-        if name in BUILDERS:
-            raise ValueError(f"a dataset builder named {name!r} is already registered.")
-        BUILDERS[name] = builder
-        return builder
-
-    return decorator
+# name -> builder(root, options) -> (rows, notes): the datasets of ``python -m data.datasets NAME``
+BUILDERS = Registry("dataset builder")
+register_builder = BUILDERS.register
 
 
 def build(name: str, root, *, metadata_root=None, **options) -> tuple[list[dict], list[str]]:
@@ -594,7 +583,7 @@ def build(name: str, root, *, metadata_root=None, **options) -> tuple[list[dict]
     the fields of ``BuildOptions``."""
     root = Path(root)
     if name not in BUILDERS:
-        raise UsageError(f"unknown dataset {name!r}: choose one of {', '.join(sorted(BUILDERS))}.")
+        raise UsageError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS.names())}.")
     if not root.is_dir():
         raise DatasetError(
             f"dataset root {root} is not a folder: pass the output folder of python -m data.extract_faces."
@@ -684,7 +673,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument("name", choices=sorted(BUILDERS), help=f"the dataset: {', '.join(sorted(BUILDERS))}")
+    parser.add_argument("name", choices=BUILDERS.names(), help=f"the dataset: {', '.join(BUILDERS.names())}")
     parser.add_argument(
         "root", help="face-crop tree in the dataset's layout (the output of python -m data.extract_faces)"
     )

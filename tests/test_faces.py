@@ -23,10 +23,9 @@ SQUARE = 24  # side of the bright square the toy detector finds
 
 
 @pytest.fixture
-def toy_detector(monkeypatch):
+def toy_detector():
     """Register a toy detector (the bright square of a frame) the way a new detector is added: one class under one
     decorator. The registry is restored afterwards."""
-    monkeypatch.setattr(detectors, "_DETECTORS", dict(detectors._DETECTORS))
 
     @register_detector("toy-square")
     class ToySquareDetector(FaceDetector):
@@ -44,7 +43,8 @@ def toy_detector(monkeypatch):
                 answers.append([Detection(box, 0.9)] if found else [])
             return answers
 
-    return ToySquareDetector
+    yield ToySquareDetector
+    del detectors.DETECTORS["toy-square"]
 
 
 def frame_folder(folder: Path, count: int) -> list[tuple[float, ...]]:

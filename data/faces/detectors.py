@@ -6,11 +6,12 @@ Haar cascade and MTCNN (facenet-pytorch); each imports its package only when it 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from common.registry import Registry
 
 from .settings import ExtractionError, ExtractionSettings
 
@@ -39,42 +40,30 @@ class FaceDetector:
         raise NotImplementedError
 
 
-_DETECTORS: dict[str, Callable[[str], FaceDetector]] = {}
-
-
-def register_detector(name: str):
-    def decorator(builder):
-        if name in _DETECTORS:
-            raise ValueError(f"a face detector named {name!r} is already registered.")
-        _DETECTORS[name] = builder
-        return builder
-
-    return decorator
-
-
-def list_detectors() -> list[str]:
-    return sorted(_DETECTORS)
+DETECTORS = Registry("face detector")  # name -> FaceDetector class, built with the device
+register_detector = DETECTORS.register
+list_detectors = DETECTORS.names
 
 
 def detector_device(name: str, device: str) -> str:
     """Where detector ``name`` should run beside a model on ``device``: that device when the detector runs there
     (mtcnn on CUDA), else the CPU (predict.py and tools/explain.py on a GPU with a CPU-only detector)."""
-    builder = _DETECTORS.get(name)
+    builder = DETECTORS.get(name)
     on_cuda = str(device).startswith("cuda") and getattr(builder, "runs_on_cuda", False)
     return str(device) if on_cuda or not str(device).startswith("cuda") else "cpu"
 
 
 def build_detector(name: str, device: str = "cpu") -> FaceDetector:
     """The registered detector ``name`` on ``device``; a UserError when its package (or weights) is missing."""
-    if name not in _DETECTORS:
+    if name not in DETECTORS:
         raise ExtractionError(f"unknown face detector {name!r}: choose one of {', '.join(list_detectors())}.")
-    return _DETECTORS[name](device)
+    return DETECTORS[name](device)
 
 
 def check_align(detector: FaceDetector, settings: ExtractionSettings) -> None:
     """A clear error when ``--align`` asks for eye landmarks that ``detector`` cannot give."""
     if settings.align and "eyes" not in detector.landmarks:
-        with_eyes = [n for n in list_detectors() if "eyes" in getattr(_DETECTORS[n], "landmarks", ())]
+        with_eyes = [n for n in list_detectors() if "eyes" in getattr(DETECTORS[n], "landmarks", ())]
         hint = f"use --detector {' or '.join(with_eyes)}" if with_eyes else "drop --align"
         raise ExtractionError(
             f"--align needs eye landmarks, which face detector {detector.name!r} does not give: {hint}."
