@@ -3,6 +3,7 @@ and in predict through the same frame -> detect -> crop loop, and extraction and
 
 import csv
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -145,3 +146,26 @@ def test_one_suffix_list_for_indexing_builders_extraction_and_predict(tmp_path, 
     assert [video_id for _, video_id in find_sources(tmp_path)] == ["clip", "train/real/v1"]
     kinds = {item.path.name: item.kind for item in collect_inputs([tmp_path])}
     assert kinds == {"clip.3gp": "video", "f000000_0.heic": "image"}
+
+
+def test_detect_size_is_a_flag_stored_with_the_settings_and_older_records_still_resume(toy_detector, tmp_path, capsys):
+    boxes = frame_folder(tmp_path / "src" / "clip", 2)
+    flags = ["--detector", "toy-square", "--frames", "2", "--size", "16", "--no-progress"]
+    out = tmp_path / "out"
+    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(out), *flags, "--detect-size", "64"]) == 0
+    record = json.loads((out / "extraction.json").read_text())
+    assert record["settings"]["detect_size"] == 64
+    with open(out / "faces.csv", newline="") as handle:  # found on 64x48 frames, given in the 128x96 frame's pixels
+        assert [float(row["box_x0"]) for row in csv.DictReader(handle)] == [boxes[0][0], boxes[1][0]]
+    # A record written before detect_size existed reads as detect_size null: the same settings, so it resumes.
+    older = tmp_path / "older"
+    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags]) == 0
+    record = json.loads((older / "extraction.json").read_text())
+    del record["settings"]["detect_size"]
+    (older / "extraction.json").write_text(json.dumps(record))
+    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags]) == 0
+    assert "skipped (already complete): 1" in capsys.readouterr().out
+    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags, "--detect-size", "64"]) == 1
+    assert "other settings" in capsys.readouterr().err
+    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags, "--detect-size", "8"]) == 2
+    assert "detect_size must be at least 64" in capsys.readouterr().err

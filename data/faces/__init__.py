@@ -23,7 +23,7 @@ from .detectors import (
     register_detector,
 )
 from .extract import VideoResult, copy_metadata, extract, extract_video, find_sources, write_index
-from .pipeline import faces_in_image, faces_in_video, faces_of_frames
+from .pipeline import detect_in_frames, faces_in_image, faces_in_video, faces_of_frames
 from .settings import (
     DEFAULT_DETECTOR,
     DETECT_BATCH,
@@ -60,6 +60,7 @@ __all__ = [
     "check_align",
     "copy_metadata",
     "crop_face",
+    "detect_in_frames",
     "detector_device",
     "dlib_model_file",
     "extract",

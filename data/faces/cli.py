@@ -1,14 +1,15 @@
 """Face extraction: sampled video frames (or folders of frame images) -> detected, square face crops + an index.
 
     python -m data.extract_faces SRC --out DIR [--frames 32 | --stride K] [--margin 1.3] [--size 256]
-                                 [--max-faces N] [--align] [--detector mtcnn] [--workers N]
+                                 [--max-faces N] [--align] [--detector mtcnn] [--detect-size N] [--workers N]
     python -m data.extract_faces SRC --out DIR --detector mtcnn --device cuda --batch-size 32   # on a GPU
 
 For each video ``REL/NAME.EXT`` under SRC the crops go to ``DIR/REL/NAME/`` as ``f{frame:06d}_{face}.png``
 (face 0 = the largest face of the frame). Each video is written to a temporary folder that is renamed when it is
 complete, so a killed run resumes where it stopped. ``DIR/faces.csv`` indexes every crop, ``DIR/extraction.json``
 holds the settings and library versions, ``DIR/extraction_log.txt`` lists unreadable videos and frames without a
-face. Decoding seeks to the sampled frames; a video is never decoded whole into memory.
+face. Decoding seeks to the sampled frames; a video is never decoded whole into memory. ``--detect-size N`` runs
+the detector on frames downscaled to at most N pixels on their longer side and crops from the full-resolution frame.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=defaults.min_score,
         help=f"detector score threshold (default {defaults.min_score})",
     )
+    parser.add_argument(
+        "--detect-size",
+        type=int,
+        help="detect on frames downscaled to at most this many pixels on the longer side, crop from the full frame "
+        "(default: detect on the full frame)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (detectors that support it: mtcnn)")
     parser.add_argument(
         "--batch-size",
@@ -79,6 +86,7 @@ def settings_from_args(args) -> ExtractionSettings:
         max_faces=args.max_faces,
         align=args.align,
         min_score=args.min_score,
+        detect_size=args.detect_size,
     )
 
 

@@ -19,6 +19,7 @@ LOG_NAME = "extraction_log.txt"
 VIDEO_DONE_NAME = "video.json"  # written last inside a video's folder: its presence marks the video complete
 TEMP_PREFIX = ".tmp-"
 DETECT_BATCH = 16  # sampled frames per detector call (batched detectors: mtcnn, dlib-cnn); --batch-size
+MIN_DETECT_SIZE = 64  # below it a frame's faces are too small for any of the detectors
 INDEX_COLUMNS = ("path", "video_id", "frame", "face_index", "box_x0", "box_y0", "box_x1", "box_y1", "score")
 
 
@@ -43,6 +44,8 @@ class ExtractionSettings:
     max_faces: int | None = None
     align: bool = False
     min_score: float = 0.0
+    # Detect on the frame downscaled to at most this many pixels on its longer side, crop from the full frame.
+    detect_size: int | None = None
 
     def __post_init__(self):
         if (self.frames is None) == (self.stride is None):
@@ -60,6 +63,12 @@ class ExtractionSettings:
             )
         if not (isinstance(self.min_score, (int, float)) and math.isfinite(self.min_score)):
             raise ExtractionError(f"face extraction setting min_score must be a finite number, not {self.min_score!r}.")
+        _positive_int_or_none("detect_size", self.detect_size)
+        if self.detect_size is not None and self.detect_size < MIN_DETECT_SIZE:
+            raise ExtractionError(
+                f"face extraction setting detect_size must be at least {MIN_DETECT_SIZE} pixels (or null: detect on "
+                f"the full frame), not {self.detect_size}."
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
