@@ -25,9 +25,9 @@ import numpy as np
 
 from common.errors import UsageError
 
+from .media import is_image
 from .schema import IDENTITY_SEPARATOR, OPTIONAL_COLUMNS, SPLITS
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 KNOWN_FIELDS = {"label", *OPTIONAL_COLUMNS}
 
 
@@ -143,7 +143,7 @@ def build_index(
     rows, skipped = [], Counter()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image(path):
             skipped["not an image"] += 1
             continue
         match = regex.match(relative)

@@ -18,17 +18,18 @@ import csv
 import json
 import os
 import re
-import shutil
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from common.atomic import atomic_output, write_bytes_atomic
 from common.cli import run
 from common.errors import UsageError, UserError
+from common.registry import Registry
 
-from .build_index import IMAGE_SUFFIXES, assign_splits
+from .build_index import assign_splits
+from .media import is_image
 from .schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, SPLITS
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
@@ -99,7 +100,7 @@ def video_rows(root: Path, video: Video, source_dataset: str) -> list[dict]:
                 positions[Path(record["path"]).name] = (record.get("frame", ""), record.get("face_index", ""))
     rows = []
     for name in sorted(os.listdir(folder)):
-        if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image(name):
             continue
         match = CROP_NAME.match(name)
         frame, face = positions.get(name) or ((str(int(match[1])), match[2]) if match else ("", ""))
@@ -294,7 +295,7 @@ def folders_by_name(root: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-        if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files) or "video.json" in files:
+        if any(is_image(f) for f in files) or "video.json" in files:
             found.setdefault(Path(folder).name, Path(folder).relative_to(root).as_posix())
     return found
 
@@ -537,13 +538,10 @@ def check_counts(videos: list[Video], expected: dict) -> list[str]:
 
 
 def write_csv(out: Path, rows: list[dict]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    with open(temporary, "w", newline="") as handle:
+    with atomic_output(out) as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, out)
 
 
 def summary_lines(rows: list[dict]) -> list[str]:
@@ -560,68 +558,47 @@ def summary_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-BUILDERS: dict[str, Callable] = {}
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the command line passes to every builder; a builder reads the options it needs."""
+
+    metadata_root: Path
+    compression: str = "c23"
+    test_list: Path | None = None
+    json_path: Path | None = None
+    variant: str = "end_to_end"
+    val_fraction: float = 0.1
+    seed: int = 0
+    allow_missing: bool = False
+    keep_test_identities: bool = False
 
 
-def build(
-    name: str,
-    root,
-    *,
-    metadata_root=None,
-    compression="c23",
-    test_list=None,
-    json_path=None,
-    variant="end_to_end",
-    val_fraction=0.1,
-    seed=0,
-    allow_missing=False,
-    keep_test_identities=False,
-) -> tuple[list[dict], list[str]]:
-    """(rows, notes) of dataset ``name``; notes are count mismatches and skipped videos, to print."""
+# name -> builder(root, options) -> (rows, notes): the datasets of ``python -m data.datasets NAME``
+BUILDERS = Registry("dataset builder")
+register_builder = BUILDERS.register
+
+
+def build(name: str, root, *, metadata_root=None, **options) -> tuple[list[dict], list[str]]:
+    """(rows, notes) of dataset ``name``; notes are count mismatches and skipped videos, to print. ``options`` are
+    the fields of ``BuildOptions``."""
     root = Path(root)
+    if name not in BUILDERS:
+        raise UsageError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS.names())}.")
     if not root.is_dir():
         raise DatasetError(
             f"dataset root {root} is not a folder: pass the output folder of python -m data.extract_faces."
         )
-    metadata_root = Path(metadata_root) if metadata_root else root
-    notes: list[str] = []
-    if name == "deepfakebench":
-        if json_path is None:
-            raise UsageError(
-                "deepfakebench needs --json FILE (a DeepfakeBench dataset JSON, e.g. FaceForensics++.json)."
-            )
-        return deepfakebench_rows(root, Path(json_path), val_fraction, seed)
-    if name == "ffpp":
-        videos, expected = ffpp_videos(root, compression)
-        source = "FF++"
-    elif name == "celebdf":
-        videos, expected, dropped = celebdf_videos(
-            root,
-            Path(test_list) if test_list else metadata_root / "List_of_testing_videos.txt",
-            val_fraction,
-            seed,
-            keep_test_identities,
-        )
-        if dropped:
-            notes.append(
-                f"left out {dropped} non-test video(s) whose person is in the official test list "
-                "(--keep-test-identities keeps them)"
-            )
-        source = "Celeb-DF-v2"
-    elif name == "dfdc":
-        videos, expected = dfdc_videos(root, metadata_root, val_fraction, seed)
-        source = "DFDC"
-    elif name == "dfdcp":
-        videos, expected = dfdcp_videos(root, metadata_root, val_fraction, seed)
-        source = "DFDCP"
-    elif name == "deeperforensics":
-        videos, expected = deeperforensics_videos(root, metadata_root, variant)
-        source = "DeeperForensics-1.0"
-    else:
-        raise UsageError(
-            f"unknown dataset {name!r}: choose one of ffpp, celebdf, dfdc, dfdcp, deeperforensics, deepfakebench."
-        )
-    rows, missing = collect(root, videos, source, allow_missing)
+    paths = {key: Path(options[key]) if options.get(key) else None for key in ("test_list", "json_path")}
+    settings = BuildOptions(Path(metadata_root) if metadata_root else root, **{**options, **paths})
+    return BUILDERS[name](root, settings)
+
+
+def rows_of_videos(
+    root: Path, videos: list[Video], expected: dict, source: str, options: BuildOptions
+) -> tuple[list[dict], list[str]]:
+    """(rows, notes) of a dataset's listed videos: skipped videos, counts against the published ones, empty folders."""
+    notes = []
+    rows, missing = collect(root, videos, source, options.allow_missing)
     if missing:
         notes.append(
             f"skipped {len(missing)} listed video(s) without a crop folder (--allow-missing): {', '.join(missing[:10])}"
@@ -638,8 +615,56 @@ def build(
     return rows, notes
 
 
+# ----------------------------------------------------------------------------------------------- the datasets
+@register_builder("ffpp")
+def build_ffpp(root: Path, options: BuildOptions) -> tuple[list[dict], list[str]]:
+    videos, expected = ffpp_videos(root, options.compression)
+    return rows_of_videos(root, videos, expected, "FF++", options)
+
+
+@register_builder("celebdf")
+def build_celebdf(root: Path, options: BuildOptions) -> tuple[list[dict], list[str]]:
+    test_list = options.test_list or options.metadata_root / "List_of_testing_videos.txt"
+    videos, expected, dropped = celebdf_videos(
+        root, test_list, options.val_fraction, options.seed, options.keep_test_identities
+    )
+    rows, notes = rows_of_videos(root, videos, expected, "Celeb-DF-v2", options)
+    if dropped:
+        notes.insert(
+            0,
+            f"left out {dropped} non-test video(s) whose person is in the official test list "
+            "(--keep-test-identities keeps them)",
+        )
+    return rows, notes
+
+
+@register_builder("dfdc")
+def build_dfdc(root: Path, options: BuildOptions) -> tuple[list[dict], list[str]]:
+    videos, expected = dfdc_videos(root, options.metadata_root, options.val_fraction, options.seed)
+    return rows_of_videos(root, videos, expected, "DFDC", options)
+
+
+@register_builder("dfdcp")
+def build_dfdcp(root: Path, options: BuildOptions) -> tuple[list[dict], list[str]]:
+    videos, expected = dfdcp_videos(root, options.metadata_root, options.val_fraction, options.seed)
+    return rows_of_videos(root, videos, expected, "DFDCP", options)
+
+
+@register_builder("deeperforensics")
+def build_deeperforensics(root: Path, options: BuildOptions) -> tuple[list[dict], list[str]]:
+    videos, expected = deeperforensics_videos(root, options.metadata_root, options.variant)
+    return rows_of_videos(root, videos, expected, "DeeperForensics-1.0", options)
+
+
+@register_builder("deepfakebench")
+def build_deepfakebench(root: Path, options: BuildOptions) -> tuple[list[dict], list[str]]:
+    if options.json_path is None:
+        raise UsageError("deepfakebench needs --json FILE (a DeepfakeBench dataset JSON, e.g. FaceForensics++.json).")
+    return deepfakebench_rows(root, options.json_path, options.val_fraction, options.seed)
+
+
 def _images(folder: Path):
-    return (n for n in os.listdir(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+    return (n for n in os.listdir(folder) if is_image(n))
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -648,7 +673,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument("name", choices=["ffpp", "celebdf", "dfdc", "dfdcp", "deeperforensics", "deepfakebench"])
+    parser.add_argument("name", choices=BUILDERS.names(), help=f"the dataset: {', '.join(BUILDERS.names())}")
     parser.add_argument(
         "root", help="face-crop tree in the dataset's layout (the output of python -m data.extract_faces)"
     )
@@ -681,19 +706,8 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     if not 0.0 <= args.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must lie in [0, 1), not {args.val_fraction}.")
-    rows, notes = build(
-        args.name,
-        args.root,
-        metadata_root=args.metadata_root,
-        compression=args.compression,
-        test_list=args.test_list,
-        json_path=args.json_path,
-        variant=args.variant,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        allow_missing=args.allow_missing,
-        keep_test_identities=args.keep_test_identities,
-    )
+    options = {f.name: getattr(args, f.name) for f in fields(BuildOptions)}
+    rows, notes = build(args.name, args.root, **options)
     if not rows:
         raise DatasetError(
             f"no crop image found for any {args.name} video under {args.root}: run python -m data.extract_faces first."
@@ -702,7 +716,7 @@ def main(argv=None) -> int:
     write_csv(out, rows)
     settings = Path(args.root) / "extraction.json"
     if settings.is_file():
-        shutil.copyfile(settings, out.with_name(f"{out.stem}.extraction.json"))
+        write_bytes_atomic(out.with_name(f"{out.stem}.extraction.json"), settings.read_bytes())
     for line in summary_lines(rows):
         print(line)
     for note in notes:

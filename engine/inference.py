@@ -2,7 +2,7 @@
 videos (predict.py: inputs -> face crops -> batched scores -> per face, frame and input results; tools/explain.py
 reuses the face gathering). Both score a batch through one forward pass on the device.
 
-Crops are made with the face-extraction settings stored with the checkpoint (``data.extract_faces``), or taken as
+Crops are made with the face-extraction settings stored with the checkpoint (``data.faces``), or taken as
 they are (``detect=False``) for images that are already face crops. A frame's score is its most-fake face, an
 input's score the mean of its frames' scores (the field's video-level convention; an image is one frame).
 """
@@ -10,7 +10,6 @@ input's score the mean of its frames' scores (the field's video-level convention
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import logging
@@ -26,7 +25,9 @@ from tqdm import tqdm
 
 from common.atomic import write_text_atomic
 from common.errors import UserError
+from data import faces as face_extraction
 from data.images import ImageDecodeError, load_image, resize_array
+from data.media import is_image, is_video
 from loss_folder import logits_of
 
 from .device import autocast, to_device
@@ -35,8 +36,6 @@ from .report import to_console
 
 log = logging.getLogger("cael")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 FINE_LEVELS = ("level2", "level3")
 
 
@@ -79,7 +78,7 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
                 p
                 for p in path.rglob("*")
                 if p.is_file()
-                and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                and (is_image(p) or is_video(p))
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
@@ -95,39 +94,22 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
 
 
 def _kind(path: Path) -> str:
-    return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
+    return "video" if is_video(path) else "image"
 
 
 # ---------------------------------------------------------------------------------------------- face crops
-def extraction_module():
-    """``data.extract_faces`` (face detection and video sampling), or one clear error when this checkout lacks it."""
-    try:
-        extract_faces = importlib.import_module("data.extract_faces")
-    except ImportError as error:
-        if getattr(error, "name", None) not in ("data.extract_faces", None):
-            raise UserError(
-                f"face detection needs the package {error.name}: pip install -r requirements.txt."
-            ) from error
-        raise UserError(
-            "face detection needs data/extract_faces.py, which this checkout lacks: pass --no-detect to score images "
-            "that are already face crops (videos need detection)."
-        ) from error
-    return extract_faces
-
-
 def detector_beside(settings, device) -> Any:
     """The face detector of ``settings`` for a model on ``device``: on that device where the detector runs there
     (mtcnn on CUDA), else on the CPU (dlib-hog and opencv-haar beside a model on a GPU)."""
-    module = extraction_module()
-    return module.build_detector(settings.detector, device=module.detector_device(settings.detector, str(device)))
+    device = face_extraction.detector_device(settings.detector, str(device))
+    return face_extraction.build_detector(settings.detector, device=device)
 
 
 def extraction_settings(stored: dict[str, Any] | None):
     """The ExtractionSettings a checkpoint was trained with; the defaults (said once) when it stores none."""
-    module = extraction_module()
     if stored:
-        return module.ExtractionSettings.from_dict(stored), True
-    return module.ExtractionSettings(), False
+        return face_extraction.ExtractionSettings.from_dict(stored), True
+    return face_extraction.ExtractionSettings(), False
 
 
 def iter_face_crops(
@@ -166,12 +148,11 @@ def _crops_of(index: int, item: InputItem, *, image_size: int, detect: bool, set
         pixels = load_image(item.path, image_size)  # exactly the training loader's decode and resize
         yield FaceCrop(index, 0, 0, None, None, pixels)
         return
-    module = extraction_module()
     if item.kind == "video":
-        faces = module.faces_in_video(item.path, detector, settings)
+        faces = face_extraction.faces_in_video(item.path, detector, settings)
     else:
         frame = load_image(item.path).permute(1, 2, 0).numpy()
-        faces = module.faces_in_image(frame, detector, settings)
+        faces = face_extraction.faces_in_image(frame, detector, settings)
     for face in faces:
         box = tuple(float(v) for v in face.box)
         yield FaceCrop(

@@ -1,13 +1,16 @@
 """Dataset builders on fixture trees that use each dataset's real file names, and the identity checks they feed."""
 
+import errno
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 from csv_rows import read_rows, write_rows
 from PIL import Image
 
+from common.atomic import DiskFullError
 from common.cli import run
 from common.errors import UserError
 from data import datasets
@@ -406,3 +409,53 @@ def test_train_config_records_the_extraction_settings_of_the_csv(celebdf_root):
     (celebdf_root / "cdf.extraction.json").write_text("{}")
     with pytest.raises(UserError, match="cdf.extraction.json is not an extraction record"):
         extraction_settings_for(csv_path)
+
+
+# ----------------------------------------------------------------------------------------------- the registry
+def test_a_registered_builder_is_a_dataset_of_the_command_line(tmp_path, png_bytes, request, capsys):
+    """A new dataset is one function under one decorator: the command line lists it, runs it and writes its CSV."""
+    request.addfinalizer(lambda: datasets.BUILDERS.pop("toy", None))  # the registry as it was after the test
+
+    @datasets.register_builder("toy")
+    def build_toy(root, options):
+        videos = [
+            datasets.Video("clips/a", 0, "train", "real", "real", "p1"),
+            datasets.Video("clips/b", 1, "test", "toygan", "EFS", "p2"),
+            datasets.Video("clips/c", 1, "test", "toygan", "EFS", "p3"),
+        ]
+        return datasets.rows_of_videos(root, videos, {}, f"Toy-{options.seed}", options)
+
+    root = tmp_path / "toy"
+    crops(root, "clips/a", png_bytes)
+    crops(root, "clips/b", png_bytes, frames=(3,))
+    assert "dfdc,dfdcp,ffpp,toy}" in datasets.get_args_parser().format_help()
+    assert run(datasets.main, ["toy", str(root), "--seed", "7"]) == 1
+    assert "1 of 3 listed videos have no crop folder" in capsys.readouterr().err
+    assert run(datasets.main, ["toy", str(root), "--seed", "7", "--allow-missing"]) == 0
+    assert "skipped 1 listed video(s) without a crop folder (--allow-missing): clips/c" in capsys.readouterr().out
+    rows = read_rows(root / "toy.csv")
+    assert [(r["path"], r["label"], r["split"], r["frame"], r["source_dataset"]) for r in rows] == [
+        ("clips/a/f000000_0.png", "0", "train", "0", "Toy-7"),
+        ("clips/a/f000010_0.png", "0", "train", "10", "Toy-7"),
+        ("clips/b/f000003_0.png", "1", "test", "3", "Toy-7"),
+    ]
+    with pytest.raises(ValueError, match="already registered"):
+        datasets.register_builder("toy")(build_toy)
+    with pytest.raises(SystemExit):  # argparse's choices come from the registry
+        datasets.main(["nosuch", str(root)])
+    assert "invalid choice: 'nosuch' (choose from" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_writing_the_csv_keeps_the_previous_one(tmp_path, monkeypatch):
+    out = tmp_path / "ffpp.csv"
+    row = {"path": "a/f000000_0.png", "label": 0, "split": "train", "video_id": "a"}
+    datasets.write_csv(out, [row])
+    before = out.read_bytes()
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(DiskFullError, match="the disk is full writing .*ffpp.csv: the previous ffpp.csv is kept"):
+        datasets.write_csv(out, [row, {**row, "path": "b/f000000_0.png"}])
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["ffpp.csv"]

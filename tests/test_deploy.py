@@ -24,6 +24,7 @@ from common.checkpoint import read_checkpoint, save_checkpoint
 from common.cli import run
 from data.images import load_image, resize_array
 from data.make_demo import make_demo
+from engine import inference
 from model import build_model
 from model.export import ExportError, export_folder, push_folder
 from model.hub import PretrainedError, load_pretrained
@@ -290,17 +291,16 @@ def test_predict_with_nothing_readable_is_one_clear_error(exported, tmp_path, ca
     assert (tmp_path / "out" / "inputs.csv").is_file()  # what was tried is still written
 
 
-def test_predict_detection_without_the_extraction_module_is_one_clear_error(exported, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "data.extract_faces", None)  # import fails as if the module were absent
+def test_predict_detection_without_the_detectors_package_is_one_clear_error(exported, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as if the package were absent
     image = tmp_path / "a.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
-    assert (
-        run(predict.main, ["--checkpoint", str(exported), str(image), "--out", str(tmp_path / "out"), "--quiet"]) == 1
-    )
-    assert "face detection needs data/extract_faces.py" in capsys.readouterr().err
+    args = ["--checkpoint", str(exported), str(image), "--out", str(tmp_path / "out"), "--quiet", "--detector", "mtcnn"]
+    assert run(predict.main, args) == 1
+    assert "needs the package facenet-pytorch" in capsys.readouterr().err
 
 
-# A stand-in for data.extract_faces with the agreed API: fixed boxes, and "videos" that are folders of frames.
+# A stand-in for data.faces with the API predict uses: fixed boxes, and "videos" that are folders of frames.
 @dataclass(frozen=True)
 class _Settings:
     detector: str = "stub"
@@ -343,7 +343,7 @@ def _stub_extraction(frames_of_video):
         for index, frame in enumerate(frames):
             yield from faces_in_image(frame, detector, settings, frame=index)
 
-    module = types.ModuleType("data.extract_faces")
+    module = types.ModuleType("data.faces")
     module.ExtractionSettings, module.Face = _Settings, _Face
     module.build_detector = lambda name, device="cpu": object()
     module.detector_device = lambda name, device: "cpu"
@@ -357,7 +357,7 @@ def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, referen
     demo = [np.asarray(Image.open(p).convert("RGB")) for p in _demo_images(csv_path)]
     pairs = [np.concatenate((demo[i], demo[i + 1]), axis=1) for i in (0, 2)]  # two faces side by side per frame
     frames_of_video = {"clip.mp4": pairs}
-    monkeypatch.setitem(sys.modules, "data.extract_faces", _stub_extraction(frames_of_video))
+    monkeypatch.setattr(inference, "face_extraction", _stub_extraction(frames_of_video))
     (tmp_path / "clip.mp4").write_bytes(b"stub")
     (tmp_path / "unreadable.mp4").write_bytes(b"stub")
     Image.fromarray(pairs[0]).save(tmp_path / "pair.png")

@@ -20,6 +20,7 @@ from PIL import Image
 
 from common.cli import run
 from data import extract_faces as ef
+from data.faces import video
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # hand-annotated in benchmarks/face_detectors.py
@@ -116,7 +117,7 @@ def test_seeking_reader_returns_exactly_the_sampled_frames(tmp_path):
 
 def test_frames_past_the_end_of_the_stream_are_logged_not_dropped(tmp_path, monkeypatch, detector):
     write_video(tmp_path / "src" / "short.mp4", shifted(astronaut(), 10))
-    monkeypatch.setattr(ef, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
+    monkeypatch.setattr(video, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
     settings = ef.ExtractionSettings(frames=4, size=32)
     assert [i for i, image in ef.read_video_frames(tmp_path / "src" / "short.mp4", settings) if image is None] == [
         13,
@@ -351,3 +352,29 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     for i in range(8):
         record = json.loads((out / f"v{i}" / "video.json").read_text())
         assert len(record["frames"]) == 8 and record["faces"] == sum(r["video_id"] == f"v{i}" for r in rows) > 0
+
+
+def test_detection_on_a_downscaled_frame_maps_back_to_the_full_frame(mtcnn):
+    """--detect-size: the detector sees the frame at most N pixels long, the boxes and eyes come back in the full
+    frame's pixels (within a few pixels of detecting on the full frame), and the crops come from the full frame."""
+    frame = np.asarray(Image.fromarray(two_faces()).resize((896, 512), Image.Resampling.BICUBIC))  # not square
+    whole = ef.ExtractionSettings(frames=1, size=64, align=True)
+    downscaled = ef.ExtractionSettings(frames=1, size=64, align=True, detect_size=448)
+    [on_full] = ef.detect_in_frames(mtcnn, [frame], whole)
+    [mapped] = ef.detect_in_frames(mtcnn, [frame], downscaled)
+    faces_of = lambda found: sorted((d for d in found if d.score >= 0.9), key=lambda d: d.box[0])  # noqa: E731
+    on_full, mapped = faces_of(on_full), faces_of(mapped)
+    assert len(on_full) == len(mapped) == 2
+    for full_face, mapped_face in zip(on_full, mapped):
+        np.testing.assert_allclose(mapped_face.box, full_face.box, atol=6)
+        np.testing.assert_allclose(mapped_face.landmarks, full_face.landmarks, atol=6)
+    small = np.asarray(Image.fromarray(frame).resize((448, 256), Image.Resampling.BILINEAR))
+    seen = faces_of(mtcnn.detect([small], landmarks=True)[0])
+    assert [tuple(2 * v for v in d.box) for d in seen] == [d.box for d in mapped]  # what the mtcnn saw, x2
+    faces = ef.faces_in_image(frame, mtcnn, downscaled)
+    largest = max(mapped, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+    assert faces[0].box == largest.box and faces[0].crop.shape == (64, 64, 3)
+    assert np.array_equal(faces[0].crop, ef.crop_face(frame, largest, downscaled))  # cut from the full frame
+    assert ef.detect_in_frames(mtcnn, [small], downscaled)[0][0].box == seen[0].box  # small frames: untouched
+    with pytest.raises(ef.ExtractionError, match="detect_size must be at least 64"):
+        ef.ExtractionSettings(detect_size=32)

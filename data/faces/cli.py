@@ -1,0 +1,115 @@
+"""Face extraction: sampled video frames (or folders of frame images) -> detected, square face crops + an index.
+
+    python -m data.extract_faces SRC --out DIR [--frames 32 | --stride K] [--margin 1.3] [--size 256]
+                                 [--max-faces N] [--align] [--detector mtcnn] [--detect-size N] [--workers N]
+    python -m data.extract_faces SRC --out DIR --detector mtcnn --device cuda --batch-size 32   # on a GPU
+
+For each video ``REL/NAME.EXT`` under SRC the crops go to ``DIR/REL/NAME/`` as ``f{frame:06d}_{face}.png``
+(face 0 = the largest face of the frame). Each video is written to a temporary folder that is renamed when it is
+complete, so a killed run resumes where it stopped. ``DIR/faces.csv`` indexes every crop, ``DIR/extraction.json``
+holds the settings and library versions, ``DIR/extraction_log.txt`` lists unreadable videos and frames without a
+face. Decoding seeks to the sampled frames; a video is never decoded whole into memory. ``--detect-size N`` runs
+the detector on frames downscaled to at most N pixels on their longer side and crops from the full-resolution frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common.errors import UsageError
+
+from .detectors import list_detectors
+from .extract import extract
+from .settings import DEFAULT_DETECTOR, DETECT_BATCH, INDEX_NAME, LOG_NAME, ExtractionError, ExtractionSettings
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Sample frames of videos, detect faces and write square face crops with an index CSV.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    defaults = ExtractionSettings()
+    parser.add_argument("source", help="a video file, or a folder searched for videos and folders of frame images")
+    parser.add_argument("--out", required=True, help="output folder (mirrors the source's layout)")
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument("--frames", type=int, help=f"evenly spaced frames per video (default {defaults.frames})")
+    sampling.add_argument("--stride", type=int, help="every k-th frame instead of --frames")
+    parser.add_argument(
+        "--margin", type=float, default=defaults.margin, help=f"square crop side / box side (default {defaults.margin})"
+    )
+    parser.add_argument(
+        "--size", type=int, default=defaults.size, help=f"crop size in pixels (default {defaults.size})"
+    )
+    parser.add_argument("--max-faces", type=int, help="faces kept per frame, largest first (default: all)")
+    parser.add_argument(
+        "--align", action="store_true", help="rotate so the eyes are level (detectors with landmarks only)"
+    )
+    parser.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help=f"one of {', '.join(list_detectors())} (default {DEFAULT_DETECTOR})",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=defaults.min_score,
+        help=f"detector score threshold (default {defaults.min_score})",
+    )
+    parser.add_argument(
+        "--detect-size",
+        type=int,
+        help="detect on frames downscaled to at most this many pixels on the longer side, crop from the full frame "
+        "(default: detect on the full frame)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (detectors that support it: mtcnn)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DETECT_BATCH,
+        help=f"sampled frames per detector call (default {DETECT_BATCH}; larger on a GPU)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes, one video each (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def settings_from_args(args) -> ExtractionSettings:
+    frames = args.frames if args.frames is not None or args.stride is not None else ExtractionSettings.frames
+    return ExtractionSettings(
+        detector=args.detector,
+        frames=frames,
+        stride=args.stride,
+        margin=args.margin,
+        size=args.size,
+        max_faces=args.max_faces,
+        align=args.align,
+        min_score=args.min_score,
+        detect_size=args.detect_size,
+    )
+
+
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {args.workers}.")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}.")
+    try:
+        settings = settings_from_args(args)
+    except ExtractionError as error:
+        raise UsageError(str(error)) from None
+    summary = extract(
+        args.source,
+        args.out,
+        settings,
+        workers=args.workers,
+        device=args.device,
+        progress=not args.no_progress,
+        batch_size=args.batch_size,
+    )
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    print(f"index: {Path(args.out) / INDEX_NAME}; problems listed in {Path(args.out) / LOG_NAME}")
+    return 0

