@@ -12,107 +12,22 @@ import numpy as np
 import torch
 import yaml
 
-from common.errors import MissingFileError, UserError
+from common.errors import UserError
 from data.dataset import SplitDataset
 from data.loader import build_loader
 from data.perturb import Perturbation
 from data.protocols import OVERALL, load_protocol, require, resolve
 from data.schema import SchemaError, SplitTable, load_table
 from data.targets import FINE_LEVELS
-from model import build_model, without_downloads
+from model.hub import TRAINING_ONLY_MODEL_KEYS, CheckpointMismatchError, load_detector  # noqa: F401 (re-exported)
 
 from . import report
-from .checkpoint import read_checkpoint
-from .config import apply_overrides, deep_merge, flatten_overrides
+from .config import apply_overrides, deep_merge, flatten_overrides, load_config
 from .device import resolve_precision
 from .distributed import DistInfo
 from .inference import score_loader
 
 log = logging.getLogger("cael")
-
-# Model keys that do not change what a trained model computes at test time.
-TRAINING_ONLY_MODEL_KEYS = {"pretrained", "pretrained-file", "drop-path-rate", "dropout", "emb-dropout", "bn-momentum"}
-
-
-class CheckpointMismatchError(UserError, ValueError):
-    """A checkpoint that does not fit the requested model config."""
-
-
-def check_model_config(checkpoint_model: Mapping[str, Any], requested: Mapping[str, Any], source: str) -> None:
-    from model.registry import model_defaults
-
-    # a checkpoint written before a model key existed holds that key's default
-    defaults = model_defaults(checkpoint_model.get("name", "cael"))
-    checkpoint_model = {**{k: v for k, v in defaults.items() if v is not None}, **checkpoint_model}
-    differing = sorted(
-        key
-        for key in set(checkpoint_model) | set(requested)
-        if key not in TRAINING_ONLY_MODEL_KEYS and checkpoint_model.get(key) != requested.get(key)
-    )
-    if differing:
-        detail = ", ".join(
-            f"{k}: checkpoint {checkpoint_model.get(k)!r} vs requested {requested.get(k)!r}" for k in differing[:6]
-        )
-        raise CheckpointMismatchError(
-            f"{source} was trained with a different model config ({detail}): drop --config to use the checkpoint's "
-            "own, "
-            "or pass the config it was trained with."
-        )
-
-
-def load_detector(path: str | Path, requested_config: Mapping[str, Any] | None = None):
-    """(model on CPU in eval mode, run config, class names) of one of our checkpoints or a released CAEL one."""
-    model, config, class_names, _ = load_detector_with_info(path, requested_config)
-    return model, config, class_names
-
-
-def load_detector_with_info(path: str | Path, requested_config: Mapping[str, Any] | None = None):
-    """``load_detector`` plus what the protocol card and the calibrated accuracy need: epoch, metrics,
-    code version and ``calibration`` (the threshold chosen on the validation rows; None when absent).
-
-    A model folder written by ``python -m model.export`` or a hub id of one (``owner/name``) works as well.
-    """
-    from model.hub import is_model_folder, load_pretrained, looks_like_hub_id
-
-    if is_model_folder(path) or looks_like_hub_id(path):
-        pretrained = load_pretrained(str(path))
-        if requested_config is not None:
-            check_model_config(pretrained.config["model"], requested_config["model"], str(path))
-        from .config import load_config
-
-        info = {
-            **{key: pretrained.metadata.get(key) for key in ("epoch", "metrics", "code_version")},
-            "calibration": pretrained.calibration,
-        }
-        return pretrained.model, deep_merge(load_config(None), pretrained.config), pretrained.class_names, info
-    path = Path(path)
-    if not path.exists():
-        raise MissingFileError(
-            f"no checkpoint at {path}: give RUN/best.pt written by train.py (or a released CAEL checkpoint)."
-        )
-    obj = read_checkpoint(path)
-    if isinstance(obj, Mapping) and "config" in obj and "model" in obj:
-        config = obj["config"]
-        if requested_config is not None:
-            check_model_config(config["model"], requested_config["model"], str(path))
-        model_config = without_downloads(config["model"])
-        model = build_model(model_config)
-        missing, unexpected = model.load_state_dict(obj["model"], strict=False)
-        if missing or unexpected:
-            raise CheckpointMismatchError(
-                f"{path} does not fit its own model config: missing {list(missing)[:4]}, unexpected "
-                f"{list(unexpected)[:4]}."
-            )
-        info = {key: obj.get(key) for key in ("epoch", "metrics", "code_version", "calibration")}
-        return model.eval(), config, obj.get("class_names") or {}, info
-    from model.convert_released import load_released_checkpoint
-
-    model, config, _, _ = load_released_checkpoint(obj, requested_config)
-    log.info(f"{path}: a released CAEL checkpoint, evaluated with our released-mode model")
-    from .config import load_config
-
-    info = {"epoch": None, "metrics": None, "code_version": None, "calibration": None, "released": True}
-    return model.eval(), deep_merge(load_config(None), config), {}, info
 
 
 def _subset_predictions(
@@ -362,6 +277,16 @@ def _pct(value) -> str:
     return text if text == "n/a" else f"{text}%"
 
 
+def _load_for_evaluation(checkpoint: str | Path, requested_config: Mapping[str, Any] | None):
+    """(model, run config on the defaults, class names, card info) of any source ``load_detector`` takes."""
+    pretrained = load_detector(checkpoint, requested_config)
+    if pretrained.released:
+        log.info(f"{checkpoint}: a released CAEL checkpoint, evaluated with our released-mode model")
+    # sections a model folder or a released checkpoint lacks take the defaults; the model section is the detector's own
+    config = {**deep_merge(load_config(None), pretrained.config), "model": pretrained.config["model"]}
+    return pretrained.model, config, pretrained.class_names, pretrained.info
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -377,7 +302,7 @@ def evaluate_checkpoint(
     fold: str | None = None,
 ) -> dict[str, Any]:
     """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report."""
-    model, config, class_names, info = load_detector_with_info(checkpoint, requested_config)
+    model, config, class_names, info = _load_for_evaluation(checkpoint, requested_config)
     config = apply_overrides(copy.deepcopy(config), flatten_overrides(config_overrides))
     if protocol is not None and protocol != config["data"]["protocol"]:
         config["data"]["protocol"], config["data"]["fold"] = protocol, fold  # another protocol: its own fold, if any

@@ -4,7 +4,7 @@
     python -m model.export checkpoint/RUN/best.pt exported/cael-demo --onnx       # + model.onnx, parity-checked
     python -m model.export checkpoint/RUN/best.pt exported/cael-demo --push you/cael-genface   # + upload
 
-The folder (``model.safetensors``, ``config.yaml``, ``README.md``) loads back with ``build_model(FOLDER)``,
+The folder (``model.safetensors``, ``config.yaml``, ``README.md``) loads back with ``load_detector(FOLDER)``,
 ``predict.py --checkpoint FOLDER`` and ``test.py --checkpoint FOLDER``; once uploaded, the same with the hub id.
 """
 
@@ -27,7 +27,7 @@ from torch import nn
 
 from common.errors import UsageError, UserError
 
-from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_checkpoint_file
+from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_detector
 from .registry import without_downloads
 
 ONNX_FILE = "model.onnx"
@@ -153,8 +153,8 @@ def model_card(
         f"python test.py --checkpoint {name} --csv splits.csv --protocol intra",
         "```",
         "```python",
-        "from model import build_model",
-        f'model = build_model("{name}")   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
+        "from model.hub import load_detector",
+        f'model = load_detector("{name}").model   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
         "```",
         "",
         "## Training",
@@ -218,7 +218,9 @@ def export_folder(
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ExportError(f"{out_dir} already exists and is not empty: choose another folder or pass --overwrite.")
-    pretrained = load_checkpoint_file(checkpoint)
+    if checkpoint.is_dir():
+        raise ExportError(f"{checkpoint} is a folder: give a run's checkpoint file (RUN/best.pt).")
+    pretrained = load_detector(checkpoint)
     config = folder_config(pretrained)
     env, tables = _run_files(checkpoint, Path(eval_dir) if eval_dir else None)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
