@@ -99,28 +99,19 @@ def evaluate_runs(
         raise UserErrorRuns(f"--level must be one of {', '.join(LEVEL_METRIC)}; got {level!r}.")
     metric = LEVEL_METRIC[level]
     runs_dir = Path(runs_dir)
-    runs = runs_by_fold(find_runs(runs_dir) if runs is None else runs, protocol, runs_dir)
+    checkpoints = runs_by_fold(find_runs(runs_dir) if runs is None else runs, protocol, runs_dir)
     spec = load_protocol(protocol)
     out_dir = out_dir or runs_dir / f"eval-{spec.name}"
-    per_run, columns = {}, []
-    for fold, checkpoints in sorted(runs.items(), key=lambda item: str(item[0])):
-        for index, checkpoint in enumerate(checkpoints):
-            log.info(f"fold {fold}: {checkpoint}")
-            name = str(fold) if len(checkpoints) == 1 else f"{fold}/{checkpoint.parent.name}"
-            payload = evaluate_checkpoint(
-                checkpoint,
-                config_overrides=config_overrides,
-                out_dir=out_dir / name,
-                perturbations=perturbations,
-                device=device,
-                workers=workers,
-                progress=progress,
-                dist=dist,
-            )
-            if dist is not None and not dist.is_main:
-                continue
-            per_run.setdefault(fold, []).append(payload)
-            columns += [g for g in payload["groups"] if g != OVERALL and g not in columns]
+    per_run, columns = _evaluate_each_run(
+        checkpoints,
+        out_dir,
+        dist,
+        config_overrides=config_overrides,
+        perturbations=perturbations,
+        device=device,
+        workers=workers,
+        progress=progress,
+    )
     if dist is not None and not dist.is_main:
         return {}
     has_folds = spec.fold_by is not None
@@ -128,58 +119,13 @@ def evaluate_runs(
     header = ["Train \\ Test"] + column_values + (["In-domain", "Avg unseen"] if has_folds else ["Avg"])
     rows, cells = [], {}
     for fold, payloads in per_run.items():
-        row = [str(fold) if fold is not None else spec.name]
-        seeds = len(payloads)
-        unseen_means, in_domain = [], (None, None)
-        for column, value in zip(columns, column_values):
-            mean, std, _ = _mean_std([p["groups"].get(column, {}).get("clean", {}).get(metric) for p in payloads])
-            cells[(str(fold), value)] = {"mean": mean, "std": std, "runs": seeds}
-            row.append(_fmt_mean_std(mean, std))
-            if has_folds and value == fold:
-                in_domain = (mean, std)
-            elif mean is not None:
-                unseen_means.append(mean)
-        # Avg unseen per seed first, then mean +- std over seeds
-        per_seed = []
-        for p in payloads:
-            values = [
-                p["groups"].get(c, {}).get("clean", {}).get(metric)
-                for c, v in zip(columns, column_values)
-                if not (has_folds and v == fold)
-            ]
-            known = [v for v in values if v is not None]
-            per_seed.append(float(np.mean(known)) if known else None)
-        average = _mean_std(per_seed)
-        if has_folds:
-            row += [_fmt_mean_std(*in_domain), _fmt_mean_std(average[0], average[1])]
-        else:
-            row.append(_fmt_mean_std(average[0], average[1]))
-        cells[(str(fold), "avg")] = {"mean": average[0], "std": average[1], "runs": seeds}
-        rows.append(row)
-    seeds = sorted({len(p) for p in per_run.values()})
+        row, row_cells = _matrix_row(fold, payloads, columns, metric, has_folds)
+        rows.append([str(fold) if fold is not None else spec.name] + row)
+        cells.update({(str(fold), column): cell for column, cell in row_cells.items()})
     what = "AUC (%)" if level == "frame" else "video-level AUC (%)"
     title = f"{spec.name}: test {what} of each training fold ({runs_dir.name})"
-    card = [
-        f"level: {level} ({'one row = one face crop' if level == 'frame' else 'frame scores aggregated per video'}); "
-        "rows: the fold trained on; "
-        "columns: test groups, each fake group against the test reals of its own source dataset(s)",
-        (
-            "In-domain: the fold's own test group; Avg unseen: mean over the other columns only (the diagonal excluded)"
-            if has_folds
-            else "Avg: mean over the columns"
-        ),
-        f"runs per fold: {', '.join(map(str, seeds))}"
-        + (" (mean ± sample std over seeds)" if max(seeds) > 1 else " (one seed)"),
-        "selection: each best.pt = best validation metric on its fold's validation rows, never the test rows",
-    ]
-    first = next(iter(per_run.values()))[0]
-    card += [line for line in first.get("card", []) if line.startswith(("seed", "reals"))]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "matrix.md").write_text(report.to_markdown(header, rows, title=title, card=card))
-    report.write_csv_table(out_dir / "matrix.csv", header, rows, card=card)
-    (out_dir / "matrix.tex").write_text(
-        report.to_latex(header, rows, caption=title, label=f"tab:{spec.name}-matrix", card=card)
-    )
+    card = _matrix_card(level, has_folds, per_run)
+    _write_matrix(out_dir, header, rows, title, card, spec.name)
     report.write_json(
         out_dir / "metrics.json",
         {
@@ -201,3 +147,77 @@ def evaluate_runs(
         "console": report.to_console(header, rows, card=card),
         "folds": per_run,
     }
+
+
+def _evaluate_each_run(checkpoints: dict[str | None, list[Path]], out_dir: Path, dist, **evaluation):
+    """(fold -> the payloads of its runs, the test groups in order of appearance) of every checkpoint; each run's
+    own tables go to ``out_dir/FOLD`` (``out_dir/FOLD/RUN`` where a fold has several seeds)."""
+    per_run, columns = {}, []
+    for fold, fold_checkpoints in sorted(checkpoints.items(), key=lambda item: str(item[0])):
+        for checkpoint in fold_checkpoints:
+            log.info(f"fold {fold}: {checkpoint}")
+            name = str(fold) if len(fold_checkpoints) == 1 else f"{fold}/{checkpoint.parent.name}"
+            payload = evaluate_checkpoint(checkpoint, out_dir=out_dir / name, dist=dist, **evaluation)
+            if dist is not None and not dist.is_main:
+                continue
+            per_run.setdefault(fold, []).append(payload)
+            columns += [g for g in payload["groups"] if g != OVERALL and g not in columns]
+    return per_run, columns
+
+
+def _matrix_row(fold, payloads: list[dict], columns: list[str], metric: str, has_folds: bool):
+    """(the cells of one training fold's row, {column value or "avg": mean, std, runs}) over its seeds."""
+    column_values = [c.split("=", 1)[1] for c in columns]
+    seeds = len(payloads)
+    row, cells, in_domain = [], {}, (None, None)
+    for column, value in zip(columns, column_values):
+        mean, std, _ = _mean_std([p["groups"].get(column, {}).get("clean", {}).get(metric) for p in payloads])
+        cells[value] = {"mean": mean, "std": std, "runs": seeds}
+        row.append(_fmt_mean_std(mean, std))
+        if has_folds and value == fold:
+            in_domain = (mean, std)
+    # Avg unseen per seed first, then mean +- std over seeds
+    per_seed = []
+    for p in payloads:
+        values = [
+            p["groups"].get(c, {}).get("clean", {}).get(metric)
+            for c, v in zip(columns, column_values)
+            if not (has_folds and v == fold)
+        ]
+        known = [v for v in values if v is not None]
+        per_seed.append(float(np.mean(known)) if known else None)
+    average = _mean_std(per_seed)
+    if has_folds:
+        row += [_fmt_mean_std(*in_domain), _fmt_mean_std(average[0], average[1])]
+    else:
+        row.append(_fmt_mean_std(average[0], average[1]))
+    cells["avg"] = {"mean": average[0], "std": average[1], "runs": seeds}
+    return row, cells
+
+
+def _matrix_card(level: str, has_folds: bool, per_run: dict) -> list[str]:
+    seeds = sorted({len(p) for p in per_run.values()})
+    card = [
+        f"level: {level} ({'one row = one face crop' if level == 'frame' else 'frame scores aggregated per video'}); "
+        "rows: the fold trained on; "
+        "columns: test groups, each fake group against the test reals of its own source dataset(s)",
+        (
+            "In-domain: the fold's own test group; Avg unseen: mean over the other columns only (the diagonal excluded)"
+            if has_folds
+            else "Avg: mean over the columns"
+        ),
+        f"runs per fold: {', '.join(map(str, seeds))}"
+        + (" (mean ± sample std over seeds)" if max(seeds) > 1 else " (one seed)"),
+        "selection: each best.pt = best validation metric on its fold's validation rows, never the test rows",
+    ]
+    first = next(iter(per_run.values()))[0]
+    return card + [line for line in first.get("card", []) if line.startswith(("seed", "reals"))]
+
+
+def _write_matrix(out_dir: Path, header: list[str], rows: list[list[str]], title: str, card: list[str], protocol: str):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "matrix.md").write_text(report.to_markdown(header, rows, title=title, card=card))
+    report.write_csv_table(out_dir / "matrix.csv", header, rows, card=card)
+    (out_dir / "matrix.tex").write_text(
+        report.to_latex(header, rows, caption=title, label=f"tab:{protocol}-matrix", card=card)
+    )

@@ -345,7 +345,6 @@ class Trainer:
         sampler.set_epoch(epoch, skip=state.step_in_epoch * self.batch_size)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        clip = train_cfg["grad-clip"] or 0.0
         log_every = max(1, int(train_cfg["log-every"]))
         checkpoint_every = int(train_cfg["checkpoint-every-steps"] or 0)
         micro_limit = self.steps_per_epoch * self.accumulate
@@ -354,15 +353,7 @@ class Trainer:
         micro = state.step_in_epoch
         seen_images, started = 0, time.perf_counter()
         interval_sum, interval_start, interval_images = loss_sum.clone(), time.perf_counter(), 0
-        bar = tqdm(
-            total=micro_limit,
-            initial=micro,
-            unit="batch",
-            desc=f"epoch {epoch + 1}/{train_cfg['epochs']}",
-            disable=None if self.dist.is_main else True,
-            dynamic_ncols=True,
-            leave=False,
-        )
+        bar = self._progress_bar(epoch, micro_limit, micro)
         for batch in self.train_loader:
             if micro >= micro_limit:
                 break
@@ -370,20 +361,7 @@ class Trainer:
             count = len(batch["label"])
             last_micro = (micro + 1) % self.accumulate == 0
             if count:
-                images = to_device(batch["image"], self.device, self.channels_last)
-                targets = self._batch_to_device(batch)
-                sync = (
-                    self.model.no_sync()
-                    if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync")
-                    else contextlib.nullcontext()
-                )
-                with sync:
-                    with autocast(self.device, self.precision):
-                        outputs = self.model(images)
-                        loss = self.criterion(outputs, targets)
-                    scaled = loss / self.accumulate
-                    (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-                detached = loss.detach().double()
+                detached = self._forward_backward(batch, last_micro)
                 step_number = torch.full((), state.step + 1, device=self.device, dtype=torch.int64)
                 first_bad = torch.where(~torch.isfinite(detached) & (first_bad < 0), step_number, first_bad)
                 loss_sum += detached * count
@@ -394,24 +372,9 @@ class Trainer:
             bar.update(1)
             if not last_micro:
                 continue
-            if self.scaler is not None:
-                self.scaler.unscale_(self.optimizer)
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model_without_ddp.parameters(), clip)
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model_without_ddp)
-            state.step += 1
+            self._optimizer_step()
             if self._stop_requested(state.step % log_every == 0):
-                self._check_finite(first_bad)
-                state.step_in_epoch, state.epoch_loss_sum = micro, loss_sum.item()
-                self._save_last()
+                self._save_position(first_bad, micro, loss_sum)
                 raise TrainingInterrupted(
                     f"stopped by {self._signal_name} at optimizer step {state.step} (epoch {epoch + 1}): a resumable "
                     "checkpoint "
@@ -421,24 +384,79 @@ class Trainer:
                 self._check_finite(first_bad)  # the only host syncs of the loop are here
                 now = time.perf_counter()
                 interval_loss = (loss_sum - interval_sum).item() / max(1, interval_images)
-                lr, rate = (
-                    self.optimizer.param_groups[0]["lr"],
-                    interval_images * self.dist.world_size / (now - interval_start),
-                )
-                bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
-                if bar.disable and self.dist.is_main:  # no progress bar (output to a file): a progress line instead
-                    log.info(
-                        f"epoch {epoch + 1} step {micro // self.accumulate}/{self.steps_per_epoch}: "
-                        f"loss {interval_loss:.4f}, lr {lr:.2e}, {rate:.0f} img/s"
-                    )
+                self._show_progress(bar, micro, interval_loss, interval_images / (now - interval_start))
                 interval_sum, interval_start, interval_images = loss_sum.clone(), now, 0
             if checkpoint_every and state.step % checkpoint_every == 0 and micro < micro_limit:
-                self._check_finite(first_bad)
-                state.step_in_epoch, state.epoch_loss_sum = micro, loss_sum.item()
-                self._save_last()
+                self._save_position(first_bad, micro, loss_sum)
         bar.close()
         self._check_finite(first_bad)
-        elapsed = time.perf_counter() - started
+        return self._end_epoch(loss_sum, seen_images, time.perf_counter() - started)
+
+    def _progress_bar(self, epoch: int, total: int, initial: int) -> tqdm:
+        return tqdm(
+            total=total,
+            initial=initial,
+            unit="batch",
+            desc=f"epoch {epoch + 1}/{self.config['train']['epochs']}",
+            disable=None if self.dist.is_main else True,
+            dynamic_ncols=True,
+            leave=False,
+        )
+
+    def _forward_backward(self, batch: dict[str, Any], last_micro: bool) -> torch.Tensor:
+        """The loss of one micro-batch (detached, float64) with its gradients accumulated; under DDP the gradients
+        are synchronised on the last micro-batch of an optimizer step only."""
+        images = to_device(batch["image"], self.device, self.channels_last)
+        targets = self._batch_to_device(batch)
+        sync = (
+            self.model.no_sync()
+            if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync")
+            else contextlib.nullcontext()
+        )
+        with sync:
+            with autocast(self.device, self.precision):
+                outputs = self.model(images)
+                loss = self.criterion(outputs, targets)
+            scaled = loss / self.accumulate
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        return loss.detach().double()
+
+    def _optimizer_step(self) -> None:
+        """One optimizer step over the accumulated gradients: unscale, clip, step, the schedule, the EMA."""
+        clip = self.config["train"]["grad-clip"] or 0.0
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model_without_ddp.parameters(), clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model_without_ddp)
+        self.state.step += 1
+
+    def _save_position(self, first_bad: torch.Tensor, micro: int, loss_sum: torch.Tensor) -> None:
+        """last.pt at this point of the epoch (a mid-epoch resume continues from the next micro-batch)."""
+        self._check_finite(first_bad)
+        self.state.step_in_epoch, self.state.epoch_loss_sum = micro, loss_sum.item()
+        self._save_last()
+
+    def _show_progress(self, bar: tqdm, micro: int, interval_loss: float, images_per_s: float) -> None:
+        lr, rate = self.optimizer.param_groups[0]["lr"], images_per_s * self.dist.world_size
+        bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
+        if bar.disable and self.dist.is_main:  # no progress bar (output to a file): a progress line instead
+            log.info(
+                f"epoch {self.state.epoch + 1} step {micro // self.accumulate}/{self.steps_per_epoch}: "
+                f"loss {interval_loss:.4f}, lr {lr:.2e}, {rate:.0f} img/s"
+            )
+
+    def _end_epoch(self, loss_sum: torch.Tensor, seen_images: int, elapsed: float) -> dict[str, Any]:
+        """The epoch's training record; the in-epoch position and sums start again at zero."""
+        state = self.state
         mean_loss = loss_sum.item() / max(1, state.epoch_loss_count)
         result = {
             "train_loss": mean_loss,
