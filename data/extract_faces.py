@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.batching import batched
 from common.cli import run
 from common.errors import UsageError, UserError
 
@@ -570,23 +571,12 @@ def faces_in_video(
     _check_align(detector, settings)
     try:
         decoded = ((index, image) for index, image in read_frames(Path(path), settings) if image is not None)
-        for frames in _batches(decoded, batch_size):
+        for frames in batched(decoded, batch_size):
             answers = detector.detect([image for _, image in frames], settings.align)
             for (index, image), detections in zip(frames, answers):
                 yield from faces_from_detections(image, detections, settings, index)
     except VideoReadError as error:
         raise ExtractionError(f"video {path} {error}: check the file (re-download it if it is truncated).") from None
-
-
-def _batches(items, size: int):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # ----------------------------------------------------------------------------------------------- the tool
@@ -660,7 +650,7 @@ def extract_video(
     temporary.mkdir(parents=True)
     rows, frames_seen, without, missing = [], [], [], []
     try:
-        for frames in _batches(_note_missing(read_frames(path, settings), missing), batch_size):
+        for frames in batched(_note_missing(read_frames(path, settings), missing), batch_size):
             answers = detector.detect([image for _, image in frames], settings.align)
             for (index, image), detections in zip(frames, answers):
                 frames_seen.append(index)

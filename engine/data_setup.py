@@ -11,7 +11,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from common.errors import ConfigError
-from data.dataset import SplitDataset
+from data.csv_dataset import SplitDataset
 from data.loader import build_loader, resolve_workers
 from data.protocols import require, resolve
 from data.schema import SchemaError, SplitTable, load_table
@@ -27,7 +27,7 @@ class TrainData:
     """What the loop needs of its data: ``build_data`` makes it from the config's CSV and protocol; a caller may make
     it from anything else (the tests train on an in-memory dataset).
 
-    Batches are ``data.dataset.collate`` dicts: ``image`` (uint8, B x 3 x H x W), ``label``, ``index`` (a row
+    Batches are ``data.csv_dataset.collate`` dicts: ``image`` (uint8, B x 3 x H x W), ``label``, ``index`` (a row
     number into ``labels``), ``skipped``, and one class index per fine-grained level named in ``class_names``. The
     train loader has a ``batch_size`` and a sampler that takes ``set_epoch(epoch, skip=n)``
     (``data.loader.build_loader`` makes both: its ``TrainSampler`` is what makes mid-epoch resume exact).

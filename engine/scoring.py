@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from data.dataset import SplitDataset
+from data.csv_dataset import SplitDataset
 from data.loader import build_loader
 from data.perturb import Perturbation
 from data.schema import SplitTable

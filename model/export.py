@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import torch
 import yaml
 from torch import nn
 
+from common.atomic import atomic_folder
 from common.errors import UsageError, UserError
 
 from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_detector
@@ -223,9 +222,7 @@ def export_folder(
     pretrained = load_detector(checkpoint)
     config = folder_config(pretrained)
     env, tables = _run_files(checkpoint, Path(eval_dir) if eval_dir else None)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         from safetensors.torch import save_file
 
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in pretrained.model.state_dict().items()}
@@ -236,23 +233,7 @@ def export_folder(
         if onnx:
             export_onnx(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
             difference = check_onnx_parity(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
-        mask = _umask()  # mkdtemp and the writers create private files; the folder is meant to be shared
-        for path in staging.iterdir():
-            os.chmod(path, 0o666 & ~mask)
-        os.chmod(staging, 0o777 & ~mask)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return {"folder": out_dir, "onnx_max_difference": difference}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ------------------------------------------------------------------------------------------------------ hub

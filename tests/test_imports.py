@@ -96,3 +96,15 @@ def test_the_cycle_finder_sees_function_level_and_relative_imports(tmp_path):
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]
     (package / "c.py").write_text("def other():\n    import json\n")
     assert find_cycle(import_graph(tmp_path)) is None
+
+
+def test_one_of_each_small_thing():
+    import data.extract_faces
+    import engine.inference
+    from common.batching import batched
+    from data.targets import FINE_LEVELS
+
+    assert engine.inference.FINE_LEVELS is FINE_LEVELS and engine.inference.batched is batched
+    assert data.extract_faces.batched is batched and not hasattr(data.extract_faces, "_batches")
+    assert [list(b) for b in batched(iter(range(5)), 2)] == [[0, 1], [2, 3], [4]]
+    assert not (REPO / "data" / "dataset.py").exists()  # beside data/datasets.py it invited the wrong import

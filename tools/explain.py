@@ -369,7 +369,7 @@ def tsne_report(
     batch_size: int = 64,
 ) -> dict[str, Any]:
     from common.atomic import write_text_atomic
-    from data.dataset import SplitDataset
+    from data.csv_dataset import SplitDataset
     from data.loader import build_loader
     from data.protocols import ProtocolError, resolve
     from data.schema import load_table
