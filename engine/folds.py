@@ -79,21 +79,18 @@ def evaluate_runs(
     runs_dir: str | Path,
     protocol: str,
     *,
-    config_overrides,
     out_dir: Path | None,
-    perturbations,
-    device,
-    workers="auto",
-    progress=True,
     dist=None,
     level: str = "frame",
     runs: list[Run] | None = None,
+    **evaluation,
 ) -> dict[str, Any]:
     """One checkpoint per fold (several seeds: mean +- std) -> the train x test AUC matrix.
 
     As the field reports it: each cell is a test group's AUC; the in-domain value (the fold's own group) is in its own
     column, and ``Avg unseen`` averages the other columns only (no pooled "overall" that mixes the training domain in).
-    ``runs``: what ``find_runs(runs_dir)`` found, when the caller has scanned the folder already.
+    ``runs``: what ``find_runs(runs_dir)`` found, when the caller has scanned the folder already; ``evaluation``:
+    ``evaluate_checkpoint``'s options (config_overrides, perturbations, device, workers, progress).
     """
     if level not in LEVEL_METRIC:
         raise UserErrorRuns(f"--level must be one of {', '.join(LEVEL_METRIC)}; got {level!r}.")
@@ -102,16 +99,7 @@ def evaluate_runs(
     checkpoints = runs_by_fold(find_runs(runs_dir) if runs is None else runs, protocol, runs_dir)
     spec = load_protocol(protocol)
     out_dir = out_dir or runs_dir / f"eval-{spec.name}"
-    per_run, columns = _evaluate_each_run(
-        checkpoints,
-        out_dir,
-        dist,
-        config_overrides=config_overrides,
-        perturbations=perturbations,
-        device=device,
-        workers=workers,
-        progress=progress,
-    )
+    per_run, columns = _evaluate_each_run(checkpoints, out_dir, dist, **evaluation)
     if dist is not None and not dist.is_main:
         return {}
     has_folds = spec.fold_by is not None

@@ -454,41 +454,27 @@ def _check_backbone_channels(cfg: dict[str, Any], fine_backbone: nn.Module, coar
 
 def _build_streams(cfg: dict[str, Any], fine_backbone: nn.Module, coarse_backbone: nn.Module):
     """(fine appearance, coarse appearance, edge) streams, each a CNN and its token embedder, all three built."""
-    image_size, emb_dropout = cfg["image-size"], cfg["emb-dropout"]
+    image_size = cfg["image-size"]
     fine_grid = _grid(image_size, fine_backbone.reduction, cfg["fg-patch-size"], "fine stream", "fg-patch-size")
     coarse_grid = _grid(image_size, coarse_backbone.reduction, cfg["cg-patch-size"], "coarse stream", "cg-patch-size")
     edge_grid = _grid(image_size, EDGE_CNN_REDUCTION, cfg["cg-patch-size"], "edge stream", "cg-patch-size")
     appearance_fine = AppearanceStream(
-        backbone=fine_backbone,
-        embedder=TokenEmbedder(
-            channels=cfg["fg-channels"],
-            patch_size=cfg["fg-patch-size"],
-            grid_size=fine_grid,
-            dim=cfg["fg-dim"],
-            dropout=emb_dropout,
-        ),
+        backbone=fine_backbone, embedder=_embedder(cfg, "fg-channels", "fg-patch-size", fine_grid, cfg["fg-dim"])
     )
     appearance_coarse = AppearanceStream(
-        backbone=coarse_backbone,
-        embedder=TokenEmbedder(
-            channels=cfg["cg-channels"],
-            patch_size=cfg["cg-patch-size"],
-            grid_size=coarse_grid,
-            dim=cfg["cg-dim"],
-            dropout=emb_dropout,
-        ),
+        backbone=coarse_backbone, embedder=_embedder(cfg, "cg-channels", "cg-patch-size", coarse_grid, cfg["cg-dim"])
     )
     edge_stream = EdgeStream(
         cnn=edge_cnn(cfg["cg-channels"]),
-        embedder=TokenEmbedder(
-            channels=cfg["cg-channels"],
-            patch_size=cfg["cg-patch-size"],
-            grid_size=edge_grid,
-            dim=cfg["cg-dim"],
-            dropout=emb_dropout,
-        ),
+        embedder=_embedder(cfg, "cg-channels", "cg-patch-size", edge_grid, cfg["cg-dim"]),
     )
     return appearance_fine, appearance_coarse, edge_stream
+
+
+def _embedder(cfg: dict[str, Any], channels_key: str, patch_key: str, grid: int, dim: int) -> TokenEmbedder:
+    return TokenEmbedder(
+        channels=cfg[channels_key], patch_size=cfg[patch_key], grid_size=grid, dim=dim, dropout=cfg["emb-dropout"]
+    )
 
 
 def _encoder(cfg: dict[str, Any], prefix: str, dim: int) -> Transformer:
