@@ -72,9 +72,9 @@ def main(argv=None) -> dict:
         summarise,
         write_outputs,
     )
-    from model.hub import load_pretrained
+    from model.hub import load_detector
 
-    pretrained = load_pretrained(args.checkpoint)
+    pretrained = load_detector(args.checkpoint)
     try:
         device = device_for(DistInfo(), args.device)
     except RuntimeError as error:

@@ -132,8 +132,8 @@ def main(argv=None) -> dict:
     from data.perturb import parse_perturbations
     from engine.compare import evaluate_run_folder
     from engine.distributed import cleanup, device_for, init_distributed
+    from engine.evaluate import evaluate_checkpoint, evaluate_predictions
     from engine.logger import setup_logging
-    from engine.tester import evaluate_checkpoint, evaluate_predictions
 
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
     perturbations = parse_perturbations(args.perturb)

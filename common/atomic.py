@@ -1,7 +1,8 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one.
 
 ``atomic_output`` is the one primitive (a temporary file beside the target, fsync, then a rename); the other
-helpers are spelled through it. A full disk is said in one sentence naming the file (``DiskFullError``).
+helpers are spelled through it. ``atomic_folder`` is its counterpart for a folder written as a whole. A full disk
+is said in one sentence naming the file (``DiskFullError``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,10 +41,14 @@ def is_disk_full(error: BaseException) -> bool:
     return False
 
 
-def _file_mode() -> int:
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _file_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -89,3 +95,28 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     with atomic_output(path, "wb") as stream:
         stream.write(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A staging folder beside ``path`` to fill; on success it takes the place of ``path`` (replacing any previous
+    folder), so the folder appears complete or not at all. On any error the staging folder is removed and ``path``
+    is left as it was; a full disk raises ``DiskFullError``. Files and folders get the umask's permissions.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield staging
+        umask = _umask()  # mkdtemp and many writers create private files; the folder is meant to be shared
+        for item in staging.rglob("*"):
+            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~umask)
+        os.chmod(staging, 0o777 & ~umask)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(error):
+            raise DiskFullError(f"the disk is full writing {path}: free some space and run again.") from error
+        raise

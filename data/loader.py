@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from common.errors import ConfigError
 
-from .dataset import SplitDataset, collate
+from .csv_dataset import SplitDataset, collate
 
 
 def _generator(*keys: int) -> torch.Generator:

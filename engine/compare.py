@@ -5,7 +5,7 @@ Every run under DIR (``DIR/NAME`` or ``DIR/NAME/FOLD``, each with config.yaml an
 the table has one row per run (detector, plus its training fold where the protocol has folds), a column per test
 group, the average over the groups, the unseen-group average where runs have a fold, overall AUC, and the
 parameter count and GFLOPs per image of the detector (``model.summary``). A folder that holds one detector's runs,
-one per fold, keeps its train x test matrix (``engine.tester.evaluate_runs``).
+one per fold, keeps its train x test matrix (``engine.folds.evaluate_runs``).
 """
 
 from __future__ import annotations
@@ -13,73 +13,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from common.errors import UsageError, UserError
+from common.errors import UsageError
 from data.protocols import OVERALL, load_protocol
+from model.hub import TRAINING_ONLY_MODEL_KEYS
 
 from . import report
-from .tester import TRAINING_ONLY_MODEL_KEYS, evaluate_checkpoint, evaluate_runs
+from .evaluate import evaluate_checkpoint
+from .folds import evaluate_runs
+from .runs_folder import ComparisonError, Run, find_runs
 
 log = logging.getLogger("cael")
-
-
-class ComparisonError(UserError):
-    """A runs folder that cannot be turned into one table."""
-
-
-@dataclass(frozen=True, eq=False)  # hashed by identity: a dict key of the evaluation loop
-class Run:
-    label: str  # the run's folder under DIR (its first path component): the detector or ablation
-    fold: str | None
-    protocol: str
-    checkpoint: Path
-    model: dict[str, Any]
-    recipe: str | None = None  # the run config without train.seed and data.fold (JSON); None: not known
-
-    @property
-    def row_name(self) -> str:
-        return self.label if self.fold is None or self.fold == self.label else f"{self.label} ({self.fold})"
-
-
-def _protocol_name(value: Any) -> str:
-    return Path(str(value)).stem
-
-
-def find_runs(runs_dir: Path) -> list[Run]:
-    """Every finished run under ``runs_dir`` (the folder itself, one or two levels down)."""
-    runs = []
-    patterns = ("config.yaml", "*/config.yaml", "*/*/config.yaml")
-    for config_path in sorted({path for pattern in patterns for path in runs_dir.glob(pattern)}):
-        best = config_path.parent / "best.pt"
-        if not best.is_file():
-            log.warning(f"{config_path.parent}: no best.pt (unfinished run?), left out")
-            continue
-        config = yaml.safe_load(config_path.read_text()) or {}
-        relative = config_path.parent.relative_to(runs_dir)
-        label = relative.parts[0] if relative.parts else runs_dir.name
-        data = config.get("data", {})
-        recipe = {**config, "train": {**(config.get("train") or {}), "seed": None}, "data": {**data, "fold": None}}
-        runs.append(
-            Run(
-                label=label,
-                fold=data.get("fold"),
-                protocol=_protocol_name(data.get("protocol", "")),
-                checkpoint=best,
-                model=config.get("model", {}),
-                recipe=json.dumps(recipe, sort_keys=True, default=str),
-            )
-        )
-    if not runs:
-        raise ComparisonError(
-            f"no finished runs under {runs_dir} (folders with config.yaml and best.pt): train some first."
-        )
-    return runs
 
 
 def _model_key(model: Mapping[str, Any]) -> str:
@@ -246,4 +194,4 @@ def evaluate_run_folder(runs_dir: str | Path, protocol: str | None, **options) -
     nested = any(len(run.checkpoint.parent.relative_to(runs_dir).parts) > 1 for run in runs)
     if nested or is_comparison(matching):
         return evaluate_comparison(runs, runs_dir, protocol, **options)
-    return evaluate_runs(runs_dir, protocol, **options)
+    return evaluate_runs(runs_dir, protocol, runs=runs, **options)

@@ -24,10 +24,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.atomic import write_text_atomic
+from common.batching import batched
 from common.errors import UserError
 from data import faces as face_extraction
 from data.images import ImageDecodeError, load_image, resize_array
 from data.media import is_image, is_video
+from data.targets import FINE_LEVELS
 from loss_folder import logits_of
 
 from .device import autocast, to_device
@@ -36,7 +38,6 @@ from .report import to_console
 
 log = logging.getLogger("cael")
 
-FINE_LEVELS = ("level2", "level3")
 
 
 class InputError(UserError):
@@ -256,17 +257,6 @@ def score_loader(
         skipped=int(all_stats[2]),
         fine={name: values[order] for name, values in zip(names, gathered[3:])},
     )
-
-
-def batched(crops: Iterable[FaceCrop], batch_size: int) -> Iterator[list[FaceCrop]]:
-    batch: list[FaceCrop] = []
-    for crop in crops:
-        batch.append(crop)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @torch.no_grad()

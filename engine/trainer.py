@@ -1,6 +1,7 @@
 """The training loop behind ``train.py``: ``Trainer`` runs epochs, validation and checkpoints over the components it
-is given (data, model, optimizer, criterion), building those it is not given from the config (``build_data``,
-``model.build_model``, ``engine.optim``, ``loss_folder``), as torchvision's references and MAE wire theirs in ``main``.
+is given (data, model, optimizer, criterion), building those it is not given from the config
+(``engine.data_setup.build_data``, ``model.build_model``, ``engine.optim``, ``loss_folder``), as torchvision's
+references and MAE wire theirs in ``main``.
 
 Checkpoint selection reads the protocol's validation rows only; the test rows are never opened. Checkpoints are
 atomic, and ``--resume`` restores everything (weights, optimizer, schedule, scaler, EMA, RNG states, the position
@@ -24,19 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
-from data.dataset import SplitDataset
-from data.loader import build_loader, resolve_workers
-from data.protocols import require, resolve
-from data.schema import SchemaError, SplitTable, load_table
-from data.targets import fine_targets
+from data.schema import SchemaError
 from loss_folder import build_loss
 from model import build_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .data_setup import TrainData, build_data
 from .device import autocast, compile_model, resolve_precision, to_device
 from .distributed import DistInfo, barrier, device_for, gather_objects
 from .inference import Predictions, score_loader
@@ -141,92 +138,6 @@ def describe_setup(
         f"({batch_size} x {dist.world_size} x {accumulate} accumulated); optim.lr {config['optim']['lr']:g} applies to "
         "that global batch as given (not rescaled with the number of GPUs)"
     )
-
-
-@dataclass
-class TrainData:
-    """What the loop needs of its data: ``build_data`` makes it from the config's CSV and protocol; a caller may make
-    it from anything else (the tests train on an in-memory dataset).
-
-    Batches are ``data.dataset.collate`` dicts: ``image`` (uint8, B x 3 x H x W), ``label``, ``index`` (a row
-    number into ``labels``), ``skipped``, and one class index per fine-grained level named in ``class_names``. The
-    train loader has a ``batch_size`` and a sampler that takes ``set_epoch(epoch, skip=n)``
-    (``data.loader.build_loader`` makes both: its ``TrainSampler`` is what makes mid-epoch resume exact).
-    """
-
-    train_loader: DataLoader
-    val_loader: DataLoader
-    labels: np.ndarray  # 0/1 per row number (a batch's "index"): what validation scores are measured against
-    class_counts: np.ndarray  # training rows per class (real, fake), for class-weighted losses
-    class_names: dict[str, list[str]] = field(default_factory=dict)  # fine-grained level -> its class names
-    table: SplitTable | None = None  # the CSV the rows come from (video and frame keys of validation); None: no CSV
-    bn_loader: DataLoader | None = None  # train.precise-bn: a fixed subset of training rows, evaluation transforms
-
-    def video_keys(self, rows: np.ndarray) -> list[str] | None:
-        return self.table.video_keys(rows) if self.table is not None else None
-
-    def frame_keys(self, rows: np.ndarray) -> list[str] | None:
-        return self.table.frame_keys(rows) if self.table is not None else None
-
-
-def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
-    """The loaders of the protocol's training and validation rows of ``data.csv`` (this rank's share; the test rows
-    are never opened), with the fine-grained targets of the model config."""
-    data_cfg, model_cfg, precise_bn = config["data"], config["model"], config["train"]["precise-bn"]
-    if not isinstance(precise_bn, int) or precise_bn < 0:
-        raise ConfigError(f"train.precise-bn must be a number of training images >= 0 (0: off); got {precise_bn!r}.")
-    if not data_cfg["csv"]:
-        raise SchemaError("no training data: pass --csv SPLITS.csv (or set data.csv in the config).")
-    table = load_table(data_cfg["csv"], data_cfg["root"])
-    resolved = resolve(data_cfg["protocol"], table, data_cfg["fold"], data_cfg.get("reals", "matched"))
-    train_rows = require(resolved, "train", table)
-    val_rows = require(resolved, "val", table)
-    targets, class_names = fine_targets(table, train_rows, model_cfg)
-    common = dict(
-        size=model_cfg["image-size"],
-        on_error=data_cfg["on-error"],
-        targets=targets,
-        crop=data_cfg.get("crop", "resize"),
-    )
-    train_set = SplitDataset(table, train_rows, augment=data_cfg["augment"], **common)
-    val_set = SplitDataset(table, val_rows, **common)
-    train_loader = build_loader(
-        train_set,
-        batch_size=int(config["train"]["batch-size"]),
-        train=True,
-        seed=config["train"]["seed"],
-        workers=data_cfg["workers"],
-        balanced=data_cfg["balanced"],
-        rank=dist.rank,
-        world_size=dist.world_size,
-    )
-    val_loader = build_loader(
-        val_set,
-        batch_size=int(config["eval"]["batch-size"]),
-        train=False,
-        workers=data_cfg["workers"],
-        rank=dist.rank,
-        world_size=dist.world_size,
-    )
-    class_counts = np.bincount(table.labels[train_rows], minlength=2)
-    bn_loader = None
-    if precise_bn > 0:
-        # The same seeded subset on every rank (identical statistics without communication), no augmentation.
-        picked = np.random.default_rng(config["train"]["seed"]).permutation(len(train_rows))
-        bn_rows = np.sort(train_rows[picked[:precise_bn]])
-        bn_loader = build_loader(
-            SplitDataset(table, bn_rows, **common),
-            batch_size=int(config["train"]["batch-size"]),
-            train=False,
-            workers=resolve_workers(data_cfg["workers"], dist.world_size),  # this rank's share of the cores
-        )
-    fold = f" fold {resolved.fold}" if resolved.fold else ""
-    log.info(
-        f"data: {table.csv_path} protocol {resolved.protocol}{fold}: train {len(train_rows)} rows "
-        f"(real {class_counts[0]}, fake {class_counts[1]}), val {len(val_rows)} rows; "
-        f"test rows ({len(resolved.test)}) are not read by training"
-    )
-    return TrainData(train_loader, val_loader, table.labels, class_counts, class_names, table, bn_loader)
 
 
 class Trainer:
@@ -434,7 +345,6 @@ class Trainer:
         sampler.set_epoch(epoch, skip=state.step_in_epoch * self.batch_size)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        clip = train_cfg["grad-clip"] or 0.0
         log_every = max(1, int(train_cfg["log-every"]))
         checkpoint_every = int(train_cfg["checkpoint-every-steps"] or 0)
         micro_limit = self.steps_per_epoch * self.accumulate
@@ -443,15 +353,7 @@ class Trainer:
         micro = state.step_in_epoch
         seen_images, started = 0, time.perf_counter()
         interval_sum, interval_start, interval_images = loss_sum.clone(), time.perf_counter(), 0
-        bar = tqdm(
-            total=micro_limit,
-            initial=micro,
-            unit="batch",
-            desc=f"epoch {epoch + 1}/{train_cfg['epochs']}",
-            disable=None if self.dist.is_main else True,
-            dynamic_ncols=True,
-            leave=False,
-        )
+        bar = self._progress_bar(epoch, micro_limit, micro)
         for batch in self.train_loader:
             if micro >= micro_limit:
                 break
@@ -459,20 +361,7 @@ class Trainer:
             count = len(batch["label"])
             last_micro = (micro + 1) % self.accumulate == 0
             if count:
-                images = to_device(batch["image"], self.device, self.channels_last)
-                targets = self._batch_to_device(batch)
-                sync = (
-                    self.model.no_sync()
-                    if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync")
-                    else contextlib.nullcontext()
-                )
-                with sync:
-                    with autocast(self.device, self.precision):
-                        outputs = self.model(images)
-                        loss = self.criterion(outputs, targets)
-                    scaled = loss / self.accumulate
-                    (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-                detached = loss.detach().double()
+                detached = self._forward_backward(batch, last_micro)
                 step_number = torch.full((), state.step + 1, device=self.device, dtype=torch.int64)
                 first_bad = torch.where(~torch.isfinite(detached) & (first_bad < 0), step_number, first_bad)
                 loss_sum += detached * count
@@ -483,24 +372,9 @@ class Trainer:
             bar.update(1)
             if not last_micro:
                 continue
-            if self.scaler is not None:
-                self.scaler.unscale_(self.optimizer)
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model_without_ddp.parameters(), clip)
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model_without_ddp)
-            state.step += 1
+            self._optimizer_step()
             if self._stop_requested(state.step % log_every == 0):
-                self._check_finite(first_bad)
-                state.step_in_epoch, state.epoch_loss_sum = micro, loss_sum.item()
-                self._save_last()
+                self._save_position(first_bad, micro, loss_sum)
                 raise TrainingInterrupted(
                     f"stopped by {self._signal_name} at optimizer step {state.step} (epoch {epoch + 1}): a resumable "
                     "checkpoint "
@@ -510,24 +384,79 @@ class Trainer:
                 self._check_finite(first_bad)  # the only host syncs of the loop are here
                 now = time.perf_counter()
                 interval_loss = (loss_sum - interval_sum).item() / max(1, interval_images)
-                lr, rate = (
-                    self.optimizer.param_groups[0]["lr"],
-                    interval_images * self.dist.world_size / (now - interval_start),
-                )
-                bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
-                if bar.disable and self.dist.is_main:  # no progress bar (output to a file): a progress line instead
-                    log.info(
-                        f"epoch {epoch + 1} step {micro // self.accumulate}/{self.steps_per_epoch}: "
-                        f"loss {interval_loss:.4f}, lr {lr:.2e}, {rate:.0f} img/s"
-                    )
+                self._show_progress(bar, micro, interval_loss, interval_images / (now - interval_start))
                 interval_sum, interval_start, interval_images = loss_sum.clone(), now, 0
             if checkpoint_every and state.step % checkpoint_every == 0 and micro < micro_limit:
-                self._check_finite(first_bad)
-                state.step_in_epoch, state.epoch_loss_sum = micro, loss_sum.item()
-                self._save_last()
+                self._save_position(first_bad, micro, loss_sum)
         bar.close()
         self._check_finite(first_bad)
-        elapsed = time.perf_counter() - started
+        return self._end_epoch(loss_sum, seen_images, time.perf_counter() - started)
+
+    def _progress_bar(self, epoch: int, total: int, initial: int) -> tqdm:
+        return tqdm(
+            total=total,
+            initial=initial,
+            unit="batch",
+            desc=f"epoch {epoch + 1}/{self.config['train']['epochs']}",
+            disable=None if self.dist.is_main else True,
+            dynamic_ncols=True,
+            leave=False,
+        )
+
+    def _forward_backward(self, batch: dict[str, Any], last_micro: bool) -> torch.Tensor:
+        """The loss of one micro-batch (detached, float64) with its gradients accumulated; under DDP the gradients
+        are synchronised on the last micro-batch of an optimizer step only."""
+        images = to_device(batch["image"], self.device, self.channels_last)
+        targets = self._batch_to_device(batch)
+        sync = (
+            self.model.no_sync()
+            if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync")
+            else contextlib.nullcontext()
+        )
+        with sync:
+            with autocast(self.device, self.precision):
+                outputs = self.model(images)
+                loss = self.criterion(outputs, targets)
+            scaled = loss / self.accumulate
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        return loss.detach().double()
+
+    def _optimizer_step(self) -> None:
+        """One optimizer step over the accumulated gradients: unscale, clip, step, the schedule, the EMA."""
+        clip = self.config["train"]["grad-clip"] or 0.0
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model_without_ddp.parameters(), clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model_without_ddp)
+        self.state.step += 1
+
+    def _save_position(self, first_bad: torch.Tensor, micro: int, loss_sum: torch.Tensor) -> None:
+        """last.pt at this point of the epoch (a mid-epoch resume continues from the next micro-batch)."""
+        self._check_finite(first_bad)
+        self.state.step_in_epoch, self.state.epoch_loss_sum = micro, loss_sum.item()
+        self._save_last()
+
+    def _show_progress(self, bar: tqdm, micro: int, interval_loss: float, images_per_s: float) -> None:
+        lr, rate = self.optimizer.param_groups[0]["lr"], images_per_s * self.dist.world_size
+        bar.set_postfix(loss=f"{interval_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
+        if bar.disable and self.dist.is_main:  # no progress bar (output to a file): a progress line instead
+            log.info(
+                f"epoch {self.state.epoch + 1} step {micro // self.accumulate}/{self.steps_per_epoch}: "
+                f"loss {interval_loss:.4f}, lr {lr:.2e}, {rate:.0f} img/s"
+            )
+
+    def _end_epoch(self, loss_sum: torch.Tensor, seen_images: int, elapsed: float) -> dict[str, Any]:
+        """The epoch's training record; the in-epoch position and sums start again at zero."""
+        state = self.state
         mean_loss = loss_sum.item() / max(1, state.epoch_loss_count)
         result = {
             "train_loss": mean_loss,

@@ -443,6 +443,79 @@ def _grid(image_size: int, reduction: int, patch_size: int, what: str, key: str)
     return grid
 
 
+def _check_backbone_channels(cfg: dict[str, Any], fine_backbone: nn.Module, coarse_backbone: nn.Module) -> None:
+    for key, backbone in (("fg-channels", fine_backbone), ("cg-channels", coarse_backbone)):
+        if cfg[key] != backbone.num_features:
+            raise ConfigError(
+                f"model config key '{key}' is {cfg[key]} but the {cfg['backbone']} stream gives "
+                f"{backbone.num_features} channels: set it to {backbone.num_features}."
+            )
+
+
+def _build_streams(cfg: dict[str, Any], fine_backbone: nn.Module, coarse_backbone: nn.Module):
+    """(fine appearance, coarse appearance, edge) streams, each a CNN and its token embedder, all three built."""
+    image_size = cfg["image-size"]
+    fine_grid = _grid(image_size, fine_backbone.reduction, cfg["fg-patch-size"], "fine stream", "fg-patch-size")
+    coarse_grid = _grid(image_size, coarse_backbone.reduction, cfg["cg-patch-size"], "coarse stream", "cg-patch-size")
+    edge_grid = _grid(image_size, EDGE_CNN_REDUCTION, cfg["cg-patch-size"], "edge stream", "cg-patch-size")
+    appearance_fine = AppearanceStream(
+        backbone=fine_backbone, embedder=_embedder(cfg, "fg-channels", "fg-patch-size", fine_grid, cfg["fg-dim"])
+    )
+    appearance_coarse = AppearanceStream(
+        backbone=coarse_backbone, embedder=_embedder(cfg, "cg-channels", "cg-patch-size", coarse_grid, cfg["cg-dim"])
+    )
+    edge_stream = EdgeStream(
+        cnn=edge_cnn(cfg["cg-channels"]),
+        embedder=_embedder(cfg, "cg-channels", "cg-patch-size", edge_grid, cfg["cg-dim"]),
+    )
+    return appearance_fine, appearance_coarse, edge_stream
+
+
+def _embedder(cfg: dict[str, Any], channels_key: str, patch_key: str, grid: int, dim: int) -> TokenEmbedder:
+    return TokenEmbedder(
+        channels=cfg[channels_key], patch_size=cfg[patch_key], grid_size=grid, dim=dim, dropout=cfg["emb-dropout"]
+    )
+
+
+def _encoder(cfg: dict[str, Any], prefix: str, dim: int) -> Transformer:
+    return Transformer(
+        dim=dim,
+        depth=cfg[f"{prefix}-enc-depth"],
+        heads=cfg[f"{prefix}-enc-heads"],
+        dim_head=cfg[f"{prefix}-enc-dim-head"],
+        mlp_dim=cfg[f"{prefix}-enc-mlp-dim"],
+        dropout=cfg["dropout"],
+    )
+
+
+def _build_block(cfg: dict[str, Any], streams: set[str]) -> CAELBlock:
+    """One CAEL block: every part built (the same initialisation for a seed), those the switches drop left out."""
+    fine_dim, coarse_dim = cfg["fg-dim"], cfg["cg-dim"]
+    cross = dict(heads=cfg["cross-attn-heads"], dim_head=cfg["cross-attn-dim-head"], dropout=cfg["dropout"])
+    fine_encoder, coarse_encoder = _encoder(cfg, "fg", fine_dim), _encoder(cfg, "cg", coarse_dim)
+    edge_encoder = _encoder(cfg, "cg", coarse_dim)  # the edge encoder uses the coarse settings, as released
+    cross_attention = MultiGrainedCrossAttention(
+        fine_dim=fine_dim, coarse_dim=coarse_dim, depth=cfg["cross-attn-depth"], **cross
+    )
+    aeca = AppearanceEdgeCrossAttention(
+        fine_dim=fine_dim,
+        coarse_dim=coarse_dim,
+        depth=cfg["cross-ae-attn-depth"],
+        rounds=cfg["aeca-rounds"],
+        residual=cfg["aeca-residual"],
+        fine="fine" in streams,
+        coarse="coarse" in streams,
+        **cross,
+    )
+    return CAELBlock(
+        fine_encoder=fine_encoder if "fine" in streams else None,
+        coarse_encoder=coarse_encoder if "coarse" in streams else None,
+        edge_encoder=edge_encoder if "edge" in streams else None,
+        cross_attention=cross_attention if cfg["cross-attention"] else None,
+        aeca=aeca if cfg["aeca-fusion"] == "attention" else None,
+    )
+
+
 @register_model("cael")
 class CAEL(nn.Module):
     """CAEL detector. ``model(images)`` takes (B, 3, H, W) RGB images in 0..255 (uint8 or float) on any device.
@@ -463,10 +536,6 @@ class CAEL(nn.Module):
         super().__init__()
         cfg = resolve_cael_config(config)
         self.config = cfg
-        image_size = cfg["image-size"]
-        fine_dim, coarse_dim = cfg["fg-dim"], cfg["cg-dim"]
-        dropout, emb_dropout = cfg["dropout"], cfg["emb-dropout"]
-
         self.preprocess = InputAdapter(
             input_channel_order=cfg["input-channel-order"],
             appearance_channel_order=cfg["appearance-channel-order"],
@@ -481,96 +550,21 @@ class CAEL(nn.Module):
             drop_path_rate=cfg["drop-path-rate"],
             bn_momentum=cfg["bn-momentum"],
         )
-        for key, backbone in (("fg-channels", fine_backbone), ("cg-channels", coarse_backbone)):
-            if cfg[key] != backbone.num_features:
-                raise ConfigError(
-                    f"model config key '{key}' is {cfg[key]} but the {cfg['backbone']} stream gives "
-                    f"{backbone.num_features} channels: set it to {backbone.num_features}."
-                )
+        _check_backbone_channels(cfg, fine_backbone, coarse_backbone)
         streams = set(cfg["streams"])
         self.streams = tuple(name for name in STREAMS if name in streams)
-        fine_grid = _grid(image_size, fine_backbone.reduction, cfg["fg-patch-size"], "fine stream", "fg-patch-size")
-        coarse_grid = _grid(
-            image_size, coarse_backbone.reduction, cfg["cg-patch-size"], "coarse stream", "cg-patch-size"
-        )
-        edge_grid = _grid(image_size, EDGE_CNN_REDUCTION, cfg["cg-patch-size"], "edge stream", "cg-patch-size")
-
         # Every part is built in the same order whatever the switches, so that a given seed initialises the parts
         # an ablation keeps exactly as in CAEL; the parts it drops are then left out.
-        appearance_fine = AppearanceStream(
-            backbone=fine_backbone,
-            embedder=TokenEmbedder(
-                channels=cfg["fg-channels"],
-                patch_size=cfg["fg-patch-size"],
-                grid_size=fine_grid,
-                dim=fine_dim,
-                dropout=emb_dropout,
-            ),
-        )
-        appearance_coarse = AppearanceStream(
-            backbone=coarse_backbone,
-            embedder=TokenEmbedder(
-                channels=cfg["cg-channels"],
-                patch_size=cfg["cg-patch-size"],
-                grid_size=coarse_grid,
-                dim=coarse_dim,
-                dropout=emb_dropout,
-            ),
-        )
-        edge_stream = EdgeStream(
-            cnn=edge_cnn(cfg["cg-channels"]),
-            embedder=TokenEmbedder(
-                channels=cfg["cg-channels"],
-                patch_size=cfg["cg-patch-size"],
-                grid_size=edge_grid,
-                dim=coarse_dim,
-                dropout=emb_dropout,
-            ),
-        )
-
+        appearance_fine, appearance_coarse, edge_stream = _build_streams(cfg, fine_backbone, coarse_backbone)
         self.appearance_fine = appearance_fine if "fine" in streams else None
         self.appearance_coarse = appearance_coarse if "coarse" in streams else None
         self.edge_stream = edge_stream if "edge" in streams else None
+        self.blocks = nn.ModuleList(_build_block(cfg, streams) for _ in range(cfg["depth"]))
+        self._add_heads(cfg, streams)
 
-        def encoder(prefix: str, dim: int) -> Transformer:
-            return Transformer(
-                dim=dim,
-                depth=cfg[f"{prefix}-enc-depth"],
-                heads=cfg[f"{prefix}-enc-heads"],
-                dim_head=cfg[f"{prefix}-enc-dim-head"],
-                mlp_dim=cfg[f"{prefix}-enc-mlp-dim"],
-                dropout=dropout,
-            )
-
-        cross = dict(heads=cfg["cross-attn-heads"], dim_head=cfg["cross-attn-dim-head"], dropout=dropout)
-
-        def block() -> CAELBlock:
-            fine_encoder, coarse_encoder = encoder("fg", fine_dim), encoder("cg", coarse_dim)
-            edge_encoder = encoder("cg", coarse_dim)  # the edge encoder uses the coarse settings, as released
-            cross_attention = MultiGrainedCrossAttention(
-                fine_dim=fine_dim, coarse_dim=coarse_dim, depth=cfg["cross-attn-depth"], **cross
-            )
-            aeca = AppearanceEdgeCrossAttention(
-                fine_dim=fine_dim,
-                coarse_dim=coarse_dim,
-                depth=cfg["cross-ae-attn-depth"],
-                rounds=cfg["aeca-rounds"],
-                residual=cfg["aeca-residual"],
-                fine="fine" in streams,
-                coarse="coarse" in streams,
-                **cross,
-            )
-            return CAELBlock(
-                fine_encoder=fine_encoder if "fine" in streams else None,
-                coarse_encoder=coarse_encoder if "coarse" in streams else None,
-                edge_encoder=edge_encoder if "edge" in streams else None,
-                cross_attention=cross_attention if cfg["cross-attention"] else None,
-                aeca=aeca if cfg["aeca-fusion"] == "attention" else None,
-            )
-
-        self.blocks = nn.ModuleList(block() for _ in range(cfg["depth"]))
-
-        num_classes = cfg["num-classes"]
+    def _add_heads(self, cfg: dict[str, Any], streams: set[str]) -> None:
+        """The real/fake head of each stream, the optional attribution heads and the "concat" ablation's fusion."""
+        fine_dim, coarse_dim, num_classes = cfg["fg-dim"], cfg["cg-dim"], cfg["num-classes"]
         stream_dims = {"fine": fine_dim, "coarse": coarse_dim, "edge": coarse_dim}
         heads = {name: ClassifierHead(dim, num_classes) for name, dim in stream_dims.items()}
         self.head_fine = heads["fine"] if "fine" in streams else None

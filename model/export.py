@@ -4,7 +4,7 @@
     python -m model.export checkpoint/RUN/best.pt exported/cael-demo --onnx       # + model.onnx, parity-checked
     python -m model.export checkpoint/RUN/best.pt exported/cael-demo --push you/cael-genface   # + upload
 
-The folder (``model.safetensors``, ``config.yaml``, ``README.md``) loads back with ``build_model(FOLDER)``,
+The folder (``model.safetensors``, ``config.yaml``, ``README.md``) loads back with ``load_detector(FOLDER)``,
 ``predict.py --checkpoint FOLDER`` and ``test.py --checkpoint FOLDER``; once uploaded, the same with the hub id.
 """
 
@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,10 @@ import torch
 import yaml
 from torch import nn
 
+from common.atomic import atomic_folder
 from common.errors import UsageError, UserError
 
-from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_checkpoint_file
+from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_detector
 from .registry import without_downloads
 
 ONNX_FILE = "model.onnx"
@@ -153,8 +152,8 @@ def model_card(
         f"python test.py --checkpoint {name} --csv splits.csv --protocol intra",
         "```",
         "```python",
-        "from model import build_model",
-        f'model = build_model("{name}")   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
+        "from model.hub import load_detector",
+        f'model = load_detector("{name}").model   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
         "```",
         "",
         "## Training",
@@ -218,12 +217,12 @@ def export_folder(
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ExportError(f"{out_dir} already exists and is not empty: choose another folder or pass --overwrite.")
-    pretrained = load_checkpoint_file(checkpoint)
+    if checkpoint.is_dir():
+        raise ExportError(f"{checkpoint} is a folder: give a run's checkpoint file (RUN/best.pt).")
+    pretrained = load_detector(checkpoint)
     config = folder_config(pretrained)
     env, tables = _run_files(checkpoint, Path(eval_dir) if eval_dir else None)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         from safetensors.torch import save_file
 
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in pretrained.model.state_dict().items()}
@@ -234,23 +233,7 @@ def export_folder(
         if onnx:
             export_onnx(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
             difference = check_onnx_parity(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
-        mask = _umask()  # mkdtemp and the writers create private files; the folder is meant to be shared
-        for path in staging.iterdir():
-            os.chmod(path, 0o666 & ~mask)
-        os.chmod(staging, 0o777 & ~mask)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return {"folder": out_dir, "onnx_max_difference": difference}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ------------------------------------------------------------------------------------------------------ hub

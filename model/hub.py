@@ -1,9 +1,11 @@
-"""Trained detectors to share and reuse: a model folder (``model.safetensors`` + ``config.yaml``) or a hub id.
+"""The one loader of a trained detector: ``load_detector(source)``, used by test.py, predict.py, tools/explain.py,
+model.export and the engine.
 
-``load_pretrained(source)`` accepts one of our checkpoints (``RUN/best.pt``), a folder written by
-``python -m model.export``, or a Hugging Face hub id (``owner/name`` or ``owner/name@revision``) of such a folder,
-downloaded once into the hub cache. Everything predict.py, tools/explain.py and test.py need travels with it:
-the model config, the calibrated threshold, the face-crop settings and the names of the fine-grained classes.
+``source`` is one of our checkpoints (``RUN/best.pt``), a checkpoint saved by the released CAEL code, a model folder
+written by ``python -m model.export`` (``model.safetensors`` + ``config.yaml``), or a Hugging Face hub id
+(``owner/name`` or ``owner/name@revision``) of such a folder, downloaded once into the hub cache. Everything the
+commands need travels with it: the model config, the calibrated threshold, the face-crop settings and the names of
+the fine-grained classes. (``model.registry.build_model`` builds an untrained detector from a config.)
 """
 
 from __future__ import annotations
@@ -30,8 +32,20 @@ DEFAULT_THRESHOLD = 0.5
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*(@[A-Za-z0-9_./-]+)?$")
 
 
+# Model keys that do not change what a trained model computes at test time.
+TRAINING_ONLY_MODEL_KEYS = {"pretrained", "pretrained-file", "drop-path-rate", "dropout", "emb-dropout", "bn-momentum"}
+
+
 class PretrainedError(UserError):
     """A model source (file, folder or hub id) that cannot be loaded; the message says what to do."""
+
+
+class MissingSourceError(PretrainedError, FileNotFoundError):
+    """A model source that is neither an existing file or folder nor a hub id."""
+
+
+class CheckpointMismatchError(PretrainedError, ValueError):
+    """A checkpoint that does not fit the requested model config."""
 
 
 @dataclass
@@ -45,6 +59,16 @@ class Pretrained:
     class_names: dict[str, list[str]] = field(default_factory=dict)  # level2 / level3 names of the fine heads
     face_extraction: dict[str, Any] | None = None  # ExtractionSettings.to_dict() of the training crops, or None
     metadata: dict[str, Any] = field(default_factory=dict)  # epoch, step, code version, validation metrics
+    released: bool = False  # a checkpoint of the released CAEL code, converted on loading
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the protocol card and the calibrated accuracy need: epoch, metrics, code version, calibration."""
+        return {
+            **{key: self.metadata.get(key) for key in ("epoch", "metrics", "code_version")},
+            "calibration": self.calibration,
+            **({"released": True} if self.released else {}),
+        }
 
     @property
     def threshold(self) -> float:
@@ -110,9 +134,9 @@ def resolve_source(source: str | Path) -> Path:
         raise PretrainedError(f"{path} is not a model folder: it lacks {' and '.join(found)}{hint}.")
     if looks_like_hub_id(source):
         return download(str(source))
-    raise PretrainedError(
-        f"no checkpoint, model folder or hub id {source}: give RUN/best.pt, a folder written by "
-        "python -m model.export, or owner/name."
+    raise MissingSourceError(
+        f"no checkpoint at {source} (nor a model folder or hub id): give RUN/best.pt written by train.py, a folder "
+        "written by python -m model.export, owner/name on the Hugging Face hub, or a released CAEL checkpoint."
     )
 
 
@@ -171,14 +195,16 @@ def load_folder(folder: str | Path, source: str | None = None) -> Pretrained:
     )
 
 
-def load_checkpoint_file(path: str | Path) -> Pretrained:
-    """One of our training checkpoints (best.pt / last.pt) as a ``Pretrained``."""
+def load_checkpoint_file(path: str | Path, requested_config: dict[str, Any] | None = None) -> Pretrained:
+    """One of our training checkpoints (best.pt / last.pt), or a released CAEL one, as a ``Pretrained``.
+
+    A released checkpoint (a bare state dict) is converted into our released-mode model built from
+    ``requested_config`` (default ``model/configs/cael_released.yaml``).
+    """
+    refuse_other_formats(path)
     checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise PretrainedError(
-            f"{path} is not a checkpoint written by train.py (a dict with 'model' and 'config'): for a released CAEL "
-            "checkpoint, convert it first with python -m model.convert_released IN.pth OUT.pt."
-        )
+        return _load_released(checkpoint, requested_config, path)
     config = checkpoint["config"]
     return Pretrained(
         model=_build(config["model"], checkpoint["model"], str(path)),
@@ -191,9 +217,104 @@ def load_checkpoint_file(path: str | Path) -> Pretrained:
     )
 
 
-def load_pretrained(source: str | Path) -> Pretrained:
-    """A trained detector (in eval mode, on the CPU) from a checkpoint file, a model folder or a hub id."""
+def _load_released(checkpoint: Any, requested_config: dict[str, Any] | None, path: str | Path) -> Pretrained:
+    from .convert_released import load_released_checkpoint
+
+    if not isinstance(checkpoint, dict):
+        raise PretrainedError(
+            f"{path} is not a checkpoint written by train.py (a dict with 'model' and 'config') nor a released CAEL "
+            "state dict: give RUN/best.pt."
+        )
+    model, config, _, _ = load_released_checkpoint(checkpoint, requested_config)
+    return Pretrained(model=model.eval(), config=config, source=str(path), released=True)
+
+
+def refuse_other_formats(path: str | Path) -> None:
+    """A one-sentence error for a model file in a format that this loader does not read (ONNX, bare safetensors,
+    TorchScript), saying what the file is and what takes it; nothing for anything else."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(64)
+    except OSError:
+        return  # the checkpoint reader names a file it cannot open
+    folder = path.parent
+    beside = f" or give the model folder {folder}" if is_model_folder(folder) else ""
+    if path.suffix.lower() == ".onnx" or _looks_like_onnx(head):
+        raise PretrainedError(
+            f"{path} is an ONNX graph (python -m model.export --onnx writes one): run it with onnxruntime (the "
+            f"model folder's README shows how){beside}, or give RUN/best.pt or the model folder written beside it."
+        )
+    if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(head):
+        raise PretrainedError(
+            f"{path} holds bare safetensors weights without their config: give the model folder that holds it with "
+            f"its config.yaml{beside or ' (written by python -m model.export)'}."
+        )
+    if head.startswith(b"PK") and _is_torchscript(path):
+        raise PretrainedError(
+            f"{path} is a TorchScript program: load it with torch.jit.load; this command takes RUN/best.pt written "
+            "by train.py, a model folder written by python -m model.export, or a hub id."
+        )
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    # a serialised ModelProto starts with ir_version (field 1, varint) and names its producer early on
+    return head[:1] == b"\x08" and any(name in head for name in (b"pytorch", b"onnx", b"ONNX"))
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    # an 8-byte little-endian header length, then the JSON header itself
+    return len(head) > 9 and head[8:10] in (b'{"', b"{ ") and int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def _is_torchscript(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def check_requested_config(checkpoint_model: dict[str, Any], requested: dict[str, Any], source: str) -> None:
+    """An error unless a checkpoint's model config computes what ``requested`` asks for (training-only keys aside)."""
+    from .registry import model_defaults
+
+    # a checkpoint written before a model key existed holds that key's default
+    defaults = model_defaults(checkpoint_model.get("name", "cael"))
+    checkpoint_model = {**{k: v for k, v in defaults.items() if v is not None}, **checkpoint_model}
+    differing = sorted(
+        key
+        for key in set(checkpoint_model) | set(requested)
+        if key not in TRAINING_ONLY_MODEL_KEYS and checkpoint_model.get(key) != requested.get(key)
+    )
+    if differing:
+        detail = ", ".join(
+            f"{k}: checkpoint {checkpoint_model.get(k)!r} vs requested {requested.get(k)!r}" for k in differing[:6]
+        )
+        raise CheckpointMismatchError(
+            f"{source} was trained with a different model config ({detail}): drop --config to use the checkpoint's "
+            "own, or pass the config it was trained with."
+        )
+
+
+def load_detector(source: str | Path, requested_config: dict[str, Any] | None = None) -> Pretrained:
+    """A trained detector (in eval mode, on the CPU) from a checkpoint file, a model folder, a hub id or a released
+    CAEL checkpoint, with what using it needs (``.model``, ``.config``, ``.class_names``, ``.info``, ...).
+
+    ``requested_config`` (a run config): the detector must have been trained with this model config (an error
+    naming the differing keys otherwise); for a released checkpoint, the config to build it with.
+    """
     local = resolve_source(source)
     if local.is_dir():
-        return load_folder(local, source=str(source))
-    return load_checkpoint_file(local)
+        pretrained = load_folder(local, source=str(source))
+    else:
+        pretrained = load_checkpoint_file(local, requested_config)
+    if requested_config is not None and not pretrained.released:
+        check_requested_config(pretrained.config["model"], requested_config["model"], str(source))
+    return pretrained
+
+
+# The earlier name of ``load_detector``, for code written against it.
+load_pretrained = load_detector

@@ -1,4 +1,7 @@
-"""Detector registry: ``build_model(config)`` builds any registered detector from its model config by name."""
+"""Detector registry: ``build_model(config)`` builds any registered (untrained) detector from its model config by name.
+
+A trained detector (a checkpoint, a model folder, a hub id) is loaded by ``model.hub.load_detector``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from common.errors import UnknownKeyError
+from common.errors import UnknownKeyError, UserError
 
 _MODELS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
 
@@ -28,23 +31,38 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+class NotAConfigError(UserError, TypeError):
+    """``build_model`` given a trained detector (a checkpoint, a model folder, a hub id) instead of a config."""
+
+
 def build_model(config: dict[str, Any] | str | os.PathLike) -> nn.Module:
-    """Build a detector from a model config (the ``model`` section of a run config, or a whole run config).
-
-    Given a path or a hub id instead (a training checkpoint, a folder written by ``python -m model.export``, or
-    ``owner/name`` on the Hugging Face hub), the trained detector is loaded with its weights, in eval mode.
-    """
+    """Build an untrained detector from a model config: the ``model`` section of a run config, a whole run config,
+    or a config YAML file or bundled config name (``"cael"``, ``"xception"``)."""
     if isinstance(config, (str, os.PathLike)):
-        from .hub import load_pretrained
-
-        return load_pretrained(config).model
+        config = {"model": _model_config_of_file(config)}
     model_config = config.get("model", config)
     name = model_config.get("name", "cael")
+    _require_registered(name)
+    return _MODELS[name](check_model_config(dict(model_config)))
+
+
+def _model_config_of_file(path: str | os.PathLike) -> dict[str, Any]:
+    from common.config import MODEL_CONFIG_DIR
+
+    text = str(path)
+    if text.endswith((".yaml", ".yml")) or (MODEL_CONFIG_DIR / f"{text}.yaml").is_file():
+        return model_config_from_file(text)
+    raise NotAConfigError(
+        f"build_model builds from a config, and {text} is not a config file or bundled config name: load a trained "
+        "detector (checkpoint, model folder or hub id) with model.hub.load_detector(source).model."
+    )
+
+
+def _require_registered(name: str) -> None:
     if name not in _MODELS:
         raise UnknownKeyError(
             f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}."
         )
-    return _MODELS[name](check_model_config(dict(model_config)))
 
 
 def without_downloads(model_config: dict[str, Any]) -> dict[str, Any]:
@@ -55,19 +73,13 @@ def without_downloads(model_config: dict[str, Any]) -> dict[str, Any]:
 
 def model_defaults(name: str) -> dict[str, Any]:
     """Every config key of a registered model with its default (``None`` where the key is required)."""
-    if name not in _MODELS:
-        raise UnknownKeyError(
-            f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}."
-        )
+    _require_registered(name)
     return dict(getattr(_MODELS[name], "config_defaults", {"name": name}))
 
 
 def model_config_types(name: str) -> dict[str, tuple[type, ...]]:
     """Types of the model's config keys whose default is None (required keys), where the model declares them."""
-    if name not in _MODELS:
-        raise UnknownKeyError(
-            f"unknown model name {name!r} in the model config: choose one of {', '.join(list_models())}."
-        )
+    _require_registered(name)
     return dict(getattr(_MODELS[name], "config_types", {}))
 
 

@@ -5,7 +5,14 @@ import os
 
 import pytest
 
-from common.atomic import DiskFullError, atomic_output, is_disk_full, write_bytes_atomic, write_text_atomic
+from common.atomic import (
+    DiskFullError,
+    atomic_folder,
+    atomic_output,
+    is_disk_full,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from common.errors import UserError
 
 
@@ -38,3 +45,22 @@ def test_a_full_disk_is_one_sentence_naming_the_file(tmp_path):
     with pytest.raises(ValueError):
         with atomic_output(target, "a"):
             pass
+
+
+def test_a_folder_written_as_a_whole_appears_complete_or_not_at_all(tmp_path):
+    target = tmp_path / "exported"
+    previous = os.umask(0o022)
+    try:
+        with atomic_folder(target) as staging:
+            (staging / "weights.bin").write_bytes(b"new")
+            assert not target.exists()  # nothing visible before the end
+    finally:
+        os.umask(previous)
+    assert (target / "weights.bin").read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o755 and (target / "weights.bin").stat().st_mode & 0o777 == 0o644
+    with pytest.raises(RuntimeError, match="export failed"):
+        with atomic_folder(target) as staging:
+            (staging / "weights.bin").write_bytes(b"half")
+            raise RuntimeError("export failed")
+    assert (target / "weights.bin").read_bytes() == b"new"  # the previous folder is kept
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["exported"]  # and no staging folder is left

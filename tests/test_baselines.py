@@ -9,7 +9,7 @@ from skimage import filters
 
 import model.summary
 from common.errors import UsageError, UserError
-from data.dataset import SplitDataset
+from data.csv_dataset import SplitDataset
 from data.make_demo import make_demo
 from data.schema import load_table
 from engine.config import MODEL_CONFIG_DIR, load_config

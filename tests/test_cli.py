@@ -88,7 +88,7 @@ def test_worker_errors_lose_the_worker_traceback():
     text = (
         "Caught CorruptImageError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n  "
         "File x\n"
-        "data.dataset.CorruptImageError: image file /a.png could not be decoded"
+        "data.csv_dataset.CorruptImageError: image file /a.png could not be decoded"
     )
     assert user_message(UserError(text)) == "image file /a.png could not be decoded"
     assert str(UnknownKeyError("unknown key 'x'")) == "unknown key 'x'"  # a KeyError that does not quote its sentence

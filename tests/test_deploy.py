@@ -27,7 +27,8 @@ from data.make_demo import make_demo
 from engine import inference
 from model import build_model
 from model.export import ExportError, export_folder, push_folder
-from model.hub import PretrainedError, load_pretrained
+from model.hub import PretrainedError, load_detector
+from model.registry import NotAConfigError
 
 # the shared quick run (tests/runs.py), one epoch of 3 steps with the demo config's own augmentation
 QUICK = quick_args(
@@ -59,7 +60,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(trained):
     """The trained model loaded from its checkpoint: the reference every other path must reproduce."""
-    return load_pretrained(trained[1]).model
+    return load_detector(trained[1]).model
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_exported_folder_holds_weights_config_and_model_card_and_loads_back_iden
 
     images = torch.stack([load_image(p, 64) for p in _demo_images(csv_path)])
     original = reference
-    for name, tensor in _logits(build_model(exported), images).items():  # build_model accepts the folder
+    for name, tensor in _logits(load_detector(exported).model, images).items():
         assert torch.equal(tensor, _logits(original, images)[name]), name
 
 
@@ -112,9 +113,9 @@ def test_a_folder_that_is_not_a_model_folder_is_one_clear_error(tmp_path):
     (tmp_path / "config.yaml").write_text("format: something-else\nmodel: {}\n")
     (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(PretrainedError, match="is not the config.yaml of a model folder"):
-        load_pretrained(tmp_path)
-    with pytest.raises(PretrainedError, match="no checkpoint, model folder or hub id"):
-        load_pretrained(tmp_path / "missing" / "best.pt")
+        load_detector(tmp_path)
+    with pytest.raises(PretrainedError, match="no checkpoint at .*best.pt .nor a model folder or hub id"):
+        load_detector(tmp_path / "missing" / "best.pt")
 
 
 def test_hub_id_downloads_once_through_the_hub_cache(exported, monkeypatch):
@@ -128,13 +129,13 @@ def test_hub_id_downloads_once_through_the_hub_cache(exported, monkeypatch):
         return str(exported)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    from_hub = load_pretrained("someone/cael-demo@v1")
+    from_hub = load_detector("someone/cael-demo@v1")
     assert calls == [("someone/cael-demo", "v1")]
     assert from_hub.threshold == 0.3 and from_hub.class_names["level2"] == ["AM", "EFS", "FS"]
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     assert torch.equal(
-        _logits(build_model("someone/cael-demo"), images)["logits"],
-        _logits(load_pretrained(exported).model, images)["logits"],
+        _logits(load_detector("someone/cael-demo").model, images)["logits"],
+        _logits(load_detector(exported).model, images)["logits"],
     )
 
 
@@ -143,7 +144,7 @@ def test_hub_id_offline_is_one_clear_error(capsys):
         PretrainedError,
         match=r"model someone/not-cached is not in the local hub cache .*HF_HUB_OFFLINE=1.*connect once",
     ):
-        load_pretrained("someone/not-cached")
+        load_detector("someone/not-cached")
     assert run(predict.main, ["--checkpoint", "someone/not-cached", "x.png", "--no-detect"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: model someone/not-cached is not in the local hub cache")
@@ -193,6 +194,33 @@ def test_onnx_export_matches_pytorch(trained, reference, tmp_path):
     logits = session.run(["logits"], {"images": images.numpy()})[0]
     expected = _logits(reference, images)["logits"].numpy()
     assert np.abs(logits - expected).max() < 1e-4
+
+
+def test_an_onnx_file_given_as_a_checkpoint_is_named_with_what_takes_it(trained, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    folder = export_folder(trained[1], tmp_path / "with-onnx", onnx=True)["folder"]
+    assert run(test_script.main, ["--checkpoint", str(folder / "model.onnx"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is an ONNX graph" in err[0] and "onnxruntime" in err[0] and str(folder) in err[0]
+    renamed = tmp_path / "detector.bin"  # known by its bytes, whatever its name
+    renamed.write_bytes((folder / "model.onnx").read_bytes())
+    with pytest.raises(PretrainedError, match="is an ONNX graph"):
+        load_detector(renamed)
+
+
+def test_weights_in_other_formats_and_build_model_of_a_trained_detector_are_one_clear_error(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.ones(2)}, tmp_path / "weights.bin")
+    with pytest.raises(PretrainedError, match="bare safetensors weights without their config"):
+        load_detector(tmp_path / "weights.bin")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 1)), tmp_path / "scripted.pt")
+    with pytest.raises(PretrainedError, match="is a TorchScript program: load it with torch.jit.load"):
+        load_detector(tmp_path / "scripted.pt")
+    for source in (tmp_path / "best.pt", "someone/cael-demo", tmp_path):
+        with pytest.raises(NotAConfigError, match=r"load_detector\(source\)"):
+            build_model(source)
+    assert build_model("cael_demo").config["image-size"] == 64  # a bundled config name still builds
 
 
 # ------------------------------------------------------------------------------------------------------ predict.py
@@ -481,7 +509,7 @@ def test_tsne_marks_generators_the_checkpoint_never_saw(trained, tmp_path):
     from tools import explain
 
     csv_path, best = trained
-    pretrained = load_pretrained(best)
+    pretrained = load_detector(best)
     pretrained.config["data"].update(
         protocol="cross-generator", fold="swap-blend"
     )  # as a cross-generator run stores it

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import train
 from data.make_demo import make_demo
 from data.perturb import parse_perturbations
 from data.protocols import ProtocolError
-from engine.tester import CheckpointMismatchError, evaluate_runs
+from engine.folds import evaluate_runs
+from model.hub import CheckpointMismatchError
 
 # the shared quick run (tests/runs.py), one epoch of 3 steps with the demo config's own augmentation
 QUICK = quick_args(train__epochs=1, train__max_steps_per_epoch=3, data__augment="[{name: hflip, p: 0.5}]")
@@ -177,7 +179,7 @@ def test_a_group_with_one_class_reports_na_with_the_reason(trained, tmp_path):
     assert "n/a: swap-warp: no real images in this group" in (out / "table.md").read_text()
 
 
-def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
+def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path, capsys):
     csv_path, _ = trained
     runs = tmp_path / "xforgery"
     train.main(
@@ -196,9 +198,16 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
         ]
     )
     assert sorted(p.name for p in runs.iterdir()) == ["AM", "EFS", "FS"]
+    unfinished = runs / "unfinished"  # a run killed before its first best.pt: left out, and said once
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text((runs / "AM" / "config.yaml").read_text())
+    capsys.readouterr()
     result = test_script.main(
         ["--runs", str(runs), "--protocol", "cross-forgery", "--bootstrap", "0", "--quiet", "--workers", "0"]
     )
+    printed = "".join(capsys.readouterr())
+    assert printed.count("no best.pt (unfinished run?), left out") == 1, printed
+    shutil.rmtree(unfinished)
     out = Path(result["out_dir"])
     assert result["header"] == ["Train \\ Test", "AM", "EFS", "FS", "In-domain", "Avg unseen"]
     assert [row[0] for row in result["rows"]] == ["AM", "EFS", "FS"]
@@ -209,8 +218,6 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path):
     assert "Avg unseen: mean over the other columns only" in (out / "matrix.md").read_text()
     # a second seed of one fold: mean +- std over seeds (the same weights here, so std 0);
     # anything else differing is an error
-    import shutil
-
     import yaml
 
     seeds = tmp_path / "seeds"
@@ -342,7 +349,7 @@ def test_a_nonfinite_model_score_stops_evaluation_naming_the_rows(trained, tmp_p
     from data.protocols import resolve
     from data.schema import load_table
     from engine.config import load_config
-    from engine.tester import NonFiniteScoreError, score_table
+    from engine.scoring import NonFiniteScoreError, score_table
 
     class Overflowing(torch.nn.Module):  # an fp16 overflow: NaN logits for the first image of each batch
         def forward(self, images):

@@ -209,6 +209,11 @@ def test_registry_and_config_overrides():
         load_config("cael", ["model.dept=1"])
     with pytest.raises(KeyError, match="unknown model name"):
         build_model({"name": "nope"})
+    from model.registry import model_config_types, model_defaults
+
+    for lookup in (model_defaults, model_config_types):  # one sentence wherever a model name is looked up
+        with pytest.raises(KeyError, match="unknown model name .nope. in the model config: choose one of"):
+            lookup("nope")
 
 
 def test_pretrained_offline_fails_with_one_clear_sentence(tiny_config):

@@ -2,6 +2,7 @@
 several processes (torchrun, CPU/gloo) score every validation row exactly once."""
 
 import csv
+import errno
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import torch
 from csv_rows import write_rows
 
+from common.atomic import DiskFullError
 from common.errors import UserError
 from data.images import ImageDecodeError, load_image
 from data.make_demo import make_demo
@@ -24,6 +26,22 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     return make_demo(tmp_path_factory.mktemp("tools"), identities=4, fakes_per_generator=12)
+
+
+def test_a_full_disk_while_caching_keeps_the_previous_cache_and_says_so(demo, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    args = [str(demo), "--size", "16", "--out", str(out), "--workers", "1"]
+    cache.main(args)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(DiskFullError, match="disk is full writing .*images_16.u8: the previous images_16.u8 is kept"):
+        cache.main(args)
+    monkeypatch.undo()
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no temporary file left either
 
 
 def test_cache_holds_exactly_the_pixels_of_load_time_resizing(demo, tmp_path):

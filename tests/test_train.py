@@ -16,7 +16,7 @@ from runs import Crash, crash_after_saves, quick_args
 
 import train
 from common.errors import UsageError
-from data.dataset import CorruptImageError
+from data.csv_dataset import CorruptImageError
 from data.make_demo import make_demo
 from data.protocols import ProtocolError
 from data.schema import SchemaError

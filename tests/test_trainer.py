@@ -11,8 +11,9 @@ from torch.utils.data import Dataset
 from data.loader import build_loader
 from engine.checkpoint import load_checkpoint
 from engine.config import ConfigError, load_config
+from engine.data_setup import TrainData
 from engine.distributed import DistInfo
-from engine.trainer import TrainData, Trainer
+from engine.trainer import Trainer
 from loss_folder import logits_of
 from model import build_model
 
@@ -137,7 +138,7 @@ def test_precise_bn_runs_before_every_validation_and_is_checked(tmp_path):
 
     import train
     from data.make_demo import make_demo
-    from engine.trainer import build_data
+    from engine.data_setup import build_data
 
     demo = make_demo(tmp_path / "demo", identities=12, fakes_per_generator=16)
     run = tmp_path / "run"

@@ -121,7 +121,7 @@ def loader_batches(csv_path: str, config: dict, args, device: torch.device):
     """Batches from the real loader, moved to the device as training does; cycles over epochs."""
     import numpy as np
 
-    from data.dataset import SplitDataset
+    from data.csv_dataset import SplitDataset
     from data.loader import build_loader
     from data.schema import load_table
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from common.atomic import atomic_output, write_text_atomic  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from data.images import ImageDecodeError, load_image  # noqa: E402
 from data.loader import default_workers  # noqa: E402
@@ -76,19 +76,20 @@ def build_cache(csv_path, out_dir, *, size: int, root=None, workers=None, skip_b
         )
     # Compact the kept rows into the final raw container (no header: memory-mapped by shape from the .json).
     rows = np.flatnonzero(kept)
-    final = np.memmap(str(container) + ".tmp", dtype=np.uint8, mode="w+", shape=(len(rows), size, size, 3))
-    for start in range(0, len(rows), CHUNK):
-        final[start : start + CHUNK] = array[rows[start : start + CHUNK]]
-    final.flush()
-    del final, array
-    Path(str(container) + ".tmp.npy").unlink()
-    os.replace(str(container) + ".tmp", container)
-    (out_dir / f"{container.name}.json").write_text(
-        json.dumps({"count": int(len(rows)), "size": size, "source_csv": str(Path(csv_path).resolve())}) + "\n"
+    try:
+        with atomic_output(container, "wb") as stream:
+            for start in range(0, len(rows), CHUNK):
+                stream.write(np.ascontiguousarray(array[rows[start : start + CHUNK]]).tobytes())
+    finally:
+        del array
+        Path(str(container) + ".tmp.npy").unlink()
+    write_text_atomic(
+        out_dir / f"{container.name}.json",
+        json.dumps({"count": int(len(rows)), "size": size, "source_csv": str(Path(csv_path).resolve())}) + "\n",
     )
     new_csv = out_dir / Path(csv_path).name
     columns = table.column_names
-    with open(new_csv, "w", newline="") as handle:
+    with atomic_output(new_csv, "w") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns + (["source_path"] if "source_path" not in columns else []))
         for index, row in enumerate(rows):

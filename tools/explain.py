@@ -369,7 +369,7 @@ def tsne_report(
     batch_size: int = 64,
 ) -> dict[str, Any]:
     from common.atomic import write_text_atomic
-    from data.dataset import SplitDataset
+    from data.csv_dataset import SplitDataset
     from data.loader import build_loader
     from data.protocols import ProtocolError, resolve
     from data.schema import load_table
@@ -466,9 +466,9 @@ def main(argv=None) -> dict[str, Any]:
         raise UsageError("nothing to explain: name images / folders / videos, or --tsne CSV, or both.")
     from engine.distributed import DistInfo, device_for
     from engine.inference import collect_inputs, detector_beside, extraction_settings, iter_face_crops
-    from model.hub import load_pretrained
+    from model.hub import load_detector
 
-    pretrained = load_pretrained(args.checkpoint)
+    pretrained = load_detector(args.checkpoint)
     if not all(
         hasattr(pretrained.model, name) for name in ("appearance_fine", "appearance_coarse", "edge_stream", "blocks")
     ):

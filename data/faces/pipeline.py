@@ -8,21 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.batching import batched
+
 from .crop import Face, faces_from_detections
 from .detectors import Detection, FaceDetector, check_align
 from .settings import DETECT_BATCH, ExtractionError, ExtractionSettings
 from .video import VideoReadError, read_frames
-
-
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _downscaled(image: np.ndarray, longest: int) -> tuple[np.ndarray, float, float]:
@@ -63,7 +54,7 @@ def faces_of_frames(
 ) -> Iterator[tuple[int, list[Face]]]:
     """(frame index, its face crops, the largest first; empty when it has none) for every (index, RGB frame),
     ``batch_size`` frames per detector call."""
-    for batch in _batches(frames, batch_size):
+    for batch in batched(frames, batch_size):
         answers = detect_in_frames(detector, [image for _, image in batch], settings)
         for (index, image), detections in zip(batch, answers):
             yield index, faces_from_detections(image, detections, settings, index)

@@ -1,4 +1,5 @@
 """A dataset over a subset of a split CSV: decoded, resized uint8 RGB images with labels and row indices.
+(``data/datasets.py`` is another thing: the command that writes such CSVs from public datasets.)
 
 Samples are keyed ``(position, seed)`` by the samplers of ``data.loader``: the seed makes each sample's
 augmentation a pure function of (run seed, epoch, position), whatever the number of workers, so a resumed run

@@ -1,4 +1,4 @@
-"""data/dataset.py: samples of a split CSV's rows, extra targets, unreadable images (error or skip), seeded
+"""data/csv_dataset.py: samples of a split CSV's rows, extra targets, unreadable images (error or skip), seeded
 augmentation, and native-resolution perturbations and crops."""
 
 import re
@@ -8,7 +8,7 @@ import pytest
 import torch
 from data_files import COLUMNS, write_csv, write_image
 
-from data.dataset import CorruptImageError, SplitDataset, collate
+from data.csv_dataset import CorruptImageError, SplitDataset, collate
 from data.images import load_image
 from data.loader import build_loader
 from data.schema import load_table
@@ -84,7 +84,7 @@ def test_perturbations_and_jpeg_blur_augmentation_run_at_native_resolution(tmp_p
     import torch
     from PIL import Image
 
-    from data.dataset import SplitDataset
+    from data.csv_dataset import SplitDataset
     from data.images import fit_to_size, load_image
     from data.perturb import parse_perturbations
 

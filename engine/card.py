@@ -1,0 +1,69 @@
+"""The protocol card: the lines under every evaluation table that say what was measured, on which rows, with which
+checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from data.schema import SplitTable
+
+from . import report
+
+
+def protocol_card(
+    table: SplitTable, resolved, config: Mapping[str, Any], info: Mapping[str, Any] | None, *, level: str = "frame"
+) -> list[str]:
+    """The lines printed under every table: what was measured, on which rows, with which checkpoint."""
+    test = np.sort(resolved.test)
+    card = []
+    videos = table.video_codes(test)
+    if videos is None:
+        card.append("level: frame (one row = one image); the CSV has no video_id, so no video-level AUC")
+    else:
+        counts = np.bincount(videos.codes)
+        counts = counts[counts > 0]
+        faces = " (the most-fake face of each frame first)" if table.has("frame") else ""
+        card.append(
+            f"level: {level} (frame: one row = one face crop; video AUC: {config['eval']['video-aggregation']} "
+            f"of frame scores per video{faces}); {len(counts)} test videos, {int(np.median(counts))} frames per "
+            f"video (median; {counts.min()}-{counts.max()}); video ids namespaced by source dataset, forgery type "
+            "and generator"
+        )
+    card.append(
+        "reals: each fake group is scored against the test reals of its own source dataset(s); training reals: "
+        + (
+            f"data.reals = {config['data'].get('reals', 'matched')}"
+            if resolved.fold is not None
+            else "the protocol's training rows"
+        )
+    )
+    card.append(report.interval_card_line(config["eval"], table.cluster_codes(test[:0])[1]))
+    calibration = (info or {}).get("calibration")
+    threshold = f"Acc@0.5 at threshold {config['eval']['threshold']:g}; "
+    if calibration:
+        threshold += (
+            f"Acc@val-thr at {calibration['threshold']:.4f} ({calibration['method']} on the "
+            f"{calibration['split']} rows, epoch {calibration['epoch']}); "
+        )
+    else:
+        threshold += "Acc@val-thr n/a (no calibration saved with the checkpoint; 0.5 would be used); "
+    card.append(
+        threshold + "Acc oracle at the best threshold of each test group itself (optimistic, as UnivFD reports it)"
+    )
+    if info is not None and not info.get("released") and info.get("epoch") is not None:
+        select = config["train"]["select-metric"]
+        card.append(
+            f"selection: best.pt = best validation {select} on the protocol's validation rows "
+            f"(epoch {info['epoch']} of {config['train']['epochs']}); test rows never seen in training. "
+            "Some published work (e.g. DeepfakeBench) selects on the test set, which reads higher"
+        )
+    elif info is not None and info.get("released"):
+        card.append("selection: a released checkpoint (selection rule of its authors)")
+    version = (info or {}).get("code_version") or {}
+    commit = version.get("commit")
+    shown = commit[:10] + (" (dirty)" if version.get("dirty") else "") if commit else "unknown"
+    card.append(f"seed {config['train']['seed']}; code version {shown}")
+    return card

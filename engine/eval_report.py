@@ -1,0 +1,98 @@
+"""Every output of one evaluation: metrics.json, the markdown, CSV and LaTeX tables, ROC curves, confusion matrices
+and predictions.csv."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.schema import SplitTable
+from data.targets import FINE_LEVELS
+
+from . import report
+from .card import protocol_card
+
+
+def write_report(
+    out_dir: Path,
+    table: SplitTable,
+    resolved,
+    scores,
+    fine,
+    class_names,
+    config,
+    *,
+    title: str,
+    extra: Mapping[str, Any] | None = None,
+    info: Mapping[str, Any] | None = None,
+    card_extra: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Every evaluation output for one checkpoint; returns the metrics payload."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    calibration = (info or {}).get("calibration")
+    results = report.evaluate_groups(
+        table,
+        resolved.groups,
+        scores,
+        config["eval"],
+        seed=int(config["train"]["seed"]),
+        calibrated_threshold=calibration["threshold"] if calibration else None,
+    )
+    perturbations = [name for name in scores if name != "clean"]
+    header, rows, notes = report.metrics_rows(results, perturbations)
+    card = [*card_extra, *protocol_card(table, resolved, config, info)]
+    attribution = {}
+    for level, predicted in fine.items():
+        names = class_names.get(level)
+        if not names:
+            continue
+        entry = report.attribution(table, resolved.test, predicted[resolved.test], level, FINE_LEVELS[level], names)
+        attribution[level] = entry
+        report.plot_confusion(
+            out_dir / f"confusion_{level}.png",
+            np.asarray(entry["confusion"]),
+            names,
+            f"{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})",
+        )
+    payload = {
+        "title": title,
+        "protocol": resolved.protocol,
+        "fold": resolved.fold,
+        "csv": str(table.csv_path),
+        "groups": results,
+        "attribution": attribution,
+        "calibration": calibration,
+        "card": card,
+        **(extra or {}),
+    }
+    report.write_json(out_dir / "metrics.json", payload)
+    (out_dir / "table.md").write_text(report.to_markdown(header, rows, notes, title=title, card=card))
+    report.write_csv_table(out_dir / "table.csv", header, rows, notes, card)
+    label = "tab:" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
+    (out_dir / "table.tex").write_text(
+        report.to_latex(header, rows, caption=title + " (scores in %)", label=label, notes=notes, card=card)
+    )
+    report.plot_roc(
+        out_dir / "roc.png",
+        table,
+        resolved.groups,
+        scores["clean"],
+        results,
+        title,
+        log_fpr=bool(config["eval"].get("roc-log-fpr")),
+    )
+    named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
+    report.write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
+    console = report.to_console(header, rows, notes, card)
+    for level, entry in attribution.items():
+        console += f"\n{FINE_LEVELS[level]} attribution accuracy on {entry['n']} test fakes: {_pct(entry['accuracy'])}"
+    payload["console"] = console
+    return payload
+
+
+def _pct(value) -> str:
+    text = report.format_or_na(value, percent=True)
+    return text if text == "n/a" else f"{text}%"
