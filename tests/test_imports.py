@@ -99,12 +99,12 @@ def test_the_cycle_finder_sees_function_level_and_relative_imports(tmp_path):
 
 
 def test_one_of_each_small_thing():
-    import data.extract_faces
+    import data.faces.pipeline
     import engine.inference
     from common.batching import batched
     from data.targets import FINE_LEVELS
 
     assert engine.inference.FINE_LEVELS is FINE_LEVELS and engine.inference.batched is batched
-    assert data.extract_faces.batched is batched and not hasattr(data.extract_faces, "_batches")
+    assert data.faces.pipeline.batched is batched and not hasattr(data.faces.pipeline, "_batches")
     assert [list(b) for b in batched(iter(range(5)), 2)] == [[0, 1], [2, 3], [4]]
     assert not (REPO / "data" / "dataset.py").exists()  # beside data/datasets.py it invited the wrong import
