@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -18,7 +19,17 @@ import numpy as np
 from PIL import Image
 
 from .images import ImageDecodeError, container_reference, image_format, load_image
-from .schema import GROUP_COLUMNS, IDENTITY_SEPARATOR, SPLITS, Problem, SchemaError, SplitTable, read_table
+from .schema import (
+    GROUP_COLUMNS,
+    IDENTITY_SEPARATOR,
+    SPLITS,
+    Problem,
+    SchemaError,
+    SplitTable,
+    csv_in_folder,
+    overlong_paths,
+    read_table,
+)
 
 CLASS_NAMES = {0: "real", 1: "fake"}
 # A person on both sides of these splits: test leaks are errors (about 10 AUC points on FF++), val leaks warnings.
@@ -37,9 +48,10 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
     splits = table.column("split") if table.has("split") else None
     first_seen: dict[str, int] = {}
     root = table.root.resolve()
+    too_long = {row for row, _ in overlong_paths(paths, table.root)}  # read_table reported them with their line
     for row, relative in enumerate(paths):
         line = table.line(row)
-        if not relative:
+        if not relative or row in too_long:
             continue
         if _escapes(root, relative):
             problems.append(
@@ -63,12 +75,20 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
             first_seen[resolved] = row
         reference = container_reference(resolved)
         target = reference[0] if reference else resolved
-        if os.path.isdir(target):
+        try:
+            found = os.stat(target)
+        except OSError:  # missing, or a folder on the way is not one
+            found = None
+        if found is None or not (stat.S_ISDIR(found.st_mode) or stat.S_ISREG(found.st_mode)):
+            problems.append(Problem("error", "missing file", f"{relative} does not exist under {root}", line))
+        elif stat.S_ISDIR(found.st_mode):
             problems.append(
                 Problem("error", "not a file", f"{relative} is a folder under {root}, not an image file", line)
             )
-        elif not os.path.isfile(target):
-            problems.append(Problem("error", "missing file", f"{relative} does not exist under {root}", line))
+        elif found.st_size == 0:
+            problems.append(
+                Problem("error", "empty file", f"{relative} is empty (0 bytes): copy or extract it again", line)
+            )
         elif check_images:
             try:
                 load_image(resolved)
@@ -210,7 +230,7 @@ def format_statistics(table: SplitTable, sample: int, seed: int = 0) -> dict[int
         for row in rows:
             path = table.resolve(int(row))
             reference = container_reference(path)
-            if not Path(reference[0] if reference else path).is_file():
+            if not os.path.isfile(reference[0] if reference else path):  # False for a path too long to open
                 continue
             try:
                 fmt, quality = image_format(path)
@@ -268,6 +288,9 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
         print(text, file=out)
 
     try:
+        if Path(csv_path).is_dir():
+            csv_path = csv_in_folder(csv_path)
+            say(f"{Path(csv_path).parent} is a folder: validating {csv_path}, the one CSV inside it")
         table, problems = read_table(csv_path, root)
     except SchemaError as error:
         say(f"error: {error}")
