@@ -19,7 +19,7 @@ from common.errors import UsageError
 from data.dataset import CorruptImageError
 from data.make_demo import make_demo
 from data.protocols import ProtocolError
-from data.schema import SchemaError
+from data.schema import SchemaError, load_table
 from engine.checkpoint import load_checkpoint
 from engine.trainer import NonFiniteLossError
 
@@ -229,6 +229,34 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo,
 
 def _rewrite(demo: Path, tmp_path: Path, edit) -> Path:
     return write_rows(tmp_path / "edited.csv", edit(read_rows(demo)))
+
+
+def test_a_path_too_long_to_open_is_named_by_its_line_before_training(demo, tmp_path):
+    rows = read_rows(demo)
+    rows[5]["path"] = "a" * 131_072  # line 7
+    csv_path = write_rows(tmp_path / "long.csv", rows)
+    with pytest.raises(SchemaError) as caught:
+        train.main(["--csv", str(csv_path), "--out", str(tmp_path / "run"), *QUICK])
+    text = str(caught.value)
+    assert "line 7: the path 'aaaa" in text and "(131,072 characters) is too long to open" in text
+    assert len(text) < 1000
+
+
+def test_csv_may_be_a_folder_holding_one_csv(demo, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rows(folder / "splits.csv", read_rows(demo))
+    args = train.get_args_parser().parse_args(["--csv", str(folder), "--data-root", str(demo.parent)])
+    config = train._resolve(args)[0]
+    assert config["data"]["csv"] == str((folder / "splits.csv").resolve())
+    assert f"--csv {folder} is a folder: training on {folder / 'splits.csv'}, the one CSV inside it" in (
+        capsys.readouterr().out
+    )
+    write_rows(folder / "other.csv", read_rows(demo))
+    with pytest.raises(SchemaError, match=r"is a folder; pass the CSV inside it: .*other.csv, .*splits.csv\."):
+        train.main(["--csv", str(folder), *QUICK])
+    with pytest.raises(SchemaError, match="is a folder; pass the CSV inside it"):
+        load_table(folder)
 
 
 def test_empty_validation_split_is_one_clear_error(demo, tmp_path):
