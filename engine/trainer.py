@@ -624,11 +624,19 @@ class Trainer:
 
     # ------------------------------------------------------------- signals
     _signal_name: str | None = None
+    _signal_time = 0.0
+    # A signal repeated within this time is the same request: launchers (torchrun, srun, a terminal's process group)
+    # deliver one Ctrl-C or SIGTERM to a worker more than once.
+    SAME_REQUEST_S = 1.0
 
     def _on_signal(self, number, frame) -> None:
-        if self._signal_name is not None:  # a second Ctrl-C: stop at once (the last checkpoint stays)
-            raise KeyboardInterrupt
-        self._signal_name = signal.Signals(number).name
+        if self._signal_name is not None:
+            # A second Ctrl-C stops at once (the last checkpoint stays); a repeated SIGTERM never does: a scheduler
+            # that will not wait sends SIGKILL itself, and the resumable checkpoint is what a requeued job needs.
+            if number == signal.SIGINT and time.monotonic() - self._signal_time > self.SAME_REQUEST_S:
+                raise KeyboardInterrupt
+            return
+        self._signal_name, self._signal_time = signal.Signals(number).name, time.monotonic()
         log.warning(
             f"{self._signal_name}: saving a resumable checkpoint after the current step (press Ctrl-C again to stop "
             "at once)"
