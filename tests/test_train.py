@@ -201,6 +201,31 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(demo, tmp_path):
     _assert_same_run(tmp_path / "straight", tmp_path / "killed")
 
 
+@pytest.mark.slow
+def test_a_requeued_job_rerunning_its_command_line_after_sigterm_ends_like_an_uninterrupted_run(demo, tmp_path):
+    """What a scheduler does: SIGTERM (train.py saves and exits 130), then the same command line again."""
+    args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=1"]
+    train.main([*args, "--out", str(tmp_path / "straight")])
+    command = [sys.executable, str(ROOT / "train.py"), *args, "--out", str(tmp_path / "job"), "--resume", "auto"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "job" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)  # forwarded twice, as torchrun and srun do: still one save-and-stop
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-2000:]
+    assert "stopped by SIGTERM at optimizer step" in err and "holds no last.pt: starting a new run" in out
+    stopped_at = load_checkpoint(last)["step"]
+    assert 0 < stopped_at < 8
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"holds a run (last.pt at step {stopped_at}): continuing it" in again.stdout
+    _assert_same_run(tmp_path / "straight", tmp_path / "job")
+
+
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo, tmp_path, monkeypatch):
     import loss_folder.losses as losses
 
