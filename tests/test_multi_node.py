@@ -140,14 +140,8 @@ def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(demo, tmp
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run"]
     one_node = [*launcher, "--standalone", "--nnodes", "1", "--nproc-per-node", "2"]
-    done = subprocess.run(
-        [*one_node, *_train_args(demo, tmp_path / "one")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    command = [*one_node, *_train_args(demo, tmp_path / "one")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
     endpoint = f"127.0.0.1:{_free_port()}"
