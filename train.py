@@ -4,12 +4,14 @@ python train.py                                   # the demo: synthetic data, sm
 python train.py --config cael --csv splits.csv --protocol cross-generator --fold StyleGAN2
 torchrun --nproc_per_node=4 train.py --config cael --csv splits.csv
 python train.py --resume checkpoint/RUN           # continue an interrupted run exactly
+python train.py --csv splits.csv --out checkpoint/RUN --resume auto   # continue RUN if it has a last.pt, else start
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from common.errors import UsageError
 from engine.config import REPO_ROOT, load_config
 
 DEMO_CONFIG = "cael_demo"
+AUTO = "auto"  # --resume auto
 DEMO_DATA = REPO_ROOT / "data" / "demo_data"
 
 
@@ -54,7 +57,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", help="run folder (default: checkpoint/<config>-<protocol>[-<fold>]-<time>)")
     parser.add_argument(
-        "--resume", metavar="RUN", help="continue the run in this folder (or its last.pt) exactly where it stopped"
+        "--resume",
+        metavar="RUN|auto",
+        help="continue the run in this folder (or its last.pt) exactly where it stopped; 'auto' (with --out): continue "
+        "--out when it holds a last.pt, else start it there (rerun the same command line after a preemption)",
     )
     return parser
 
@@ -71,28 +77,93 @@ def _ensure_demo_data(csv_path: str | None) -> None:
 
 def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
     """(config, run folder or None, resume checkpoint or None, config name)."""
-    from engine.config import apply_overrides
-    from engine.trainer import load_resume
-
+    if args.resume == AUTO:
+        return _resolve_auto(args)
     if args.resume:
         if args.config or args.csv or args.data_root or args.protocol or args.fold:
             raise UsageError(
-                "--resume continues a run with its own config: drop --config/--csv/--data-root/--protocol/--fold."
+                "--resume continues a run with its own config: drop --config/--csv/--data-root/--protocol/--fold "
+                "(or rerun the run's own command line with --resume auto)."
             )
-        checkpoint, run_dir = load_resume(args.resume)
-        config = checkpoint["config"]
         for override in args.overrides:
             if not override.strip().startswith("train.epochs="):
                 raise UsageError(f"--resume: only train.epochs may change (got --set {override}).")
-        if args.overrides:
-            apply_overrides(config, args.overrides)
-            checkpoint["state"]["finished"] = False
+        checkpoint, run_dir = _load_resume(args.resume)
+        config = _resumed_config(checkpoint, args.overrides)
         return config, run_dir, checkpoint, None
+    return _resolve_new(args)
+
+
+def _load_resume(path) -> tuple[dict, Path]:
+    from engine.trainer import load_resume
+
+    return load_resume(path)
+
+
+def _resumed_config(checkpoint: dict, overrides) -> dict:
+    """The run's own config with ``overrides`` applied; the checkpoint keeps the config it was saved with."""
+    import copy
+
+    from engine.config import apply_overrides
+
+    return apply_overrides(copy.deepcopy(checkpoint["config"]), overrides)
+
+
+def _resolve_auto(args) -> tuple[dict, Path | None, dict | None, str | None]:
+    """``--resume auto``: the run in --out when it holds a last.pt (with the same config), else a new run there."""
+    if not args.out:
+        raise UsageError(
+            "--resume auto needs --out RUN: the default run folder is named after the start time, so a rerun would "
+            "never find it."
+        )
+    config, run_dir, _, name = _resolve_new(args)
+    if not (run_dir / "last.pt").is_file():
+        _say(f"--resume auto: {run_dir} holds no last.pt: starting a new run there")
+        return config, run_dir, None, name
+    checkpoint, run_dir = _load_resume(run_dir)
+    changed = _differences(checkpoint["config"], config, ignore=("train.epochs",))
+    if changed:
+        raise UsageError(
+            f"--resume auto: {run_dir} holds a run with another config ({'; '.join(changed[:3])}): rerun its own "
+            "command line, or choose another --out."
+        )
+    _say(f"--resume auto: {run_dir} holds a run (last.pt at step {checkpoint['step']}): continuing it")
+    return _resumed_config(checkpoint, [f"train.epochs={config['train']['epochs']}"]), run_dir, checkpoint, name
+
+
+def _differences(saved: dict, given: dict, *, ignore=(), prefix: str = "") -> list[str]:
+    """'key: saved -> given' for every config value both name and that differ (keys of only one side are skipped:
+    a newer version of the code may add defaults)."""
+    found = []
+    for key in saved.keys() & given.keys():
+        dotted = prefix + key
+        if dotted in ignore:
+            continue
+        a, b = saved[key], given[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, ignore=ignore, prefix=dotted + ".")
+        elif _plain(a) != _plain(b):
+            found.append(f"{dotted}: {a!r} -> {b!r}")
+    return sorted(found)
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _say(text: str) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank resolves the run; one says so
+        print(text, flush=True)
+
+
+def _resolve_new(args) -> tuple[dict, Path | None, dict | None, str | None]:
+    from engine.config import apply_overrides
+
     data_args = [args.csv, args.data_root, args.protocol, args.fold]
     demo = args.config is None and not any(data_args)
     name = DEMO_CONFIG if demo else (args.config or "cael")
     given = {
-        "data.csv": args.csv and str(Path(args.csv).resolve()),
+        "data.csv": args.csv and str(_csv_file(Path(args.csv)).resolve()),
         "data.root": args.data_root and str(Path(args.data_root).resolve()),
         "data.protocol": args.protocol,
         "data.fold": args.fold,
@@ -111,6 +182,41 @@ def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
     return config, Path(args.out).resolve() if args.out else None, None, name
 
 
+def _csv_file(path: Path) -> Path:
+    """``--csv``: the file itself, or the one CSV inside a folder (said once); several or none: one clear error."""
+    if not path.is_dir():
+        return path
+    from data.schema import csv_in_folder
+
+    found = csv_in_folder(path)
+    _say(f"--csv {path} is a folder: training on {found}, the one CSV inside it")
+    return found
+
+
+def _complete_run(checkpoint: dict, config: dict, run_dir: Path) -> dict | None:
+    """The summary of a run that has nothing left to train (said in one line), or None when it has."""
+    state, done, epochs = checkpoint["state"], checkpoint["epoch"], config["train"]["epochs"]
+    extended = epochs != checkpoint["config"]["train"]["epochs"]
+    if state["step_in_epoch"] or (done < epochs and (extended or not state["finished"])):
+        return None
+    how = "stopped early (train.patience)" if done < epochs else f"trained {done} of train.epochs {epochs}"
+    select, best = config["train"]["select-metric"], state["best_value"]
+    best_text = "" if best is None else f", best validation {select.upper()} {best:.4f} at epoch {state['best_epoch']}"
+    _say(
+        f"{run_dir} is complete: it {how} (step {checkpoint['step']}{best_text}); nothing to train. To train longer: "
+        f"python train.py --resume {run_dir} --set train.epochs=N"
+    )
+    history = state.get("history") or []
+    return {
+        "run_dir": str(run_dir),
+        "select_metric": select,
+        "best_value": best,
+        "best_epoch": state["best_epoch"],
+        "last": history[-1] if history else None,
+        "complete": True,
+    }
+
+
 def _train_every_fold(args, argv) -> dict:
     """``--fold all``: one run per fold of the protocol, each in its own folder under one parent."""
     import time
@@ -118,8 +224,12 @@ def _train_every_fold(args, argv) -> dict:
     from data.protocols import folds, load_protocol
     from data.schema import load_table
 
+    if args.resume and args.resume != AUTO:
+        raise UsageError(
+            "--fold all runs one training per fold: to continue them, rerun the same command line with --resume auto."
+        )
     args.fold = None
-    config, _, _, name = _resolve(args)
+    config, _, _, name = _resolve_new(args)
     protocol = load_protocol(config["data"]["protocol"])
     names = folds(protocol, load_table(config["data"]["csv"], config["data"]["root"]))
     if not names:
@@ -165,6 +275,10 @@ def main(argv=None) -> dict:
     from engine.trainer import Trainer
 
     config, run_dir, resume, name = _resolve(args)
+    if resume is not None:
+        complete = _complete_run(resume, config, run_dir)
+        if complete is not None:
+            return complete
     dist = init_distributed()
     lock = None
     try:
@@ -188,7 +302,8 @@ def main(argv=None) -> dict:
             lock = RunLock(run_dir).acquire()  # before anything is written: a second train.py stops here
         if resume is None and (run_dir / "last.pt").exists():
             raise UsageError(
-                f"{run_dir} already holds a run: continue it with --resume {run_dir}, or choose another --out."
+                f"{run_dir} already holds a run: continue it with --resume {run_dir} (or --resume auto), or choose "
+                "another --out."
             )
         if dist.is_main:
             if resume is None:

@@ -7,21 +7,23 @@ never torch's multi-line advice to allow-list globals.
 
 from __future__ import annotations
 
-import errno
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .atomic import DiskFullError, atomic_output
 from .errors import UserError
 
 
 class CheckpointError(UserError):
     """A checkpoint file that cannot be used; the message names the file and what to do."""
+
+
+class CheckpointDiskFullError(CheckpointError, DiskFullError):
+    """The disk filled up while a checkpoint was written; the previous file, if any, is intact."""
 
 
 def _remove_quietly(path: Path) -> None:
@@ -32,39 +34,19 @@ def _remove_quietly(path: Path) -> None:
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically: a crash or a full disk mid-write leaves any previous file intact.
+    """Write ``checkpoint`` to ``path`` atomically (``common.atomic.atomic_output``): a crash or a full disk mid-write
+    leaves any previous file intact, and a full disk is one sentence naming the file (``CheckpointDiskFullError``).
 
     The temporary file sits beside ``path`` as ``.NAME.*.tmp`` (``cleanup_partial_writes`` removes leftovers of a
     killed writer); the final file gets the permissions of any other file the process creates (the umask).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_output(path, "wb") as stream:
             torch.save(checkpoint, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a checkpoint is as readable as the run's other files
-        os.replace(tmp, path)
-    except BaseException as error:
-        _remove_quietly(tmp)
-        if _disk_full(error):
-            kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
-            raise CheckpointError(f"the disk is full writing {path}: {kept}; free some space and resume.") from error
-        raise
+    except DiskFullError as error:
+        raise CheckpointDiskFullError(str(error)) from error
     return path
-
-
-def _disk_full(error: BaseException) -> bool:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return True
-    # torch's zip writer reports a full disk as a RuntimeError from its inline container
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and ("no space left" in text or "file write failed" in text)
 
 
 def cleanup_partial_writes(folder: str | Path) -> list[Path]:

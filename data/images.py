@@ -7,6 +7,7 @@ pixels are the same.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -159,8 +160,17 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
     except FileNotFoundError as error:
         raise ImageDecodeError(f"image file {path} does not exist") from error
     except DECODE_ERRORS as error:
+        if _is_empty(path):
+            raise ImageDecodeError(f"image file {path} is empty (0 bytes): copy or extract it again") from error
         raise ImageDecodeError(f"image file {path} could not be decoded ({type(error).__name__}: {error})") from error
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _is_empty(path: str | Path) -> bool:
+    try:
+        return os.stat(path).st_size == 0
+    except OSError:  # gone, or not a path at all: the decode error says what happened
+        return False
 
 
 def resize_array(image: np.ndarray, size: int) -> torch.Tensor:

@@ -241,12 +241,90 @@ def _header_hint(header: list[str], missing: list[str]) -> str:
     return f" (rename {', '.join(hints)})" if hints else ""
 
 
+# Linux's limits (bytes) on one file or folder name and on a whole path, where the file system does not say its own.
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def _file_system_limit(root: Path, name: str, default: int) -> int:
+    try:
+        return int(os.pathconf(root, name))
+    except (OSError, ValueError):  # no such limit here, or not a POSIX system
+        return default
+
+
+def overlong_paths(paths: Sequence[str], root: Path) -> list[tuple[int, str]]:
+    """(row, reason) of every path the file system would refuse as too long (ENAMETOOLONG), in row order.
+
+    Vectorised for millions of rows: only paths long enough to break a limit (or non-ASCII ones, whose names take up
+    to 4 bytes a character) are encoded and split.
+    """
+    name_max = _file_system_limit(root, "PC_NAME_MAX", NAME_MAX)
+    path_max = _file_system_limit(root, "PC_PATH_MAX", PATH_MAX)
+    root_bytes = len(os.fsencode(str(root))) + 1
+    lengths = np.fromiter(map(len, paths), dtype=np.int64, count=len(paths))
+    ascii_only = np.fromiter(map(str.isascii, paths), dtype=bool, count=len(paths))
+    longest_safe = min(name_max, path_max - root_bytes - 1)
+    candidates = np.flatnonzero((lengths > longest_safe) | (~ascii_only & (lengths > name_max // 4)))
+    found = []
+    for row in candidates.tolist():
+        encoded = paths[row].encode("utf-8", "surrogateescape")
+        full = len(encoded) + (0 if os.path.isabs(paths[row]) else root_bytes)
+        longest_name = max(len(part) for part in encoded.split(b"/"))
+        if longest_name > name_max:
+            found.append((row, f"a file or folder name of {longest_name:,} bytes (the limit is {name_max})"))
+        elif full >= path_max:
+            found.append((row, f"{full:,} bytes with the data root (the limit is {path_max - 1})"))
+    return found
+
+
+def _shorten(text: str, keep: int = 60) -> str:
+    return text if len(text) <= keep else f"{text[: keep - 20]}...{text[-15:]}"
+
+
+def _path_length_problems(paths: Sequence[str], lines: Sequence[int], root: Path) -> list[Problem]:
+    return [
+        Problem(
+            "error",
+            "path too long",
+            f"the path {_shorten(paths[row])!r} ({len(paths[row]):,} characters) is too long to open: {reason}; "
+            "shorten it, or close the quote that merged lines of the CSV into one field",
+            line=lines[row],
+        )
+        for row, reason in overlong_paths(paths, root)
+    ]
+
+
+def csv_in_folder(folder: str | Path) -> Path:
+    """The one ``*.csv`` file directly inside ``folder`` (a folder given where a split CSV was expected)."""
+    folder = Path(folder)
+    found = _csvs_in(folder)
+    if len(found) == 1:
+        return found[0]
+    raise SchemaError(_folder_message(folder, found))
+
+
+def _csvs_in(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob("*.csv") if path.is_file())
+
+
+def _folder_message(folder: Path, found: list[Path]) -> str:
+    if not found:
+        return (
+            f"split CSV {folder} is a folder with no .csv file in it: pass the split CSV (python -m data.build_index "
+            "writes one)."
+        )
+    shown = ", ".join(str(path) for path in found[:5]) + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
+    return f"split CSV {folder} is a folder; pass the CSV inside it: {shown}."
+
+
 def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[SplitTable, list[Problem]]:
     """Read a split CSV. Returns the table and the row-level problems found while reading (bad labels, splits).
 
     Raises ``SchemaError`` for problems that make the whole file unusable (missing file or columns).
     """
     csv_path = Path(csv_path)
+    if csv_path.is_dir():
+        raise SchemaError(_folder_message(csv_path, _csvs_in(csv_path)))
     if not csv_path.is_file():
         raise SchemaError(
             f"split CSV {csv_path} does not exist: check the path (README, section Your data; python -m "
@@ -301,6 +379,7 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
     for row, value in enumerate(columns["path"]):
         if not value:
             problems.append(Problem("error", "empty path", "the path is empty", line=lines[row]))
+    problems += _path_length_problems(columns["path"], lines, root)
     table = SplitTable(
         csv_path=csv_path, root=root, columns=columns, labels=labels, lines=np.asarray(lines, dtype=np.int64)
     )

@@ -21,7 +21,17 @@ from PIL import Image
 from common.keys import Keys
 
 from .images import ImageDecodeError, container_reference, image_format, load_image
-from .schema import GROUP_COLUMNS, IDENTITY_SEPARATOR, SPLITS, Problem, SchemaError, SplitTable, read_table
+from .schema import (
+    GROUP_COLUMNS,
+    IDENTITY_SEPARATOR,
+    SPLITS,
+    Problem,
+    SchemaError,
+    SplitTable,
+    csv_in_folder,
+    overlong_paths,
+    read_table,
+)
 
 CLASS_NAMES = {0: "real", 1: "fake"}
 # A person on both sides of these splits: test leaks are errors (about 10 AUC points on FF++), val leaks warnings.
@@ -37,21 +47,33 @@ def _list_folder(folder: str) -> dict[str, str] | str:
     """{name: "file" | "folder" | "other"} of a folder's entries, or why it cannot be read (an OSError's text)."""
     try:
         with os.scandir(folder or os.sep) as entries:
-            return {e.name: "folder" if e.is_dir() else "file" if e.is_file() else "other" for e in entries}
+            return {e.name: _entry_kind(e) for e in entries}
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except OSError as error:
         return error.strerror or str(error)
 
 
+def _entry_kind(entry: os.DirEntry) -> str:
+    if entry.is_dir():
+        return "folder"
+    if entry.is_file():
+        return "empty" if entry.stat().st_size == 0 else "file"
+    return "other"
+
+
 def _stat_kind(path: str) -> str:
     try:
-        mode = os.stat(path).st_mode
+        found = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return "missing"
     except OSError as error:
         return error.strerror or str(error)
-    return "folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+    if stat.S_ISDIR(found.st_mode):
+        return "folder"
+    if stat.S_ISREG(found.st_mode):
+        return "empty" if found.st_size == 0 else "file"
+    return "other"
 
 
 def entry_kinds(targets: list[str]) -> list[str]:
@@ -107,7 +129,9 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
                 table.line(row),
             )
         )
+    too_long = [row for row, _ in overlong_paths(paths, table.root)]  # read_table reported them with their line
     usable = np.fromiter((bool(p) for p in paths), dtype=bool, count=len(paths)) & ~escapes
+    usable[too_long] = False
     rows = np.flatnonzero(usable)
     keys = np.asarray(resolved, dtype=object)[rows]
     order = np.argsort(keys, kind="stable")  # equal paths side by side, each in file order
@@ -138,6 +162,10 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
             )
         elif kind == "missing":
             problems.append(Problem("error", "missing file", f"{paths[row]} does not exist under {root}", line))
+        elif kind == "empty":
+            problems.append(
+                Problem("error", "empty file", f"{paths[row]} is empty (0 bytes): copy or extract it again", line)
+            )
         elif kind not in ("file", "other"):
             problems.append(
                 Problem("error", "unreadable path", f"{_shortened(paths[row])} cannot be read: {kind}", line)
@@ -294,7 +322,7 @@ def format_statistics(table: SplitTable, sample: int, seed: int = 0) -> dict[int
         for row in rows:
             path = table.resolve(int(row))
             reference = container_reference(path)
-            if not Path(reference[0] if reference else path).is_file():
+            if not os.path.isfile(reference[0] if reference else path):  # False for a path too long to open
                 continue
             try:
                 fmt, quality = image_format(path)
@@ -352,6 +380,9 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
         print(text, file=out)
 
     try:
+        if Path(csv_path).is_dir():
+            csv_path = csv_in_folder(csv_path)
+            say(f"{Path(csv_path).parent} is a folder: validating {csv_path}, the one CSV inside it")
         table, problems = read_table(csv_path, root)
     except SchemaError as error:
         say(f"error: {error}")

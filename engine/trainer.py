@@ -308,6 +308,10 @@ class Trainer:
         if self.ema is not None and checkpoint.get("ema"):
             self.ema.load_state_dict(checkpoint["ema"])
         self.state = TrainState(epoch=checkpoint["epoch"], step=checkpoint["step"], **checkpoint["state"])
+        planned, epochs = checkpoint["config"]["train"]["epochs"], self.config["train"]["epochs"]
+        if planned != epochs:
+            self.state.finished = self.state.epoch >= epochs  # an early stop is lifted by asking for more epochs
+            self._reschedule(planned, epochs)
         states = checkpoint["rng"]
         if len(states) != self.dist.world_size:
             log.warning(
@@ -316,10 +320,36 @@ class Trainer:
             )
         set_rng_state(states[self.dist.rank % len(states)])
         self.recorder.truncate_after(self.state.epoch)  # records of epochs after the checkpoint are redone
+        if self.state.finished or (self.state.epoch >= epochs and not self.state.step_in_epoch):
+            log.info(f"the run is complete at step {self.state.step} (epoch {self.state.epoch}): nothing to train")
+            return
         where = f"epoch {self.state.epoch + 1}" + (
             f", batch {self.state.step_in_epoch + 1}" if self.state.step_in_epoch else ""
         )
         log.info(f"resumed from step {self.state.step}: continuing at {where}")
+
+    def _reschedule(self, planned: int, epochs: int) -> None:
+        """A resume with another train.epochs: the schedule is the one of a run planned for ``epochs`` from the start
+        (recomputed for the new length, at the current step), applied from the next step on; the log says how the
+        learning rate moves, since a cosine schedule jumps back up from its end."""
+        scheduler, step = self.scheduler, self.state.step
+        before = [group["lr"] for group in self.optimizer.param_groups]
+        after = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+        for group, lr in zip(self.optimizer.param_groups, after):
+            group["lr"] = lr
+        scheduler._last_lr = list(after)  # what get_last_lr() reports until the next step
+        name = self.config["schedule"]["name"]
+        total = self.steps_per_epoch * epochs
+        moves = (
+            f"the learning rate stays {after[0]:.2e}"
+            if abs(after[0] - before[0]) <= 1e-12 + 1e-6 * abs(before[0])
+            else f"the learning rate {'jumps' if after[0] > before[0] else 'drops'} from {before[0]:.2e} to "
+            f"{after[0]:.2e} at step {step}"
+        )
+        log.warning(
+            f"train.epochs {planned} -> {epochs}: the {name} schedule is recomputed for {epochs} epochs ({total} "
+            f"steps), as if the run had been planned for {epochs} epochs from the start; {moves}"
+        )
 
     # -------------------------------------------------------------- training
     def _batch_to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -523,11 +553,19 @@ class Trainer:
 
     # ------------------------------------------------------------- signals
     _signal_name: str | None = None
+    _signal_time = 0.0
+    # A signal repeated within this time is the same request: launchers (torchrun, srun, a terminal's process group)
+    # deliver one Ctrl-C or SIGTERM to a worker more than once.
+    SAME_REQUEST_S = 1.0
 
     def _on_signal(self, number, frame) -> None:
-        if self._signal_name is not None:  # a second Ctrl-C: stop at once (the last checkpoint stays)
-            raise KeyboardInterrupt
-        self._signal_name = signal.Signals(number).name
+        if self._signal_name is not None:
+            # A second Ctrl-C stops at once (the last checkpoint stays); a repeated SIGTERM never does: a scheduler
+            # that will not wait sends SIGKILL itself, and the resumable checkpoint is what a requeued job needs.
+            if number == signal.SIGINT and time.monotonic() - self._signal_time > self.SAME_REQUEST_S:
+                raise KeyboardInterrupt
+            return
+        self._signal_name, self._signal_time = signal.Signals(number).name, time.monotonic()
         log.warning(
             f"{self._signal_name}: saving a resumable checkpoint after the current step (press Ctrl-C again to stop "
             "at once)"

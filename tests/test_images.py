@@ -65,10 +65,13 @@ def test_load_image_errors_name_the_file(tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     text = write_text(tmp_path / "notes.png", "not an image")
     missing = tmp_path / "missing.png"
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
     for path, reason in (
         (truncated, "could not be decoded"),
         (text, "could not be decoded"),
         (missing, "does not exist"),
+        (empty, "is empty (0 bytes): copy or extract it again"),
     ):
         with pytest.raises(ImageDecodeError) as info:
             load_image(path)

@@ -19,7 +19,7 @@ from common.errors import UsageError
 from data.csv_dataset import CorruptImageError
 from data.make_demo import make_demo
 from data.protocols import ProtocolError
-from data.schema import SchemaError
+from data.schema import SchemaError, load_table
 from engine.checkpoint import load_checkpoint
 from engine.trainer import NonFiniteLossError
 
@@ -113,6 +113,70 @@ def test_resume_after_a_crash_ends_like_an_uninterrupted_run(demo, tmp_path, mon
     _assert_same_run(tmp_path / "straight", tmp_path / "crashed")
 
 
+def test_resume_auto_starts_continues_and_never_retrains_a_complete_run(demo, tmp_path, monkeypatch, capsys):
+    """A requeued job reruns its command line: --resume auto starts the run, continues it from last.pt after a stop
+    (ending like an uninterrupted run), and leaves a complete run as it is."""
+    args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=2"]
+    train.main([*args, "--out", str(tmp_path / "straight")])
+    requeued = tmp_path / "requeued"
+    command = [*args, "--out", str(requeued), "--resume", "auto"]
+    capsys.readouterr()
+    crash_after_saves(monkeypatch, 2)  # stopped right after the checkpoint of step 4 (the end of epoch 1)
+    with pytest.raises(Crash):
+        train.main(command)
+    monkeypatch.undo()
+    assert f"--resume auto: {requeued} holds no last.pt: starting a new run there" in capsys.readouterr().out
+    train.main(command)
+    assert f"--resume auto: {requeued} holds a run (last.pt at step 4): continuing it" in capsys.readouterr().out
+    _assert_same_run(tmp_path / "straight", requeued)
+    written = (requeued / "last.pt").stat().st_mtime_ns
+    summary = train.main(command)
+    out = capsys.readouterr().out
+    assert f"{requeued} is complete: it trained 2 of train.epochs 2 (step 8, best validation AUC" in out
+    assert "nothing to train" in out and summary["complete"] and summary["best_epoch"] in (1, 2)
+    assert (requeued / "last.pt").stat().st_mtime_ns == written
+    with pytest.raises(UsageError, match=r"holds a run with another config \(optim.lr: 0.001 -> 0.002\)"):
+        train.main([*command, "--set", "optim.lr=2e-3"])
+    with pytest.raises(UsageError, match="--resume auto needs --out RUN"):
+        train.main([*args, "--resume", "auto"])
+
+
+def test_resume_of_a_complete_run_says_so_and_extending_it_says_what_the_schedule_does(demo, tmp_path, capsys):
+    from common.cli import run as run_command
+    from engine.optim import build_scheduler
+
+    run = tmp_path / "run"
+    train.main(["--csv", str(demo), "--out", str(run), *QUICK, "--set", "train.epochs=1"])  # 4 steps, lr ends at 1e-6
+    capsys.readouterr()
+    assert run_command(train.main, ["--resume", str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert f"{run} is complete: it trained 1 of train.epochs 1 (step 4" in out and "continuing at" not in out + err
+    assert len(_records(run)) == 1
+
+    # Longer: the schedule of a run planned for 2 epochs from the start, at step 4 (cosine: back up to about half).
+    config = load_checkpoint(run / "last.pt")["config"]
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config["optim"]["lr"])
+    planned = build_scheduler(optimizer, config["schedule"], steps_per_epoch=4, epochs=2, base_lr=config["optim"]["lr"])
+    for _ in range(4):
+        optimizer.step()
+        planned.step()
+    seen = []
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    hook = register_optimizer_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
+    try:
+        train.main(["--resume", str(run), "--set", "train.epochs=2"])
+    finally:
+        hook.remove()
+    assert seen[0] == pytest.approx(planned.get_last_lr()[0], rel=1e-9)  # the first step after resuming uses it
+    log = (run / "train.log").read_text()
+    assert (
+        "train.epochs 1 -> 2: the cosine schedule is recomputed for 2 epochs (8 steps), as if the run had been planned "
+        f"for 2 epochs from the start; the learning rate jumps from 1.00e-06 to {seen[0]:.2e} at step 4"
+    ) in log
+    assert [r["epoch"] for r in _records(run)] == [1, 2]
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_ends_like_an_uninterrupted_run(demo, tmp_path):
     args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=1"]
@@ -135,6 +199,31 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(demo, tmp_path):
     assert last.exists(), "the run ended before its first checkpoint: nothing to resume"
     train.main(["--resume", str(tmp_path / "killed")])
     _assert_same_run(tmp_path / "straight", tmp_path / "killed")
+
+
+@pytest.mark.slow
+def test_a_requeued_job_rerunning_its_command_line_after_sigterm_ends_like_an_uninterrupted_run(demo, tmp_path):
+    """What a scheduler does: SIGTERM (train.py saves and exits 130), then the same command line again."""
+    args = ["--csv", str(demo), *QUICK, "--set", "train.checkpoint-every-steps=1"]
+    train.main([*args, "--out", str(tmp_path / "straight")])
+    command = [sys.executable, str(ROOT / "train.py"), *args, "--out", str(tmp_path / "job"), "--resume", "auto"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "job" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)  # forwarded twice, as torchrun and srun do: still one save-and-stop
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-2000:]
+    assert "stopped by SIGTERM at optimizer step" in err and "holds no last.pt: starting a new run" in out
+    stopped_at = load_checkpoint(last)["step"]
+    assert 0 < stopped_at < 8
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"holds a run (last.pt at step {stopped_at}): continuing it" in again.stdout
+    _assert_same_run(tmp_path / "straight", tmp_path / "job")
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo, tmp_path, monkeypatch):
@@ -165,6 +254,34 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo,
 
 def _rewrite(demo: Path, tmp_path: Path, edit) -> Path:
     return write_rows(tmp_path / "edited.csv", edit(read_rows(demo)))
+
+
+def test_a_path_too_long_to_open_is_named_by_its_line_before_training(demo, tmp_path):
+    rows = read_rows(demo)
+    rows[5]["path"] = "a" * 131_072  # line 7
+    csv_path = write_rows(tmp_path / "long.csv", rows)
+    with pytest.raises(SchemaError) as caught:
+        train.main(["--csv", str(csv_path), "--out", str(tmp_path / "run"), *QUICK])
+    text = str(caught.value)
+    assert "line 7: the path 'aaaa" in text and "(131,072 characters) is too long to open" in text
+    assert len(text) < 1000
+
+
+def test_csv_may_be_a_folder_holding_one_csv(demo, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rows(folder / "splits.csv", read_rows(demo))
+    args = train.get_args_parser().parse_args(["--csv", str(folder), "--data-root", str(demo.parent)])
+    config = train._resolve(args)[0]
+    assert config["data"]["csv"] == str((folder / "splits.csv").resolve())
+    assert f"--csv {folder} is a folder: training on {folder / 'splits.csv'}, the one CSV inside it" in (
+        capsys.readouterr().out
+    )
+    write_rows(folder / "other.csv", read_rows(demo))
+    with pytest.raises(SchemaError, match=r"is a folder; pass the CSV inside it: .*other.csv, .*splits.csv\."):
+        train.main(["--csv", str(folder), *QUICK])
+    with pytest.raises(SchemaError, match="is a folder; pass the CSV inside it"):
+        load_table(folder)
 
 
 def test_empty_validation_split_is_one_clear_error(demo, tmp_path):

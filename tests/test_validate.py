@@ -115,20 +115,6 @@ def test_validate_warns_about_format_shortcuts(tmp_path):
     assert "warning: real and fake JPEGs differ in quality (median 95 vs 60)" in text
 
 
-def test_a_path_too_long_for_the_file_system_is_a_problem_on_its_line_not_a_traceback(tmp_path):
-    from data.validate import check_paths
-
-    csv_path = tmp_path / "splits.csv"
-    long_name = "a" * 131_072 + ".png"
-    csv_path.write_text(f"path,label\nfine.png,0\n{long_name},1\nsub/{'b' * 300}.png,1\n")
-    (tmp_path / "fine.png").write_bytes(b"x")
-    table, _ = read_table(csv_path)
-    problems = check_paths(table, check_images=False)
-    assert [p.line for p in problems] == [3, 4]
-    assert all(p.severity == "error" and "too long" in p.message for p in problems)
-    assert len(problems[0].message) < 400  # the path is shortened in the sentence, not printed whole
-
-
 def test_many_files_in_one_folder_are_found_by_listing_it_once(tmp_path, monkeypatch):
     import data.validate as validate
 
@@ -145,3 +131,38 @@ def test_many_files_in_one_folder_are_found_by_listing_it_once(tmp_path, monkeyp
     problems = validate.check_paths(table, check_images=False)
     assert calls == []  # one directory listing, no stat per file
     assert [(p.kind, p.line) for p in problems] == [("missing file", 41), ("not a file", 42), ("duplicate path", 43)]
+
+
+def test_validate_names_the_line_of_a_path_too_long_to_open(tmp_path):
+    """A 131,072-character path (an unclosed quote can make one) used to end the validator in ENAMETOOLONG."""
+    rows = clean_rows(tmp_path)
+    rows.append({"path": "a" * 131_072, "label": 1, "split": "test"})
+    rows.append({"path": "folder/" + "b" * 300 + ".png", "label": 1, "split": "test"})
+    csv_path = write_csv(tmp_path / "s.csv", rows)
+    for check_images in (False, True):
+        status, text = run_validate(csv_path, check_images=check_images, format_sample=0)
+        assert status == 1, text
+        assert "error: line 14: the path 'aaaa" in text and "(131,072 characters) is too long to open" in text
+        assert "error: line 15: the path 'folder/bbb" in text and "a file or folder name of 304 bytes" in text
+        assert "a" * 1000 not in text and "does not exist" not in text  # one short sentence per row, not the path
+
+
+def test_validate_says_an_empty_image_file_is_empty(tmp_path):
+    rows = clean_rows(tmp_path)
+    (tmp_path / rows[3]["path"]).write_bytes(b"")
+    csv_path = write_csv(tmp_path / "s.csv", rows)
+    for check_images in (False, True):
+        status, text = run_validate(csv_path, check_images=check_images)
+        assert status == 1
+        assert "error: line 5: train_1_1.png is empty (0 bytes): copy or extract it again" in text
+        assert "could not be decoded" not in text
+
+
+def test_validate_takes_a_folder_holding_one_csv_and_lists_several(tmp_path):
+    write_csv(tmp_path / "s.csv", clean_rows(tmp_path))
+    status, text = run_validate(tmp_path)
+    assert status == 0 and f"{tmp_path} is a folder: validating {tmp_path / 's.csv'}, the one CSV inside it" in text
+    write_csv(tmp_path / "other.csv", clean_rows(tmp_path))
+    status, text = run_validate(tmp_path)
+    assert status == 1
+    assert f"split CSV {tmp_path} is a folder; pass the CSV inside it: {tmp_path / 'other.csv'}, " in text
