@@ -10,27 +10,20 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from runs import quick_args
+from runs import quick_args, quick_demo_run
 
 import predict
-import train
 from common.checkpoint import read_checkpoint, save_checkpoint
-from data.make_demo import make_demo
 from data.schema import load_table
 from data.trained_on import DEMO_CAVEAT, describe_training_data, inputs_caveat, training_summary
 from model.export import export_folder
 
-QUICK = quick_args(train__epochs=1, train__max_steps_per_epoch=3, data__augment="[{name: hflip, p: 0.5}]")
-
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """(demo CSV, run folder) of a quick run on the demo data."""
-    root = tmp_path_factory.mktemp("trained-on")
-    csv_path = make_demo(root / "data", identities=8, fakes_per_generator=12)
-    run_dir = root / "run"
-    train.main(["--csv", str(csv_path), "--out", str(run_dir), *QUICK])
-    return csv_path, run_dir
+    """(demo CSV, run folder) of a quick run on the demo data: one epoch of 3 steps."""
+    quick = quick_args(train__epochs=1, train__max_steps_per_epoch=3)
+    return quick_demo_run(tmp_path_factory.mktemp("trained-on"), quick)
 
 
 @pytest.fixture
