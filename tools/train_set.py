@@ -45,7 +45,7 @@ BASELINES = ["xception", "efficientnet_b4", "cnndet", "univfd", "cross_efficient
 # The detectors DeepfakeBench also has, with its input size, normalisation, head and training recipe: rows to put
 # beside its leaderboard (model/configs/*_deepfakebench.yaml name the reference files).
 DEEPFAKEBENCH = ["xception_deepfakebench", "efficientnet_b4_deepfakebench", "cnndet_deepfakebench"]
-SETS = {"ablations": ABLATIONS, "baselines": BASELINES, "deepfakebench": DEEPFAKEBENCH, "all": ABLATIONS + BASELINES}
+SETS = {"ablations": ABLATIONS, "baselines": BASELINES, "all": ABLATIONS + BASELINES, "deepfakebench": DEEPFAKEBENCH}
 
 DEMO_CONFIG = "cael_demo"
 DEMO_CSV = REPO_ROOT / "data" / "demo_data" / "demo.csv"
