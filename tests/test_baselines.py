@@ -479,11 +479,13 @@ def test_cross_efficient_vit_original_input_feeds_bgr_0_to_255_unnormalised(tiny
         build_model({**config, "original-input": "yes"})
 
 
-def test_cnndet_trains_on_a_random_224_crop_of_the_image_resized_to_256():
-    """CNNDetection: blur / JPEG, then the shorter side to 256 and a random 224 window (no random-resized crop)."""
+@pytest.mark.parametrize("name", ["cnndet", "univfd"])
+def test_cnndet_and_univfd_train_on_a_random_224_crop_of_the_image_resized_to_256(name):
+    """CNNDetection (and UnivFD, which trains with its data code): blur / JPEG, then the shorter side to 256 and a
+    random 224 window (no random-resized crop), then a flip."""
     from data.transforms import build_augment, split_native
 
-    augment = load_config("cnndet")["data"]["augment"]
+    augment = load_config(name)["data"]["augment"]
     assert [entry["name"] for entry in augment] == ["blur", "jpeg", "random-crop", "hflip"]
     native, sized = split_native(augment)
     assert [e["name"] for e in native] == ["blur", "jpeg", "random-crop"] and [e["name"] for e in sized] == ["hflip"]
