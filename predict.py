@@ -59,6 +59,7 @@ def main(argv=None) -> dict:
     import dataclasses
     import time
 
+    from data.trained_on import inputs_caveat
     from engine.device import resolve_precision
     from engine.distributed import DistInfo, device_for
     from engine.inference import (
@@ -121,9 +122,14 @@ def main(argv=None) -> dict:
         "scored": scored,
         "unscored": len(summary) - scored,
     }
+    trained_on = pretrained.metadata.get("trained_on")
+    header["trained_on"] = trained_on  # None: the checkpoint predates the record
+    header["caveat"] = inputs_caveat(trained_on, [item.path for item in items])
     paths = write_outputs(Path(args.out), summary, header)
     for note in notes:
         print(note)
+    if header["caveat"]:
+        print(f"caveat: {header['caveat']}")
     print(console_summary(summary, pretrained.threshold))
     print(
         f"\n{scored} of {len(summary)} inputs scored ({len(faces)} faces) in {header['seconds']:.1f} s; "

@@ -6,9 +6,12 @@
       - {name: jpeg, p: 0.3, quality: [60, 100]}
       - {name: blur, p: 0.1, sigma: [0.1, 2.0]}
       - {name: color-jitter, p: 0.3, brightness: 0.2, contrast: 0.2, saturation: 0.2, hue: 0.0}
+      - {name: random-crop, resize: 256}       # CNNDetection: shorter side to 256, then a random model-size crop
 
-``jpeg`` and ``blur`` run first, on the image at its native resolution (before the resize to the model's size, as
-UnivFD and SIDBench apply them); the other entries run in order on the resized image. Evaluation uses none.
+``jpeg``, ``blur`` and ``random-crop`` run first, in their config order, on the image at its native resolution
+(before the resize to the model's size: JPEG and blur as UnivFD and SIDBench apply them; ``random-crop`` takes the
+model-size window itself, so that resize leaves it alone); the other entries run in order on the model-size image.
+Evaluation uses none.
 Randomness comes from torch's global generator, which the dataset seeds per sample, so augmentation is a pure
 function of (seed, epoch, row).
 """
@@ -45,6 +48,20 @@ def _random_resized_crop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1)):
     )
 
 
+def _random_crop(size, p=1.0, resize=None):
+    """A random ``size`` x ``size`` window, after scaling the shorter side to ``resize`` (bilinear, antialiased) when
+    given: CNNDetection's training crop (``--loadSize 256 --cropSize 224``). Black padding where the image is smaller.
+    """
+    crop = v2.RandomCrop(size, pad_if_needed=True)
+    if resize is None:
+        steps = [crop]
+    elif isinstance(resize, int) and not isinstance(resize, bool) and resize >= size:
+        steps = [v2.Resize(resize, interpolation=v2.InterpolationMode.BILINEAR, antialias=True), crop]
+    else:
+        raise ValueError(f"'resize' must be a whole number of pixels of at least the model size {size}; got {resize!r}")
+    return v2.RandomApply(steps, p=p)
+
+
 def _jpeg(size, p=0.3, quality=(60, 100)):
     low, high = _pair(quality, "jpeg", "quality")
     return v2.RandomApply([v2.JPEG(quality=(int(low), int(high)))], p=p)
@@ -68,6 +85,7 @@ def _grayscale(size, p=0.05):
 AUGMENTATIONS = {
     "hflip": _hflip,
     "random-resized-crop": _random_resized_crop,
+    "random-crop": _random_crop,
     "jpeg": _jpeg,
     "blur": _blur,
     "color-jitter": _color_jitter,
@@ -99,7 +117,7 @@ def build_augment(spec: Sequence[Mapping[str, Any]] | None, size: int) -> v2.Com
     return v2.Compose(steps)
 
 
-NATIVE_RESOLUTION_AUGMENTATIONS = ("jpeg", "blur")
+NATIVE_RESOLUTION_AUGMENTATIONS = ("jpeg", "blur", "random-crop")
 
 
 def split_native(spec: Sequence[Mapping[str, Any]] | None) -> tuple[list, list]:

@@ -16,6 +16,7 @@ from data.loader import build_loader, resolve_workers
 from data.protocols import require, resolve
 from data.schema import SchemaError, SplitTable, load_table
 from data.targets import fine_targets
+from data.trained_on import describe_training_data
 
 from .distributed import DistInfo
 
@@ -40,6 +41,7 @@ class TrainData:
     class_names: dict[str, list[str]] = field(default_factory=dict)  # fine-grained level -> its class names
     table: SplitTable | None = None  # the CSV the rows come from (video and frame keys of validation); None: no CSV
     bn_loader: DataLoader | None = None  # train.precise-bn: a fixed subset of training rows, evaluation transforms
+    trained_on: dict[str, Any] | None = None  # data.trained_on record of the rows read, kept in every checkpoint
 
     def video_keys(self, rows: np.ndarray) -> list[str] | None:
         return self.table.video_keys(rows) if self.table is not None else None
@@ -105,4 +107,5 @@ def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
         f"(real {class_counts[0]}, fake {class_counts[1]}), val {len(val_rows)} rows; "
         f"test rows ({len(resolved.test)}) are not read by training"
     )
-    return TrainData(train_loader, val_loader, table.labels, class_counts, class_names, table, bn_loader)
+    trained_on = describe_training_data(table, {"train": train_rows, "val": val_rows})
+    return TrainData(train_loader, val_loader, table.labels, class_counts, class_names, table, bn_loader, trained_on)

@@ -278,6 +278,7 @@ class Trainer:
             "metrics": metrics if metrics is not None else (self.state.history[-1] if self.state.history else None),
             "calibration": calibration,
             "code_version": code_version(),
+            "trained_on": self.data.trained_on,  # what predict.py / the model card say it knows (None: not recorded)
         }
 
     def _save_last(self) -> None:

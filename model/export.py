@@ -25,6 +25,7 @@ from torch import nn
 
 from common.atomic import atomic_folder
 from common.errors import UsageError, UserError
+from data.trained_on import DEMO_CAVEAT, training_summary
 
 from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_detector
 from .registry import without_downloads
@@ -71,6 +72,7 @@ def folder_config(pretrained: Pretrained) -> dict[str, Any]:
             "ema": metadata.get("weights") == "ema",
             "code_version": metadata.get("code_version"),
             "validation": _plain(metadata.get("metrics")),
+            "trained_on": _plain(metadata.get("trained_on")),  # data.trained_on record; None: not recorded
         },
         "run-config": _plain({k: v for k, v in pretrained.config.items() if k != "model"}),
     }
@@ -146,6 +148,7 @@ def model_card(
         "CAEL (cross appearance-edge learning) from *GenFace* (Zhang et al., IEEE TIFS 2024), trained with the CAEL "
         "reference implementation. Input: RGB face crops; output: logits (real, fake); score = softmax(logits)[1].",
         "",
+        *([f"**Caveat: {DEMO_CAVEAT}.**", ""] if (source.get("trained_on") or {}).get("kind") == "demo" else []),
         "## Use",
         "```bash",
         f"python predict.py --checkpoint {name} photo.jpg video.mp4 --out predictions/",
@@ -158,6 +161,7 @@ def model_card(
         "",
         "## Training",
         f"- data CSV: `{data.get('csv')}` (data root: `{data.get('root') or 'the CSV folder'}`)",
+        f"- {training_summary(source.get('trained_on')) or 'training data: not recorded in the checkpoint'}",
         f"- protocol: `{data.get('protocol')}`" + (f", fold `{data.get('fold')}`" if data.get("fold") else ""),
         f"- epochs: {train.get('epochs')}, batch size {train.get('batch-size')}, seed {train.get('seed')}, "
         f"precision {train.get('precision')}",

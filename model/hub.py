@@ -58,7 +58,7 @@ class Pretrained:
     calibration: dict[str, Any] | None = None  # {"threshold", "method", "split", "epoch"} or None
     class_names: dict[str, list[str]] = field(default_factory=dict)  # level2 / level3 names of the fine heads
     face_extraction: dict[str, Any] | None = None  # ExtractionSettings.to_dict() of the training crops, or None
-    metadata: dict[str, Any] = field(default_factory=dict)  # epoch, step, code version, validation metrics
+    metadata: dict[str, Any] = field(default_factory=dict)  # epoch, step, code version, validation metrics, trained_on
     released: bool = False  # a checkpoint of the released CAEL code, converted on loading
 
     @property
@@ -213,7 +213,9 @@ def load_checkpoint_file(path: str | Path, requested_config: dict[str, Any] | No
         calibration=checkpoint.get("calibration"),
         class_names=checkpoint.get("class_names") or {},
         face_extraction=(config.get("data") or {}).get("face-extraction"),
-        metadata={key: checkpoint.get(key) for key in ("epoch", "step", "code_version", "metrics", "weights")},
+        metadata={
+            key: checkpoint.get(key) for key in ("epoch", "step", "code_version", "metrics", "weights", "trained_on")
+        },
     )
 
 

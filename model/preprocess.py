@@ -17,7 +17,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LUMA_RGB = (0.299, 0.587, 0.114)
 
 CHANNEL_ORDERS = ("rgb", "bgr")
-NORMALIZATIONS = ("imagenet", "unit")
+# imagenet: (x / 255 - mean) / std; unit: x / 255 (the released CAEL); none: x as it is, 0..255 (the original Cross
+# Efficient ViT, whose EfficientNets are fed cv2's BGR pixels untouched).
+NORMALIZATIONS = ("imagenet", "unit", "none")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -119,6 +121,8 @@ class InputAdapter(nn.Module):
             mean, std = mean.flip(0), std.flip(0)
         if self.appearance_normalization == "unit":
             mean, std = torch.zeros(3), torch.full((3,), 255.0)
+        if self.appearance_normalization == "none":
+            mean, std = torch.zeros(3), torch.ones(3)
         luma = torch.tensor(LUMA_RGB)
         if self.input_channel_order == "bgr":
             luma = luma.flip(0)

@@ -43,3 +43,14 @@ def crash_after_saves(monkeypatch, count: int) -> list[int]:
 
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
     return saves
+
+
+def quick_demo_run(root: Path, args: list[str]) -> tuple[Path, Path]:
+    """(demo CSV, run folder) of ``train.py args`` on a small demo (8 identities) written under ``root``."""
+    import train
+    from data.make_demo import make_demo
+
+    csv_path = make_demo(root / "data", identities=8, fakes_per_generator=12)
+    run_dir = root / "run"
+    train.main(["--csv", str(csv_path), "--out", str(run_dir), *args])
+    return csv_path, run_dir

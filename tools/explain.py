@@ -464,6 +464,7 @@ def main(argv=None) -> dict[str, Any]:
     args = get_args_parser().parse_args(argv)
     if not args.inputs and not args.tsne:
         raise UsageError("nothing to explain: name images / folders / videos, or --tsne CSV, or both.")
+    from data.trained_on import inputs_caveat
     from engine.distributed import DistInfo, device_for
     from engine.inference import collect_inputs, detector_beside, extraction_settings, iter_face_crops
     from model.hub import load_detector
@@ -543,6 +544,10 @@ def main(argv=None) -> dict[str, Any]:
         )
         result["tsne"] = tsne
         print(f"t-SNE of {tsne['n']} images -> {', '.join(p.name for p in tsne['pngs'])}; {tsne['note']}")
+    explained = [str(path) for path in args.inputs or []] + ([args.tsne] if args.tsne else [])
+    result["caveat"] = inputs_caveat(pretrained.metadata.get("trained_on"), explained)
+    if result["caveat"]:
+        print(f"caveat: {result['caveat']}")
     return result
 
 

@@ -2,8 +2,9 @@
 
     python -m tools.train_set ablations --csv splits.csv --protocol intra --out checkpoint/ablations
     python -m tools.train_set baselines --csv splits.csv --protocol cross-generator --fold all --out checkpoint/xgen
+    python -m tools.train_set deepfakebench --csv ffpp.csv --out checkpoint/dfb   # DeepfakeBench's recipes
     python -m tools.train_set cael xception univfd --csv splits.csv --out checkpoint/mine --set train.epochs=10
-    python -m tools.train_set all --demo --out checkpoint/demo-compare      # every set, tiny, on the demo data
+    python -m tools.train_set all --demo --out checkpoint/demo-compare      # ablations + baselines, tiny, demo data
     python test.py --runs checkpoint/ablations                               # then: one comparison table
 
 Each config trains through ``train.py`` (same data, protocol, selection rule and metrics) into OUT/<config>
@@ -26,6 +27,7 @@ import yaml
 from common.cli import run
 from common.errors import UsageError
 from engine.config import REPO_ROOT, ConfigError, load_config, resolve_config_path
+from model.registry import model_defaults
 
 ABLATIONS = [
     "cael",
@@ -40,7 +42,10 @@ ABLATIONS = [
     "cael_edge_laplacian",
 ]
 BASELINES = ["xception", "efficientnet_b4", "cnndet", "univfd", "cross_efficient_vit", "efficientnet_sobel"]
-SETS = {"ablations": ABLATIONS, "baselines": BASELINES, "all": ABLATIONS + BASELINES}
+# The detectors DeepfakeBench also has, with its input size, normalisation, head and training recipe: rows to put
+# beside its leaderboard (model/configs/*_deepfakebench.yaml name the reference files).
+DEEPFAKEBENCH = ["xception_deepfakebench", "efficientnet_b4_deepfakebench", "cnndet_deepfakebench"]
+SETS = {"ablations": ABLATIONS, "baselines": BASELINES, "all": ABLATIONS + BASELINES, "deepfakebench": DEEPFAKEBENCH}
 
 DEMO_CONFIG = "cael_demo"
 DEMO_CSV = REPO_ROOT / "data" / "demo_data" / "demo.csv"
@@ -108,10 +113,16 @@ def _as_override(key: str, value: Any) -> str:
 
 
 def cael_switches(config_name: str) -> dict[str, Any]:
-    """The model keys in which a config of CAEL's family differs from cael.yaml (its name and ablation switches)."""
+    """The model keys in which a config of CAEL's family differs from cael.yaml (its name and ablation switches); a
+    key CAEL lacks (e.g. cross_efficient_vit's original-input) only where the config sets it off its default."""
     offline = ["model.pretrained=false"]
     own, cael = load_config(config_name, offline)["model"], load_config("cael", offline)["model"]
-    return {key: value for key, value in own.items() if value != cael.get(key)}
+    defaults = model_defaults(own["name"])
+    return {
+        key: value
+        for key, value in own.items()
+        if value != cael.get(key) and (key in cael or value != defaults.get(key))
+    }
 
 
 def demo_arguments(config_name: str, demo_csv: Path) -> list[str]:

@@ -18,6 +18,11 @@ from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, PixelNormalizer
 
 # The keys every baseline has (engine and tools read image-size and num-classes of any detector).
 COMMON_DEFAULTS: dict[str, Any] = {"image-size": None, "num-classes": 2, "pretrained": False, "pretrained-file": None}
+# The input statistics of a timm baseline: null takes those its pretrained weights were trained with (timm's
+# pretrained_cfg); three numbers each replace them (DeepfakeBench normalises every detector with mean = std = 0.5).
+NORMALIZATION_DEFAULTS: dict[str, Any] = {"mean": None, "std": None}
+# Keys whose null is a value, not a missing key.
+NULLABLE_KEYS = frozenset({"pretrained-file", *NORMALIZATION_DEFAULTS})
 
 
 class ModelConfigError(UserError, ValueError):
@@ -33,7 +38,7 @@ def resolve_model_config(config: dict[str, Any], defaults: dict[str, Any]) -> di
             f"unknown {name} model config key(s): {with_suggestions(unknown, defaults)}; remove or rename them."
         )
     resolved = {**defaults, **config}
-    missing = [key for key, value in resolved.items() if value is None and key != "pretrained-file"]
+    missing = [key for key, value in resolved.items() if value is None and key not in NULLABLE_KEYS]
     if missing:
         raise ModelConfigError(f"the {name} model config lacks required key(s): {', '.join(missing)}.")
     if resolved["num-classes"] < 2:
@@ -96,10 +101,26 @@ def init_new_head(head: nn.Module) -> None:
     nn.init.zeros_(head.bias)
 
 
+def _statistics(config: dict[str, Any], key: str) -> tuple[float, float, float] | None:
+    """The model config's per-channel ``mean`` or ``std`` (three numbers, a std above zero), or None when null."""
+    value = config.get(key)
+    if value is None:
+        return None
+    valid = isinstance(value, (list, tuple)) and len(value) == 3
+    valid = valid and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not valid or (key == "std" and min(value) <= 0):
+        above_zero = ", each above 0" if key == "std" else ""
+        raise ModelConfigError(
+            f"model config key '{key}' of {config['name']} must be three numbers (R, G, B{above_zero}) or null "
+            f"(the pretrained weights' own); got {value!r}."
+        )
+    return tuple(float(v) for v in value)
+
+
 class TimmDetector(Detector):
     """A timm classification network with a new (B, num-classes) head (``init_new_head``); its normalisation is
     timm's record of the network's own training (``pretrained_cfg`` mean and std), so pretrained weights see what
-    they were trained on."""
+    they were trained on, unless the model config's ``mean`` / ``std`` name others (a reference's own choice)."""
 
     # timm options passed through from the model config (config key -> timm keyword), set by subclasses.
     timm_options: dict[str, str] = {"drop-rate": "drop_rate"}
@@ -118,7 +139,9 @@ class TimmDetector(Detector):
             **self.extra_timm_options(resolved),
         )
         cfg = network.pretrained_cfg
-        super().__init__(resolved, mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD))
+        mean = _statistics(resolved, "mean") or cfg.get("mean", IMAGENET_MEAN)
+        std = _statistics(resolved, "std") or cfg.get("std", IMAGENET_STD)
+        super().__init__(resolved, mean=mean, std=std)
         self.network = network
         init_new_head(network.get_classifier())
 
