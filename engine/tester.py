@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,13 +16,13 @@ from data.dataset import SplitDataset
 from data.loader import build_loader
 from data.perturb import Perturbation
 from data.protocols import OVERALL, load_protocol, require, resolve
-from data.schema import SchemaError, SplitTable, load_table
+from data.schema import SchemaError, SplitTable, load_table, report_column_notes
 from data.targets import FINE_LEVELS
 from model import build_model, without_downloads
 
-from . import report
+from . import conventions, report
 from .checkpoint import read_checkpoint
-from .config import apply_overrides, deep_merge, flatten_overrides
+from .config import DEFAULTS, apply_overrides, deep_merge, flatten_overrides
 from .device import resolve_precision
 from .distributed import DistInfo
 from .inference import score_loader
@@ -261,9 +260,8 @@ def protocol_card(
         )
     else:
         threshold += "Acc@val-thr n/a (no calibration saved with the checkpoint; 0.5 would be used); "
-    card.append(
-        threshold + "Acc oracle at the best threshold of each test group itself (optimistic, as UnivFD reports it)"
-    )
+    card.append(threshold + "Acc oracle at the best threshold of each test group itself (optimistic)")
+    card.append(conventions.OUR_RULES_CARD)
     if info is not None and not info.get("released") and info.get("epoch") is not None:
         select = config["train"]["select-metric"]
         card.append(
@@ -307,7 +305,10 @@ def write_report(
     )
     perturbations = [name for name in scores if name != "clean"]
     header, rows, notes = report.metrics_rows(results, perturbations)
+    notes += report_column_notes(table.csv_path.name, table.column_names, resolved.report)
     card = [*card_extra, *protocol_card(table, resolved, config, info)]
+    chosen = conventions.parse_conventions(config["eval"].get("conventions"))
+    card += conventions.evaluate_groups(results, table, resolved.groups, scores["clean"], chosen)
     attribution = {}
     for level, predicted in fine.items():
         names = class_names.get(level)
@@ -330,6 +331,7 @@ def write_report(
         "attribution": attribution,
         "calibration": calibration,
         "card": card,
+        "definitions": conventions.OUR_RULES,
         **(extra or {}),
     }
     report.write_json(out_dir / "metrics.json", payload)
@@ -351,6 +353,7 @@ def write_report(
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
     report.write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
     console = report.to_console(header, rows, notes, card)
+    console += conventions.write_tables(out_dir, results, chosen, title=title, card=card, label=label)
     for level, entry in attribution.items():
         console += f"\n{FINE_LEVELS[level]} attribution accuracy on {entry['n']} test fakes: {_pct(entry['accuracy'])}"
     payload["console"] = console
@@ -378,7 +381,8 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report."""
     model, config, class_names, info = load_detector_with_info(checkpoint, requested_config)
-    config = apply_overrides(copy.deepcopy(config), flatten_overrides(config_overrides))
+    # a checkpoint written before an eval key existed takes its default
+    config = apply_overrides(deep_merge({"eval": DEFAULTS["eval"]}, config), flatten_overrides(config_overrides))
     if protocol is not None and protocol != config["data"]["protocol"]:
         config["data"]["protocol"], config["data"]["fold"] = protocol, fold  # another protocol: its own fold, if any
     elif fold is not None:
@@ -517,7 +521,13 @@ def resolve_test_rows(table: SplitTable, protocol: str, fold: str | None = None)
         notes.append(f"{excluded} row(s) of {table.csv_path.name} outside the protocol's test rows are not scored")
     empty = np.zeros(0, dtype=np.int64)
     resolved = ResolvedProtocol(
-        protocol=spec.name, fold=fold, train=empty, val=empty, test=rows, groups=report_groups(table, rows, spec.report)
+        protocol=spec.name,
+        fold=fold,
+        train=empty,
+        val=empty,
+        test=rows,
+        groups=report_groups(table, rows, spec.report),
+        report=spec.report,
     )
     return resolved, notes
 
