@@ -313,3 +313,17 @@ def test_test_py_checkpoint_and_runs_write_the_conventions_even_for_an_older_che
     result = test_script.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "many"), *common])
     written = sorted(p.relative_to(tmp_path / "many").as_posix() for p in (tmp_path / "many").rglob("table-univfd.md"))
     assert written and result["out_dir"]
+
+
+def test_every_test_py_command_of_the_comparing_page_parses():
+    import shlex
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "comparing.md"
+    commands = [line for line in page.read_text().splitlines() if line.startswith("python test.py ")]
+    assert len(commands) >= 8
+    parser = test_script.get_args_parser()
+    for command in commands:
+        args = parser.parse_args(shlex.split(command)[2:])
+        if args.conventions:
+            conventions.parse_conventions(args.conventions)
