@@ -8,6 +8,7 @@ python test.py --runs checkpoint/ablations          # runs of several detectors 
 python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
 python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
 python test.py --runs checkpoint/xgen --protocol cross-generator --level video  # video-level matrix
+python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra --conventions deepfakebench,univfd
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="roc.png with a log-scale false-positive-rate axis (the low-FPR region)",
     )
+    parser.add_argument(
+        "--conventions",
+        help="also each group's numbers as a reference's code computes them, in table-<name>.md/.csv/.tex and "
+        "metrics.json: deepfakebench, univfd (comma-separated; CNNDetection's are univfd's at 0.5)",
+    )
     parser.add_argument("--batch-size", type=int, help="evaluation batch size")
     parser.add_argument(
         "--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: the run's)"
@@ -124,6 +130,10 @@ def _overrides(args) -> dict:
         eval_["roc-log-fpr"] = True
     if args.precision:
         train["precision"] = args.precision
+    if args.conventions:
+        from engine.conventions import parse_conventions
+
+        eval_["conventions"] = ",".join(parse_conventions(args.conventions))
     return {k: v for k, v in (("data", data), ("eval", eval_), ("train", train)) if v}
 
 

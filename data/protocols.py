@@ -53,6 +53,7 @@ class ResolvedProtocol:
     val: np.ndarray
     test: np.ndarray
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # "column=value" or "overall" -> test rows
+    report: list[str] = field(default_factory=list)  # the protocol's report columns (absent ones are noted)
 
     def subset(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -202,7 +203,7 @@ def resolve(
             f"{line} of {table.csv_path})."
         )
     groups = report_groups(table, subsets["test"], protocol.report)
-    return ResolvedProtocol(protocol=protocol.name, fold=fold, groups=groups, **subsets)
+    return ResolvedProtocol(protocol=protocol.name, fold=fold, groups=groups, report=list(protocol.report), **subsets)
 
 
 def require(resolved: ResolvedProtocol, subset: str, table: SplitTable, both_classes: bool = True) -> np.ndarray:

@@ -236,6 +236,23 @@ def _misspelt_columns(header: list[str]) -> list[tuple[str, str]]:
     return found
 
 
+def report_column_notes(csv_name: str, header: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """One sentence per level a table would lose without a word: a report column ``wanted`` (by the protocol) that
+    the header lacks, and a header name that looks like a schema column (``forgery-type``)."""
+    misspelt = dict(_misspelt_columns(list(header)))
+    notes = [
+        f"{csv_name}: column '{given}' is not in the schema: did you mean '{known}'? It is ignored"
+        + (f", so this table has no {known} rows (rename the column)" if known in wanted else " (rename it)")
+        for given, known in misspelt.items()
+    ]
+    notes += [
+        f"{csv_name} has no '{column}' column: the protocol reports per {column}, so this table has no {column} rows"
+        for column in wanted
+        if column not in header and column not in misspelt.values()
+    ]
+    return notes
+
+
 def _header_hint(header: list[str], missing: list[str]) -> str:
     hints = [f"'{given}' -> '{known}'" for given, known in _misspelt_columns(header) if known in missing]
     return f" (rename {', '.join(hints)})" if hints else ""

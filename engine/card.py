@@ -10,7 +10,7 @@ import numpy as np
 
 from data.schema import SplitTable
 
-from . import report
+from . import conventions, report
 
 
 def protocol_card(
@@ -50,9 +50,8 @@ def protocol_card(
         )
     else:
         threshold += "Acc@val-thr n/a (no calibration saved with the checkpoint; 0.5 would be used); "
-    card.append(
-        threshold + "Acc oracle at the best threshold of each test group itself (optimistic, as UnivFD reports it)"
-    )
+    card.append(threshold + "Acc oracle at the best threshold of each test group itself (optimistic)")
+    card.append(conventions.OUR_RULES_CARD)
     if info is not None and not info.get("released") and info.get("epoch") is not None:
         select = config["train"]["select-metric"]
         card.append(

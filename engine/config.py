@@ -99,6 +99,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "allow-nonfinite": False,  # report non-finite / missing scores in the table instead of stopping
         "roc-log-fpr": False,  # roc.png with a log-scale FPR axis (the low-FPR region)
         "perturb": None,  # test.py robustness: e.g. "jpeg:70,blur:1.0,resize:0.5"
+        "conventions": None,  # test.py: also each group as references compute it, e.g. "deepfakebench,univfd"
     },
 }
 
@@ -114,6 +115,7 @@ ALLOWED_TYPES: dict[tuple[str, str], tuple[type, ...]] = {
     ("train", "grad-clip"): (float, type(None)),
     ("train", "max-steps-per-epoch"): (int, type(None)),
     ("eval", "perturb"): (str, type(None)),
+    ("eval", "conventions"): (str, type(None)),
     ("loss", "class-weights"): (list, type(None)),
     ("loss", "focal-alpha"): (float, type(None)),
 }

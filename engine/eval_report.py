@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from data.schema import SplitTable
+from data.schema import SplitTable, report_column_notes
 from data.targets import FINE_LEVELS
 
-from . import report
+from . import conventions, report
 from .card import protocol_card
 
 
@@ -43,7 +43,10 @@ def write_report(
     )
     perturbations = [name for name in scores if name != "clean"]
     header, rows, notes = report.metrics_rows(results, perturbations)
+    notes += report_column_notes(table.csv_path.name, table.column_names, resolved.report)
     card = [*card_extra, *protocol_card(table, resolved, config, info)]
+    chosen = conventions.parse_conventions(config["eval"].get("conventions"))
+    card += conventions.evaluate_groups(results, table, resolved.groups, scores["clean"], chosen)
     attribution = {}
     for level, predicted in fine.items():
         names = class_names.get(level)
@@ -66,6 +69,7 @@ def write_report(
         "attribution": attribution,
         "calibration": calibration,
         "card": card,
+        "definitions": conventions.OUR_RULES,
         **(extra or {}),
     }
     report.write_json(out_dir / "metrics.json", payload)
@@ -87,6 +91,7 @@ def write_report(
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
     report.write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
     console = report.to_console(header, rows, notes, card)
+    console += conventions.write_tables(out_dir, results, chosen, title=title, card=card, label=label)
     for level, entry in attribution.items():
         console += f"\n{FINE_LEVELS[level]} attribution accuracy on {entry['n']} test fakes: {_pct(entry['accuracy'])}"
     payload["console"] = console

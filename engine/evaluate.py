@@ -3,7 +3,6 @@ without the model -> metrics and tables."""
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,7 @@ from data.protocols import load_protocol, require, resolve
 from data.schema import SchemaError, SplitTable, load_table
 from model.hub import load_detector
 
-from .config import apply_overrides, deep_merge, flatten_overrides, load_config
+from .config import DEFAULTS, apply_overrides, deep_merge, flatten_overrides, load_config
 from .distributed import DistInfo
 from .eval_report import write_report
 from .scoring import check_finite_scores, score_table
@@ -49,7 +48,8 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report."""
     model, config, class_names, info = _load_for_evaluation(checkpoint, requested_config)
-    config = apply_overrides(copy.deepcopy(config), flatten_overrides(config_overrides))
+    # a checkpoint written before an eval key existed takes its default
+    config = apply_overrides(deep_merge({"eval": DEFAULTS["eval"]}, config), flatten_overrides(config_overrides))
     if protocol is not None and protocol != config["data"]["protocol"]:
         config["data"]["protocol"], config["data"]["fold"] = protocol, fold  # another protocol: its own fold, if any
     elif fold is not None:
@@ -195,6 +195,12 @@ def resolve_test_rows(table: SplitTable, protocol: str, fold: str | None = None)
         notes.append(f"{excluded} row(s) of {table.csv_path.name} outside the protocol's test rows are not scored")
     empty = np.zeros(0, dtype=np.int64)
     resolved = ResolvedProtocol(
-        protocol=spec.name, fold=fold, train=empty, val=empty, test=rows, groups=report_groups(table, rows, spec.report)
+        protocol=spec.name,
+        fold=fold,
+        train=empty,
+        val=empty,
+        test=rows,
+        groups=report_groups(table, rows, spec.report),
+        report=spec.report,
     )
     return resolved, notes

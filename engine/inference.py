@@ -39,7 +39,6 @@ from .report import to_console
 log = logging.getLogger("cael")
 
 
-
 class InputError(UserError):
     """Inputs that cannot be scored at all (every one unreadable, or none given)."""
 

@@ -4,6 +4,10 @@ Scores are probabilities of "fake" (label 1). A group with one class only gets `
 metric, with the reason in ``na_reason``, never a crash or a made-up number; the ranking helpers themselves raise
 ``MetricInputError`` on such input. Labels must be exactly 0 or 1 and scores finite: anything else is an error
 naming the offending positions, never a silent conversion.
+
+Our rules where the field's code differs (``engine/conventions.py`` computes theirs): ``score >= threshold`` is fake
+(DeepfakeBench, UnivFD and CNNDetection: ``>``); the EER is interpolated where FPR = FNR (DeepfakeBench: the FPR of the
+nearest ROC vertex); ``acc_oracle`` is the best ``>=`` accuracy over every distinct score, not UnivFD's best threshold.
 """
 
 from __future__ import annotations
