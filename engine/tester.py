@@ -21,7 +21,7 @@ from data.schema import SchemaError, SplitTable, load_table
 from data.targets import FINE_LEVELS
 from model import build_model, without_downloads
 
-from . import report
+from . import figures, report
 from .checkpoint import read_checkpoint
 from .config import apply_overrides, deep_merge, flatten_overrides
 from .device import resolve_precision
@@ -307,6 +307,11 @@ def write_report(
     )
     perturbations = [name for name in scores if name != "clean"]
     header, rows, notes = report.metrics_rows(results, perturbations)
+    detector = (config.get("model") or {}).get("name")
+    figure_title = figures.describe_run(
+        detector, resolved.protocol, resolved.fold, f"test rows of {table.csv_path.name}"
+    )
+    palettes = figures.table_palettes(table)
     card = [*card_extra, *protocol_card(table, resolved, config, info)]
     attribution = {}
     for level, predicted in fine.items():
@@ -319,7 +324,8 @@ def write_report(
             out_dir / f"confusion_{level}.png",
             np.asarray(entry["confusion"]),
             names,
-            f"{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})",
+            f"{figure_title}\n{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})",
+            palette=palettes.get(FINE_LEVELS[level]),
         )
     payload = {
         "title": title,
@@ -345,8 +351,9 @@ def write_report(
         resolved.groups,
         scores["clean"],
         results,
-        title,
+        figure_title,
         log_fpr=bool(config["eval"].get("roc-log-fpr")),
+        palettes=palettes,
     )
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
     report.write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)

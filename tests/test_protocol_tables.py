@@ -236,7 +236,9 @@ def test_roc_plot_with_log_fpr_and_many_groups(tmp_path):
         write_rows(tmp_path / "p.csv", rows), "cross-generator", tmp_path / "out", "--bootstrap", "0", "--roc-log-fpr"
     )
     assert (tmp_path / "out" / "roc.png").stat().st_size > 10_000
-    from engine.report import distinct_colours
+    assert (tmp_path / "out" / "roc.pdf").read_bytes().startswith(b"%PDF")
+    from engine.figures import style_of
 
-    assert len({tuple(c) for c in distinct_colours(15)}) == 15
+    # colours cycle through ten, dash patterns through seven: 15 curves, 15 (colour, dash) pairs
+    assert len({(i % 10, str(style_of(i)["linestyle"])) for i in range(15)}) == 15
     assert len(result["groups"]) == 15
