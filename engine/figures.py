@@ -30,11 +30,11 @@ MEMBER_COLOURS = (
     "#009E73",  # bluish green
     "#CC79A7",  # reddish purple
     "#E69F00",  # orange
-    "#56B4E9",  # sky blue
     "#9467BD",  # purple
     "#8C564B",  # brown
     "#BCBD22",  # olive
     "#7F7F7F",  # grey
+    "#56B4E9",  # sky blue: late, as it is the nearest to real's blue
     "#F0E442",  # yellow
     "#17BECF",  # cyan
 )
@@ -146,14 +146,31 @@ def roc_panels(groups: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
 
 
 def style_of(position: int) -> dict[str, Any]:
-    """Dash pattern and marker of the ``position``-th member curve of a panel (markers staggered along it)."""
+    """Dash pattern and marker of the ``position``-th member curve of a panel."""
     return {
         "linestyle": MEMBER_DASHES[position % len(MEMBER_DASHES)],
         "marker": MARKERS[position % len(MARKERS)],
-        "markevery": (0.02 + 0.013 * (position % 7), 0.12),
         "markersize": 4.5,
         "markerfacecolor": "none",
     }
+
+
+def with_markers(fpr, tpr, position: int, *, log_fpr: bool = False, per_curve: int = 8):
+    """The curve with ``per_curve`` points added on its segments, evenly along its length (x + y), and their indices.
+
+    Curves that coincide (several at AUC 1.0, all on the two edges) put their markers at different places: the
+    ``position``-th curve of a panel starts a fraction of a step later than the one before.
+    """
+    x = np.log10(fpr) - np.log10(fpr[0]) if log_fpr else fpr
+    x = x / max(float(x[-1]), 1e-12)
+    length = x + tpr  # non-decreasing: the ROC is monotone
+    step = float(length[-1]) / per_curve
+    targets = step * (np.arange(per_curve) + ((position % len(MEMBER_DASHES)) + 0.5) / len(MEMBER_DASHES))
+    order = np.argsort(np.concatenate([length, targets]), kind="stable")
+    added = np.flatnonzero(order >= len(fpr))
+    fpr = np.concatenate([fpr, np.interp(targets, length, fpr)])[order]
+    tpr = np.concatenate([tpr, np.interp(targets, length, tpr)])[order]
+    return fpr, tpr, added
 
 
 def roc_figure(table, groups, scores, results, *, title: str, log_fpr: bool = False, palettes=None):
@@ -171,7 +188,10 @@ def roc_figure(table, groups, scores, results, *, title: str, log_fpr: bool = Fa
             rows = groups[group]
             rows = rows[np.isfinite(scores[rows])]
             fpr, tpr = roc_vertices(table.labels[rows], scores[rows], log_fpr=log_fpr)
-            style = {"linestyle": "-", "lw": 2.2} if group == OVERALL else {**style_of(position - 1), "lw": 1.5}
+            style = {"linestyle": "-", "lw": 2.2}
+            if group != OVERALL:
+                fpr, tpr, marked = with_markers(fpr, tpr, position - 1, log_fpr=log_fpr)
+                style = {**style_of(position - 1), "markevery": list(marked), "lw": 1.5}
             axis.plot(
                 fpr,
                 tpr,
@@ -190,8 +210,8 @@ def _roc_axes(axis, level: str, log_fpr: bool) -> None:
         axis.set_xlim(left=min(1e-3, axis.get_xlim()[0]), right=1.0)
     else:
         axis.plot([0, 1], [0, 1], color="#999999", ls=":", lw=0.8)
-        axis.set_xlim(-0.01, 1.0)
-    axis.set_ylim(0.0, 1.01)
+        axis.set_xlim(-0.02, 1.02)
+    axis.set_ylim(-0.02, 1.02)  # curves along the edges (AUC 1.0 or 0.0) stay clear of the frame
     axis.set_title(OVERALL if level == OVERALL else f"by {LEVEL_TITLES.get(level, level)}", fontsize=9)
     axis.set_xlabel("false positive rate (real called fake)" + (", log scale" if log_fpr else ""), fontsize=8)
     axis.set_ylabel("true positive rate (fake detected)", fontsize=8)

@@ -101,7 +101,7 @@ class RunRecorder:
 
     def plot(self, history: list[dict[str, Any]]) -> list[Path]:
         """curves.png and curves.pdf, titled with the run's detector and protocol (from its config.yaml)."""
-        figure = curves_figure(history, run_title(self.run_dir), _selected_epoch(history))
+        figure = curves_figure(history, run_title(self.run_dir), selected_epoch(history))
         return save_figure(figure, self.run_dir / "curves.png")
 
     def close(self) -> None:
@@ -123,7 +123,7 @@ def run_title(run_dir: Path) -> str:
     return f"training of {title}"
 
 
-def _selected_epoch(history: list[dict[str, Any]]) -> int | None:
+def selected_epoch(history: list[dict[str, Any]]) -> int | None:
     """The epoch best.pt holds: the first whose validation metric equals the run's best value."""
     if not history:
         return None

@@ -3,6 +3,8 @@ curves that stay apart at AUC 1.0, thinned ROCs, and a PDF (TrueType fonts) besi
 
 import io
 import itertools
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +92,8 @@ def test_roc_has_protocol_title_one_panel_per_level_and_curves_apart_at_auc_one(
         assert one.get_color() != other.get_color()
         assert one.get_marker() != other.get_marker()
         assert one._unscaled_dash_pattern != other._unscaled_dash_pattern
+        marks = [{tuple(xy) for xy in line.get_xydata()[line.get_markevery()]} for line in (one, other)]
+        assert len(marks[0]) == 8 and not marks[0] & marks[1]  # markers at different places along the shared path
     assert [p.name for p in written] == ["roc.png", "roc.pdf"]
     pdf = (tmp_path / "roc.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType (Type 42) fonts
@@ -212,3 +216,32 @@ def test_evaluation_figures_carry_the_protocol_not_the_folder(tmp_path, monkeypa
     (roc,) = captured
     assert roc._suptitle.get_text() == "protocol intra: test rows of p.csv"
     assert (out / "roc.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.slow
+def test_demo_figures_script_renders_the_docs_figures_from_a_run(tmp_path):
+    """benchmarks/demo_figures.py on a quick fine-grained run: every figure as PNG and PDF, and their captions."""
+    from runs import quick_args
+
+    import train
+    from data.make_demo import make_demo
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import demo_figures
+
+    csv_path = make_demo(tmp_path / "data", identities=8, fakes_per_generator=12)
+    settings = ["--set", "model.fine-grained-heads=true", "--set", "model.level3-num-classes=6"]
+    quick = quick_args(train__epochs=1, train__max_steps_per_epoch=3, data__augment="[{name: hflip, p: 0.5}]")
+    train.main(
+        ["--csv", str(csv_path), "--out", str(tmp_path / "run"), *quick, *settings, "--set", "loss.name=multitask"]
+    )
+    written = demo_figures.main([str(tmp_path / "run"), "--out", str(tmp_path / "docs")])
+    names = [p.stem for p in written]
+    assert names == ["curves", "roc", "confusion_level2", "confusion_level3", "tsne_fused"]
+    for name in names:
+        assert (tmp_path / "docs" / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
+    captions = (tmp_path / "docs" / "figures.md").read_text()
+    assert captions.count("](roc.pdf)") == 1 and "one panel per level" in captions
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == sorted(
+        [f"{n}{s}" for n in names for s in (".png", ".pdf")] + ["figures.md"]
+    )
