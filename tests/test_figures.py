@@ -161,6 +161,11 @@ def test_tsne_real_and_generators_keep_their_roc_colours_in_every_panel(tmp_path
     unseen = [c for c in panels[1].collections if c.get_label() == "gE (unseen)"]
     assert len(unseen) == 1
     assert (tmp_path / "tsne_fine.pdf").read_bytes().startswith(b"%PDF")
+    config = {"model": {"name": "cael"}, "data": {"protocol": "cross-generator", "fold": "gA"}}
+    assert explain.tsne_title(config, "fused", "20 test images of demo.csv") == (
+        "t-SNE of the fused feature (3 CLS tokens), cael, protocol cross-generator, trained on gA: "
+        "20 test images of demo.csv"
+    )
 
 
 def test_confusion_names_in_their_group_colours(tmp_path):

@@ -369,6 +369,15 @@ def plot_tsne(
     return path
 
 
+def tsne_title(config: dict[str, Any] | None, feature: str, images: str) -> str:
+    """The t-SNE figure's title: the feature, the checkpoint's detector, protocol and fold, the images shown."""
+    config = config or {}
+    data = config.get("data") or {}
+    detector = figures.describe_run((config.get("model") or {}).get("name"), data.get("protocol"), data.get("fold"))
+    what = "feature (3 CLS tokens)" if feature == "fused" else "CLS token"
+    return f"t-SNE of the {feature} {what}, {detector}: {' '.join(images.split())}"
+
+
 def tsne_report(
     pretrained,
     csv_path: str,
@@ -417,17 +426,12 @@ def tsne_report(
         except (ProtocolError, UserError, ValueError, KeyError) as error:
             seen_note = f"seen generators unknown ({error})"
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = pretrained.config or {}
-    data = config.get("data") or {}
-    detector = figures.describe_run((config.get("model") or {}).get("name"), data.get("protocol"), data.get("fold"))
-    images = f"{split} images" if split else "images"
     palettes = figures.table_palettes(table)
     written, coordinates = [], {}
     for name, values in features.items():
         embedding = tsne_embedding(values, seed=seed)
         coordinates[name] = embedding
-        what = "feature (3 CLS tokens)" if name == "fused" else "CLS token"
-        title = f"t-SNE of the {name} {what}, {detector}: {len(indices)} {images} of {Path(csv_path).name}"
+        title = tsne_title(pretrained.config, name, f"{len(indices)} {split or ''} images of {Path(csv_path).name}")
         written.append(plot_tsne(out_dir / f"tsne_{name}.png", embedding, colourings, unseen, title, palettes))
     lines = ["path,label," + ",".join(f"{n}_x,{n}_y" for n in coordinates)]
     paths = table.resolved_paths(indices)
