@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from common.atomic import write_bytes_atomic
-from data.protocols import OVERALL
+from data.protocols import MISSING_VALUE, OVERALL
 
 FIGURE_DPI = 200  # the PNG; the PDF beside it is vector
 # Okabe & Ito's colour-blind-safe palette: real and fake keep one colour in every figure, overall is black.
@@ -67,7 +67,12 @@ def group_palette(names: Iterable[str]) -> dict[str, str]:
 
 def table_palettes(table, columns: Iterable[str] = tuple(LEVEL_TITLES)) -> dict[str, dict[str, str]]:
     """One palette per group column of a SplitTable, over all of its rows."""
-    return {column: group_palette(set(table.column(column))) for column in columns if table.has(column)}
+    palettes = {}
+    for column in columns:
+        if table.has(column):
+            names = set(table.column(column))
+            palettes[column] = group_palette(names - {""} | ({MISSING_VALUE} if "" in names else set()))
+    return palettes
 
 
 def colour_of(palettes: Mapping[str, Mapping[str, str]], level: str, name: str) -> str:

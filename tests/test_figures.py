@@ -250,3 +250,9 @@ def test_demo_figures_script_renders_the_docs_figures_from_a_run(tmp_path):
     assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == sorted(
         [f"{n}{s}" for n in names for s in (".png", ".pdf")] + ["figures.md"]
     )
+
+
+def test_rows_without_a_value_get_a_colour_of_their_own(tmp_path):
+    rows = [{"path": f"{i}.png", "label": 1, "generator": ["gA", "gB", ""][i % 3]} for i in range(6)]
+    palette = figures.table_palettes(load_table(write_rows(tmp_path / "p.csv", rows)))["generator"]
+    assert len({palette[name] for name in ("gA", "gB", "(missing)")}) == 3
