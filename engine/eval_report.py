@@ -12,7 +12,7 @@ import numpy as np
 from data.schema import SplitTable, report_column_notes
 from data.targets import FINE_LEVELS
 
-from . import conventions, report
+from . import conventions, figures, report
 from .card import protocol_card
 
 
@@ -44,6 +44,11 @@ def write_report(
     perturbations = [name for name in scores if name != "clean"]
     header, rows, notes = report.metrics_rows(results, perturbations)
     notes += report_column_notes(table.csv_path.name, table.column_names, resolved.report)
+    detector = (config.get("model") or {}).get("name")
+    figure_title = figures.describe_run(
+        detector, resolved.protocol, resolved.fold, f"test rows of {table.csv_path.name}"
+    )
+    palettes = figures.table_palettes(table)
     card = [*card_extra, *protocol_card(table, resolved, config, info)]
     chosen = conventions.parse_conventions(config["eval"].get("conventions"))
     card += conventions.evaluate_groups(results, table, resolved.groups, scores["clean"], chosen)
@@ -58,7 +63,8 @@ def write_report(
             out_dir / f"confusion_{level}.png",
             np.asarray(entry["confusion"]),
             names,
-            f"{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})",
+            f"{figure_title}\n{FINE_LEVELS[level]} attribution (acc {_pct(entry['accuracy'])})",
+            palette=palettes.get(FINE_LEVELS[level]),
         )
     payload = {
         "title": title,
@@ -85,8 +91,9 @@ def write_report(
         resolved.groups,
         scores["clean"],
         results,
-        title,
+        figure_title,
         log_fpr=bool(config["eval"].get("roc-log-fpr")),
+        palettes=palettes,
     )
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
     report.write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)

@@ -1,16 +1,18 @@
-"""Per-epoch records of a run: metrics.csv, metrics.jsonl, TensorBoard events and a curves.png plot."""
+"""Per-epoch records of a run: metrics.csv, metrics.jsonl, TensorBoard events and the curves figure
+(curves.png and curves.pdf)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 from common.atomic import write_text_atomic
 from common.errors import UserError
+
+from .figures import curves_figure, describe_run, save_figure
 
 log = logging.getLogger("cael")
 
@@ -97,52 +99,31 @@ class RunRecorder:
             self.writer.flush()
         self.plot(history)
 
-    def plot(self, history: list[dict[str, Any]]) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-
-        epochs = [r["epoch"] for r in history]
-        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
-            values = [r.get(key) for r in history]
-            if any(v is not None for v in values):
-                left.plot(epochs, [math.nan if v is None else v for v in values], style, label=key.replace("_", " "))
-        left.set_xlabel("epoch")
-        left.set_ylabel("cross-entropy")
-        left.set_title("loss")
-        left.legend()
-        for key in ("val_auc", "val_ap", "val_acc"):
-            values = [r.get(key) for r in history]
-            if any(v is not None for v in values):
-                right.plot(epochs, [math.nan if v is None else v for v in values], "-o", label=key.replace("_", " "))
-        right.set_xlabel("epoch")
-        right.set_ylabel("validation metric (0-1)")
-        right.set_title("validation")
-        selected = _selected_epoch(history)
-        for axis in (left, right):
-            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if selected is not None:
-                axis.axvline(
-                    selected,
-                    color="grey",
-                    ls="--",
-                    lw=1.0,
-                    label=f"selected (epoch {selected})" if axis is right else None,
-                )
-        right.legend()
-        figure.tight_layout()
-        figure.savefig(self.run_dir / "curves.png", dpi=100)
-        plt.close(figure)
+    def plot(self, history: list[dict[str, Any]]) -> list[Path]:
+        """curves.png and curves.pdf, titled with the run's detector and protocol (from its config.yaml)."""
+        figure = curves_figure(history, run_title(self.run_dir), selected_epoch(history))
+        return save_figure(figure, self.run_dir / "curves.png")
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def _selected_epoch(history: list[dict[str, Any]]) -> int | None:
+def run_title(run_dir: Path) -> str:
+    """The curves' title: the detector, protocol and fold the run's config.yaml names (the folder name without one)."""
+    import yaml
+
+    config_path = run_dir / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
+    if not isinstance(config, dict):
+        return run_dir.name
+    data = config.get("data") or {}
+    csv = Path(data["csv"]).name if data.get("csv") else None
+    title = describe_run((config.get("model") or {}).get("name"), data.get("protocol"), data.get("fold"), csv)
+    return f"training of {title}"
+
+
+def selected_epoch(history: list[dict[str, Any]]) -> int | None:
     """The epoch best.pt holds: the first whose validation metric equals the run's best value."""
     if not history:
         return None

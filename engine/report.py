@@ -1,5 +1,5 @@
-"""Evaluation reports: per-group metrics, and tables as console text, Markdown, CSV and LaTeX (booktabs), ROC
-curves, confusion matrices and ``predictions.csv`` (from which every table can be recomputed without the model).
+"""Evaluation reports: per-group metrics, and tables as console text, Markdown, CSV and LaTeX (booktabs), and
+``predictions.csv`` (from which every table can be recomputed without the model). The figures are engine/figures.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from common.atomic import atomic_output
 from data.protocols import OVERALL
 from data.schema import OPTIONAL_COLUMNS, SplitTable
 
+from .figures import plot_confusion, plot_roc  # noqa: F401  (the figures moved to engine/figures.py)
 from .metrics import BOOTSTRAP_MAX_ROWS, compute_metrics
 
 # (key in the metrics dict, column title, is a percentage-like score)
@@ -262,91 +263,6 @@ def write_csv_table(
         if notes or card:
             writer.writerow([])
             writer.writerows([[f"# {line}"] for line in [*notes, *card]])
-
-
-def distinct_colours(count: int) -> list:
-    """``count`` colours that stay distinguishable beyond matplotlib's ten-colour cycle."""
-    from matplotlib import colormaps
-
-    if count <= 10:
-        return [colormaps["tab10"](i) for i in range(count)]
-    if count <= 20:
-        return [colormaps["tab20"](i) for i in range(count)]
-    return [colormaps["turbo"](i / (count - 1)) for i in range(count)]
-
-
-def plot_roc(
-    path: Path,
-    table: SplitTable,
-    groups: Mapping[str, np.ndarray],
-    scores: np.ndarray,
-    results,
-    title: str,
-    *,
-    log_fpr: bool = False,
-) -> None:
-    """One ROC per group (AUC in the legend); ``log_fpr`` shows the low-FPR region forensics cares about."""
-    import textwrap
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .metrics import roc_points
-
-    shown = [g for g in groups if results[g]["clean"].get("auc") is not None]
-    colours = distinct_colours(len(shown))
-    figure, axis = plt.subplots(figsize=(6, 5.5))
-    for colour, group in zip(colours, shown):
-        rows = groups[group]
-        rows = rows[np.isfinite(scores[rows])]
-        auc = results[group]["clean"]["auc"]
-        fpr, tpr, _ = roc_points(table.labels[rows], scores[rows])
-        if log_fpr:  # the first point (0, 0) has no place on a log axis: start at the smallest FPR step
-            floor = 1.0 / max(1, int((table.labels[rows] == 0).sum()))
-            fpr = np.maximum(fpr, floor / 2)
-        axis.plot(
-            fpr,
-            tpr,
-            color=colour,
-            lw=2.0 if group == OVERALL else 1.2,
-            drawstyle="steps-post" if log_fpr else "default",
-            label=f"{group_label(group)} (AUC {100 * auc:.2f})",
-        )
-    if log_fpr:
-        axis.set_xscale("log")
-        axis.set_xlim(left=min(1e-3, axis.get_xlim()[0]), right=1.0)
-    else:
-        axis.plot([0, 1], [0, 1], "k:", lw=0.8)
-    axis.set_xlabel("false positive rate (real called fake)" + (", log scale" if log_fpr else ""))
-    axis.set_ylabel("true positive rate (fake detected)")
-    axis.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
-    axis.legend(fontsize=7, loc="lower right", ncol=2 if len(shown) > 12 else 1)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def plot_confusion(path: Path, matrix: np.ndarray, names: Sequence[str], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(1.0 + 0.6 * len(names), 1.0 + 0.6 * len(names)))
-    axis.imshow(matrix, cmap="Blues")
-    axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
-    axis.set_yticks(range(len(names)), names, fontsize=7)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            axis.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def attribution(

@@ -478,6 +478,8 @@ def test_explain_writes_maps_grid_and_tsne(trained, exported, tmp_path):
         "tsne_fine.png",
         "tsne_fused.png",
     ]
+    for pdf in ("grid.pdf", "tsne_fused.pdf", crops[0].stem + ".pdf"):
+        assert (out / pdf).read_bytes().startswith(b"%PDF"), pdf  # a vector copy beside every figure
     coordinates = list(csv.DictReader(open(out / "tsne.csv")))
     assert (
         len(coordinates)

@@ -75,8 +75,10 @@ def test_report_files_and_predictions(trained, tmp_path):
         "table.csv",
         "table.tex",
         "roc.png",
+        "roc.pdf",
         "predictions.csv",
         "confusion_level2.png",
+        "confusion_level2.pdf",
         "confusion_level3.png",
     ):
         assert (out / name).is_file(), name

@@ -227,16 +227,22 @@ def test_cross_generator_training_reals_are_matched_to_the_folds_source_dataset(
         resolve("cross-generator", table, "g3", reals="some")
 
 
-def test_roc_plot_with_log_fpr_and_many_groups(tmp_path):
+def test_roc_plot_with_log_fpr_and_many_groups(tmp_path, monkeypatch):
+    from engine import figures
+
     rows = _predictions()
     for i, row in enumerate(rows):
         if row["label"] == 1 and row["split"] == "test":
             row["generator"] = f"gen{i % 14:02d}"  # 14 curves + overall: beyond ten colours
+    drawn, save = [], figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path, **k: (drawn.append(figure), save(figure, path))[1])
     result = _recompute(
         write_rows(tmp_path / "p.csv", rows), "cross-generator", tmp_path / "out", "--bootstrap", "0", "--roc-log-fpr"
     )
     assert (tmp_path / "out" / "roc.png").stat().st_size > 10_000
-    from engine.report import distinct_colours
-
-    assert len({tuple(c) for c in distinct_colours(15)}) == 15
+    assert (tmp_path / "out" / "roc.pdf").read_bytes().startswith(b"%PDF")
+    (panel,) = [axis for axis in drawn[0].axes if axis.get_visible()]
+    assert panel.get_xscale() == "log" and panel.get_title() == "by generator"
+    curves = panel.get_lines()
+    assert len(curves) == 15 and len({(c.get_color(), str(c._unscaled_dash_pattern)) for c in curves}) == 15
     assert len(result["groups"]) == 15

@@ -63,6 +63,7 @@ def test_run_folder_has_everything_a_paper_needs(demo, tmp_path):
         "last.pt",
         "best.pt",
         "curves.png",
+        "curves.pdf",
         "train.log",
     ):
         assert (run / name).is_file(), name

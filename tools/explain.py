@@ -34,6 +34,7 @@ from torch import nn  # noqa: E402
 
 from common.cli import run  # noqa: E402
 from common.errors import UsageError, UserError  # noqa: E402
+from engine import figures  # noqa: E402
 
 CAM_METHODS = ("gradcam", "gradcam++", "layercam", "hirescam", "xgradcam", "eigencam")
 STREAMS = ("fine", "coarse", "edge")
@@ -44,7 +45,6 @@ ATTENTIONS = (  # (name, panel title, path from the last block to its Attention 
     ("coarse_to_fine", "cross-attn: coarse CLS -> fine", ("cross_attention", "coarse_to_fine"), "fine"),
 )
 COLORMAP = "jet"
-CLASS_COLOURS = {"real": "tab:green", "fake": "tab:red"}
 EXACT_TSNE_MAX = 300
 
 
@@ -254,7 +254,7 @@ def save_explanation(path: Path, explanation: Explanation, *, method: str, targe
     figure.suptitle(f"{explanation.title}  ({method} for class '{target_name}')", fontsize=10)
     if mappable is not None:
         figure.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, label=COLORBAR_LABEL)
-    figure.savefig(path, dpi=110)
+    figures.save_figure(figure, path)
     plt.close(figure)
     return path
 
@@ -282,7 +282,7 @@ def save_grid(path: Path, explanations: list[Explanation], *, method: str, targe
     figure.suptitle(f"{method} for class '{target_name}'; left label: input and P(fake)", fontsize=8)
     if mappable is not None:
         figure.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, label="relative weight")
-    figure.savefig(path, dpi=120)
+    figures.save_figure(figure, path)
     plt.close(figure)
     return path
 
@@ -321,39 +321,61 @@ def tsne_embedding(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return tsne.fit_transform(features.astype(np.float64))
 
 
-def plot_tsne(
-    path: Path, embedding: np.ndarray, colourings: list[tuple[str, list[str]]], unseen: set[str], title: str
-) -> Path:
-    figure, axes = plt.subplots(1, len(colourings), figsize=(5.2 * len(colourings), 4.8), squeeze=False)
-    for ax, (column, values) in zip(axes[0], colourings):
-        names = sorted(set(values))
-        palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-        values_array = np.array(values)
-        for i, name in enumerate(names):
+def tsne_figure(
+    embedding: np.ndarray,
+    colourings: list[tuple[str, list[str]]],
+    unseen: set[str],
+    title: str,
+    palettes: dict[str, dict[str, str]] | None = None,
+):
+    """One panel per colouring (real / fake, then each group column); a name has one colour in every panel (real
+    the same as in every other figure of the run: engine.figures' palette), unseen generators drawn as crosses."""
+    palettes = palettes or {}
+    figure, axes = figures.new_figure(len(colourings), panel_size=(5.0, 4.6), columns=len(colourings))
+    for ax, (column, values) in zip(axes, colourings):
+        values_array = np.asarray(values, dtype=object)
+        palette = palettes.get(column) or figures.group_palette(values)
+        for name in sorted(set(values)):
             picked = values_array == name
             is_unseen = column == "generator" and name in unseen
-            colour = (
-                CLASS_COLOURS.get(name, palette(i % palette.N)) if column == "real / fake" else palette(i % palette.N)
-            )
             ax.scatter(
                 embedding[picked, 0],
                 embedding[picked, 1],
                 s=10,
-                color=colour,
+                color=figures.colour_of({column: palette}, column, name),
                 marker="x" if is_unseen else "o",
                 label=f"{name} (unseen)" if is_unseen else name,
                 alpha=0.8,
                 linewidths=0.8,
             )
-        ax.set_title(f"by {column}", fontsize=9)
+        ax.set_title(f"by {figures.LEVEL_TITLES.get(column, column)}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=6, markerscale=1.2, loc="best")
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
+
+
+def plot_tsne(
+    path: Path,
+    embedding: np.ndarray,
+    colourings: list[tuple[str, list[str]]],
+    unseen: set[str],
+    title: str,
+    palettes: dict[str, dict[str, str]] | None = None,
+    figure_hook=None,
+) -> Path:
+    figures.save_figure(tsne_figure(embedding, colourings, unseen, title, palettes), path, figure_hook=figure_hook)
     return path
+
+
+def tsne_title(config: dict[str, Any] | None, feature: str, images: str) -> str:
+    """The t-SNE figure's title: the feature, the checkpoint's detector, protocol and fold, the images shown."""
+    config = config or {}
+    data = config.get("data") or {}
+    detector = figures.describe_run((config.get("model") or {}).get("name"), data.get("protocol"), data.get("fold"))
+    what = "feature (3 CLS tokens)" if feature == "fused" else "CLS token"
+    return f"t-SNE of the {feature} {what}, {detector}: {' '.join(images.split())}"
 
 
 def tsne_report(
@@ -404,13 +426,13 @@ def tsne_report(
         except (ProtocolError, UserError, ValueError, KeyError) as error:
             seen_note = f"seen generators unknown ({error})"
     out_dir.mkdir(parents=True, exist_ok=True)
+    palettes = figures.table_palettes(table)
     written, coordinates = [], {}
     for name, values in features.items():
         embedding = tsne_embedding(values, seed=seed)
         coordinates[name] = embedding
-        what = "feature (3 CLS tokens)" if name == "fused" else "CLS token"
-        title = f"t-SNE of the {name} {what}: {len(indices)} images of {Path(csv_path).name}"
-        written.append(plot_tsne(out_dir / f"tsne_{name}.png", embedding, colourings, unseen, title))
+        title = tsne_title(pretrained.config, name, f"{len(indices)} {split or ''} images of {Path(csv_path).name}")
+        written.append(plot_tsne(out_dir / f"tsne_{name}.png", embedding, colourings, unseen, title, palettes))
     lines = ["path,label," + ",".join(f"{n}_x,{n}_y" for n in coordinates)]
     paths = table.resolved_paths(indices)
     for k, (path, label) in enumerate(zip(paths, labels)):

@@ -1,0 +1,258 @@
+"""Paper-ready figures read back as objects: titles from the protocol, one colour per group in every figure of a run,
+curves that stay apart at AUC 1.0, thinned ROCs, and a PDF (TrueType fonts) beside every PNG."""
+
+import io
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from csv_rows import write_rows
+from matplotlib.colors import to_rgb
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+import test as test_script
+from data.protocols import report_groups
+from data.schema import load_table
+from engine import figures
+from engine.logger import RunRecorder, run_title
+from tools import explain
+
+GENERATORS = {"gA": "EFS", "gB": "EFS", "gC": "AM", "gD": "FS", "gE": "FS"}
+
+
+def _table(tmp_path, perfect=("gA", "gB", "gC", "gD")):
+    """Reals and five generators; those in ``perfect`` score above every real (AUC 1.0)."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {"path": f"r{i}.png", "label": 0, "forgery_type": "real", "generator": "real", "score": rng.uniform(0, 0.4)}
+        for i in range(30)
+    ]
+    for generator, forgery in GENERATORS.items():
+        low = 0.5 if generator in perfect else 0.0
+        rows += [
+            {"path": f"{generator}{i}.png", "label": 1, "forgery_type": forgery, "generator": generator}
+            | {"score": rng.uniform(low, 1.0)}
+            for i in range(12)
+        ]
+    return load_table(write_rows(tmp_path / "splits.csv", rows))
+
+
+def _groups_and_results(table):
+    groups = report_groups(table, np.arange(len(table)), ["forgery_type", "generator"])
+    scores = np.array([float(s) for s in table.column("score")])
+    results = {g: {"clean": {"auc": roc_auc_score(table.labels[r], scores[r])}} for g, r in groups.items()}
+    return groups, scores, results
+
+
+def _roc(tmp_path, table, **options):
+    groups, scores, results = _groups_and_results(table)
+    captured = []
+    title = figures.describe_run("cael", "intra", None, "test rows of splits.csv")
+    written = figures.plot_roc(
+        tmp_path / "roc.png", table, groups, scores, results, title, figure_hook=captured.append, **options
+    )
+    return captured[0], written
+
+
+def _lines_by_label(axis):
+    return {line.get_label().split(" (")[0]: line for line in axis.get_lines() if not line.get_label().startswith("_")}
+
+
+def test_palette_is_deterministic_and_keeps_real_fake_and_overall():
+    palette = figures.group_palette(["gB", "real", "gA", "gC"])
+    assert palette == figures.group_palette(["gC", "gA", "gB", "real", "gA"])  # order and repeats do not matter
+    assert palette["real"] == figures.REAL_COLOUR and palette["fake"] == figures.FAKE_COLOUR
+    assert palette["overall"] == "#000000"
+    members = [palette[name] for name in ("gA", "gB", "gC")]
+    assert len(set(members)) == 3 and not set(members) & {figures.REAL_COLOUR, figures.FAKE_COLOUR, "#000000"}
+    # a name seen in a larger CSV keeps the colour it gets from its sorted position among all of the level's names
+    assert figures.group_palette(["gA", "gB", "gC", "gD"])["gA"] == palette["gA"]
+
+
+def test_roc_has_protocol_title_one_panel_per_level_and_curves_apart_at_auc_one(tmp_path):
+    table = _table(tmp_path)
+    figure, written = _roc(tmp_path, table)
+    assert figure._suptitle.get_text() == "cael, protocol intra: test rows of splits.csv"
+    axes = [a for a in figure.axes if a.get_visible()]
+    assert [a.get_title() for a in axes] == ["by forgery type", "by generator"]
+    by_generator = axes[1]
+    legend = [t.get_text() for t in by_generator.get_legend().get_texts()]
+    assert legend[0].startswith("overall (AUC") and "gA (AUC 100.00)" in legend and len(legend) == 6
+    lines = _lines_by_label(by_generator)
+    assert lines["overall"].get_color() == "#000000" and lines["overall"].get_linestyle() == "-"
+    palette = figures.table_palettes(table)["generator"]
+    assert {name: lines[name].get_color() for name in GENERATORS} == {name: palette[name] for name in GENERATORS}
+    # the four generators at AUC 1.0 draw the same path: each differs from every other in colour, dash and marker
+    perfect = [lines[name] for name in ("gA", "gB", "gC", "gD")]
+    for one, other in itertools.combinations(perfect, 2):
+        assert one.get_color() != other.get_color()
+        assert one.get_marker() != other.get_marker()
+        assert one._unscaled_dash_pattern != other._unscaled_dash_pattern
+        marks = [{tuple(xy) for xy in line.get_xydata()[line.get_markevery()]} for line in (one, other)]
+        assert len(marks[0]) == 8 and not marks[0] & marks[1]  # markers at different places along the shared path
+    assert [p.name for p in written] == ["roc.png", "roc.pdf"]
+    pdf = (tmp_path / "roc.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType (Type 42) fonts
+    width, _ = Image.open(tmp_path / "roc.png").size
+    assert width == round(figure.get_figwidth() * figures.FIGURE_DPI)
+
+
+def test_one_panel_when_the_csv_has_no_level(tmp_path):
+    rows = [{"path": f"{i}.png", "label": i % 2, "score": (i % 7) / 7} for i in range(20)]
+    table = load_table(write_rows(tmp_path / "p.csv", rows))
+    groups = {"overall": np.arange(20)}
+    scores = np.array([float(s) for s in table.column("score")])
+    results = {"overall": {"clean": {"auc": roc_auc_score(table.labels, scores)}}}
+    captured = []
+    figures.plot_roc(tmp_path / "roc.png", table, groups, scores, results, "t", figure_hook=captured.append)
+    (axis,) = [a for a in captured[0].axes if a.get_visible()]
+    assert axis.get_title() == "overall" and list(_lines_by_label(axis)) == ["overall"]
+
+
+@pytest.mark.parametrize("log_fpr", [False, True])
+def test_roc_of_many_rows_is_thinned_to_the_cap_without_changing_the_curve(log_fpr):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 200_000)
+    scores = rng.normal(labels * 0.7, 1.0)
+    fpr, tpr = figures.roc_vertices(labels, scores, log_fpr=log_fpr)
+    assert len(fpr) <= figures.ROC_MAX_POINTS
+    assert (tpr[0], fpr[-1], tpr[-1]) == (0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    if not log_fpr:
+        assert abs(np.trapezoid(tpr, fpr) - roc_auc_score(labels, scores)) < 1e-3
+    small_fpr, _ = figures.roc_vertices(labels[:50], scores[:50], log_fpr=log_fpr)
+    assert len(small_fpr) > 2  # few vertices: every one kept
+
+
+def test_tsne_real_and_generators_keep_their_roc_colours_in_every_panel(tmp_path):
+    table = _table(tmp_path)
+    roc, _ = _roc(tmp_path, table)
+    roc_colours = {name: line.get_color() for name, line in _lines_by_label(roc.axes[1]).items()}
+    rows = np.arange(len(table))
+    labels = ["fake" if table.labels[i] else "real" for i in rows]
+    colourings = [("real / fake", labels)] + [(c, table.values(c, rows)) for c in ("generator", "forgery_type")]
+    embedding = np.random.default_rng(0).normal(size=(len(table), 2))
+    captured = []
+    explain.plot_tsne(
+        tmp_path / "tsne_fine.png",
+        embedding,
+        colourings,
+        {"gE"},
+        "t-SNE",
+        figures.table_palettes(table),
+        figure_hook=captured.append,
+    )
+    panels = [a for a in captured[0].axes if a.get_visible()]
+    assert [a.get_title() for a in panels] == ["by real / fake", "by generator", "by forgery type"]
+    colour = {
+        (panel.get_title(), c.get_label().split(" (")[0]): to_rgb(c.get_facecolor()[0])
+        for panel in panels
+        for c in panel.collections
+    }
+    for panel in panels:
+        assert colour[(panel.get_title(), "real")] == to_rgb(figures.REAL_COLOUR)
+    assert colour[("by real / fake", "fake")] == to_rgb(figures.FAKE_COLOUR)
+    for name in GENERATORS:
+        assert colour[("by generator", name)] == to_rgb(roc_colours[name])
+    unseen = [c for c in panels[1].collections if c.get_label() == "gE (unseen)"]
+    assert len(unseen) == 1
+    assert (tmp_path / "tsne_fine.pdf").read_bytes().startswith(b"%PDF")
+    config = {"model": {"name": "cael"}, "data": {"protocol": "cross-generator", "fold": "gA"}}
+    assert explain.tsne_title(config, "fused", "20 test images of demo.csv") == (
+        "t-SNE of the fused feature (3 CLS tokens), cael, protocol cross-generator, trained on gA: "
+        "20 test images of demo.csv"
+    )
+
+
+def test_confusion_names_in_their_group_colours(tmp_path):
+    palette = figures.group_palette(["EFS", "AM", "FS", "real"])
+    captured = []
+    figures.plot_confusion(
+        tmp_path / "confusion_level2.png",
+        np.array([[5, 1, 0], [0, 6, 0], [2, 0, 4]]),
+        ["AM", "EFS", "FS"],
+        "cael, protocol intra\nforgery_type attribution (acc 83.33%)",
+        palette=palette,
+        figure_hook=captured.append,
+    )
+    axis = captured[0].axes[0]
+    assert {t.get_text(): t.get_color() for t in axis.get_yticklabels()} == {n: palette[n] for n in ("AM", "EFS", "FS")}
+    assert captured[0]._suptitle.get_text().startswith("cael, protocol intra")
+    assert (tmp_path / "confusion_level2.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_curves_are_titled_from_the_run_config_not_its_folder(tmp_path):
+    run_dir = tmp_path / "cael_demo-20261202-041500"
+    run_dir.mkdir()
+    config = {"model": {"name": "cael"}, "data": {"protocol": "cross-generator", "fold": "gA", "csv": "/d/splits.csv"}}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    history = [
+        {"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1), "val_auc": 0.5 + 0.1 * e}
+        | {"best_auc": 0.7}
+        for e in range(3)
+    ]
+    assert run_title(run_dir) == "training of cael, protocol cross-generator, trained on gA: splits.csv"
+    figure = figures.curves_figure(history, run_title(run_dir), selected_epoch=2)
+    loss, metric = figure.axes
+    loss_lines = _lines_by_label(loss)
+    assert loss_lines["train loss"].get_color() != loss_lines["validation loss"].get_color()
+    assert "best.pt" in [t.get_text() for t in metric.get_legend().get_texts()][-1]
+    RunRecorder(run_dir, tensorboard=False).plot(history)
+    assert (run_dir / "curves.pdf").read_bytes().startswith(b"%PDF")
+    assert Image.open(io.BytesIO((run_dir / "curves.png").read_bytes())).size[0] >= 1000
+
+
+def test_evaluation_figures_carry_the_protocol_not_the_folder(tmp_path, monkeypatch):
+    rows = [
+        {"path": f"{i}.png", "label": i % 2, "split": "test", "generator": "real" if i % 2 == 0 else f"g{i % 3}"}
+        | {"score": f"{(i % 5) / 5:.2f}"}
+        for i in range(40)
+    ]
+    captured = []
+    saver = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda f, p, **k: (captured.append(f), saver(f, p, **k))[1])
+    out = tmp_path / "cael_demo-20261202-041500" / "eval-intra"
+    predictions = write_rows(tmp_path / "p.csv", rows)
+    test_script.main(["--predictions", str(predictions), "--protocol", "intra", "--out", str(out), "--bootstrap", "0"])
+    (roc,) = captured
+    assert roc._suptitle.get_text() == "protocol intra: test rows of p.csv"
+    assert (out / "roc.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.slow
+def test_demo_figures_script_renders_the_docs_figures_from_a_run(tmp_path):
+    """benchmarks/demo_figures.py on a quick fine-grained run: every figure as PNG and PDF, and their captions."""
+    from runs import quick_args
+
+    import train
+    from data.make_demo import make_demo
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import demo_figures
+
+    csv_path = make_demo(tmp_path / "data", identities=8, fakes_per_generator=12)
+    settings = ["--set", "model.fine-grained-heads=true", "--set", "model.level3-num-classes=6"]
+    quick = quick_args(train__epochs=1, train__max_steps_per_epoch=3, data__augment="[{name: hflip, p: 0.5}]")
+    train.main(
+        ["--csv", str(csv_path), "--out", str(tmp_path / "run"), *quick, *settings, "--set", "loss.name=multitask"]
+    )
+    written = demo_figures.main([str(tmp_path / "run"), "--out", str(tmp_path / "docs")])
+    names = [p.stem for p in written]
+    assert names == ["curves", "roc", "confusion_level2", "confusion_level3", "tsne_fused"]
+    for name in names:
+        assert (tmp_path / "docs" / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
+    captions = (tmp_path / "docs" / "figures.md").read_text()
+    assert captions.count("](roc.pdf)") == 1 and "one panel per level" in captions
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == sorted(
+        [f"{n}{s}" for n in names for s in (".png", ".pdf")] + ["figures.md"]
+    )
+
+
+def test_rows_without_a_value_get_a_colour_of_their_own(tmp_path):
+    rows = [{"path": f"{i}.png", "label": 1, "generator": ["gA", "gB", ""][i % 3]} for i in range(6)]
+    palette = figures.table_palettes(load_table(write_rows(tmp_path / "p.csv", rows)))["generator"]
+    assert len({palette[name] for name in ("gA", "gB", "(missing)")}) == 3
