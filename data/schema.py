@@ -344,8 +344,8 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
         raise SchemaError(_folder_message(csv_path, _csvs_in(csv_path)))
     if not csv_path.is_file():
         raise SchemaError(
-            f"split CSV {csv_path} does not exist: check the path (README, section Your data; python -m "
-            "data.build_index writes one)."
+            f"split CSV {csv_path} does not exist: check the path (docs/data.md says how to make one; "
+            "python -m data.build_index writes one)."
         )
     root = Path(root) if root is not None else csv_path.resolve().parent
     if not root.is_dir():

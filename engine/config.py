@@ -29,7 +29,7 @@ from common.errors import ConfigError, UnknownKeyError  # noqa: F401
 from loss_folder import LOSS_DEFAULTS
 
 # Defaults of the engine's sections: a config file states only what differs. Where the paper does not give a
-# value (its training recipe is unpublished), the default is this project's choice (README: "Defaults").
+# value (its training recipe is unpublished), the default is this project's choice (docs/training.md, "Defaults").
 DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {
         "csv": None,  # split CSV (schema: data/schema.py); relative paths: to the config file

@@ -384,7 +384,7 @@ CAEL_CONFIG_DEFAULTS: dict[str, Any] = {
     "aeca-rounds": "sequential",
     "aeca-residual": "single",
     "fine-grained-heads": False,
-    # ablation switches (README: "Baselines and ablations"); the defaults are CAEL itself
+    # ablation switches (docs/baselines.md); the defaults are CAEL itself
     "streams": ["fine", "coarse", "edge"],
     "cross-attention": True,
     "aeca-fusion": "attention",

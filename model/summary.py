@@ -2,7 +2,7 @@
 
 python -m model.summary model/configs/cael.yaml [--set model.cg-patch-size=8]
 python -m model.summary xception                 # any bundled config by name
-python -m model.summary --all                    # one line per bundled config (the README's cost table)
+python -m model.summary --all                    # one line per bundled config (the cost table of docs/baselines.md)
 """
 
 from __future__ import annotations

@@ -226,13 +226,41 @@ def command_problems(path: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
+CODE_SUFFIXES = {".py", ".yaml", ".yml", ".sh", ".sbatch"}
+CODE_FOLDERS = ["common", "data", "model", "loss_folder", "engine", "tools", "benchmarks"]
+# A pointer at a README section: the manual moved to docs/, so code names the page instead.
+README_SECTION = re.compile(r"""README(?:: "|, section |, ")|the README's \w+ table""")
+DOCS_PAGE = re.compile(r"\bdocs/([\w./-]+\.md)\b")
+
+
+def code_files(root: Path = ROOT) -> list[Path]:
+    files = [path for path in root.glob("*.py") if path.is_file()]
+    for folder in CODE_FOLDERS:
+        files += [path for path in sorted((root / folder).rglob("*")) if path.suffix in CODE_SUFFIXES]
+    return files
+
+
+def code_pointer_problems(root: Path = ROOT) -> list[str]:
+    """One message per code line that points users at a README section, or at a docs page that does not exist."""
+    problems = []
+    for path in code_files(root):
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            where = f"{path.relative_to(root)}:{number}"
+            if README_SECTION.search(text):
+                problems.append(f"{where}: points at a README section; name the docs/ page")
+            problems += [f"{where}: docs/{page} does not exist" for page in DOCS_PAGE.findall(text)
+                         if not (root / "docs" / page).is_file()]  # fmt: skip
+    return problems
+
+
 # ---- the tests ---------------------------------------------------------------------------------------------------
 
 
 def test_the_docs_exist_one_page_per_task():
     pages = {path.name for path in (ROOT / "docs").glob("*.md")}
     for page in ["README.md", "data.md", "extraction.md", "protocols.md", "training.md", "evaluation.md",
-                 "using.md", "model.md", "baselines.md", "performance.md", "install.md"]:  # fmt: skip
+                 "using.md", "model.md", "baselines.md", "performance.md", "install.md", "comparing.md",
+                 "multi-node.md", "extending.md"]:  # fmt: skip
         assert page in pages, f"docs/{page} is missing"
 
 
@@ -298,6 +326,22 @@ def test_the_checks_fail_on_a_bad_link_heading_flag_or_script(tmp_path):
     assert "fake.md:9:" in commands[0] and "--no-such-flag" in commands[0]
     assert "fake.md:11:" in commands[1] and "--check-imagez" in commands[1]
     assert "fake.md:12:" in commands[2] and "tools/nothing.py does not exist" in commands[2]
+
+
+def test_code_points_users_at_docs_pages_that_exist():
+    assert code_pointer_problems() == []
+
+
+def test_the_code_pointer_check_fails_on_a_readme_section_or_a_missing_page(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "data.md").write_text("# Your data\n", encoding="utf-8")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "a.py").write_text('# see docs/data.md\n# (README: "Baselines and ablations")\n')
+    (tmp_path / "model" / "b.yaml").write_text("# docs/gone.md; the README's cost table\n", encoding="utf-8")
+    problems = code_pointer_problems(tmp_path)
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("model/a.py:2: points at a README section")
+    assert "model/b.yaml:1: docs/gone.md does not exist" in problems
 
 
 def test_a_module_without_get_args_parser_is_parsed_through_its_main():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from common.errors import UserError
 
-# Chosen by benchmarks/face_detectors.py (README, "Face extraction"); dlib-hog is DeepfakeBench's, for comparability.
+# Chosen by benchmarks/face_detectors.py (docs/extraction.md); dlib-hog is DeepfakeBench's, for comparability.
 DEFAULT_DETECTOR = "mtcnn"
 INDEX_NAME = "faces.csv"
 SETTINGS_NAME = "extraction.json"
