@@ -446,6 +446,28 @@ def test_a_registered_builder_is_a_dataset_of_the_command_line(tmp_path, png_byt
     assert "invalid choice: 'nosuch' (choose from" in capsys.readouterr().err
 
 
+def test_each_dataset_is_one_module_of_data_builders_and_data_datasets_reexports_them():
+    """data/builders/: the shared machinery in base.py, one module per dataset holding its reader and its builder."""
+    from data import builders
+    from data.builders import base
+
+    modules = {name: builder.__module__ for name, builder in builders.BUILDERS.items() if name != "toy"}
+    assert modules == {
+        "ffpp": "data.builders.ffpp",
+        "celebdf": "data.builders.celebdf",
+        "dfdc": "data.builders.dfdc",
+        "dfdcp": "data.builders.dfdc",
+        "deeperforensics": "data.builders.deeperforensics",
+        "deepfakebench": "data.builders.deepfakebench",
+    }
+    # the command line's module keeps the names that tests, tools and users import from it: the same objects
+    for name in ("BUILDERS", "register_builder", "Video", "DatasetError", "BuildOptions", "build", "rows_of_videos"):
+        assert getattr(datasets, name) is getattr(base, name)
+    assert datasets.video_rows is base.video_rows and datasets.write_csv is base.write_csv
+    folder = Path(builders.__file__).parent
+    assert [path.name for path in folder.glob("*.py") if len(path.read_text().splitlines()) >= 250] == []
+
+
 def test_a_full_disk_while_writing_the_csv_keeps_the_previous_one(tmp_path, monkeypatch):
     out = tmp_path / "ffpp.csv"
     row = {"path": "a/f000000_0.png", "label": 0, "split": "train", "video_id": "a"}
