@@ -317,6 +317,9 @@ def run_command(command: list[str], *, timeout: float, environment: dict[str, st
         timed_out = True
         os.killpg(process.pid, signal.SIGKILL)
         exit_code = process.wait()
+    except BaseException:  # the benchmark itself stopped (Ctrl-C, SIGTERM): leave no command running behind it
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
     wall = time.perf_counter() - started
     for reader in readers:
         reader.join()
@@ -762,8 +765,13 @@ def benchmark(args) -> dict:
     }
 
 
+def _stop(signum, frame):
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     if args.loader_epoch:
         figures = loader_epoch(
             args.loader_epoch, workers=args.loader_workers, image_size=args.image_size, batch_size=64
