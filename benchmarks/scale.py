@@ -666,35 +666,56 @@ def git_commit() -> str | None:
     return commit + ("+uncommitted" if dirty.strip() else "")
 
 
+# Rows of the table beside each stage's wall time / peak memory: (stage, figure, row name, unit, has a time ratio).
+TABLE_FIGURES = (
+    ("train_start", "first_step_s", "train_start: to the first step", "s", True),
+    ("test", "scoring_s", "test: scoring", "s", True),
+    ("test", "reporting_s", "test: reporting", "s", True),
+    ("loader", "images_per_s", "loader: images/s", "", False),
+    ("loader", "max_worker_growth_mb", "loader: worker growth over the epoch", "MB", False),
+)
+
+
 def render_table(results: list[dict]) -> str:
-    """Markdown: one row per stage, one column per N (wall seconds and peak MB), and the 100k -> 1M time ratio."""
+    """Markdown: one row per stage (and per figure of TABLE_FIGURES), one column per N, and the 100k -> 1M time
+    ratio."""
     results = sorted(results, key=lambda r: r["rows"])
     sizes = [r["rows"] for r in results]
     by_size = {r["rows"]: r["stages"] for r in results}
     has_ratio = 100_000 in by_size and 1_000_000 in by_size
     header = ["stage", *[f"{size:,} rows" for size in sizes]] + (["1M / 100k time"] if has_ratio else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for stage in [s for s in STAGES if any(s in r["stages"] for r in results)]:
-        cells = [stage] + [_cell(by_size[size].get(stage)) for size in sizes]
+    present = [s for s in STAGES if any(s in r["stages"] for r in results)]
+    rows = []
+    for stage in present:
+        rows.append((stage, "wall_s", stage, None, True))
+        rows += [figure for figure in TABLE_FIGURES if figure[0] == stage]
+    for stage, key, name, unit, ratio in rows:
+        records = [by_size[size].get(stage) for size in sizes]
+        cells = [name] + [_cell(record, key, unit) for record in records]
         if has_ratio:
-            cells.append(_ratio(by_size[100_000].get(stage), by_size[1_000_000].get(stage)))
+            cells.append(_ratio(by_size[100_000].get(stage), by_size[1_000_000].get(stage), key) if ratio else "")
         lines.append("| " + " | ".join(cells) + " |")
     notes = "; ".join(f"{r['rows']:,} rows: {r['machine']['cpu']}, {r['date']}, {r['git_commit']}" for r in results)
-    return "\n".join(lines) + f"\n\nCells: wall seconds / peak MB of the process tree. {notes}.\n"
+    return "\n".join(lines) + f"\n\nStage rows: wall seconds / peak MB of the process tree. {notes}.\n"
 
 
-def _cell(record: dict | None) -> str:
+def _cell(record: dict | None, key: str, unit: str | None) -> str:
     if record is None:
         return ""
     if record.get("exit_code") != 0:
         return f"failed (exit {record.get('exit_code')})"
-    return f"{record['wall_s']:.1f} s / {record['peak_rss_mb']:.0f} MB"
+    if unit is None:
+        return f"{record['wall_s']:.1f} s / {record['peak_rss_mb']:.0f} MB"
+    value = record.get(key)
+    return "" if value is None else f"{value:.1f}" + (f" {unit}" if unit else "")
 
 
-def _ratio(small: dict | None, large: dict | None) -> str:
-    if not (small and large and small.get("exit_code") == 0 and large.get("exit_code") == 0 and small["wall_s"]):
+def _ratio(small: dict | None, large: dict | None, key: str) -> str:
+    values = [record.get(key) if record and record.get("exit_code") == 0 else None for record in (small, large)]
+    if None in values or not values[0]:
         return ""
-    ratio = large["wall_s"] / small["wall_s"]
+    ratio = values[1] / values[0]
     return f"{ratio:.1f}" + ("" if ratio < 12 else " (not linear)")
 
 

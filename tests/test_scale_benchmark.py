@@ -68,15 +68,20 @@ def test_a_failing_command_is_recorded_with_its_stderr():
 
 
 def test_table_has_a_column_per_size_and_the_growth_ratio():
-    def result(rows, seconds):
+    def result(rows, seconds, first_step):
         stage = {"rows": rows, "wall_s": seconds, "peak_rss_mb": 100.0, "exit_code": 0}
-        machine = {"cpu": "test cpu"}
-        return {"rows": rows, "machine": machine, "date": "d", "git_commit": "c", "stages": {"validate": stage}}
+        train = stage | {"wall_s": 2 * seconds, "first_step_s": first_step}
+        stages = {"validate": stage, "train_start": train}
+        return {"rows": rows, "machine": {"cpu": "test cpu"}, "date": "d", "git_commit": "c", "stages": stages}
 
-    table = scale.render_table([result(1_000_000, 130.0), result(100_000, 10.0)])
-    header, _, row = table.splitlines()[:3]
-    assert header == "| stage | 100,000 rows | 1,000,000 rows | 1M / 100k time |"
-    assert row == "| validate | 10.0 s / 100 MB | 130.0 s / 100 MB | 13.0 (not linear) |"
+    table = scale.render_table([result(1_000_000, 130.0, 40.0), result(100_000, 10.0, 20.0)])
+    assert table.splitlines()[:5] == [
+        "| stage | 100,000 rows | 1,000,000 rows | 1M / 100k time |",
+        "|---|---|---|---|",
+        "| validate | 10.0 s / 100 MB | 130.0 s / 100 MB | 13.0 (not linear) |",
+        "| train_start | 20.0 s / 100 MB | 260.0 s / 100 MB | 13.0 (not linear) |",
+        "| train_start: to the first step | 20.0 s | 40.0 s | 2.0 |",
+    ]
 
 
 def test_cheap_stages_run_end_to_end(tmp_path):
