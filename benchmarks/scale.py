@@ -1,0 +1,818 @@
+"""Scale benchmark: wall time and peak memory of every command on a synthetic GenFace-shaped dataset of N rows.
+
+    python benchmarks/scale.py --rows 10000 --out scale-10k.json            # every stage
+    python benchmarks/scale.py --rows 1000000 --stages validate,train_start --out scale-1m.json
+    python benchmarks/scale.py --rows 100000 --videos 10 --out scale-100k-videos.json   # 10 frames per video
+    python benchmarks/scale.py --table scale-10k.json scale-100k.json scale-1m.json    # markdown for docs/scale.md
+
+The dataset: N tiny images (``--image-size`` px PNG, a few distinct byte blobs written under N names) in a tree
+``<forgery_type>/<generator>/<identity>/<row>.png`` (12 generators over EFS, AM and FS, about 20% reals under
+``real/real/``), its split CSV (identities on one side of train/val/test) and a GenFace-like predictions.csv of
+its test rows. Each stage runs the user's own command in a subprocess (imports and CSV reading count); a thread
+samples the resident memory of the command's whole process tree (loader workers included) from /proc every 50 ms.
+See docs/scale.md for what each stage runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from common.atomic import write_text_atomic  # noqa: E402
+
+GENERATORS = {  # forgery type -> its generators (GenFace's three families, four generators each)
+    "EFS": ["efs-gan1", "efs-gan2", "efs-diff1", "efs-diff2"],
+    "AM": ["am-gan1", "am-gan2", "am-diff1", "am-diff2"],
+    "FS": ["fs-gan1", "fs-gan2", "fs-diff1", "fs-diff2"],
+}
+REAL_FRACTION = 0.2
+SPLIT_NAMES = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # of identities (a person on one side only)
+ROWS_PER_IDENTITY = 100
+MIN_IDENTITIES = 30  # small sets still split about 80/10/10
+SOURCE_DATASET = "genface"
+DISTINCT_BLOBS = 16  # distinct image files per class, written under N names
+TREE_PATTERN = "{forgery_type}/{generator}/{identity}/*"
+STAGES = (
+    "validate",
+    "validate-images",
+    "build_index",
+    "cache",
+    "loader",
+    "train_start",
+    "test",
+    "predictions",
+    "runs",
+    "predict",
+)
+TINY_CONFIG = "cael_demo"  # the demo's small CAEL (64 px): start-up and data costs dominate, as intended here
+TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max-steps-per-epoch=1", "--set", "train.log-every=1"]
+FIRST_STEP_LINE = re.compile(r"epoch 1 step 1/")
+RUNS_FOLDS = ("efs-gan1", "efs-diff1", "am-gan1", "am-diff1", "fs-gan1", "fs-diff1")  # the 6-fold matrix
+RUNS_TEST_FRACTION = 0.2  # --runs tests each fold on N/5 rows: 200,000 at a million
+RUNS_TRAIN_ROWS = 2400  # the fold runs train on a small CSV (their training is setup, not measured)
+PREDICT_MAX_CROPS = 10_000
+SAMPLE_SECONDS = 0.05
+PSS_EVERY = 5  # samples between PSS readings (smaps_rollup is slower to read than statm)
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MB = 1024 * 1024
+
+
+# ------------------------------------------------------------------------------------------------ the dataset
+@dataclass
+class Synthetic:
+    """The synthetic dataset's files and its columns (numpy string arrays, one entry per row)."""
+
+    root: Path
+    csv: Path
+    predictions: Path
+    columns: dict[str, np.ndarray]
+    seconds: float = 0.0
+    bytes_on_disk: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns["path"])
+
+    def count(self, split: str) -> int:
+        return int(np.count_nonzero(self.columns["split"] == split))
+
+
+def synthetic_columns(rows: int, frames_per_video: int, seed: int) -> dict[str, np.ndarray]:
+    """The split CSV's columns: units (videos of ``frames_per_video`` rows, or single images) drawn per unit."""
+    rng = np.random.default_rng(seed)
+    per_unit = max(1, frames_per_video)
+    units = -(-rows // per_unit)
+    forgery_of = ["real"] + [f for f, names in GENERATORS.items() for _ in names]
+    generator_of = ["real"] + [g for names in GENERATORS.values() for g in names]
+    fakes = len(generator_of) - 1
+    kind = np.where(rng.random(units) < REAL_FRACTION, 0, rng.integers(1, fakes + 1, units))
+    identities = max(MIN_IDENTITIES, rows // ROWS_PER_IDENTITY)
+    identity_split = rng.choice(len(SPLIT_NAMES), identities, p=SPLIT_FRACTIONS)
+    identity_split[:3] = [0, 1, 2]  # every split has someone, even at a few hundred rows
+    identity = rng.integers(0, identities, units)
+    take = lambda values: np.repeat(values, per_unit)[:rows]  # noqa: E731 (unit value -> its rows)
+    kind, identity = take(kind), take(identity)
+    identity_names = np.char.add("id", np.char.zfill(identity.astype(str), 6))
+    columns = {
+        "label": (kind > 0).astype(np.int8).astype(str),
+        "split": np.asarray(SPLIT_NAMES)[identity_split[identity]],
+        "forgery_type": np.asarray(forgery_of)[kind],
+        "generator": np.asarray(generator_of)[kind],
+        "source_dataset": np.full(rows, SOURCE_DATASET),
+        "identity": identity_names,
+    }
+    if frames_per_video:
+        columns["video_id"] = np.char.add("v", take(np.arange(units)).astype(str))
+    folder = np.char.add(np.char.add(np.char.add(columns["forgery_type"], "/"), columns["generator"]), "/")
+    folder = np.char.add(np.char.add(folder, identity_names), "/")
+    columns = {"path": np.char.add(np.char.add(folder, np.arange(rows).astype(str)), ".png"), **columns}
+    return columns
+
+
+def image_blobs(image_size: int, image_format: str, seed: int) -> dict[str, list[bytes]]:
+    """A few distinct encoded images per label ("0", "1"): noise, the fakes with a faint grid."""
+    rng = np.random.default_rng(seed)
+    blobs: dict[str, list[bytes]] = {"0": [], "1": []}
+    for label in blobs:
+        for _ in range(DISTINCT_BLOBS):
+            pixels = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
+            if label == "1":
+                pixels[::4] //= 2
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format=image_format)
+            blobs[label].append(buffer.getvalue())
+    return blobs
+
+
+def write_images(root: Path, paths: np.ndarray, labels: np.ndarray, blobs: dict[str, list[bytes]]) -> int:
+    """Write one blob under each path (row i takes blob i mod DISTINCT_BLOBS of its label); return the bytes."""
+    for folder in np.unique(np.char.rpartition(paths, "/")[:, 0]):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    written = 0
+    for row, (path, label) in enumerate(zip(paths.tolist(), labels.tolist())):
+        data = blobs[label][row % DISTINCT_BLOBS]
+        descriptor = os.open(root / path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(descriptor, data)
+        finally:
+            os.close(descriptor)
+        written += len(data)
+    return written
+
+
+def write_csv(path: Path, columns: dict[str, np.ndarray], rows: np.ndarray | None = None) -> None:
+    """Columns -> CSV, column-wise (a million rows in seconds)."""
+    picked = {name: (values if rows is None else values[rows]).tolist() for name, values in columns.items()}
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(picked))
+        writer.writerows(zip(*picked.values()))
+
+
+def prediction_columns(columns: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """A predictions.csv as test.py writes it for the test rows: fakes score higher on average, each generator by
+    its own margin; frames of one video share an offset."""
+    rng = np.random.default_rng(seed + 1)
+    test = np.flatnonzero(columns["split"] == "test")
+    generator = columns["generator"][test]
+    names, generator_code = np.unique(generator, return_inverse=True)
+    margin = rng.uniform(0.5, 2.5, len(names))[generator_code]
+    logits = rng.normal(0.0, 1.0, len(test)) + np.where(columns["label"][test] == "1", margin, -1.0)
+    if "video_id" in columns:
+        _, video_code = np.unique(columns["video_id"][test], return_inverse=True)
+        logits += rng.normal(0.0, 0.7, video_code.max() + 1)[video_code]
+    scores = np.char.mod("%.6f", np.round(1.0 / (1.0 + np.exp(-logits)), 6))
+    order = ["split", "forgery_type", "generator", "source_dataset", "video_id", "identity"]
+    picked = {"path": columns["path"][test], "label": columns["label"][test], "score": scores}
+    return picked | {name: columns[name][test] for name in order if name in columns}
+
+
+def synthesise(workdir: Path, rows: int, *, image_size: int, image_format: str, frames_per_video: int, seed: int):
+    started = time.perf_counter()
+    root = workdir / "genface"
+    root.mkdir(parents=True, exist_ok=True)
+    columns = synthetic_columns(rows, frames_per_video, seed)
+    suffix = ".png" if image_format == "PNG" else ".jpg"
+    if suffix != ".png":
+        columns["path"] = np.char.replace(columns["path"], ".png", suffix)
+    written = write_images(root, columns["path"], columns["label"], image_blobs(image_size, image_format, seed))
+    write_csv(root / "splits.csv", columns)
+    write_csv(root / "predictions.csv", prediction_columns(columns, seed))
+    return Synthetic(
+        root, root / "splits.csv", root / "predictions.csv", columns, time.perf_counter() - started, written
+    )
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (loader workers, decoding pools), from /proc/PID/task/*/children."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending += [int(child) for child in children.read_text().split()]
+            except (OSError, ValueError):  # the process or thread ended while being read
+                continue
+    return found
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident set of one process (statm's second field), 0 once it has ended."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def proportional_bytes(pid: int) -> int:
+    """Proportional set (shared pages divided among their sharers: forked workers are not counted twice)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
+    return int(found.group(1)) * 1024 if found else 0
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed resident (and proportional) memory of a process tree every SAMPLE_SECONDS; keeps peaks."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.stopping = pid, threading.Event()
+        self.peak_rss = self.peak_pss = self.samples = self.peak_processes = 0
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            tree = descendants(self.pid)
+            self.peak_rss = max(self.peak_rss, sum(resident_bytes(pid) for pid in tree))
+            if self.samples % PSS_EVERY == 0:
+                self.peak_pss = max(self.peak_pss, sum(proportional_bytes(pid) for pid in tree))
+            self.peak_processes = max(self.peak_processes, len(tree))
+            self.samples += 1
+            self.stopping.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> dict:
+        self.stopping.set()
+        self.join()
+        return {
+            "peak_rss_mb": round(self.peak_rss / MB, 1),
+            "peak_pss_mb": round(self.peak_pss / MB, 1) if self.peak_pss else None,
+            "peak_processes": self.peak_processes,
+            "memory_samples": self.samples,
+        }
+
+
+@dataclass
+class Measured:
+    """One command's run: its figures and its output lines with the second (since start) each appeared."""
+
+    record: dict
+    lines: list[tuple[float, str, str]] = field(default_factory=list)  # (seconds, stream, text)
+
+    def first(self, pattern: re.Pattern) -> float | None:
+        return next((seconds for seconds, _, text in self.lines if pattern.search(text)), None)
+
+    def text(self, stream: str) -> str:
+        return "".join(text for _, where, text in self.lines if where == stream)
+
+
+def _read_lines(stream, name: str, started: float, lines: list) -> None:
+    for text in iter(stream.readline, ""):
+        lines.append((time.perf_counter() - started, name, text))
+    stream.close()
+
+
+def run_command(command: list[str], *, timeout: float, environment: dict[str, str]) -> Measured:
+    """Run ``command`` in the repository as a user would; wall seconds, exit code and the process tree's peak memory."""
+    lines: list[tuple[float, str, str]] = []
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: a timeout ends the command and its workers, nothing else
+    )
+    memory = TreeMemory(process.pid)
+    memory.start()
+    readers = [
+        threading.Thread(target=_read_lines, args=(stream, name, started, lines), daemon=True)
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
+    ]
+    for reader in readers:
+        reader.start()
+    timed_out = False
+    try:
+        exit_code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(process.pid, signal.SIGKILL)
+        exit_code = process.wait()
+    except BaseException:  # the benchmark itself stopped (Ctrl-C, SIGTERM): leave no command running behind it
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    wall = time.perf_counter() - started
+    for reader in readers:
+        reader.join()
+    record = {"command": shlex.join(command), "wall_s": round(wall, 3), "exit_code": exit_code}
+    record |= memory.stop()
+    if timed_out:
+        record["timed_out_after_s"] = timeout
+    measured = Measured(record, lines)
+    if exit_code != 0:
+        record["stderr_tail"] = measured.text("stderr")[-3000:] or measured.text("stdout")[-3000:]
+    return measured
+
+
+# ------------------------------------------------------------------------------------------------ the loader stage
+def worker_memory_mb(parent: int) -> dict[int, float]:
+    """VmRSS of each direct child of ``parent`` (the DataLoader's workers), from /proc/PID/status."""
+    sizes = {}
+    for pid in descendants(parent)[1:]:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        if found:
+            sizes[pid] = round(int(found.group(1)) / 1024, 1)
+    return sizes
+
+
+def loader_epoch(csv_path: str, *, workers: int, image_size: int, batch_size: int) -> dict:
+    """One training epoch of the loader, built as engine/trainer.py's build_data builds it (intra, balanced,
+    hflip): images/s and each worker's resident memory after the first batch and after the last."""
+    from data.dataset import SplitDataset
+    from data.loader import build_loader
+    from data.protocols import require, resolve
+    from data.schema import load_table
+
+    table = load_table(csv_path)
+    train_rows = require(resolve("intra", table), "train", table)
+    dataset = SplitDataset(table, train_rows, size=image_size, augment=[{"name": "hflip", "p": 0.5}])
+    loader = build_loader(dataset, batch_size=batch_size, train=True, workers=workers, balanced=True)
+    batches = iter(loader)
+    started = time.perf_counter()
+    next(batches)
+    first_batch_s = time.perf_counter() - started
+    at_start = worker_memory_mb(os.getpid())
+    images = batch_size
+    for batch in batches:
+        images += len(batch["label"])
+    seconds = time.perf_counter() - started
+    at_end = worker_memory_mb(os.getpid())
+    growth = {pid: round(at_end[pid] - at_start[pid], 1) for pid in at_start if pid in at_end}
+    return {
+        "workers": workers,
+        "train_rows": int(len(train_rows)),
+        "images": images,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "first_batch_s": round(first_batch_s, 3),
+        "images_per_s": round(images / seconds, 1) if seconds > 0 else None,
+        "worker_rss_start_mb": list(at_start.values()),
+        "worker_rss_end_mb": [at_end[pid] for pid in at_start if pid in at_end],
+        "worker_rss_growth_mb": list(growth.values()),
+        "max_worker_growth_mb": max(growth.values()) if growth else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ the stages
+@dataclass
+class Bench:
+    """What the stages share: the dataset, the work folder, the subprocess environment and the tiny run."""
+
+    data: Synthetic
+    workdir: Path
+    environment: dict[str, str]
+    timeout: float
+    loader_workers: int
+    image_size: int
+    checkpoint: Path | None = None
+    setup: dict = field(default_factory=dict)  # commands run only to prepare a stage (not its figures)
+
+    def run(self, *arguments: str) -> Measured:
+        return run_command([sys.executable, *arguments], timeout=self.timeout, environment=self.environment)
+
+    def train_command(self, csv_path: Path, out: Path, *extra: str) -> list[str]:
+        return ["train.py", "--config", TINY_CONFIG, "--csv", str(csv_path), "--out", str(out), *TINY_RUN, *extra]
+
+    def tiny_checkpoint(self) -> Path:
+        """best.pt of the tiny intra run (train_start makes it; a stage that needs it without train_start runs it)."""
+        if self.checkpoint is None:
+            measured = self.run(*self.train_command(self.data.csv, self.workdir / "run-intra"))
+            self.setup["tiny_run"] = measured.record
+            self.checkpoint = self.workdir / "run-intra" / "best.pt"
+        if not self.checkpoint.is_file():
+            raise RuntimeError(f"the tiny training run wrote no {self.checkpoint}: see train_start / setup")
+        return self.checkpoint
+
+
+def stage_validate(bench: Bench) -> tuple[Measured, dict]:
+    return bench.run("-m", "data.validate", str(bench.data.csv)), {"rows": bench.data.rows}
+
+
+def stage_validate_images(bench: Bench) -> tuple[Measured, dict]:
+    return bench.run("-m", "data.validate", str(bench.data.csv), "--check-images"), {"rows": bench.data.rows}
+
+
+def stage_build_index(bench: Bench) -> tuple[Measured, dict]:
+    out = bench.workdir / "index.csv"
+    measured = bench.run(
+        "-m",
+        "data.build_index",
+        str(bench.data.root),
+        "--pattern",
+        TREE_PATTERN,
+        "--out",
+        str(out),
+        "--split-ratios",
+        "0.8,0.1,0.1",
+        "--group-by",
+        "identity",
+    )
+    indexed = _count_rows(out)
+    return measured, {"rows": bench.data.rows, "files": bench.data.rows, "indexed_rows": indexed}
+
+
+def stage_cache(bench: Bench) -> tuple[Measured, dict]:
+    out = bench.workdir / "cache"
+    measured = bench.run(
+        "tools/cache.py",
+        str(bench.data.csv),
+        "--size",
+        str(bench.image_size),
+        "--out",
+        str(out),
+        "--workers",
+        str(bench.loader_workers),
+    )
+    container = out / f"images_{bench.image_size}.u8"
+    size = container.stat().st_size if container.is_file() else None
+    shutil.rmtree(out, ignore_errors=True)  # a million images at the model's size would not fit twice
+    return measured, {"rows": bench.data.rows, "size": bench.image_size, "cache_mb": size and round(size / MB, 1)}
+
+
+def stage_loader(bench: Bench) -> tuple[Measured, dict]:
+    measured = bench.run(
+        str(Path(__file__).resolve()),
+        "--loader-epoch",
+        str(bench.data.csv),
+        "--loader-workers",
+        str(bench.loader_workers),
+        "--image-size",
+        str(bench.image_size),
+    )
+    found = re.search(r"^LOADER (\{.*\})$", measured.text("stdout"), re.MULTILINE)
+    extra = json.loads(found.group(1)) if found else {}
+    return measured, {"rows": extra.get("train_rows", bench.data.count("train")), **extra}
+
+
+def stage_train_start(bench: Bench) -> tuple[Measured, dict]:
+    out = bench.workdir / "run-intra"
+    measured = bench.run(*bench.train_command(bench.data.csv, out))
+    first_step = measured.first(FIRST_STEP_LINE)
+    data_ready = measured.first(re.compile(r"^data: "))
+    if (out / "best.pt").is_file():
+        bench.checkpoint = out / "best.pt"
+    extra = {
+        "rows": bench.data.rows,
+        "first_step_s": round(first_step, 3) if first_step is not None else None,
+        "data_ready_s": round(data_ready, 3) if data_ready is not None else None,
+        "note": "wall_s: the whole tiny run (one step, one validation); first_step_s: start to the first step's line",
+    }
+    return measured, extra
+
+
+def stage_test(bench: Bench) -> tuple[Measured, dict]:
+    out = bench.workdir / "test-intra"
+    measured = bench.run("test.py", "--checkpoint", str(bench.tiny_checkpoint()), "--out", str(out), "--quiet")
+    extra = {"rows": bench.data.count("test")}
+    predictions = out / "predictions.csv"
+    if measured.record["exit_code"] == 0 and predictions.is_file():
+        reporting = bench.run("test.py", "--predictions", str(predictions), "--protocol", "intra")
+        extra["reporting"] = reporting.record
+        if reporting.record["exit_code"] == 0:
+            extra["reporting_s"] = reporting.record["wall_s"]
+            extra["scoring_s"] = round(measured.record["wall_s"] - reporting.record["wall_s"], 3)
+        extra["note"] = "reporting_s: test.py --predictions on this run's predictions.csv; scoring_s: the rest"
+    return measured, extra
+
+
+def stage_predictions(bench: Bench) -> tuple[Measured, dict]:
+    measured = bench.run(
+        "test.py",
+        "--predictions",
+        str(bench.data.predictions),
+        "--protocol",
+        "intra",
+        "--out",
+        str(bench.workdir / "predictions-intra"),
+    )
+    return measured, {"rows": bench.data.count("test")}
+
+
+def runs_columns(columns: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The dataset with its identities split again so that about RUNS_TEST_FRACTION of the rows are test rows."""
+    _, identity_code = np.unique(columns["identity"], return_inverse=True)
+    fractions = (1 - 0.1 - RUNS_TEST_FRACTION, 0.1, RUNS_TEST_FRACTION)
+    side = np.random.default_rng(seed).choice(len(SPLIT_NAMES), identity_code.max() + 1, p=fractions)
+    side[:3] = [0, 1, 2]
+    return columns | {"split": np.asarray(SPLIT_NAMES)[side[identity_code]]}
+
+
+def stage_runs(bench: Bench) -> tuple[Measured, dict]:
+    """test.py --runs over six cross-generator folds. --runs scores every fold's checkpoint on the test rows (it
+    does not reuse predictions), so this measures scoring and reporting; the folds' tiny training is setup."""
+    columns = runs_columns(bench.data.columns, seed=1)
+    runs = bench.workdir / "runs-xgen"
+    runs_csv = bench.data.root / "runs.csv"  # beside the images: a CSV's paths are relative to its folder
+    write_csv(runs_csv, columns)
+    train_csv = bench.data.root / "runs-train.csv"
+    write_csv(train_csv, columns, np.arange(min(bench.data.rows, RUNS_TRAIN_ROWS)))
+    setup = bench.setup.setdefault("runs_training", [])
+    for fold in RUNS_FOLDS:
+        command = bench.train_command(train_csv, runs / fold, "--protocol", "cross-generator", "--fold", fold)
+        setup.append(bench.run(*command).record)
+    test_rows = int(np.count_nonzero(columns["split"] == "test"))
+    measured = bench.run(
+        "test.py",
+        "--runs",
+        str(runs),
+        "--protocol",
+        "cross-generator",
+        "--csv",
+        str(runs_csv),
+        "--out",
+        str(bench.workdir / "runs-eval"),
+        "--quiet",
+    )
+    extra = {
+        "rows": test_rows * len(RUNS_FOLDS),
+        "folds": len(RUNS_FOLDS),
+        "test_rows_per_fold": test_rows,
+        "note": "--runs cannot reuse predictions: wall_s is scoring every fold's checkpoint plus the matrix",
+    }
+    return measured, extra
+
+
+def stage_predict(bench: Bench) -> tuple[Measured, dict]:
+    crops = min(bench.data.rows, PREDICT_MAX_CROPS)
+    folder = bench.workdir / "crops"
+    names = np.char.add(np.arange(crops).astype(str), ".png")
+    write_images(folder, names, bench.data.columns["label"][:crops], image_blobs(bench.image_size, "PNG", 1))
+    measured = bench.run(
+        "predict.py",
+        "--checkpoint",
+        str(bench.tiny_checkpoint()),
+        str(folder),
+        "--no-detect",
+        "--out",
+        str(bench.workdir / "predict-out"),
+        "--quiet",
+    )
+    return measured, {"rows": crops, "crops": crops}
+
+
+def _count_rows(csv_path: Path) -> int | None:
+    if not csv_path.is_file():
+        return None
+    with open(csv_path, "rb") as handle:
+        return max(0, sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1)
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[Bench], tuple[Measured, dict]]] = {
+    "validate": stage_validate,
+    "validate-images": stage_validate_images,
+    "build_index": stage_build_index,
+    "cache": stage_cache,
+    "loader": stage_loader,
+    "train_start": stage_train_start,
+    "test": stage_test,
+    "predictions": stage_predictions,
+    "runs": stage_runs,
+    "predict": stage_predict,
+}
+
+
+def run_stage(name: str, bench: Bench) -> dict:
+    """One stage's record; a stage that fails (or whose setup fails) is recorded and the benchmark goes on."""
+    print(f"[scale] {name} ...", file=sys.stderr, flush=True)
+    try:
+        measured, extra = STAGE_FUNCTIONS[name](bench)
+    except Exception as error:  # noqa: BLE001 (the benchmark reports a broken stage and measures the others)
+        return {"exit_code": None, "error": f"{type(error).__name__}: {error}"}
+    record = {"rows": extra.pop("rows"), **measured.record, **extra}
+    print(
+        f"[scale] {name}: {record['wall_s']:.1f} s, {record['peak_rss_mb']:.0f} MB, exit {record['exit_code']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return record
+
+
+# ------------------------------------------------------------------------------------------------ the report
+def machine() -> dict:
+    """What the numbers were measured on."""
+    memory = re.search(r"^MemTotal:\s+(\d+) kB", _read("/proc/meminfo"), re.MULTILINE)
+    versions = {}
+    for package in ("torch", "numpy", "pillow"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": round(int(memory.group(1)) / 1024**2, 1) if memory else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **versions,
+    }
+
+
+def _cpu_model() -> str | None:
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def git_commit() -> str | None:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+uncommitted" if dirty.strip() else "")
+
+
+# Rows of the table beside each stage's wall time / peak memory: (stage, figure, row name, unit, has a time ratio).
+TABLE_FIGURES = (
+    ("train_start", "first_step_s", "train_start: to the first step", "s", True),
+    ("test", "scoring_s", "test: scoring", "s", True),
+    ("test", "reporting_s", "test: reporting", "s", True),
+    ("loader", "images_per_s", "loader: images/s", "", False),
+    ("loader", "max_worker_growth_mb", "loader: worker growth over the epoch", "MB", False),
+)
+
+
+def render_table(results: list[dict]) -> str:
+    """Markdown: one row per stage (and per figure of TABLE_FIGURES), one column per N, and the 100k -> 1M time
+    ratio."""
+    results = sorted(results, key=lambda r: r["rows"])
+    sizes = [r["rows"] for r in results]
+    by_size = {r["rows"]: r["stages"] for r in results}
+    has_ratio = 100_000 in by_size and 1_000_000 in by_size
+    header = ["stage", *[f"{size:,} rows" for size in sizes]] + (["1M / 100k time"] if has_ratio else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    present = [s for s in STAGES if any(s in r["stages"] for r in results)]
+    rows = []
+    for stage in present:
+        rows.append((stage, "wall_s", stage, None, True))
+        rows += [figure for figure in TABLE_FIGURES if figure[0] == stage]
+    for stage, key, name, unit, ratio in rows:
+        records = [by_size[size].get(stage) for size in sizes]
+        cells = [name] + [_cell(record, key, unit) for record in records]
+        if has_ratio:
+            cells.append(_ratio(by_size[100_000].get(stage), by_size[1_000_000].get(stage), key) if ratio else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = "; ".join(f"{r['rows']:,} rows: {r['machine']['cpu']}, {r['date']}, {r['git_commit']}" for r in results)
+    return "\n".join(lines) + f"\n\nStage rows: wall seconds / peak MB of the process tree. {notes}.\n"
+
+
+def _cell(record: dict | None, key: str, unit: str | None) -> str:
+    if record is None:
+        return ""
+    if record.get("exit_code") != 0:
+        return f"failed (exit {record.get('exit_code')})"
+    if unit is None:
+        return f"{record['wall_s']:.1f} s / {record['peak_rss_mb']:.0f} MB"
+    value = record.get(key)
+    return "" if value is None else f"{value:.1f}" + (f" {unit}" if unit else "")
+
+
+def _ratio(small: dict | None, large: dict | None, key: str) -> str:
+    values = [record.get(key) if record and record.get("exit_code") == 0 else None for record in (small, large)]
+    if None in values or not values[0]:
+        return ""
+    ratio = values[1] / values[0]
+    return f"{ratio:.1f}" + ("" if ratio < 12 else " (not linear)")
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Time and memory of every command on a synthetic GenFace-shaped dataset of N rows.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("--rows", type=int, help="rows (images) of the synthetic dataset")
+    parser.add_argument("--out", help="JSON to write (atomically); default: print it")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of: {', '.join(STAGES)}")
+    parser.add_argument("--workdir", help="folder for the dataset and the runs (default: a new one under /tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (default: removed at the end)")
+    parser.add_argument("--image-size", type=int, default=16, help="side of the synthetic images in px (default 16)")
+    parser.add_argument("--image-format", choices=["PNG", "JPEG"], default="PNG")
+    parser.add_argument("--videos", type=int, default=0, metavar="K", help="add video_id: K frames per video")
+    parser.add_argument("--loader-workers", type=int, default=2, help="loader / cache processes (default 2)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per command before it is killed")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", nargs="+", metavar="JSON", help="render these results as one markdown table")
+    parser.add_argument("--loader-epoch", metavar="CSV", help=argparse.SUPPRESS)  # the loader stage's own process
+    return parser
+
+
+def benchmark(args) -> dict:
+    unknown = [s for s in args.stages.split(",") if s and s not in STAGES]
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {', '.join(unknown)}: choose from {', '.join(STAGES)}.")
+    chosen = [s for s in STAGES if s in args.stages.split(",")]
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cael-scale-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    try:
+        data = synthesise(
+            workdir,
+            args.rows,
+            image_size=args.image_size,
+            image_format=args.image_format,
+            frames_per_video=args.videos,
+            seed=args.seed,
+        )
+        print(f"[scale] {args.rows} rows synthesised in {data.seconds:.1f} s under {workdir}", file=sys.stderr)
+        bench = Bench(data, workdir, environment, args.timeout, args.loader_workers, args.image_size)
+        stages = {name: run_stage(name, bench) for name in chosen}
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "benchmark": "scale",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "rows": args.rows,
+        "image_size": args.image_size,
+        "image_format": args.image_format,
+        "frames_per_video": args.videos or None,
+        "dataset": {
+            "splits": {split: data.count(split) for split in SPLIT_NAMES},
+            "generators": sum(len(names) for names in GENERATORS.values()),
+            "image_mb": round(data.bytes_on_disk / MB, 1),
+            "synthesis_s": round(data.seconds, 2),
+            "workdir": str(workdir) if args.keep else None,
+        },
+        "stages": stages,
+        "setup": bench.setup,
+    }
+
+
+def _stop(signum, frame):
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    if args.loader_epoch:
+        figures = loader_epoch(
+            args.loader_epoch, workers=args.loader_workers, image_size=args.image_size, batch_size=64
+        )
+        print("LOADER " + json.dumps(figures), flush=True)
+        return 0
+    if args.table:
+        text = render_table([json.loads(Path(path).read_text()) for path in args.table])
+        write_text_atomic(args.out, text) if args.out else print(text, end="")
+        return 0
+    if not args.rows or args.rows < 1:
+        raise SystemExit("give --rows N (the synthetic dataset's size), or --table JSON... to render results.")
+    result = benchmark(args)
+    text = json.dumps(result, indent=2) + "\n"
+    write_text_atomic(args.out, text) if args.out else print(text, end="")
+    failed = [name for name, record in result["stages"].items() if record.get("exit_code") != 0]
+    if failed:
+        print(f"[scale] failed: {', '.join(failed)} (see their stderr_tail in the JSON)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

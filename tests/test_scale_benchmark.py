@@ -1,0 +1,111 @@
+"""The scale benchmark (benchmarks/scale.py): its synthetic GenFace-shaped data, its process-tree memory sampling,
+its table, and one small run of the cheap stages end to end (shape of the JSON, every stage exit 0; no timings)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from benchmarks import scale
+
+CHEAP_STAGES = ["validate", "build_index", "predictions", "loader"]
+
+
+def test_synthetic_columns_are_genface_shaped():
+    columns = scale.synthetic_columns(5000, frames_per_video=0, seed=0)
+    fakes = columns["label"] == "1"
+    assert set(columns) == {"path", "label", "split", "forgery_type", "generator", "source_dataset", "identity"}
+    assert len(np.unique(columns["generator"][fakes])) == 12
+    assert set(columns["forgery_type"][fakes]) == {"EFS", "AM", "FS"}
+    assert 0.15 < 1 - fakes.mean() < 0.25
+    assert set(columns["split"]) == {"train", "val", "test"}
+    sides = {}
+    for identity, split in zip(columns["identity"], columns["split"]):
+        sides.setdefault(identity, set()).add(split)
+    assert all(len(splits) == 1 for splits in sides.values())  # no person on two sides
+    expected = [f"{f}/{g}/{i}/{row}.png" for row, (f, g, i) in enumerate(zip(*(columns[c] for c in
+                ("forgery_type", "generator", "identity"))))]  # fmt: skip
+    assert columns["path"].tolist() == expected
+
+
+def test_videos_have_one_label_and_about_k_frames():
+    columns = scale.synthetic_columns(1000, frames_per_video=10, seed=0)
+    videos, counts = np.unique(columns["video_id"], return_counts=True)
+    assert len(videos) == 100 and set(counts) == {10}
+    for column in ("label", "generator", "identity", "split"):
+        pairs = set(zip(columns["video_id"], columns[column]))
+        assert len(pairs) == len(videos), column
+
+
+def test_predictions_score_fakes_higher_with_six_decimals():
+    columns = scale.synthetic_columns(4000, frames_per_video=0, seed=0)
+    predicted = scale.prediction_columns(columns, seed=0)
+    assert list(predicted)[:3] == ["path", "label", "score"]
+    assert (predicted["split"] == "test").all() and len(predicted["path"]) == (columns["split"] == "test").sum()
+    assert all(len(text.split(".")[1]) == 6 for text in predicted["score"][:50])
+    scores = predicted["score"].astype(float)
+    assert scores[predicted["label"] == "1"].mean() > scores[predicted["label"] == "0"].mean() + 0.2
+
+
+def test_memory_of_the_whole_process_tree_is_sampled():
+    # a child that starts a grandchild; each holds about 150 MB: the peak counts both
+    hold = "import time; block = bytearray(150 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(1.5)"
+    parent = f"import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', {hold!r}]); {hold}; child.wait()"
+    measured = scale.run_command([sys.executable, "-c", parent], timeout=60, environment=None)
+    assert measured.record["exit_code"] == 0
+    assert measured.record["peak_processes"] == 2
+    assert measured.record["peak_rss_mb"] > 280
+
+
+def test_a_failing_command_is_recorded_with_its_stderr():
+    measured = scale.run_command(
+        [sys.executable, "-c", "raise SystemExit('broken here')"], timeout=60, environment=None
+    )
+    assert measured.record["exit_code"] == 1 and "broken here" in measured.record["stderr_tail"]
+
+
+def test_table_has_a_column_per_size_and_the_growth_ratio():
+    def result(rows, seconds, first_step):
+        stage = {"rows": rows, "wall_s": seconds, "peak_rss_mb": 100.0, "exit_code": 0}
+        train = stage | {"wall_s": 2 * seconds, "first_step_s": first_step}
+        stages = {"validate": stage, "train_start": train}
+        return {"rows": rows, "machine": {"cpu": "test cpu"}, "date": "d", "git_commit": "c", "stages": stages}
+
+    table = scale.render_table([result(1_000_000, 130.0, 40.0), result(100_000, 10.0, 20.0)])
+    assert table.splitlines()[:5] == [
+        "| stage | 100,000 rows | 1,000,000 rows | 1M / 100k time |",
+        "|---|---|---|---|",
+        "| validate | 10.0 s / 100 MB | 130.0 s / 100 MB | 13.0 (not linear) |",
+        "| train_start | 20.0 s / 100 MB | 260.0 s / 100 MB | 13.0 (not linear) |",
+        "| train_start: to the first step | 20.0 s | 40.0 s | 2.0 |",
+    ]
+
+
+def test_cheap_stages_run_end_to_end(tmp_path):
+    out = tmp_path / "scale.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--rows", "400", "--out", str(out)]
+    command += ["--stages", ",".join(CHEAP_STAGES), "--workdir", str(tmp_path / "work"), "--loader-workers", "1"]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["rows"] == 400 and result["image_size"] == 16
+    assert {"cpu", "cores", "memory_gb", "python", "torch", "numpy"} <= set(result["machine"])
+    assert list(result["stages"]) == CHEAP_STAGES
+    for name, stage in result["stages"].items():
+        assert stage["exit_code"] == 0, (name, stage.get("stderr_tail"))
+        assert stage["wall_s"] > 0 and stage["peak_rss_mb"] > 0 and stage["command"] and stage["rows"] > 0
+    assert result["stages"]["build_index"]["indexed_rows"] == 400
+    loader = result["stages"]["loader"]
+    assert loader["images"] > 0 and loader["images_per_s"] > 0
+    assert len(loader["worker_rss_start_mb"]) == len(loader["worker_rss_growth_mb"]) == 1
+    assert not (tmp_path / "work").exists()  # removed without --keep
+
+
+@pytest.mark.parametrize("stages", ["validate,nonsense"])
+def test_unknown_stage_is_refused(stages, tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--rows", "10", "--stages", stages]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert finished.returncode != 0 and "unknown stage(s) nonsense" in finished.stderr
