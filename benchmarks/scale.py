@@ -750,6 +750,7 @@ def benchmark(args) -> dict:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cael-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    commit = git_commit()  # the code measured, before anything could change it
     try:
         data = synthesise(
             workdir,
@@ -768,7 +769,7 @@ def benchmark(args) -> dict:
     return {
         "benchmark": "scale",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": machine(),
         "rows": args.rows,
         "image_size": args.image_size,
