@@ -18,7 +18,7 @@ LUMA_RGB = (0.299, 0.587, 0.114)
 
 CHANNEL_ORDERS = ("rgb", "bgr")
 # imagenet: (x / 255 - mean) / std; unit: x / 255 (the released CAEL); none: x as it is, 0..255 (the original Cross
-# Efficient ViT, whose EfficientNets are fed cv2's BGR pixels untouched).
+# Efficient ViT, whose EfficientNets are fed OpenCV's BGR pixels untouched).
 NORMALIZATIONS = ("imagenet", "unit", "none")
 
 
