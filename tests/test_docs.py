@@ -365,6 +365,8 @@ def test_the_quoted_demo_numbers_are_those_of_the_result_file():
     for text in (readme, evaluation):
         assert f"{results['val_auc']:.4f}" in text
         assert f"{results['test_auc_percent']:.2f}%" in text
+    low, high = results["test_auc_ci95_percent"]
+    assert f"95% interval {low:.2f}-{high:.2f}" in evaluation
     assert f"{results['onnx_max_difference']:.2e}" in evaluation
     assert f"{results['onnx_max_difference']:.2e}" in (ROOT / "docs" / "using.md").read_text()
 
