@@ -370,7 +370,7 @@ def worker_memory_mb(parent: int) -> dict[int, float]:
 def loader_epoch(csv_path: str, *, workers: int, image_size: int, batch_size: int) -> dict:
     """One training epoch of the loader, built as engine/trainer.py's build_data builds it (intra, balanced,
     hflip): images/s and each worker's resident memory after the first batch and after the last."""
-    from data.dataset import SplitDataset
+    from data.csv_dataset import SplitDataset
     from data.loader import build_loader
     from data.protocols import require, resolve
     from data.schema import load_table
