@@ -11,6 +11,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from common.errors import ConfigError
+from common.keys import Keys
 from data.csv_dataset import SplitDataset
 from data.loader import build_loader, resolve_workers
 from data.protocols import require, resolve
@@ -43,11 +44,12 @@ class TrainData:
     bn_loader: DataLoader | None = None  # train.precise-bn: a fixed subset of training rows, evaluation transforms
     trained_on: dict[str, Any] | None = None  # data.trained_on record of the rows read, kept in every checkpoint
 
-    def video_keys(self, rows: np.ndarray) -> list[str] | None:
-        return self.table.video_keys(rows) if self.table is not None else None
+    def video_keys(self, rows: np.ndarray) -> Keys | None:
+        """Each row's video as an integer code (built once per table): validation groups rows without strings."""
+        return self.table.video_codes(np.asarray(rows)) if self.table is not None else None
 
-    def frame_keys(self, rows: np.ndarray) -> list[str] | None:
-        return self.table.frame_keys(rows) if self.table is not None else None
+    def frame_keys(self, rows: np.ndarray) -> Keys | None:
+        return self.table.frame_codes(np.asarray(rows)) if self.table is not None else None
 
 
 def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
