@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.atomic import atomic_output
 from common.errors import UsageError
 
 from .media import is_image
@@ -113,6 +115,23 @@ def assign_splits(rows: list[dict], ratios: tuple[float, float, float], group_by
                 member["split"] = split
 
 
+def files_under(root: Path) -> list[str]:
+    """Every file under ``root`` (symbolic links followed to files, not into folders), as POSIX paths relative to
+    it, in the order of their components. One ``os.scandir`` per folder and plain strings: a million files take
+    seconds (``Path.rglob`` with a ``Path`` and a ``stat`` per file took about ten times as long)."""
+    found, pending = [], [("", os.fspath(root))]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((prefix + entry.name + "/", entry.path))
+                elif entry.is_file():
+                    found.append(prefix + entry.name)
+    found.sort(key=lambda relative: relative.split("/"))  # Path order: component by component
+    return found
+
+
 def build_index(
     root, pattern: str, *, real_value="real", split_ratios=None, group_by=None, seed=0
 ) -> tuple[list[dict], list[str], Counter]:
@@ -141,9 +160,8 @@ def build_index(
                 f"in train and test): add --group-by {grouping[0]}."
             )
     rows, skipped = [], Counter()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root).as_posix()
-        if not is_image(path):
+    for relative in files_under(root):
+        if not is_image(relative):
             skipped["not an image"] += 1
             continue
         match = regex.match(relative)
@@ -209,8 +227,7 @@ def main(argv=None) -> int:
             "frames"
         )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as handle:
+    with atomic_output(out) as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

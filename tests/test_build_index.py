@@ -164,3 +164,33 @@ def test_build_index_cli(tmp_path, capsys):
     )
     assert "--split-ratios must be three non-negative numbers" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_files_under_lists_files_in_path_order_without_entering_linked_folders(tmp_path):
+    root = tmp_path / "root"
+    names = ["a-b/x.png", "a/b/y.png", "a/c.png", "a.b/z.png", "B/q.png", ".hidden/h.png", "a/b/c/deep.png"]
+    touch(root, *names)
+    outside = tmp_path / "outside"
+    touch(outside, "o.png")
+    (root / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (root / "linked-file.png").symlink_to(outside / "o.png")
+    (root / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    expected = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and "linked-folder" not in p.parts  # rglob does not enter linked folders either
+    )
+    expected = [p.relative_to(root).as_posix() for p in sorted(root / e for e in expected)]
+    assert bi.files_under(root) == expected
+    assert "linked-file.png" in expected and "broken.png" not in expected and "a-b/x.png" in expected
+    assert expected.index("a/c.png") < expected.index("a-b/x.png")  # component order, not string order ("-" < "/")
+
+
+def test_suffixes_match_pathlib():
+    from pathlib import Path
+
+    from data.media import is_image, suffix_of
+
+    for name in ["a.PNG", "dir.jpg/file", "a.", ".png", "..png", "a..png", "x/y.tar.gz", "noext", "a.b/c.Jpeg"]:
+        assert suffix_of(name) == Path(name).suffix.lower(), name
+    assert is_image("A/B.JPG") and not is_image("a.jpg/notes") and not is_image(".png")
