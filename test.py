@@ -93,6 +93,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     parser.add_argument("--workers", default="auto", help="loader processes (default: auto)")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="run the model again even where OUT/scores.npz holds this checkpoint's scores of the same rows and "
+        "settings (needed only after changing image files in place)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -179,6 +185,7 @@ def main(argv=None) -> dict:
                 progress=not args.quiet,
                 dist=dist,
                 level=args.level,
+                rescore=args.rescore,
             )
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
@@ -195,6 +202,7 @@ def main(argv=None) -> dict:
                 dist=dist,
                 protocol=args.protocol,
                 fold=args.fold,
+                rescore=args.rescore,
             )
     finally:
         cleanup()

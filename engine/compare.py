@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,7 @@ def evaluate_comparison(
     progress=True,
     dist=None,
     level="frame",
+    rescore=False,
 ) -> dict[str, Any]:
     """Evaluate every run on ``protocol``'s test rows and write comparison.{md,csv,tex} and metrics.json."""
     if level != "frame":
@@ -136,8 +138,8 @@ def evaluate_comparison(
             log.warning(f"{run.checkpoint.parent}: trained on protocol {run.protocol}, not {spec.name}: left out")
     if not chosen:
         raise ComparisonError(f"no run under {runs_dir} was trained on protocol {spec.name}: pick another --protocol.")
-    names = [run.row_name for run in chosen]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    names = Counter(run.row_name for run in chosen)
+    duplicates = sorted(name for name, count in names.items() if count > 1)
     if duplicates:
         raise ComparisonError(
             f"several runs under {runs_dir} would share the row {duplicates[0]!r}: keep one run per detector and fold, "
@@ -157,6 +159,7 @@ def evaluate_comparison(
             workers=workers,
             progress=progress,
             dist=dist,
+            rescore=rescore,
         )
         if dist is not None and not dist.is_main:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from model.hub import load_detector
 from .config import DEFAULTS, apply_overrides, deep_merge, flatten_overrides, load_config
 from .distributed import DistInfo
 from .eval_report import write_report
+from .score_cache import SCORES_NAME, load_scores, save_scores, scoring_key
 from .scoring import check_finite_scores, score_table
 
 log = logging.getLogger("cael")
@@ -32,21 +34,32 @@ def _load_for_evaluation(checkpoint: str | Path, requested_config: Mapping[str, 
     return pretrained.model, config, pretrained.class_names, pretrained.info
 
 
-def evaluate_checkpoint(
+@dataclass
+class EvaluationPlan:
+    """What evaluating a checkpoint works on: the model and its config, the test rows, the output folder and the key
+    its scores are kept under (``engine.score_cache``)."""
+
+    model: Any
+    config: dict[str, Any]
+    class_names: dict[str, Any]
+    info: dict[str, Any]
+    table: SplitTable
+    resolved: Any
+    out_dir: Path
+    key: dict[str, Any]
+
+
+def plan_evaluation(
     checkpoint: str | Path,
-    *,
     config_overrides: Mapping[str, Any],
     out_dir: Path | None,
     perturbations,
-    device,
     requested_config=None,
-    workers="auto",
-    progress=True,
-    dist: DistInfo | None = None,
+    *,
     protocol: str | None = None,
     fold: str | None = None,
-) -> dict[str, Any]:
-    """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report."""
+) -> EvaluationPlan:
+    """The model, config, test rows, output folder and scoring key of evaluating ``checkpoint`` (nothing scored)."""
     model, config, class_names, info = _load_for_evaluation(checkpoint, requested_config)
     # a checkpoint written before an eval key existed takes its default
     config = apply_overrides(deep_merge({"eval": DEFAULTS["eval"]}, config), flatten_overrides(config_overrides))
@@ -60,18 +73,60 @@ def evaluate_checkpoint(
     table = load_table(data["csv"], data["root"])
     resolved = resolve(data["protocol"], table, data["fold"], data.get("reals", "matched"))
     require(resolved, "test", table, both_classes=False)
-    scores, fine = score_table(
-        model, table, resolved.test, config, device, perturbations, workers=workers, progress=progress
+    out_dir = out_dir or _default_eval_parent(checkpoint) / (
+        "eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
     )
+    key = scoring_key(checkpoint, table.csv_path, table.root, resolved.test, config, perturbations)
+    return EvaluationPlan(model, config, class_names, info, table, resolved, out_dir, key)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    config_overrides: Mapping[str, Any],
+    out_dir: Path | None,
+    perturbations,
+    device,
+    requested_config=None,
+    workers="auto",
+    progress=True,
+    dist: DistInfo | None = None,
+    protocol: str | None = None,
+    fold: str | None = None,
+    rescore: bool = False,
+) -> dict[str, Any]:
+    """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report.
+
+    The scores are kept in ``out_dir/scores.npz`` (``engine.score_cache``); evaluating into the same folder again with
+    the same checkpoint, CSV, rows and scoring settings rereads them instead of running the model (not with
+    ``rescore``)."""
+    plan = plan_evaluation(
+        checkpoint, config_overrides, out_dir, perturbations, requested_config, protocol=protocol, fold=fold
+    )
+    model, config, class_names, info = plan.model, plan.config, plan.class_names, plan.info
+    table, resolved, out_dir, key = plan.table, plan.resolved, plan.out_dir, plan.key
+    reused = None if rescore else load_scores(out_dir, key, len(table))
+    if reused is not None:
+        scores, fine = reused
+        log.info(
+            f"scores of the {len(resolved.test)} test rows reused from {out_dir / SCORES_NAME} (same checkpoint, "
+            "CSV, rows and scoring settings; --rescore runs the model again)"
+        )
+    else:
+        scores, fine = score_table(
+            model, table, resolved.test, config, device, perturbations, workers=workers, progress=progress
+        )
     if dist is not None and not dist.is_main:
         return {}
+    if reused is None:
+        save_scores(out_dir, key, resolved.test, scores, fine)
     if info.get("calibration") is None:
         log.warning(f"{checkpoint} carries no calibrated threshold: Acc@val-thr is n/a (readers fall back to 0.5)")
     fold = f", trained on {resolved.fold}" if resolved.fold else ""
     title = f"{Path(checkpoint).parent.name}: protocol {resolved.protocol}{fold}, test rows of {table.csv_path.name}"
-    out_dir = out_dir or _default_eval_parent(checkpoint) / (
-        "eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
-    )
+    card_extra = []
+    if reused is not None:
+        card_extra.append(f"scores reused from {SCORES_NAME}: computed by this checkpoint on these rows before")
     payload = write_report(
         out_dir,
         table,
@@ -82,7 +137,13 @@ def evaluate_checkpoint(
         config,
         title=title,
         info=info,
-        extra={"checkpoint": str(checkpoint), "seed": config["train"]["seed"], "epoch": info.get("epoch")},
+        extra={
+            "checkpoint": str(checkpoint),
+            "seed": config["train"]["seed"],
+            "epoch": info.get("epoch"),
+            "scores_reused": reused is not None,
+        },
+        card_extra=card_extra,
     )
     payload["out_dir"] = str(out_dir)
     return payload

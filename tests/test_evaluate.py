@@ -368,3 +368,38 @@ def test_a_nonfinite_model_score_stops_evaluation_naming_the_rows(trained, tmp_p
     config["eval"]["allow-nonfinite"] = True
     scores, _ = score_table(Overflowing(), table, rows, config, torch.device("cpu"), [], workers=0, progress=False)
     assert np.isnan(scores["clean"][rows]).sum() == -(-len(rows) // 16)
+
+
+def test_scores_are_reused_for_the_same_checkpoint_rows_and_settings(trained, tmp_path, monkeypatch):
+    """A second evaluation into the same folder rereads OUT/scores.npz (the same tables, digit for digit) instead of
+    running the model; another checkpoint, CSV or scoring setting, or --rescore, runs the model again."""
+    import engine.evaluate as evaluate_module
+
+    csv_path, checkpoint = trained
+    out = tmp_path / "eval"
+    common = ["--checkpoint", str(checkpoint), "--csv", str(csv_path), "--out", str(out), "--quiet", "--workers", "0"]
+    first = test_script.main([*common, "--bootstrap", "50"])
+    assert (out / "scores.npz").is_file() and not first["scores_reused"]
+    real_score_table, calls = evaluate_module.score_table, []
+
+    def counting_score_table(*args, **kwargs):
+        calls.append(1)
+        return real_score_table(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "score_table", counting_score_table)
+    again = test_script.main([*common, "--bootstrap", "50", "--interval", "delong"])  # reporting only: reused
+    assert calls == [] and again["scores_reused"]
+    assert "scores reused from scores.npz" in (out / "table.md").read_text()
+    for group, entry in first["groups"].items():
+        assert again["groups"][group]["clean"]["auc"] == entry["clean"]["auc"]
+    test_script.main([*common, "--rescore"])
+    assert calls == [1]
+    test_script.main([*common, "--perturb", "jpeg:70"])  # a score-changing setting
+    assert calls == [1, 1]
+    copied = tmp_path / "copy.pt"
+    torch.save({**torch.load(checkpoint, weights_only=False), "note": "other bytes"}, copied)
+    test_script.main([*common[:1], str(copied), *common[2:]])
+    assert calls == [1, 1, 1]
+    (out / "scores.npz").write_bytes(b"not a zip")  # unreadable: scored again, with a warning, never an error
+    test_script.main(common)
+    assert calls == [1, 1, 1, 1]
