@@ -420,6 +420,13 @@ class Trainer:
             if checkpoint_every and state.step % checkpoint_every == 0 and micro < micro_limit:
                 self._save_position(first_bad, micro, loss_sum)
         bar.close()
+        if self._stop_requested(True):  # a signal after the last step: stop before validating (minutes at scale)
+            self._save_position(first_bad, micro, loss_sum)
+            raise TrainingInterrupted(
+                f"stopped by {self._signal_name} after the last step of epoch {epoch + 1}, before its validation: a "
+                f"resumable checkpoint is saved; continue with  python train.py --resume {self.run_dir}  (it validates "
+                "that epoch first)"
+            )
         self._check_finite(first_bad)
         return self._end_epoch(loss_sum, seen_images, time.perf_counter() - started)
 
@@ -492,7 +499,8 @@ class Trainer:
         result = {
             "train_loss": mean_loss,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "train_images_per_s": seen_images * self.dist.world_size / elapsed if elapsed > 0 else None,
+            # None for an epoch resumed after its last step (nothing trained in this process)
+            "train_images_per_s": seen_images * self.dist.world_size / elapsed if elapsed > 0 and seen_images else None,
             "train_skipped": state.epoch_skipped,
             "train_images": state.epoch_loss_count,  # this rank's, like train_skipped
         }

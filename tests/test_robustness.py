@@ -244,3 +244,40 @@ def test_validate_catches_a_video_with_real_and_fake_frames_that_would_stop_trai
     status, report = _validate(tmp_path / "s.csv")
     assert status == 1 and "video '/v2' has real frames (line 4) and fake frames" in report
     assert "v1' has real" not in report  # namespaced by generator, as evaluation does: two videos
+
+
+def test_a_signal_after_an_epochs_last_step_stops_before_validating_it(demo, tmp_path, monkeypatch):
+    """At a million rows, validating takes minutes that a scheduler's grace period does not have: a stop asked for
+    after the epoch's last step saves and exits without validating; the resumed run validates that epoch first and
+    ends like an uninterrupted one."""
+    import engine.trainer as trainer_module
+
+    args = ["--csv", str(demo), *QUICK]
+    train.main([*args, "--out", str(tmp_path / "straight")])
+    real_bar, real_validate, validations = trainer_module.Trainer._progress_bar, trainer_module.Trainer.validate, []
+
+    def bar_that_signals_at_the_end_of_epoch_1(self, epoch, total, initial):
+        bar = real_bar(self, epoch, total, initial)
+        if epoch == 0:
+            close = bar.close
+            bar.close = lambda: (close(), os.kill(os.getpid(), signal.SIGTERM))  # the loop's stop checks are past
+        return bar
+
+    def counting_validate(self, *arguments, **options):
+        validations.append(self.state.epoch)
+        return real_validate(self, *arguments, **options)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_progress_bar", bar_that_signals_at_the_end_of_epoch_1)
+    monkeypatch.setattr(trainer_module.Trainer, "validate", counting_validate)
+    with pytest.raises(TrainingInterrupted, match=r"SIGTERM after the last step of epoch 1, before its validation"):
+        train.main([*args, "--out", str(tmp_path / "stopped")])
+    assert validations == [] and load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 4
+    monkeypatch.setattr(trainer_module.Trainer, "_progress_bar", real_bar)
+    train.main(["--resume", str(tmp_path / "stopped")])
+    assert validations == [0, 1]  # epoch 1 validated on resume, then epoch 2
+    first, second = (load_checkpoint(tmp_path / run / "last.pt") for run in ("straight", "stopped"))
+    assert first["step"] == second["step"] == 8
+    for name, tensor in first["model"].items():
+        assert torch.equal(tensor, second["model"][name]), name
+    history = [[record.get("val_auc") for record in c["state"]["history"]] for c in (first, second)]
+    assert history[0] == history[1]
