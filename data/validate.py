@@ -1,7 +1,7 @@
 """Check a split CSV before training: counts per split x forgery type x generator x source dataset, every problem
 with its line, and the file formats per class (the format shortcut that inflates AUC).
 
-    python -m data.validate SPLITS.csv [--data-root DIR] [--check-images] [--format-sample 1000]
+    python -m data.validate SPLITS.csv [--data-root DIR] [--check-images [--workers N]] [--format-sample 1000]
 
 Exit status 1 when training could not proceed (errors), 0 otherwise (warnings are printed, not fatal).
 """
@@ -9,18 +9,26 @@ Exit status 1 when training could not proceed (errors), 0 otherwise (warnings ar
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import signal
 import stat
 import sys
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from common.batching import batched
+from common.errors import UsageError, UserError
 from common.keys import Keys
 
-from .images import ImageDecodeError, container_reference, image_format, load_image
+# Not data.images: the decoding processes import this module, and torch would cost each of them seconds.
+from .decoding import ImageDecodeError, container_reference, decode_rgb, image_format
 from .schema import (
     GROUP_COLUMNS,
     IDENTITY_SEPARATOR,
@@ -114,8 +122,104 @@ def _resolved_paths(table: SplitTable, root: Path) -> tuple[list[str], np.ndarra
     return resolved, escapes
 
 
-def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
-    problems = []
+# Paths per task of a decoding process: enough that sending them costs little next to decoding them, few enough that
+# Ctrl-C (each process finishes the task it holds) stops within seconds.
+DECODE_CHUNK = 512
+MAX_DECODE_WORKERS = 8  # past a few processes, reading the files rather than decoding them is what usually limits
+
+
+class DecodingProcessError(UserError):
+    """A decoding process ended without a result: a crash in the image library, or killed for lack of memory."""
+
+
+def default_decode_workers() -> int:
+    """Processes that --check-images decodes in: the cores this process may use, at most ``MAX_DECODE_WORKERS``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DECODE_WORKERS, cores))
+
+
+def _decode_failures(chunk: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(line, message) of each (line, path) of ``chunk`` whose image does not decode."""
+    failures = []
+    for line, path in chunk:
+        try:
+            decode_rgb(path)
+        except ImageDecodeError as error:
+            failures.append((line, str(error)))
+    return failures
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches every process of the terminal: the validator alone stops; its processes end after their task.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class LostChunksError(BrokenProcessPool):
+    """A process of ``in_processes`` died; ``chunks`` is the range of chunk positions that were in flight."""
+
+    def __init__(self, chunks: range):
+        super().__init__(f"a process died while chunks {chunks.start} to {chunks.stop - 1} were in flight")
+        self.chunks = chunks
+
+
+def in_processes(function: Callable, chunks: Iterable, processes: int) -> Iterator:
+    """``function`` of each chunk, in chunk order, computed in ``processes`` spawned processes.
+
+    At most two chunks per process are in flight, so memory stays bounded whatever the number of chunks. An error in
+    a process, or Ctrl-C here, cancels the chunks not started and is raised; a process that dies (a crash, the
+    out-of-memory killer) raises ``LostChunksError`` instead of waiting forever.
+    """
+    context = multiprocessing.get_context("spawn")  # the caller may have imported torch, which fork makes unsafe
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=_ignore_interrupts) as pool:
+        in_flight: deque[Future] = deque()
+        done = 0  # chunks whose result was given
+        try:
+            for chunk in chunks:
+                in_flight.append(pool.submit(function, chunk))
+                while len(in_flight) >= 2 * processes or (in_flight and in_flight[0].done()):
+                    yield in_flight[0].result()
+                    in_flight.popleft()
+                    done += 1
+            while in_flight:
+                yield in_flight[0].result()
+                in_flight.popleft()
+                done += 1
+        except BrokenProcessPool:
+            raise LostChunksError(range(done, done + max(1, len(in_flight)))) from None
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def undecodable(items: list[tuple[int, str]], workers: int = 1, *, csv_path=None) -> list[tuple[int, str]]:
+    """(line, message) of every (line, path) of ``items`` whose image does not decode, in the order of ``items``.
+
+    ``workers`` > 1 decodes chunks of ``DECODE_CHUNK`` paths in that many processes (one chunk's worth or less is
+    decoded here: starting processes would cost more). The result does not depend on ``workers``.
+    """
+    chunk_size = DECODE_CHUNK
+    chunks = batched(items, chunk_size)
+    processes = min(workers, -(-len(items) // chunk_size))
+    found = map(_decode_failures, chunks) if processes <= 1 else in_processes(_decode_failures, chunks, processes)
+    try:
+        return [failure for failures in found for failure in failures]
+    except LostChunksError as error:
+        first = items[error.chunks.start * chunk_size][0]
+        last = items[min(len(items), error.chunks.stop * chunk_size) - 1][0]
+        raise DecodingProcessError(
+            f"a process decoding the images of {csv_path or 'the CSV'} stopped without a result (a crash of the image "
+            f"library, or too little memory) on a file of lines {first:,} to {last:,}: look at those files, or rerun "
+            "with --workers 1 to see the crash itself."
+        ) from None
+
+
+def check_paths(table: SplitTable, check_images: bool, workers: int = 1) -> list[Problem]:
+    """Rows whose path escapes the root, repeats, or names no usable file; with ``check_images``, images that do not
+    decode (in ``workers`` processes)."""
+    problems, to_decode = [], []
     paths = table.column("path")
     splits = table.column("split") if table.has("split") else None
     root = table.root.resolve()
@@ -171,10 +275,9 @@ def check_paths(table: SplitTable, check_images: bool) -> list[Problem]:
                 Problem("error", "unreadable path", f"{_shortened(paths[row])} cannot be read: {kind}", line)
             )
         elif check_images:
-            try:
-                load_image(resolved[row])
-            except ImageDecodeError as error:
-                problems.append(Problem("error", "unreadable image", str(error), line))
+            to_decode.append((line, resolved[row]))
+    for line, message in undecodable(to_decode, workers, csv_path=table.csv_path):
+        problems.append(Problem("error", "unreadable image", message, line))
     problems.sort(key=lambda problem: problem.line or 0)
     return problems
 
@@ -373,8 +476,15 @@ def _describe(formats: Counter) -> str:
     return ", ".join(f"{fmt} {100 * n / total:.0f}%" for fmt, n in formats.most_common())
 
 
-def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max_per_kind=20, out=sys.stdout) -> int:
-    """Print the report; return the exit status (1 when there are errors)."""
+def validate(
+    csv_path, root=None, *, check_images=False, workers=None, format_sample=1000, max_per_kind=20, out=sys.stdout
+) -> int:
+    """Print the report; return the exit status (1 when there are errors).
+
+    ``workers``: processes that decode the images with ``check_images`` (None: ``default_decode_workers()``).
+    """
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be 1 or more (1 decodes in this process); got {workers}.")
 
     def say(text=""):
         print(text, file=out)
@@ -404,7 +514,7 @@ def validate(csv_path, root=None, *, check_images=False, format_sample=1000, max
         )
     total_real, total_fake = int((table.labels == 0).sum()), int((table.labels == 1).sum())
     say(f"total: {total_real} real, {total_fake} fake" + ("" if len(header) else ""))
-    problems += check_paths(table, check_images)
+    problems += check_paths(table, check_images, default_decode_workers() if workers is None else workers)
     problems += check_groups(table)
     problems += check_identities(table)
     stats = format_statistics(table, format_sample)
@@ -449,6 +559,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--check-images", action="store_true", help="decode every image (slow) to find corrupt files")
     parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes that --check-images decodes in (default: the usable cores, at most "
+        f"{MAX_DECODE_WORKERS}; 1: in this process)",
+    )
+    parser.add_argument(
         "--format-sample", type=int, default=1000, help="files per class whose format/quality is read (0: all)"
     )
     parser.add_argument("--max-per-kind", type=int, default=20, help="problems listed per kind (0: all)")
@@ -461,6 +577,7 @@ def main(argv=None) -> int:
         args.csv,
         args.root,
         check_images=args.check_images,
+        workers=args.workers,
         format_sample=args.format_sample,
         max_per_kind=args.max_per_kind,
     )

@@ -110,3 +110,32 @@ def test_crop_policies_resize_pad_and_centre_crop():
     assert torch.equal(small[:, 11:21, 11:21], image[:, :10, :10]) and small[:, :11].max() == 0
     with pytest.raises(ValueError, match="data.crop"):
         fit_to_size(image, 32, "squash")
+
+
+def test_decode_rgb_gives_load_images_pixels_without_importing_torch(tmp_path):
+    """The decoder of the --check-images processes: the same pixels and errors as load_image, and no torch import."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from data.decoding import decode_rgb
+
+    jpeg = write_image(tmp_path / "a.jpg", size=(40, 24), quality=90)
+    for size in (None, 16):
+        pixels = decode_rgb(jpeg, size)
+        assert pixels.dtype == np.uint8 and pixels.shape[2] == 3
+        assert np.array_equal(load_image(jpeg, size).permute(1, 2, 0).numpy(), pixels)
+    cache = tmp_path / "images_4.u8"
+    np.arange(2 * 4 * 4 * 3, dtype=np.uint8).tofile(cache)
+    write_text(tmp_path / "images_4.u8.json", json.dumps({"count": 2, "size": 4}))
+    assert np.array_equal(decode_rgb(f"{cache}#1"), load_image(f"{cache}#1").permute(1, 2, 0).numpy())
+    with pytest.raises(ImageDecodeError, match=r"holds 2 images; index 2 is out of range"):
+        decode_rgb(f"{cache}#2")
+    with pytest.raises(ImageDecodeError, match=r"notes\.png could not be decoded"):
+        decode_rgb(write_text(tmp_path / "notes.png", "not an image"))
+    probe = "import sys, data.decoding; print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"  # a spawned worker imports it: torch would cost seconds in each

@@ -1,7 +1,12 @@
 """data/validate.py: the validator's report, its errors that name the line, and its format warnings."""
 
 import io
+import os
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from data_files import write_csv, write_image
@@ -166,3 +171,106 @@ def test_validate_takes_a_folder_holding_one_csv_and_lists_several(tmp_path):
     status, text = run_validate(tmp_path)
     assert status == 1
     assert f"split CSV {tmp_path} is a folder; pass the CSV inside it: {tmp_path / 'other.csv'}, " in text
+
+
+def broken_images_csv(root):
+    """Good images with one corrupt, one empty and two truncated ones among them (lines 5, 8, 11 and 13)."""
+    rows = clean_rows(root)
+    (root / rows[3]["path"]).write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (root / rows[6]["path"]).write_bytes(b"")
+    for k in (9, 11):
+        data = (root / rows[k]["path"]).read_bytes()
+        (root / rows[k]["path"]).write_bytes(data[: len(data) // 2])
+    return write_csv(root / "s.csv", rows)
+
+
+def test_check_images_in_processes_finds_the_same_problems_in_the_same_order(tmp_path, monkeypatch):
+    import data.validate as validate_module
+
+    csv_path = broken_images_csv(tmp_path)
+    table, _ = read_table(csv_path)
+    items = [(table.line(row), str(table.resolve(row))) for row in range(len(table))]
+    in_process = validate_module.undecodable(items, workers=1)
+    assert [line for line, _ in in_process] == [5, 8, 11, 13]  # the empty file too, when its path reaches the decoder
+    assert "is empty (0 bytes)" in in_process[1][1] and "could not be decoded" in in_process[2][1]
+    monkeypatch.setattr(validate_module, "DECODE_CHUNK", 2)  # six chunks over two processes
+    assert validate_module.undecodable(items, workers=2) == in_process
+    assert validate_module.undecodable(items[::-1], workers=2) == in_process[::-1]  # the order given, not the lines'
+
+    reports = {}
+    for workers in (1, 2):
+        status, reports[workers] = run_validate(csv_path, check_images=True, workers=workers)
+        assert status == 1
+    assert reports[1] == reports[2]
+    errors = [line for line in reports[2].splitlines() if line.startswith("error: ")]
+    assert [re.match(r"error: line (\d+)", line).group(1) for line in errors] == ["8", "5", "11", "13"]
+
+
+def die_on_the_third_chunk(chunk):
+    """Ends its process at item 5 (or line 6), as a crash in the image library or the out-of-memory killer would."""
+    if any(item in (5, (6, "6.png")) for item in chunk):
+        os._exit(3)
+    return []
+
+
+def test_the_decoding_processes_do_not_import_torch():
+    """Each spawned process imports data.validate: torch would cost it seconds and hundreds of megabytes."""
+    probe = "import sys, data.validate; print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def sleep_then_return(chunk):
+    time.sleep(chunk[0])
+    return chunk
+
+
+def test_processes_give_results_in_chunk_order_reading_chunks_as_they_go():
+    import data.validate as validate_module
+
+    # The first chunk finishes last: its result still comes first.
+    assert list(validate_module.in_processes(sleep_then_return, [[0.5], [0], [0]], processes=2)) == [[0.5], [0], [0]]
+    pulled = []
+
+    def chunks():
+        for k in range(40):
+            pulled.append(k)
+            yield [k]
+
+    results = validate_module.in_processes(sorted, chunks(), processes=2)
+    assert next(results) == [0] and len(pulled) <= 2 * 2  # a million rows are not all sent at once
+    assert list(results) == [[k] for k in range(1, 40)]
+
+
+def test_a_decoding_process_that_dies_is_an_error_naming_the_lines_not_a_hang(monkeypatch):
+    import data.validate as validate_module
+
+    with pytest.raises(validate_module.LostChunksError) as lost:
+        list(validate_module.in_processes(die_on_the_third_chunk, [[1, 2], [3, 4], [5, 6], [7, 8]], processes=2))
+    assert 2 in lost.value.chunks and 0 not in lost.value.chunks
+    with pytest.raises(ValueError, match="invalid literal"):  # an error in a process reaches the caller
+        list(validate_module.in_processes(int, ["1", "x", "3"], processes=2))
+
+    monkeypatch.setattr(validate_module, "DECODE_CHUNK", 2)
+    monkeypatch.setattr(validate_module, "_decode_failures", die_on_the_third_chunk)
+    items = [(line, f"{line}.png") for line in range(2, 10)]
+    with pytest.raises(
+        validate_module.DecodingProcessError,
+        match=r"s\.csv stopped without a result \(.*\) on a file of lines \d to \d: look at those files",
+    ):
+        validate_module.undecodable(items, workers=2, csv_path="s.csv")
+
+
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_workers_must_be_one_or_more(tmp_path, workers):
+    from common.errors import UsageError
+    from data.validate import main
+
+    csv_path = write_csv(tmp_path / "s.csv", clean_rows(tmp_path))
+    with pytest.raises(
+        UsageError, match=rf"^--workers must be 1 or more \(1 decodes in this process\); got {workers}\.$"
+    ):
+        main([str(csv_path), "--check-images", "--workers", workers])
+    assert main([str(csv_path), "--check-images", "--workers", "1"]) == 0
