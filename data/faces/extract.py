@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,7 @@ def find_sources(source: Path, skip: Path | None = None) -> list[tuple[Path, str
         for name in sorted(files):
             if is_video(name):
                 found.append((folder / name, (folder / name).relative_to(source).with_suffix("").as_posix()))
-    ids = [video_id for _, video_id in found]
-    clashes = sorted({v for v in ids if ids.count(v) > 1})
+    clashes = sorted(video_id for video_id, count in Counter(v for _, v in found).items() if count > 1)
     if clashes:
         raise ExtractionError(
             f"{source} holds two sources with the same name {clashes[0]!r} "
