@@ -2,6 +2,7 @@
 
     python -m data.extract_faces SRC --out DIR [--frames 32 | --stride K] [--margin 1.3] [--size 256]
                                  [--max-faces N] [--align] [--detector mtcnn] [--detect-size N] [--workers N]
+                                 [--summary-json FILE]
     python -m data.extract_faces SRC --out DIR --detector mtcnn --device cuda --batch-size 32   # on a GPU
 
 For each video ``REL/NAME.EXT`` under SRC the crops go to ``DIR/REL/NAME/`` as ``f{frame:06d}_{face}.png``
@@ -15,8 +16,10 @@ the detector on frames downscaled to at most N pixels on their longer side and c
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from common.atomic import write_text_atomic
 from common.errors import UsageError
 
 from .detectors import list_detectors
@@ -72,6 +75,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, one video each (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--summary-json", metavar="FILE", help="also write the printed summary to FILE as JSON (for benchmarks)"
+    )
     return parser
 
 
@@ -111,5 +117,7 @@ def main(argv=None) -> int:
     )
     for key, value in summary.items():
         print(f"{key}: {value}")
+    if args.summary_json:
+        write_text_atomic(Path(args.summary_json), json.dumps(summary, indent=2) + "\n")
     print(f"index: {Path(args.out) / INDEX_NAME}; problems listed in {Path(args.out) / LOG_NAME}")
     return 0
