@@ -12,10 +12,11 @@ from PIL import Image
 from common.cli import run
 from data import extract_faces
 from data.faces import detectors
+from data.faces import settings as settings_module
 from data.faces.detectors import Detection, FaceDetector, register_detector
 from data.faces.extract import find_sources
 from data.faces.pipeline import StageSeconds, timed_frames
-from data.faces.settings import ExtractionError
+from data.faces.settings import ExtractionError, ExtractionSettings
 
 
 def test_two_sources_with_one_name_are_one_sentence_naming_the_first(tmp_path):
@@ -100,3 +101,32 @@ def test_decoding_time_is_the_producers_not_the_consumers():
     for _ in timed_frames(slow_frames(), spent):
         time.sleep(0.05)  # the consumer's time (detecting, writing) is not decoding
     assert 0.06 <= spent.decoding < 0.06 + 0.1
+
+
+def test_the_default_detect_size_is_one_constant_and_old_full_frame_folders_still_resume(
+    slow_square_detector, tmp_path, monkeypatch, capsys
+):
+    square_frames(tmp_path / "src" / "clip", 2)
+    source, out = str(tmp_path / "src"), str(tmp_path / "out")
+    flags = ["--detector", "slow-square", "--frames", "2", "--size", "16", "--no-progress"]
+    monkeypatch.setattr(settings_module, "DEFAULT_DETECT_SIZE", None)
+    assert run(extract_faces.main, [source, "--out", out, *flags]) == 0  # a folder made on the full frame
+    assert json.loads((tmp_path / "out" / "extraction.json").read_text())["settings"]["detect_size"] is None
+    monkeypatch.setattr(settings_module, "DEFAULT_DETECT_SIZE", 64)  # the default changes: one line
+    assert ExtractionSettings().detect_size == 64 and "(default: 64)" in extract_faces.get_args_parser().format_help()
+    # the same command over the old folder: refused (never two settings in one folder), saying how to continue it
+    assert run(extract_faces.main, [source, "--out", out, *flags]) == 1
+    error = capsys.readouterr().err
+    assert "detect_size null there, 64 now" in error and "(--detect-size 0: the full frame)" in error
+    for full_frame in ("0", "full"):
+        assert run(extract_faces.main, [source, "--out", out, *flags, "--detect-size", full_frame]) == 0
+        assert "skipped (already complete): 1" in capsys.readouterr().out
+    # records and checkpoints written before detect_size existed detected on the full frame, whatever the default
+    old_record = {key: value for key, value in ExtractionSettings(frames=4).to_dict().items() if key != "detect_size"}
+    assert ExtractionSettings.from_dict(old_record).detect_size is None
+    # a new folder takes the new default
+    assert run(extract_faces.main, [source, "--out", str(tmp_path / "new"), *flags]) == 0
+    assert json.loads((tmp_path / "new" / "extraction.json").read_text())["settings"]["detect_size"] == 64
+    with pytest.raises(SystemExit, match="2"):  # argparse's own usage error
+        extract_faces.main([source, "--out", out, *flags, "--detect-size", "none"])
+    assert "'none' is not a number of pixels (or 0 / full: the full frame)" in capsys.readouterr().err

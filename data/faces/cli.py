@@ -62,9 +62,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--detect-size",
-        type=int,
-        help="detect on frames downscaled to at most this many pixels on the longer side, crop from the full frame "
-        "(default: detect on the full frame)",
+        type=_detect_size,
+        metavar="N",
+        help="detect on frames downscaled to at most N pixels on the longer side, crop from the full frame; "
+        f"0 or full: detect on the full frame (default: {_detect_size_name(defaults.detect_size)})",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (detectors that support it: mtcnn)")
     parser.add_argument(
@@ -81,8 +82,24 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _detect_size(text: str) -> int:
+    """--detect-size: pixels, or 0 / full for the full frame (the way to turn a downscaling default off)."""
+    if text.strip().lower() == "full":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of pixels (or 0 / full: the full frame)") from None
+
+
+def _detect_size_name(detect_size: int | None) -> str:
+    return "the full frame" if detect_size is None else str(detect_size)
+
+
 def settings_from_args(args) -> ExtractionSettings:
     frames = args.frames if args.frames is not None or args.stride is not None else ExtractionSettings.frames
+    # None: not given, the default; 0: the full frame, stored as null like the records of full-frame runs
+    detect_size = {} if args.detect_size is None else {"detect_size": args.detect_size or None}
     return ExtractionSettings(
         detector=args.detector,
         frames=frames,
@@ -92,7 +109,7 @@ def settings_from_args(args) -> ExtractionSettings:
         max_faces=args.max_faces,
         align=args.align,
         min_score=args.min_score,
-        detect_size=args.detect_size,
+        **detect_size,
     )
 
 

@@ -230,6 +230,21 @@ def write_index(out: Path) -> tuple[int, list[str]]:
     return rows, log
 
 
+def _other_settings(out: Path, settings_file: Path, previous: ExtractionSettings, settings: ExtractionSettings) -> str:
+    """The sentence refusing to mix two settings in one folder: what differs, and how to continue the old run."""
+    there, now = previous.to_dict(), settings.to_dict()
+    differing = [name for name in there if there[name] != now[name]]
+    said = ", ".join(f"{name} {json.dumps(there[name])} there, {json.dumps(now[name])} now" for name in differing)
+    hint = ""
+    if "detect_size" in differing:  # the default may have changed since that folder was made
+        size = previous.detect_size
+        hint = f" (--detect-size {size})" if size else " (--detect-size 0: the full frame)"
+    return (
+        f"{out} was extracted with other settings ({said}; see {settings_file}): pass the same settings to continue "
+        f"it{hint}, or a new --out folder."
+    )
+
+
 def _prepare_out(source: Path, out: Path, settings: ExtractionSettings) -> None:
     """Create ``out`` with its settings record (or check it holds the same settings), copy the dataset's list files,
     and remove the half-written folders of a killed run."""
@@ -237,11 +252,10 @@ def _prepare_out(source: Path, out: Path, settings: ExtractionSettings) -> None:
     settings_file = out / SETTINGS_NAME
     if settings_file.is_file():
         previous = json.loads(settings_file.read_text()).get("settings")
-        if previous is None or ExtractionSettings.from_dict(previous) != settings:
-            raise ExtractionError(
-                f"{out} was extracted with other settings ({settings_file}: {previous}); "
-                "pass a new --out folder or the same settings."
-            )
+        if previous is None:
+            raise ExtractionError(f"{settings_file} holds no settings: pass a new --out folder.")
+        if ExtractionSettings.from_dict(previous) != settings:
+            raise ExtractionError(_other_settings(out, settings_file, ExtractionSettings.from_dict(previous), settings))
     else:
         record = {"settings": settings.to_dict(), "versions": library_versions(), "source": str(source.resolve())}
         write_text_atomic(settings_file, json.dumps(record, indent=2))
