@@ -43,8 +43,10 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.face_detectors import score_image  # noqa: E402
 from benchmarks.scale import MB, git_commit, machine, run_command  # noqa: E402
 from common.atomic import write_text_atomic  # noqa: E402
+from data.faces.detectors import Detection  # noqa: E402
 from data.faces.settings import DEFAULT_DETECTOR, INDEX_NAME, TEMP_PREFIX, VIDEO_DONE_NAME  # noqa: E402
 
 SIZES = ((854, 480), (1280, 720), (1920, 1080))  # landscape (width, height); a vertical video swaps them
@@ -60,8 +62,6 @@ PATCH_FACE_BOX = (72 / 240, 80 / 240, 166 / 240, 172 / 240)  # benchmarks/face_d
 BACKGROUNDS = ("coffee", "rocket", "immunohistochemistry", "brick")  # face-free photos (no detection on any)
 MANIFEST = "manifest.json"
 DETECT_SIZES = ("full", "320", "480", "640", "960")
-MATCH_IOU = 0.5
-FALSE_IOU = 0.3  # a box overlapping no true face by this much is a false detection (as face_detectors.py)
 POLL_SECONDS = 0.05
 
 
@@ -257,11 +257,9 @@ def fresh(folder: Path) -> Path:
 
 
 def done_videos(out: Path) -> int:
-    """Videos complete under ``out`` (their VIDEO_DONE_NAME, outside the temporary folders)."""
-    return sum(
-        not any(part.startswith(TEMP_PREFIX) for part in path.relative_to(out).parts)
-        for path in out.rglob(VIDEO_DONE_NAME)
-    )
+    """Videos complete under ``out``: their VIDEO_DONE_NAME, not in a temporary folder (the benchmark's videos lie
+    side by side, so one folder level is read: cheap enough to poll beside the run)."""
+    return sum(not path.parent.name.startswith(TEMP_PREFIX) for path in out.glob(f"*/{VIDEO_DONE_NAME}"))
 
 
 def faces_per_video(out: Path) -> tuple[dict[str, int], int]:
@@ -313,39 +311,27 @@ def resume_check(source: Path, runs: Path, videos: int, reference: Path, args) -
 
 
 # ------------------------------------------------------------------------------------------------ recall
-def _iou(a, b) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def video_recall(out: Path, plan: list[dict]) -> dict:
-    """True faces of the sampled (decoded) frames found by a crop box at IoU >= MATCH_IOU, each box matching one
-    face; boxes that overlap no true face, in videos with faces and in videos without."""
-    found_boxes: dict[tuple[str, int], list] = {}
+    """True faces of the sampled (decoded) frames found by a crop box, and the boxes that overlap no true face (in
+    videos with faces, and in videos without), scored as the detector benchmark scores an image (IoU >= 0.5, each
+    face found once; false: IoU < 0.3 with every true face)."""
+    found_boxes: dict[tuple[str, int], list[Detection]] = {}
     with open(out / INDEX_NAME, newline="") as handle:
         for row in csv.DictReader(handle):
             box = tuple(float(row[f"box_{k}"]) for k in ("x0", "y0", "x1", "y1"))
-            found_boxes.setdefault((row["video_id"], int(row["frame"])), []).append(box)
+            found_boxes.setdefault((row["video_id"], int(row["frame"])), []).append(Detection(box, float(row["score"])))
     faces = found = false_with_faces = false_without = 0
     for video in plan:
         video_id = Path(video["file"]).stem
         done = out / video_id / VIDEO_DONE_NAME
-        frames = json.loads(done.read_text())["frames"] if done.is_file() else []
-        for frame in frames:
-            truths, boxes = true_boxes(video, frame), found_boxes.get((video_id, frame), [])
-            taken: set[int] = set()
-            for box in boxes:
-                best = max(range(len(truths)), key=lambda i: _iou(box, truths[i]), default=None)
-                if best is not None and best not in taken and _iou(box, truths[best]) >= MATCH_IOU:
-                    taken.add(best)
-            faces, found = faces + len(truths), found + len(taken)
-            false = sum(all(_iou(box, truth) < FALSE_IOU for truth in truths) for box in boxes)
-            false_with_faces, false_without = (
-                (false_with_faces + false, false_without) if truths else (false_with_faces, false_without + false)
-            )
+        for frame in json.loads(done.read_text())["frames"] if done.is_file() else []:
+            truths = true_boxes(video, frame)
+            hits, false = score_image(found_boxes.get((video_id, frame), []), truths)
+            faces, found = faces + len(truths), found + hits
+            if truths:
+                false_with_faces += false
+            else:
+                false_without += false
     return {
         "recall_iou_0.5": round(found / faces, 4) if faces else None,
         "true_faces": faces,
@@ -360,7 +346,7 @@ def scenes_recall(detector_name: str, sizes: list[str]) -> dict:
     false detections (its scenes are 256 to 1024 pixels: sizes above 1024 change nothing)."""
     import skimage.data as skimage_data
 
-    from benchmarks.face_detectors import FACE_FREE, face_scenes, rgb, score_image
+    from benchmarks.face_detectors import FACE_FREE, face_scenes, rgb
     from data.faces.detectors import build_detector
     from data.faces.pipeline import detect_in_frames
     from data.faces.settings import ExtractionSettings
