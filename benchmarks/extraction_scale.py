@@ -47,7 +47,13 @@ from benchmarks.face_detectors import score_image  # noqa: E402
 from benchmarks.scale import MB, git_commit, machine, run_command  # noqa: E402
 from common.atomic import write_text_atomic  # noqa: E402
 from data.faces.detectors import Detection  # noqa: E402
-from data.faces.settings import DEFAULT_DETECTOR, INDEX_NAME, TEMP_PREFIX, VIDEO_DONE_NAME  # noqa: E402
+from data.faces.settings import (  # noqa: E402
+    DEFAULT_DETECTOR,
+    INDEX_NAME,
+    TEMP_PREFIX,
+    VIDEO_DONE_NAME,
+    library_versions,
+)
 
 SIZES = ((854, 480), (1280, 720), (1920, 1080))  # landscape (width, height); a vertical video swaps them
 VERTICAL_FRACTION = 0.15
@@ -62,7 +68,6 @@ PATCH_FACE_BOX = (72 / 240, 80 / 240, 166 / 240, 172 / 240)  # benchmarks/face_d
 BACKGROUNDS = ("coffee", "rocket", "immunohistochemistry", "brick")  # face-free photos (no detection on any)
 MANIFEST = "manifest.json"
 DETECT_SIZES = ("full", "320", "480", "640", "960")
-POLL_SECONDS = 0.05
 
 
 # ------------------------------------------------------------------------------------------------ the videos
@@ -145,7 +150,7 @@ def _codec() -> tuple[str, dict]:
 
     if "libx264" in av.codecs_available:
         return "libx264", {"preset": "ultrafast", "crf": "30"}
-    return "mpeg4", {"qscale": "8"}
+    return "mpeg4", {}
 
 
 def write_video(path: Path, video: dict) -> None:
@@ -197,6 +202,8 @@ def synthesise(folder: Path, plan: list[dict], parameters: dict, workers: int) -
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     manifest_file.unlink(missing_ok=True)  # written last: a killed synthesis is redone
+    for leftover in folder.glob(f"{TEMP_PREFIX}*"):  # a killed synthesis's half-written file: extraction would read it
+        leftover.unlink()
     items = [(str(folder / video["file"]), video) for video in plan]
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -575,6 +582,7 @@ def benchmark(args, workdir: Path) -> dict:
         "git_commit": commit,
         "command": "python benchmarks/extraction_scale.py " + " ".join(args.argv),
         "machine": machine(),
+        "versions": library_versions(),
         "load_average_start": started_load,
         "load_average_end": [round(v, 2) for v in os.getloadavg()],
         "detector": args.detector,

@@ -197,7 +197,9 @@ def test_a_synthetic_video_shows_its_faces_where_the_manifest_says_and_is_made_o
         elsewhere = 0 if x > 48 else 96  # the other end of the frame: background
         assert np.abs(image[y : y + 64, elsewhere : elsewhere + 64].astype(int) - patch).mean() > 30
     assert extraction_scale.synthesise(tmp_path, [video], parameters, workers=1)["reused"]
+    (tmp_path / ".tmp-0001.mp4").write_bytes(b"half")  # from a killed synthesis: extraction would read it
     assert not extraction_scale.synthesise(tmp_path, [video], {"test": 2}, workers=1)["reused"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [video["file"], "manifest.json"]
 
 
 def test_recall_counts_each_true_face_once_and_false_boxes_apart(tmp_path):
