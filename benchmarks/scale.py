@@ -292,6 +292,16 @@ def _read_lines(stream, name: str, started: float, lines: list, stop_at=None, se
     stream.close()
 
 
+def _kill_when(process: subprocess.Popen, condition: Callable[[], bool], started: float, timeout: float):
+    """SIGKILL to the process group of ``process`` once ``condition()`` holds; the second it did, or None."""
+    while process.poll() is None and time.perf_counter() - started < timeout:
+        if condition():
+            os.killpg(process.pid, signal.SIGKILL)
+            return time.perf_counter() - started
+        time.sleep(SAMPLE_SECONDS)
+    return None
+
+
 def run_command(
     command: list[str],
     *,
@@ -330,12 +340,8 @@ def run_command(
     timed_out = False
     stopped_at = killed_at = None
     try:
-        while kill_when is not None and process.poll() is None and time.perf_counter() - started < timeout:
-            if kill_when():
-                killed_at = time.perf_counter() - started
-                os.killpg(process.pid, signal.SIGKILL)
-                break
-            time.sleep(SAMPLE_SECONDS)
+        if kill_when is not None:
+            killed_at = _kill_when(process, kill_when, started, timeout)
         if stop_at is not None:
             while process.poll() is None and not seen.wait(0.05):
                 if time.perf_counter() - started > timeout:
