@@ -293,13 +293,30 @@ def _read_lines(stream, name: str, started: float, lines: list, stop_at=None, se
     stream.close()
 
 
+def _kill_when(process: subprocess.Popen, condition: Callable[[], bool], started: float, timeout: float):
+    """SIGKILL to the process group of ``process`` once ``condition()`` holds; the second it did, or None."""
+    while process.poll() is None and time.perf_counter() - started < timeout:
+        if condition():
+            os.killpg(process.pid, signal.SIGKILL)
+            return time.perf_counter() - started
+        time.sleep(SAMPLE_SECONDS)
+    return None
+
+
 def run_command(
-    command: list[str], *, timeout: float, environment: dict[str, str], stop_at: re.Pattern | None = None
+    command: list[str],
+    *,
+    timeout: float,
+    environment: dict[str, str],
+    stop_at: re.Pattern | None = None,
+    kill_when: Callable[[], bool] | None = None,
 ) -> Measured:
     """Run ``command`` in the repository as a user would; wall seconds, exit code and the process tree's peak memory.
 
     ``stop_at``: once a line of its output matches, the command gets SIGTERM (as from a scheduler or Ctrl-C: train.py
-    saves and exits) and ``stopped_at_s`` records when.
+    saves and exits) and ``stopped_at_s`` records when. ``kill_when``: polled every SAMPLE_SECONDS; once it is true,
+    the command's whole process group gets SIGKILL (a crash or an out-of-memory kill: nothing can clean up) and
+    ``killed_at_s`` records when.
     """
     seen = threading.Event()
     lines: list[tuple[float, str, str]] = []
@@ -322,8 +339,10 @@ def run_command(
     for reader in readers:
         reader.start()
     timed_out = False
-    stopped_at = None
+    stopped_at = killed_at = None
     try:
+        if kill_when is not None:
+            killed_at = _kill_when(process, kill_when, started, timeout)
         if stop_at is not None:
             while process.poll() is None and not seen.wait(0.05):
                 if time.perf_counter() - started > timeout:
@@ -352,6 +371,8 @@ def run_command(
         record["timed_out_after_s"] = timeout
     if stopped_at is not None:
         record["stopped_at_s"] = round(stopped_at, 3)
+    if killed_at is not None:
+        record["killed_at_s"] = round(killed_at, 3)
     measured = Measured(record, lines)
     if exit_code != 0:
         record["stderr_tail"] = measured.text("stderr")[-3000:] or measured.text("stdout")[-3000:]

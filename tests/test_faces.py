@@ -158,12 +158,12 @@ def test_detect_size_is_a_flag_stored_with_the_settings_and_older_records_still_
     with open(out / "faces.csv", newline="") as handle:  # found on 64x48 frames, given in the 128x96 frame's pixels
         assert [float(row["box_x0"]) for row in csv.DictReader(handle)] == [boxes[0][0], boxes[1][0]]
     # A record written before detect_size existed reads as detect_size null: the same settings, so it resumes.
-    older = tmp_path / "older"
-    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags]) == 0
+    older, full_frame = tmp_path / "older", [*flags, "--detect-size", "0"]  # 0: the full frame, whatever the default
+    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *full_frame]) == 0
     record = json.loads((older / "extraction.json").read_text())
     del record["settings"]["detect_size"]
     (older / "extraction.json").write_text(json.dumps(record))
-    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags]) == 0
+    assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *full_frame]) == 0
     assert "skipped (already complete): 1" in capsys.readouterr().out
     assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags, "--detect-size", "64"]) == 1
     assert "other settings" in capsys.readouterr().err

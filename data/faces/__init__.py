@@ -23,8 +23,9 @@ from .detectors import (
     register_detector,
 )
 from .extract import VideoResult, copy_metadata, extract, extract_video, find_sources, write_index
-from .pipeline import detect_in_frames, faces_in_image, faces_in_video, faces_of_frames
+from .pipeline import StageSeconds, detect_in_frames, faces_in_image, faces_in_video, faces_of_frames
 from .settings import (
+    DEFAULT_DETECT_SIZE,
     DEFAULT_DETECTOR,
     DETECT_BATCH,
     INDEX_COLUMNS,
@@ -39,6 +40,7 @@ from .settings import (
 from .video import VideoReadError, read_folder_frames, read_frames, read_video_frames, sample_indices
 
 __all__ = [
+    "DEFAULT_DETECT_SIZE",
     "DEFAULT_DETECTOR",
     "DETECT_BATCH",
     "INDEX_COLUMNS",
@@ -54,6 +56,7 @@ __all__ = [
     "FaceDetector",
     "MtcnnDetector",
     "OpenCvHaarDetector",
+    "StageSeconds",
     "VideoReadError",
     "VideoResult",
     "build_detector",

@@ -2,6 +2,7 @@
 
     python -m data.extract_faces SRC --out DIR [--frames 32 | --stride K] [--margin 1.3] [--size 256]
                                  [--max-faces N] [--align] [--detector mtcnn] [--detect-size N] [--workers N]
+                                 [--summary-json FILE]
     python -m data.extract_faces SRC --out DIR --detector mtcnn --device cuda --batch-size 32   # on a GPU
 
 For each video ``REL/NAME.EXT`` under SRC the crops go to ``DIR/REL/NAME/`` as ``f{frame:06d}_{face}.png``
@@ -15,8 +16,10 @@ the detector on frames downscaled to at most N pixels on their longer side and c
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from common.atomic import write_text_atomic
 from common.errors import UsageError
 
 from .detectors import list_detectors
@@ -59,9 +62,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--detect-size",
-        type=int,
-        help="detect on frames downscaled to at most this many pixels on the longer side, crop from the full frame "
-        "(default: detect on the full frame)",
+        type=_detect_size,
+        metavar="N",
+        help="detect on frames downscaled to at most N pixels on the longer side, crop from the full frame; "
+        f"0 or full: detect on the full frame (default: {_detect_size_name(defaults.detect_size)})",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (detectors that support it: mtcnn)")
     parser.add_argument(
@@ -72,11 +76,30 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, one video each (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--summary-json", metavar="FILE", help="also write the printed summary to FILE as JSON (for benchmarks)"
+    )
     return parser
+
+
+def _detect_size(text: str) -> int:
+    """--detect-size: pixels, or 0 / full for the full frame (the way to turn a downscaling default off)."""
+    if text.strip().lower() == "full":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of pixels (or 0 / full: the full frame)") from None
+
+
+def _detect_size_name(detect_size: int | None) -> str:
+    return "the full frame" if detect_size is None else str(detect_size)
 
 
 def settings_from_args(args) -> ExtractionSettings:
     frames = args.frames if args.frames is not None or args.stride is not None else ExtractionSettings.frames
+    # None: not given, the default; 0: the full frame, stored as null like the records of full-frame runs
+    detect_size = {} if args.detect_size is None else {"detect_size": args.detect_size or None}
     return ExtractionSettings(
         detector=args.detector,
         frames=frames,
@@ -86,7 +109,7 @@ def settings_from_args(args) -> ExtractionSettings:
         max_faces=args.max_faces,
         align=args.align,
         min_score=args.min_score,
-        detect_size=args.detect_size,
+        **detect_size,
     )
 
 
@@ -111,5 +134,7 @@ def main(argv=None) -> int:
     )
     for key, value in summary.items():
         print(f"{key}: {value}")
+    if args.summary_json:
+        write_text_atomic(Path(args.summary_json), json.dumps(summary, indent=2) + "\n")
     print(f"index: {Path(args.out) / INDEX_NAME}; problems listed in {Path(args.out) / LOG_NAME}")
     return 0

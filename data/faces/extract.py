@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from common.atomic import atomic_output, write_text_atomic
 from data.media import VIDEO_SUFFIXES, is_image, is_video
 
 from .detectors import FaceDetector, build_detector, check_align
-from .pipeline import faces_of_frames
+from .pipeline import StageSeconds, faces_of_frames, timed_frames
 from .settings import (
     DETECT_BATCH,
     INDEX_COLUMNS,
@@ -63,8 +64,7 @@ def find_sources(source: Path, skip: Path | None = None) -> list[tuple[Path, str
         for name in sorted(files):
             if is_video(name):
                 found.append((folder / name, (folder / name).relative_to(source).with_suffix("").as_posix()))
-    ids = [video_id for _, video_id in found]
-    clashes = sorted({v for v in ids if ids.count(v) > 1})
+    clashes = sorted(video_id for video_id, count in Counter(v for _, v in found).items() if count > 1)
     if clashes:
         raise ExtractionError(
             f"{source} holds two sources with the same name {clashes[0]!r} "
@@ -82,6 +82,7 @@ class VideoResult:
     missing: list[int] | None = None
     error: str | None = None
     skipped: bool = False
+    seconds: StageSeconds | None = None  # where the video's time went (None when skipped)
 
 
 def _write_png(path: Path, crop: np.ndarray) -> None:
@@ -106,9 +107,11 @@ def extract_video(
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     rows, frames_seen, without, missing = [], [], [], []
-    frames = _note_missing(read_frames(path, settings), missing)
+    seconds = StageSeconds()
+    frames = timed_frames(_note_missing(read_frames(path, settings), missing), seconds)
     try:
-        for index, faces in faces_of_frames(frames, detector, settings, batch_size):
+        for index, faces in faces_of_frames(frames, detector, settings, batch_size, seconds):
+            started = time.perf_counter()
             frames_seen.append(index)
             if not faces:
                 without.append(index)
@@ -117,14 +120,12 @@ def extract_video(
                 _write_png(temporary / name, face.crop)
                 box = (f"{v:.1f}" for v in face.box)
                 rows.append([f"{video_id}/{name}", video_id, face.frame, face.face_index, *box, f"{face.score:.4f}"])
+            seconds.writing += time.perf_counter() - started
     except VideoReadError as error:
         shutil.rmtree(temporary, ignore_errors=True)
-        return VideoResult(video_id, error=str(error))
-    with open(temporary / INDEX_NAME, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(INDEX_COLUMNS)
-        writer.writerows(rows)
-    summary = {
+        return VideoResult(video_id, error=str(error), seconds=seconds)
+    started = time.perf_counter()
+    record = {
         "video_id": video_id,
         "source": str(path),
         "frames": frames_seen,
@@ -132,11 +133,23 @@ def extract_video(
         "frames_not_decoded": missing,
         "faces": len(rows),
     }
-    (temporary / VIDEO_DONE_NAME).write_text(json.dumps(summary))
+    _finish_video(temporary, final, rows, record)
+    seconds.writing += time.perf_counter() - started
+    return VideoResult(
+        video_id, len(rows), len(frames_seen), frames_without_face=without, missing=missing, seconds=seconds
+    )
+
+
+def _finish_video(temporary: Path, final: Path, rows: list[list], record: dict) -> None:
+    """Write the video's index and, last, its completion record, then give its temporary folder its final name."""
+    with open(temporary / INDEX_NAME, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(INDEX_COLUMNS)
+        writer.writerows(rows)
+    (temporary / VIDEO_DONE_NAME).write_text(json.dumps(record))
     if final.exists():  # an incomplete folder from another tool or an older layout: replaced, never merged
         shutil.rmtree(final)
     os.replace(temporary, final)
-    return VideoResult(video_id, faces=len(rows), frames=len(frames_seen), frames_without_face=without, missing=missing)
 
 
 def _note_missing(frames, missing: list[int]):
@@ -217,6 +230,21 @@ def write_index(out: Path) -> tuple[int, list[str]]:
     return rows, log
 
 
+def _other_settings(out: Path, settings_file: Path, previous: ExtractionSettings, settings: ExtractionSettings) -> str:
+    """The sentence refusing to mix two settings in one folder: what differs, and how to continue the old run."""
+    there, now = previous.to_dict(), settings.to_dict()
+    differing = [name for name in there if there[name] != now[name]]
+    said = ", ".join(f"{name} {json.dumps(there[name])} there, {json.dumps(now[name])} now" for name in differing)
+    hint = ""
+    if "detect_size" in differing:  # the default may have changed since that folder was made
+        size = previous.detect_size
+        hint = f" (--detect-size {size})" if size else " (--detect-size 0: the full frame)"
+    return (
+        f"{out} was extracted with other settings ({said}; see {settings_file}): pass the same settings to continue "
+        f"it{hint}, or a new --out folder."
+    )
+
+
 def _prepare_out(source: Path, out: Path, settings: ExtractionSettings) -> None:
     """Create ``out`` with its settings record (or check it holds the same settings), copy the dataset's list files,
     and remove the half-written folders of a killed run."""
@@ -224,11 +252,10 @@ def _prepare_out(source: Path, out: Path, settings: ExtractionSettings) -> None:
     settings_file = out / SETTINGS_NAME
     if settings_file.is_file():
         previous = json.loads(settings_file.read_text()).get("settings")
-        if previous is None or ExtractionSettings.from_dict(previous) != settings:
-            raise ExtractionError(
-                f"{out} was extracted with other settings ({settings_file}: {previous}); "
-                "pass a new --out folder or the same settings."
-            )
+        if previous is None:
+            raise ExtractionError(f"{settings_file} holds no settings: pass a new --out folder.")
+        if ExtractionSettings.from_dict(previous) != settings:
+            raise ExtractionError(_other_settings(out, settings_file, ExtractionSettings.from_dict(previous), settings))
     else:
         record = {"settings": settings.to_dict(), "versions": library_versions(), "source": str(source.resolve())}
         write_text_atomic(settings_file, json.dumps(record, indent=2))
@@ -274,7 +301,13 @@ def extract(
     progress: bool = True,
     batch_size: int = DETECT_BATCH,
 ) -> dict:
-    """Run extraction over ``source`` into ``out``; returns the run summary (also printed by the tool)."""
+    """Run extraction over ``source`` into ``out``; returns the run summary (also printed by the tool).
+
+    ``seconds`` is the wall time of the videos' loop; "seconds decoding", "seconds detecting", "seconds cropping" and
+    "seconds writing" are each video's time in that stage summed over the videos (unreadable ones included): time
+    inside the workers, so with W workers the four add up to at most W times ``seconds``, and what they leave of
+    it is the workers' start-up (loading the detector) and waiting.
+    """
     source, out = Path(source), Path(out)
     items = find_sources(source, skip=out)
     if not items:
@@ -293,6 +326,10 @@ def extract(
     write_text_atomic(out / LOG_NAME, "".join(line + "\n" for line in log))
     processed = [r for r in results if not r.skipped and not r.error]
     frames = sum(r.frames for r in processed)
+    spent = StageSeconds()
+    for result in results:
+        if result.seconds is not None:
+            spent.add(result.seconds)
     return {
         "videos": len(items),
         "extracted": len(processed),
@@ -306,4 +343,8 @@ def extract(
         "seconds": round(seconds, 2),
         "videos/s": round(len(processed) / seconds, 3) if seconds > 0 else None,
         "frames/s": round(frames / seconds, 2) if seconds > 0 else None,
+        "seconds decoding": round(spent.decoding, 3),
+        "seconds detecting": round(spent.detecting, 3),
+        "seconds cropping": round(spent.cropping, 3),
+        "seconds writing": round(spent.writing, 3),
     }

@@ -1,8 +1,11 @@
-"""Frames -> detected faces -> crops: the one loop that the extraction tool and predict.py share."""
+"""Frames -> detected faces -> crops: the one loop that the extraction tool and predict.py share, and the seconds a
+video spends in each of its stages."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,41 @@ from .crop import Face, faces_from_detections
 from .detectors import Detection, FaceDetector, check_align
 from .settings import DETECT_BATCH, ExtractionError, ExtractionSettings
 from .video import VideoReadError, read_frames
+
+
+@dataclass
+class StageSeconds:
+    """Wall seconds one video spent decoding (seeks included), detecting (the downscaling included), cropping and
+    writing its crops and index: a few clock readings per batch of frames, nothing per pixel."""
+
+    decoding: float = 0.0
+    detecting: float = 0.0
+    cropping: float = 0.0
+    writing: float = 0.0
+
+    def add(self, other: "StageSeconds") -> None:
+        self.decoding += other.decoding
+        self.detecting += other.detecting
+        self.cropping += other.cropping
+        self.writing += other.writing
+
+    def total(self) -> float:
+        return self.decoding + self.detecting + self.cropping + self.writing
+
+
+def timed_frames(frames: Iterable, seconds: StageSeconds) -> Iterator:
+    """``frames`` passed on unchanged; the time spent producing each one (opening, seeking, decoding) is added to
+    ``seconds.decoding``, not the time its consumer spends on it."""
+    iterator = iter(frames)
+    while True:
+        started = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            seconds.decoding += time.perf_counter() - started
+        yield item
 
 
 def _downscaled(image: np.ndarray, longest: int) -> tuple[np.ndarray, float, float]:
@@ -51,13 +89,19 @@ def faces_of_frames(
     detector: FaceDetector,
     settings: ExtractionSettings,
     batch_size: int = DETECT_BATCH,
+    seconds: StageSeconds | None = None,
 ) -> Iterator[tuple[int, list[Face]]]:
     """(frame index, its face crops, the largest first; empty when it has none) for every (index, RGB frame),
-    ``batch_size`` frames per detector call."""
+    ``batch_size`` frames per detector call; the detector's and the cropping's time is added to ``seconds``."""
     for batch in batched(frames, batch_size):
+        started = time.perf_counter()
         answers = detect_in_frames(detector, [image for _, image in batch], settings)
-        for (index, image), detections in zip(batch, answers):
-            yield index, faces_from_detections(image, detections, settings, index)
+        detected = time.perf_counter()
+        crops = [faces_from_detections(image, found, settings, index) for (index, image), found in zip(batch, answers)]
+        if seconds is not None:
+            seconds.detecting += detected - started
+            seconds.cropping += time.perf_counter() - detected
+        yield from zip([index for index, _ in batch], crops)
 
 
 def faces_in_image(image: np.ndarray, detector: FaceDetector, settings: ExtractionSettings) -> list[Face]:

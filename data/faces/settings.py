@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from common.errors import UserError
 
 # Chosen by benchmarks/face_detectors.py (docs/extraction.md); dlib-hog is DeepfakeBench's, for comparability.
 DEFAULT_DETECTOR = "mtcnn"
+# Longer side of the downscaled frame the detector looks at (None: the full frame); chosen by measurement with
+# benchmarks/extraction_scale.py (docs/extraction.md). Out folders and checkpoints keep the value they were made with.
+DEFAULT_DETECT_SIZE: int | None = None
 INDEX_NAME = "faces.csv"
 SETTINGS_NAME = "extraction.json"
 LOG_NAME = "extraction_log.txt"
@@ -44,8 +47,9 @@ class ExtractionSettings:
     max_faces: int | None = None
     align: bool = False
     min_score: float = 0.0
-    # Detect on the frame downscaled to at most this many pixels on its longer side, crop from the full frame.
-    detect_size: int | None = None
+    # Detect on the frame downscaled to at most this many pixels on its longer side, crop from the full frame;
+    # None: detect on the full frame. Read when a setting is made, so DEFAULT_DETECT_SIZE is the one place to change.
+    detect_size: int | None = field(default_factory=lambda: DEFAULT_DETECT_SIZE)
 
     def __post_init__(self):
         if (self.frames is None) == (self.stride is None):
@@ -66,8 +70,8 @@ class ExtractionSettings:
         _positive_int_or_none("detect_size", self.detect_size)
         if self.detect_size is not None and self.detect_size < MIN_DETECT_SIZE:
             raise ExtractionError(
-                f"face extraction setting detect_size must be at least {MIN_DETECT_SIZE} pixels (or null: detect on "
-                f"the full frame), not {self.detect_size}."
+                f"face extraction setting detect_size must be at least {MIN_DETECT_SIZE} pixels (or null, "
+                f"--detect-size 0: detect on the full frame), not {self.detect_size}."
             )
 
     def to_dict(self) -> dict:
@@ -75,6 +79,9 @@ class ExtractionSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ExtractionSettings":
+        """Settings from a record; one written before detect_size existed detected on the full frame (null), whatever
+        the default is now."""
+        values = {"detect_size": None, **values}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
