@@ -358,7 +358,7 @@ def test_detection_on_a_downscaled_frame_maps_back_to_the_full_frame(mtcnn):
     """--detect-size: the detector sees the frame at most N pixels long, the boxes and eyes come back in the full
     frame's pixels (within a few pixels of detecting on the full frame), and the crops come from the full frame."""
     frame = np.asarray(Image.fromarray(two_faces()).resize((896, 512), Image.Resampling.BICUBIC))  # not square
-    whole = ef.ExtractionSettings(frames=1, size=64, align=True)
+    whole = ef.ExtractionSettings(frames=1, size=64, align=True, detect_size=None)  # whatever the default
     downscaled = ef.ExtractionSettings(frames=1, size=64, align=True, detect_size=448)
     [on_full] = ef.detect_in_frames(mtcnn, [frame], whole)
     [mapped] = ef.detect_in_frames(mtcnn, [frame], downscaled)

@@ -15,7 +15,7 @@ from common.errors import UserError
 DEFAULT_DETECTOR = "mtcnn"
 # Longer side of the downscaled frame the detector looks at (None: the full frame); chosen by measurement with
 # benchmarks/extraction_scale.py (docs/extraction.md). Out folders and checkpoints keep the value they were made with.
-DEFAULT_DETECT_SIZE: int | None = None
+DEFAULT_DETECT_SIZE: int | None = 640
 INDEX_NAME = "faces.csv"
 SETTINGS_NAME = "extraction.json"
 LOG_NAME = "extraction_log.txt"
