@@ -246,6 +246,7 @@ def test_validate_catches_a_video_with_real_and_fake_frames_that_would_stop_trai
     assert "v1' has real" not in report  # namespaced by generator, as evaluation does: two videos
 
 
+@pytest.mark.slow
 def test_a_signal_after_an_epochs_last_step_stops_before_validating_it(demo, tmp_path, monkeypatch):
     """At a million rows, validating takes minutes that a scheduler's grace period does not have: a stop asked for
     after the epoch's last step saves and exits without validating; the resumed run validates that epoch first and
