@@ -128,7 +128,8 @@ def files_under(root: Path) -> list[str]:
                     pending.append((prefix + entry.name + "/", entry.path))
                 elif entry.is_file():
                     found.append(prefix + entry.name)
-    found.sort(key=lambda relative: relative.split("/"))  # Path order: component by component
+    # Path order (component by component): "/" read as the lowest character, one string per path as the key
+    found.sort(key=lambda relative: relative.replace("/", "\0"))
     return found
 
 
