@@ -916,6 +916,9 @@ def main(argv=None) -> int:
         print("LOADER " + json.dumps(figures), flush=True)
         return 0
     if args.table:
+        missing = [path for path in args.table if not Path(path).is_file()]
+        if missing:
+            raise SystemExit(f"--table: {missing[0]} does not exist: give JSON files written by this benchmark.")
         text = render_table([json.loads(Path(path).read_text()) for path in args.table])
         write_text_atomic(args.out, text) if args.out else print(text, end="")
         return 0

@@ -169,3 +169,23 @@ def test_detect_size_is_a_flag_stored_with_the_settings_and_older_records_still_
     assert "other settings" in capsys.readouterr().err
     assert run(extract_faces.main, [str(tmp_path / "src"), "--out", str(older), *flags, "--detect-size", "8"]) == 2
     assert "detect_size must be at least 64" in capsys.readouterr().err
+
+
+def test_freed_memory_goes_back_to_the_system_after_every_video(toy_detector, tmp_path, monkeypatch):
+    """glibc keeps what a worker freed: without a trim after each video its resident size climbs video after video."""
+    import importlib
+    import platform
+
+    from common.memory import release_freed_memory
+
+    extract_module = importlib.import_module("data.faces.extract")  # the module (data.faces.extract is the function)
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert release_freed_memory() is glibc
+    for name in ("a", "b", "c"):
+        frame_folder(tmp_path / "src" / name, 2)
+    releases = []
+    monkeypatch.setattr(extract_module, "release_freed_memory", lambda: releases.append(1) or True)
+    settings = ExtractionSettings(detector="toy-square", frames=2, size=16)
+    summary = extract(tmp_path / "src", tmp_path / "out", settings, progress=False)
+    assert summary["extracted"] == 3 and len(releases) == 3

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from common.atomic import atomic_output, write_text_atomic
+from common.memory import release_freed_memory
 from data.media import VIDEO_SUFFIXES, is_image, is_video
 
 from .detectors import FaceDetector, build_detector, check_align
@@ -201,9 +202,17 @@ def _init_worker(detector_name: str, device: str, settings: dict, out: str, batc
 
 def _run_one(item: tuple[str, str]) -> VideoResult:
     path, video_id = item
-    return extract_video(
+    return extract_and_release(
         Path(path), video_id, _worker["out"], _worker["detector"], _worker["settings"], _worker["batch_size"]
     )
+
+
+def extract_and_release(*arguments) -> VideoResult:
+    """``extract_video``, then the memory it freed goes back to the system: without it a worker's resident size climbs
+    with every video (glibc keeps freed frame buffers: 1.9 GB after 40 videos instead of 0.8; common/memory.py)."""
+    result = extract_video(*arguments)
+    release_freed_memory()
+    return result
 
 
 def write_index(out: Path) -> tuple[int, list[str]]:
@@ -283,7 +292,7 @@ def _run_videos(items, out: Path, detector, settings, *, workers: int, device: s
                 yield result
     else:
         for path, video_id in items:
-            result = extract_video(path, video_id, out, detector, settings, batch_size)
+            result = extract_and_release(path, video_id, out, detector, settings, batch_size)
             faces_found, failed = faces_found + result.faces, failed + (result.error is not None)
             bar.set_postfix(faces=faces_found, failed=failed)
             bar.update()
