@@ -257,11 +257,22 @@ def test_a_signal_after_an_epochs_last_step_stops_before_validating_it(demo, tmp
     train.main([*args, "--out", str(tmp_path / "straight")])
     real_bar, real_validate, validations = trainer_module.Trainer._progress_bar, trainer_module.Trainer.validate, []
 
+    signalled = []
+
     def bar_that_signals_at_the_end_of_epoch_1(self, epoch, total, initial):
         bar = real_bar(self, epoch, total, initial)
         if epoch == 0:
             close = bar.close
-            bar.close = lambda: (close(), os.kill(os.getpid(), signal.SIGTERM))  # the loop's stop checks are past
+
+            def close_then_signal_once():  # the loop's stop checks are past
+                close()
+                # tqdm's __del__ closes the bar again, at whatever later moment the garbage collector picks: by then
+                # the trainer's handler is gone and a second SIGTERM would end the whole test session
+                if not signalled:
+                    signalled.append(True)
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+            bar.close = close_then_signal_once
         return bar
 
     def counting_validate(self, *arguments, **options):
@@ -272,7 +283,7 @@ def test_a_signal_after_an_epochs_last_step_stops_before_validating_it(demo, tmp
     monkeypatch.setattr(trainer_module.Trainer, "validate", counting_validate)
     with pytest.raises(TrainingInterrupted, match=r"SIGTERM after the last step of epoch 1, before its validation"):
         train.main([*args, "--out", str(tmp_path / "stopped")])
-    assert validations == [] and load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 4
+    assert signalled == [True] and validations == [] and load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 4
     monkeypatch.setattr(trainer_module.Trainer, "_progress_bar", real_bar)
     train.main(["--resume", str(tmp_path / "stopped")])
     assert validations == [0, 1]  # epoch 1 validated on resume, then epoch 2
