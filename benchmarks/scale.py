@@ -718,20 +718,41 @@ STAGE_FUNCTIONS: dict[str, Callable[[Bench], tuple[Measured, dict]]] = {
 }
 
 
-def run_stage(name: str, bench: Bench) -> dict:
-    """One stage's record; a stage that fails (or whose setup fails) is recorded and the benchmark goes on."""
-    print(f"[scale] {name} ...", file=sys.stderr, flush=True)
-    try:
-        measured, extra = STAGE_FUNCTIONS[name](bench)
-    except Exception as error:  # noqa: BLE001 (the benchmark reports a broken stage and measures the others)
-        return {"exit_code": None, "error": f"{type(error).__name__}: {error}"}
-    record = {"rows": extra.pop("rows"), **measured.record, **extra}
-    print(
-        f"[scale] {name}: {record['wall_s']:.1f} s, {record['peak_rss_mb']:.0f} MB, exit {record['exit_code']}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return record
+# Stages whose command can run again on the same files with the same result (the others train, or time a first run)
+REPEATABLE = ("validate", "validate-images", "build_index", "cache", "predictions", "runs_reporting")
+
+
+def run_stage(name: str, bench: Bench, repeat: int = 1) -> dict:
+    """One stage's record; a stage that fails (or whose setup fails) is recorded and the benchmark goes on.
+
+    A repeatable stage runs ``repeat`` times: its record is the run of median wall time, with every run's wall time
+    and peak memory beside it (file-system stages vary from run to run with what the kernel's caches hold)."""
+    records = []
+    for attempt in range(repeat if name in REPEATABLE else 1):
+        print(f"[scale] {name} ..." + (f" (run {attempt + 1} of {repeat})" if repeat > 1 else ""), file=sys.stderr)
+        try:
+            measured, extra = STAGE_FUNCTIONS[name](bench)
+        except Exception as error:  # noqa: BLE001 (the benchmark reports a broken stage and measures the others)
+            return {"exit_code": None, "error": f"{type(error).__name__}: {error}"}
+        record = {"rows": extra.pop("rows"), **measured.record, **extra}
+        print(
+            f"[scale] {name}: {record['wall_s']:.1f} s, {record['peak_rss_mb']:.0f} MB, exit {record['exit_code']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        records.append(record)
+        if record["exit_code"] != 0:
+            break
+    if len(records) == 1:
+        return records[0]
+    by_time = sorted(records, key=lambda r: r["wall_s"])
+    median = by_time[(len(by_time) - 1) // 2]  # the lower median: a run that happened, not an average of two
+    return {
+        **median,
+        "runs_wall_s": [r["wall_s"] for r in records],
+        "runs_peak_rss_mb": [r["peak_rss_mb"] for r in records],
+        "repeat_note": f"wall_s and the rest: the run of median wall time of {len(records)} runs in a row",
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the report
@@ -820,7 +841,9 @@ def _cell(record: dict | None, key: str, unit: str | None) -> str:
     if record.get("exit_code") != 0:
         return f"failed (exit {record.get('exit_code')})"
     if unit is None:
-        return f"{record['wall_s']:.1f} s / {record['peak_rss_mb']:.0f} MB"
+        runs = record.get("runs_wall_s")
+        spread = f" (median of {len(runs)}: {min(runs):.1f}-{max(runs):.1f} s)" if runs else ""
+        return f"{record['wall_s']:.1f} s / {record['peak_rss_mb']:.0f} MB{spread}"
     value = record.get(key)
     return "" if value is None else f"{value:.1f}" + (f" {unit}" if unit else "")
 
@@ -851,6 +874,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loader-workers", type=int, default=2, help="loader / cache processes (default 2)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command before it is killed")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="K",
+        help=f"run each of {', '.join(REPEATABLE)} K times in a row and keep the median run (default 1)",
+    )
     parser.add_argument("--table", nargs="+", metavar="JSON", help="render these results as one markdown table")
     parser.add_argument("--loader-epoch", metavar="CSV", help=argparse.SUPPRESS)  # the loader stage's own process
     return parser
@@ -877,7 +907,7 @@ def benchmark(args) -> dict:
         print(f"[scale] {args.rows} rows synthesised in {data.seconds:.1f} s under {workdir}", file=sys.stderr)
         bench = Bench(data, workdir, environment, args.timeout, args.loader_workers, args.image_size)
         bench.stop_early = not {"test", "predict"} & set(chosen)
-        stages = {name: run_stage(name, bench) for name in chosen}
+        stages = {name: run_stage(name, bench, args.repeat) for name in chosen}
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -887,6 +917,7 @@ def benchmark(args) -> dict:
         "git_commit": commit,
         "machine": machine(),
         "rows": args.rows,
+        "repeat": args.repeat,
         "image_size": args.image_size,
         "image_format": args.image_format,
         "frames_per_video": args.videos or None,
@@ -924,6 +955,8 @@ def main(argv=None) -> int:
         return 0
     if not args.rows or args.rows < 1:
         raise SystemExit("give --rows N (the synthetic dataset's size), or --table JSON... to render results.")
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat {args.repeat}: give 1 or more runs per stage.")
     result = benchmark(args)
     text = json.dumps(result, indent=2) + "\n"
     write_text_atomic(args.out, text) if args.out else print(text, end="")

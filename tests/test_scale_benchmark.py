@@ -109,3 +109,37 @@ def test_unknown_stage_is_refused(stages, tmp_path):
     command = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--rows", "10", "--stages", stages]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert finished.returncode != 0 and "unknown stage(s) nonsense" in finished.stderr
+
+
+def test_a_repeated_stage_keeps_its_median_run_and_every_run(monkeypatch):
+    walls = iter([3.0, 1.0, 2.0, 9.0])
+    calls = []
+
+    def fake(bench):
+        calls.append(1)
+        wall = next(walls)
+        return scale.Measured({"wall_s": wall, "peak_rss_mb": 10 * wall, "exit_code": 0}), {"rows": 5}
+
+    monkeypatch.setitem(scale.STAGE_FUNCTIONS, "build_index", fake)
+    record = scale.run_stage("build_index", bench=None, repeat=3)
+    assert len(calls) == 3 and record["wall_s"] == 2.0 and record["peak_rss_mb"] == 20.0 and record["rows"] == 5
+    assert record["runs_wall_s"] == [3.0, 1.0, 2.0] and record["runs_peak_rss_mb"] == [30.0, 10.0, 20.0]
+    monkeypatch.setitem(scale.STAGE_FUNCTIONS, "train_start", fake)
+    assert scale.run_stage("train_start", bench=None, repeat=3)["wall_s"] == 9.0 and len(calls) == 4  # not repeatable
+
+
+def test_a_failed_run_ends_the_repeats(monkeypatch):
+    calls = []
+
+    def failing(bench):
+        calls.append(1)
+        return scale.Measured({"wall_s": 1.0, "peak_rss_mb": 1.0, "exit_code": 2}), {"rows": 5}
+
+    monkeypatch.setitem(scale.STAGE_FUNCTIONS, "validate", failing)
+    assert scale.run_stage("validate", bench=None, repeat=3)["exit_code"] == 2 and len(calls) == 1
+
+
+def test_the_table_shows_the_spread_of_repeated_runs():
+    stage = {"rows": 10, "wall_s": 2.0, "peak_rss_mb": 50.0, "exit_code": 0, "runs_wall_s": [3.0, 1.0, 2.0]}
+    result = {"rows": 10, "machine": {"cpu": "c"}, "date": "d", "git_commit": "c", "stages": {"build_index": stage}}
+    assert "| build_index | 2.0 s / 50 MB (median of 3: 1.0-3.0 s) |" in scale.render_table([result])
