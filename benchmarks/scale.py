@@ -76,6 +76,7 @@ STOP_GRACE_SECONDS = 20  # after SIGTERM at the first step: then the command's p
 RUNS_FOLDS = ("efs-gan1", "efs-diff1", "am-gan1", "am-diff1", "fs-gan1", "fs-diff1")  # the 6-fold matrix
 RUNS_TEST_FRACTION = 0.2  # --runs tests each fold on N/5 rows: 200,000 at a million
 RUNS_TRAIN_ROWS = 2400  # the fold runs train on a small CSV (their training is setup, not measured)
+TINY_TRAIN_ROWS = 2400  # the checkpoint that test and predict use: rows spread over the whole dataset (setup)
 PREDICT_MAX_CROPS = 10_000
 SAMPLE_SECONDS = 0.05
 PSS_EVERY = 5  # samples between PSS readings (smaps_rollup is slower to read than statm)
@@ -448,7 +449,6 @@ class Bench:
     image_size: int
     checkpoint: Path | None = None
     setup: dict = field(default_factory=dict)  # commands run only to prepare a stage (not its figures)
-    stop_early: bool = False  # train_start ends at its first step (no stage after it needs its best.pt)
 
     def run(self, *arguments: str, stop_at: re.Pattern | None = None) -> Measured:
         return run_command(
@@ -459,11 +459,15 @@ class Bench:
         return ["train.py", "--config", TINY_CONFIG, "--csv", str(csv_path), "--out", str(out), *TINY_RUN, *extra]
 
     def tiny_checkpoint(self) -> Path:
-        """best.pt of the tiny intra run (train_start makes it; a stage that needs it without train_start runs it)."""
+        """best.pt of a tiny intra run on TINY_TRAIN_ROWS rows spread over the dataset (setup: at a million rows, a
+        run on the whole CSV would validate 100,000 images with the model before the stages that need it)."""
         if self.checkpoint is None:
-            measured = self.run(*self.train_command(self.data.csv, self.workdir / "run-intra"))
-            self.setup["tiny_run"] = measured.record
-            self.checkpoint = self.workdir / "run-intra" / "best.pt"
+            rows = np.unique(np.linspace(0, self.data.rows - 1, min(self.data.rows, TINY_TRAIN_ROWS)).astype(int))
+            train_csv = self.data.root / "tiny-train.csv"  # beside the images: a CSV's paths are relative to its folder
+            write_csv(train_csv, self.data.columns, rows)
+            measured = self.run(*self.train_command(train_csv, self.workdir / "run-tiny"))
+            self.setup["tiny_run"] = measured.record | {"rows": len(rows)}
+            self.checkpoint = self.workdir / "run-tiny" / "best.pt"
         if not self.checkpoint.is_file():
             raise RuntimeError(f"the tiny training run wrote no {self.checkpoint}: see train_start / setup")
         return self.checkpoint
@@ -533,31 +537,28 @@ def stage_train_start(bench: Bench) -> tuple[Measured, dict]:
     out = bench.workdir / "run-intra"
     # at a million rows the validation after the first step would score 100,000 images with the model: not what this
     # stage measures, so train.py is stopped (SIGTERM: it saves and exits) once its first step is logged
-    measured = bench.run(
-        *bench.train_command(bench.data.csv, out), stop_at=FIRST_STEP_LINE if bench.stop_early else None
-    )
+    measured = bench.run(*bench.train_command(bench.data.csv, out), stop_at=FIRST_STEP_LINE)
     first_step = measured.first(FIRST_STEP_LINE)
     data_ready = measured.first(re.compile(r"^data: "))
-    if bench.stop_early and first_step is not None and measured.record.get("stopped_at_s") is not None:
+    if first_step is not None and measured.record.get("stopped_at_s") is not None:
         measured.record["exit_code_when_stopped"] = measured.record["exit_code"]
         measured.record["exit_code"] = 0  # it reached its first step, which is what this stage measures
-    if (out / "best.pt").is_file():
-        bench.checkpoint = out / "best.pt"
     extra = {
         "rows": bench.data.rows,
         "first_step_s": round(first_step, 3) if first_step is not None else None,
         "data_ready_s": round(data_ready, 3) if data_ready is not None else None,
-        "note": (
-            "first_step_s: start to the first step's line; wall_s: "
-            + ("to the end of the step, when train.py was stopped" if bench.stop_early else "the tiny run, validated")
-        ),
+        "note": "first_step_s: start to the first step's line; wall_s: to the end of the step, when train.py was "
+        "stopped",
     }
     return measured, extra
 
 
 def stage_test(bench: Bench) -> tuple[Measured, dict]:
     out = bench.workdir / "test-intra"
-    measured = bench.run("test.py", "--checkpoint", str(bench.tiny_checkpoint()), "--out", str(out), "--quiet")
+    checkpoint = str(bench.tiny_checkpoint())
+    measured = bench.run(
+        "test.py", "--checkpoint", checkpoint, "--csv", str(bench.data.csv), "--out", str(out), "--quiet"
+    )
     extra = {"rows": bench.data.count("test")}
     predictions = out / "predictions.csv"
     if measured.record["exit_code"] == 0 and predictions.is_file():
@@ -906,7 +907,6 @@ def benchmark(args) -> dict:
         )
         print(f"[scale] {args.rows} rows synthesised in {data.seconds:.1f} s under {workdir}", file=sys.stderr)
         bench = Bench(data, workdir, environment, args.timeout, args.loader_workers, args.image_size)
-        bench.stop_early = not {"test", "predict"} & set(chosen)
         stages = {name: run_stage(name, bench, args.repeat) for name in chosen}
     finally:
         if not args.keep:
