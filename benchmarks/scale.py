@@ -893,6 +893,10 @@ def benchmark(args) -> dict:
         raise SystemExit(f"unknown stage(s) {', '.join(unknown)}: choose from {', '.join(STAGES)}.")
     chosen = [s for s in STAGES if s in args.stages.split(",")]
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cael-scale-"))
+    if (workdir / "genface").is_dir() and any((workdir / "genface").iterdir()):
+        # files of an earlier run would be indexed beside the new ones, and rewriting a million files in place is
+        # slow (the file system flushes each truncated file); the folder is left as it is
+        raise SystemExit(f"--workdir {workdir} already holds a dataset (genface/): give a new or empty folder.")
     workdir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
     commit = git_commit()  # the code measured, before anything could change it

@@ -143,3 +143,12 @@ def test_the_table_shows_the_spread_of_repeated_runs():
     stage = {"rows": 10, "wall_s": 2.0, "peak_rss_mb": 50.0, "exit_code": 0, "runs_wall_s": [3.0, 1.0, 2.0]}
     result = {"rows": 10, "machine": {"cpu": "c"}, "date": "d", "git_commit": "c", "stages": {"build_index": stage}}
     assert "| build_index | 2.0 s / 50 MB (median of 3: 1.0-3.0 s) |" in scale.render_table([result])
+
+
+def test_a_work_folder_that_already_holds_a_dataset_is_refused(tmp_path):
+    (tmp_path / "genface").mkdir()
+    (tmp_path / "genface" / "old.png").write_bytes(b"x")
+    command = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--rows", "10", "--workdir", str(tmp_path)]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert finished.returncode != 0 and "already holds a dataset" in finished.stderr
+    assert "Traceback" not in finished.stderr and (tmp_path / "genface" / "old.png").is_file()
