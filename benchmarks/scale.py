@@ -749,7 +749,7 @@ def run_stage(name: str, bench: Bench, repeat: int = 1) -> dict:
     by_time = sorted(records, key=lambda r: r["wall_s"])
     median = by_time[(len(by_time) - 1) // 2]  # the lower median: a run that happened, not an average of two
     return {
-        **median,
+        **(median if records[-1]["exit_code"] == 0 else records[-1]),  # a failed run is the stage's result
         "runs_wall_s": [r["wall_s"] for r in records],
         "runs_peak_rss_mb": [r["peak_rss_mb"] for r in records],
         "repeat_note": f"wall_s and the rest: the run of median wall time of {len(records)} runs in a row",

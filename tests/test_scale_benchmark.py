@@ -137,6 +137,14 @@ def test_a_failed_run_ends_the_repeats(monkeypatch):
 
     monkeypatch.setitem(scale.STAGE_FUNCTIONS, "validate", failing)
     assert scale.run_stage("validate", bench=None, repeat=3)["exit_code"] == 2 and len(calls) == 1
+    codes = iter([0, 0, 3])
+
+    def failing_third(bench):
+        return scale.Measured({"wall_s": 1.0, "peak_rss_mb": 1.0, "exit_code": next(codes)}), {"rows": 5}
+
+    monkeypatch.setitem(scale.STAGE_FUNCTIONS, "validate", failing_third)
+    record = scale.run_stage("validate", bench=None, repeat=3)
+    assert record["exit_code"] == 3 and record["runs_wall_s"] == [1.0, 1.0, 1.0]
 
 
 def test_the_table_shows_the_spread_of_repeated_runs():
