@@ -78,8 +78,12 @@ RUNS_TEST_FRACTION = 0.2  # --runs tests each fold on N/5 rows: 200,000 at a mil
 RUNS_TRAIN_ROWS = 2400  # the fold runs train on a small CSV (their training is setup, not measured)
 TINY_TRAIN_ROWS = 2400  # the checkpoint that test and predict use: rows spread over the whole dataset (setup)
 PREDICT_MAX_CROPS = 10_000
-SAMPLE_SECONDS = 0.05
-PSS_EVERY = 5  # samples between PSS readings (smaps_rollup is slower to read than statm)
+SAMPLE_SECONDS = 0.05  # RSS of the process tree (statm: about 0.3 ms a sample, under 1% of a core)
+# PSS (smaps_rollup) walks every page of a process: about 0.1 s of CPU for a 1.7 GB test.py. It is read at most every
+# PSS_MIN_SECONDS, and after each read waits PSS_COST_RATIO times what the read took, so that it takes at most 1/50 of
+# a core from the command it measures (read every 0.25 s it took a quarter of a core beside a long test.py)
+PSS_MIN_SECONDS = 0.25
+PSS_COST_RATIO = 50
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MB = 1024 * 1024
 
@@ -252,16 +256,23 @@ class TreeMemory(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.stopping = pid, threading.Event()
-        self.peak_rss = self.peak_pss = self.samples = self.peak_processes = 0
+        self.peak_rss = self.peak_pss = self.samples = self.pss_samples = self.peak_processes = 0
+        self.cpu_s = 0.0  # this thread's own CPU time: what measuring took from the machine
 
     def run(self) -> None:
+        cpu_started, next_pss = time.thread_time(), 0.0
         while not self.stopping.is_set():
             tree = descendants(self.pid)
             self.peak_rss = max(self.peak_rss, sum(resident_bytes(pid) for pid in tree))
-            if self.samples % PSS_EVERY == 0:
+            if time.perf_counter() >= next_pss:
+                reading = time.perf_counter()
                 self.peak_pss = max(self.peak_pss, sum(proportional_bytes(pid) for pid in tree))
+                self.pss_samples += 1
+                cost = time.perf_counter() - reading
+                next_pss = time.perf_counter() + max(PSS_MIN_SECONDS, PSS_COST_RATIO * cost)
             self.peak_processes = max(self.peak_processes, len(tree))
             self.samples += 1
+            self.cpu_s = time.thread_time() - cpu_started
             self.stopping.wait(SAMPLE_SECONDS)
 
     def stop(self) -> dict:
@@ -272,6 +283,8 @@ class TreeMemory(threading.Thread):
             "peak_pss_mb": round(self.peak_pss / MB, 1) if self.peak_pss else None,
             "peak_processes": self.peak_processes,
             "memory_samples": self.samples,
+            "pss_samples": self.pss_samples,
+            "sampler_cpu_s": round(self.cpu_s, 3),
         }
 
 

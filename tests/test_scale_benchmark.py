@@ -4,6 +4,7 @@ its table, and one small run of the cheap stages end to end (shape of the JSON, 
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -58,6 +59,25 @@ def test_memory_of_the_whole_process_tree_is_sampled():
     assert measured.record["exit_code"] == 0
     assert measured.record["peak_processes"] == 2
     assert measured.record["peak_rss_mb"] > 280
+
+
+def test_slow_pss_readings_are_spaced_by_what_they_cost(monkeypatch):
+    # smaps_rollup of a large process takes about 0.1 s of CPU: read every 0.25 s, it took a quarter of a core from
+    # the command being measured. A reading that takes 0.04 s waits 50 x 0.04 = 2 s before the next one.
+    readings = []
+
+    def slow_pss(pid):
+        readings.append(pid)
+        time.sleep(0.04)
+        return 1 << 20
+
+    monkeypatch.setattr(scale, "proportional_bytes", slow_pss)
+    measured = scale.run_command([sys.executable, "-c", "import time; time.sleep(1.5)"], timeout=60, environment=None)
+    record = measured.record
+    assert record["exit_code"] == 0
+    assert record["pss_samples"] == 1 and len(readings) == 1  # every 5 RSS samples (the old rule) would be 5 or more
+    assert record["memory_samples"] >= 10  # the cheap RSS reading still runs every SAMPLE_SECONDS
+    assert 0 < record["sampler_cpu_s"] < record["wall_s"]
 
 
 def test_a_failing_command_is_recorded_with_its_stderr():
