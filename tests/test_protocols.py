@@ -1,11 +1,13 @@
 """data/protocols.py: the intra, cross-generator, cross-forgery and cross-dataset protocols, folds, YAML protocols."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from data_files import COLUMNS, write_csv, write_text
 
-from data.protocols import Protocol, ProtocolError, load_protocol, require, resolve
-from data.schema import SchemaError, load_table
+from data.protocols import MISSING_VALUE, Protocol, ProtocolError, load_protocol, report_groups, require, resolve
+from data.schema import SchemaError, SplitTable, load_table
 
 # (path, label, split, forgery_type, generator, source_dataset); row i is line i + 2.
 PROTOCOL_ROWS = [
@@ -171,3 +173,48 @@ def test_require_empty_and_one_class_subsets(tmp_path):
     with pytest.raises(SchemaError, match="the test subset of .* holds only real images; it needs both classes"):
         require(resolved, "test", table)
     assert rows_of(require(resolved, "test", table, both_classes=False)) == [2, 3]
+
+
+def test_report_groups_match_a_plain_reference_on_a_random_table():
+    """The coded report_groups against the rule written out row by row: each value of a column among the fakes is a
+    group of its fakes plus the reals of the source dataset(s) those fakes come from; empty values form the
+    MISSING_VALUE group; source_dataset itself groups every row by value. Many values, missing ones, three sources."""
+    rng = np.random.default_rng(3)
+    n = 600
+    labels = (rng.random(n) < 0.7).astype(np.int8)
+    labels[rng.random(n) < 0.05] = -1  # rows with no valid label are never in a group unless among test_rows
+    code = rng.integers(0, 40, n)
+    generator = [f"g{c}" if rng.random() > 0.05 else "" for c in code]
+    # most generators come from one source dataset, a few rows from another or from none
+    source = ["ABC"[c // 15] if rng.random() > 0.1 else str(rng.choice(["A", "B", "C", ""])) for c in code]
+    forgery = [str(rng.choice(["EFS", "AM", "FS"])) for _ in range(n)]
+    table = SplitTable(
+        Path("t.csv"),
+        Path("."),
+        {
+            "path": [f"{i}.png" for i in range(n)],
+            "generator": generator,
+            "forgery_type": forgery,
+            "source_dataset": source,
+        },
+        labels,
+    )
+    test_rows = rng.permutation(np.flatnonzero(rng.random(n) < 0.6))
+    got = report_groups(table, test_rows, ["forgery_type", "generator", "source_dataset", "absent"])
+
+    rows = sorted(test_rows.tolist())
+    expected = {"overall": rows}
+    for column, values in (("forgery_type", forgery), ("generator", generator)):
+        named = {i: values[i] or MISSING_VALUE for i in rows}
+        for value in sorted({named[i] for i in rows if labels[i] == 1}):
+            fakes = [i for i in rows if labels[i] == 1 and named[i] == value]
+            fake_sources = {source[i] for i in fakes}
+            expected[f"{column}={value}"] = sorted(
+                fakes + [i for i in rows if labels[i] == 0 and source[i] in fake_sources]
+            )
+    for value in sorted({source[i] or MISSING_VALUE for i in rows}):
+        expected[f"source_dataset={value}"] = [i for i in rows if (source[i] or MISSING_VALUE) == value]
+
+    assert list(got) == list(expected)  # the same groups in the same order
+    assert {k: v.tolist() for k, v in got.items()} == expected
+    assert f"generator={MISSING_VALUE}" in got and "source_dataset=(missing)" in got
