@@ -52,6 +52,8 @@ MEMBER_DASHES = (
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 LEVEL_TITLES = {"forgery_type": "forgery type", "generator": "generator", "source_dataset": "dataset"}
 ROC_MAX_POINTS = 2000  # vertices drawn per curve: below one pixel of error on a 6 inch panel at 200 dpi
+ROC_MAX_NAMED = 12  # member curves a panel names in its legend; above it, the lowest and highest AUCs are named
+OTHERS_COLOUR = "#BBBBBB"
 
 
 def group_palette(names: Iterable[str]) -> dict[str, str]:
@@ -178,21 +180,39 @@ def with_markers(fpr, tpr, position: int, *, log_fpr: bool = False, per_curve: i
     return fpr, tpr, added
 
 
+def named_members(members: list[tuple[str, str]], auc: Mapping[str, float], most: int = ROC_MAX_NAMED):
+    """(named, others): every member is named when there are at most ``most``; otherwise the ``most // 2`` lowest and
+    the ``most - most // 2`` highest AUCs are (a panel of 40 generators with 40 legend entries covers its curves), in
+    the members' order, and the others are drawn thin and grey without a legend entry of their own."""
+    if len(members) <= most:
+        return members, []
+    ranked = sorted(members, key=lambda member: (auc[member[0]], member[1]))
+    chosen = {group for group, _ in ranked[: most // 2] + ranked[len(ranked) - (most - most // 2) :]}
+    return [m for m in members if m[0] in chosen], [m for m in members if m[0] not in chosen]
+
+
 def roc_figure(table, groups, scores, results, *, title: str, log_fpr: bool = False, palettes=None):
     """One ROC panel per level (forgery type, generator, dataset), overall in black in each; AUC in the legends.
 
-    ``groups``: group key -> test rows; ``results[group]['clean']['auc']`` (None: not drawn, it has no AUC).
+    ``groups``: group key -> test rows; ``results[group]['clean']['auc']`` (None: not drawn, it has no AUC). A panel
+    with more than ``ROC_MAX_NAMED`` members names its lowest and highest AUCs and draws the rest thin and grey.
     """
     palettes = palettes if palettes is not None else table_palettes(table)
     drawn = [g for g in groups if results[g]["clean"].get("auc") is not None]
+    auc = {g: results[g]["clean"]["auc"] for g in drawn}
     panels = roc_panels(drawn)
     figure, axes = new_figure(len(panels))
+
+    def vertices(group):
+        rows = groups[group]
+        rows = rows[np.isfinite(scores[rows])]
+        return roc_vertices(table.labels[rows], scores[rows], log_fpr=log_fpr)
+
     for axis, (level, members) in zip(axes, panels.items()):
-        curves = ([(OVERALL, OVERALL)] if OVERALL in drawn else []) + members
+        named, others = named_members(members, auc)
+        curves = ([(OVERALL, OVERALL)] if OVERALL in drawn else []) + named
         for position, (group, name) in enumerate(curves):
-            rows = groups[group]
-            rows = rows[np.isfinite(scores[rows])]
-            fpr, tpr = roc_vertices(table.labels[rows], scores[rows], log_fpr=log_fpr)
+            fpr, tpr = vertices(group)
             style = {"linestyle": "-", "lw": 2.2}
             if group != OVERALL:
                 fpr, tpr, marked = with_markers(fpr, tpr, position - 1, log_fpr=log_fpr)
@@ -201,15 +221,20 @@ def roc_figure(table, groups, scores, results, *, title: str, log_fpr: bool = Fa
                 fpr,
                 tpr,
                 color=colour_of(palettes, level, name),
-                label=f"{name} (AUC {100 * results[group]['clean']['auc']:.2f})",
+                label=f"{name} (AUC {100 * auc[group]:.2f})",
                 **style,
             )
-        _roc_axes(axis, level, log_fpr)
+        if others:  # drawn under the named curves (zorder), with one legend entry, the last
+            low, high = (100 * f(auc[group] for group, _ in others) for f in (min, max))
+            label = f"{len(others)} others (AUC {low:.2f}-{high:.2f}; all in the table)"
+        for count, (group, _) in enumerate(others):
+            axis.plot(*vertices(group), color=OTHERS_COLOUR, lw=0.6, zorder=1, label=label if count == 0 else "_")
+        _roc_axes(axis, level, log_fpr, of=len(members) if others else None)
     figure.suptitle(title, fontsize=10)
     return figure
 
 
-def _roc_axes(axis, level: str, log_fpr: bool) -> None:
+def _roc_axes(axis, level: str, log_fpr: bool, of: int | None = None) -> None:
     if log_fpr:
         axis.set_xscale("log")
         axis.set_xlim(left=min(1e-3, axis.get_xlim()[0]), right=1.0)
@@ -217,11 +242,14 @@ def _roc_axes(axis, level: str, log_fpr: bool) -> None:
         axis.plot([0, 1], [0, 1], color="#999999", ls=":", lw=0.8)
         axis.set_xlim(-0.02, 1.02)
     axis.set_ylim(-0.02, 1.02)  # curves along the edges (AUC 1.0 or 0.0) stay clear of the frame
-    axis.set_title(OVERALL if level == OVERALL else f"by {LEVEL_TITLES.get(level, level)}", fontsize=9)
+    title = OVERALL if level == OVERALL else f"by {LEVEL_TITLES.get(level, level)}"
+    if of is not None:
+        title += f": the {ROC_MAX_NAMED // 2} lowest and {ROC_MAX_NAMED - ROC_MAX_NAMED // 2} highest AUCs of {of}"
+    axis.set_title(title, fontsize=9)
     axis.set_xlabel("false positive rate (real called fake)" + (", log scale" if log_fpr else ""), fontsize=8)
     axis.set_ylabel("true positive rate (fake detected)", fontsize=8)
     axis.tick_params(labelsize=7)
-    count = len(axis.get_lines())
+    count = len([line for line in axis.get_lines() if not line.get_label().startswith("_")])
     axis.legend(fontsize=6.5, loc="lower right", ncol=2 if count > 9 else 1, handlelength=3.2)
 
 

@@ -113,6 +113,37 @@ def test_one_panel_when_the_csv_has_no_level(tmp_path):
     assert axis.get_title() == "overall" and list(_lines_by_label(axis)) == ["overall"]
 
 
+def test_a_panel_of_many_generators_names_its_lowest_and_highest_aucs_and_greys_the_rest(tmp_path):
+    """20 generators, generator k further from the reals as k grows: the panel names g00-g05 (lowest AUCs) and
+    g14-g19 (highest), draws the 8 others thin and grey under one legend entry, and says so in its title."""
+    rng = np.random.default_rng(2)
+    rows = [{"path": f"r{i}.png", "label": 0, "generator": "real", "score": rng.normal()} for i in range(60)]
+    rows += [
+        {"path": f"g{k:02d}-{i}.png", "label": 1, "generator": f"g{k:02d}", "score": rng.normal(0.1 * k)}
+        for k in range(20)
+        for i in range(30)
+    ]
+    table = load_table(write_rows(tmp_path / "splits.csv", rows))
+    groups, scores, results = _groups_and_results(table)
+    captured = []
+    figures.plot_roc(tmp_path / "roc.png", table, groups, scores, results, "t", figure_hook=captured.append)
+    (axis,) = [a for a in captured[0].axes if a.get_visible()]
+    assert axis.get_title() == "by generator: the 6 lowest and 6 highest AUCs of 20"
+    ranked = sorted((results[f"generator=g{k:02d}"]["clean"]["auc"], f"g{k:02d}") for k in range(20))
+    named = sorted(name for _, name in ranked[:6] + ranked[-6:])
+    legend = [t.get_text().split(" (")[0] for t in axis.get_legend().get_texts()]
+    assert legend == ["overall", *named, "8 others"]
+    grey = [line for line in axis.get_lines() if line.get_color() == figures.OTHERS_COLOUR]
+    assert len(grey) == 8 and all(line.get_zorder() < 2 for line in grey)  # every generator is drawn
+    low = min(auc for auc, name in ranked if name not in named)
+    assert f"(AUC {100 * low:.2f}-" in axis.get_legend().get_texts()[-1].get_text()
+    # at the cap every member is named
+    assert figures.named_members([(f"generator={k}", str(k)) for k in range(12)], {}) == (
+        [(f"generator={k}", str(k)) for k in range(12)],
+        [],
+    )
+
+
 @pytest.mark.parametrize("log_fpr", [False, True])
 def test_roc_of_many_rows_is_thinned_to_the_cap_without_changing_the_curve(log_fpr):
     rng = np.random.default_rng(1)
