@@ -54,6 +54,7 @@ SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # of identities (a person on one side only)
 ROWS_PER_IDENTITY = 100
 MIN_IDENTITIES = 30  # small sets still split about 80/10/10
 SOURCE_DATASET = "genface"
+DEFAULT_GENERATORS = sum(len(names) for names in GENERATORS.values())
 DISTINCT_BLOBS = 16  # distinct image files per class, written under N names
 TREE_PATTERN = "{forgery_type}/{generator}/{identity}/*"
 STAGES = (
@@ -73,7 +74,6 @@ TINY_CONFIG = "cael_demo"  # the demo's small CAEL (64 px): start-up and data co
 TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max-steps-per-epoch=1", "--set", "train.log-every=1"]
 FIRST_STEP_LINE = re.compile(r"epoch 1 step 1/")
 STOP_GRACE_SECONDS = 20  # after SIGTERM at the first step: then the command's process group is killed
-RUNS_FOLDS = ("efs-gan1", "efs-diff1", "am-gan1", "am-diff1", "fs-gan1", "fs-diff1")  # the 6-fold matrix
 RUNS_TEST_FRACTION = 0.2  # --runs tests each fold on N/5 rows: 200,000 at a million
 RUNS_TRAIN_ROWS = 2400  # the fold runs train on a small CSV (their training is setup, not measured)
 TINY_TRAIN_ROWS = 2400  # the checkpoint that test and predict use: rows spread over the whole dataset (setup)
@@ -99,6 +99,7 @@ class Synthetic:
     columns: dict[str, np.ndarray]
     seconds: float = 0.0
     bytes_on_disk: int = 0
+    generators: dict[str, list[str]] = field(default_factory=lambda: GENERATORS)
 
     @property
     def rows(self) -> int:
@@ -108,13 +109,32 @@ class Synthetic:
         return int(np.count_nonzero(self.columns["split"] == split))
 
 
-def synthetic_columns(rows: int, frames_per_video: int, seed: int) -> dict[str, np.ndarray]:
+def generator_names(count: int = DEFAULT_GENERATORS) -> dict[str, list[str]]:
+    """Forgery type -> its generators: GenFace's twelve by default, else ``count`` numbered ones dealt in turn to the
+    three families (many groups in one table: DF40's 40 methods and beyond)."""
+    if count == DEFAULT_GENERATORS:
+        return GENERATORS
+    if count < 2 * len(GENERATORS):
+        raise SystemExit(f"--generators {count}: give at least {2 * len(GENERATORS)} (two per forgery type).")
+    families = list(GENERATORS)
+    return {f: [f"{f.lower()}-g{i:03d}" for i in range(j, count, len(families))] for j, f in enumerate(families)}
+
+
+def runs_folds(generators: dict[str, list[str]]) -> list[str]:
+    """The 6-fold cross-generator matrix: the first and the middle generator of each forgery type (GenFace's: a GAN
+    and a diffusion model each)."""
+    return [fold for names in generators.values() for fold in (names[0], names[len(names) // 2])]
+
+
+def synthetic_columns(
+    rows: int, frames_per_video: int, seed: int, generators: dict[str, list[str]] = GENERATORS
+) -> dict[str, np.ndarray]:
     """The split CSV's columns: units (videos of ``frames_per_video`` rows, or single images) drawn per unit."""
     rng = np.random.default_rng(seed)
     per_unit = max(1, frames_per_video)
     units = -(-rows // per_unit)
-    forgery_of = ["real"] + [f for f, names in GENERATORS.items() for _ in names]
-    generator_of = ["real"] + [g for names in GENERATORS.values() for g in names]
+    forgery_of = ["real"] + [f for f, names in generators.items() for _ in names]
+    generator_of = ["real"] + [g for names in generators.values() for g in names]
     fakes = len(generator_of) - 1
     kind = np.where(rng.random(units) < REAL_FRACTION, 0, rng.integers(1, fakes + 1, units))
     identities = max(MIN_IDENTITIES, rows // ROWS_PER_IDENTITY)
@@ -198,11 +218,20 @@ def prediction_columns(columns: dict[str, np.ndarray], seed: int) -> dict[str, n
     return picked | {name: columns[name][test] for name in order if name in columns}
 
 
-def synthesise(workdir: Path, rows: int, *, image_size: int, image_format: str, frames_per_video: int, seed: int):
+def synthesise(
+    workdir: Path,
+    rows: int,
+    *,
+    image_size: int,
+    image_format: str,
+    frames_per_video: int,
+    seed: int,
+    generators: dict[str, list[str]] = GENERATORS,
+):
     started = time.perf_counter()
     root = workdir / "genface"
     root.mkdir(parents=True, exist_ok=True)
-    columns = synthetic_columns(rows, frames_per_video, seed)
+    columns = synthetic_columns(rows, frames_per_video, seed, generators)
     suffix = ".png" if image_format == "PNG" else ".jpg"
     if suffix != ".png":
         columns["path"] = np.char.replace(columns["path"], ".png", suffix)
@@ -213,7 +242,7 @@ def synthesise(workdir: Path, rows: int, *, image_size: int, image_format: str, 
     # disk while the first stages read them, and those stages would pay for the write-back.
     os.sync()
     return Synthetic(
-        root, root / "splits.csv", root / "predictions.csv", columns, time.perf_counter() - started, written
+        root, root / "splits.csv", root / "predictions.csv", columns, time.perf_counter() - started, written, generators
     )
 
 
@@ -626,7 +655,7 @@ def fold_runs(bench: Bench, out_name: str) -> FoldRuns:
         train_csv = bench.data.root / "runs-train.csv"
         write_csv(train_csv, columns, np.arange(min(bench.data.rows, RUNS_TRAIN_ROWS)))
         setup = bench.setup.setdefault("runs_training", [])
-        for fold in RUNS_FOLDS:
+        for fold in runs_folds(bench.data.generators):
             command = bench.train_command(train_csv, runs / fold, "--protocol", "cross-generator", "--fold", fold)
             setup.append(bench.run(*command).record)
     test_rows = int(np.count_nonzero(columns["split"] == "test"))
@@ -642,8 +671,8 @@ def stage_runs(bench: Bench) -> tuple[Measured, dict]:
     command, test_rows = folds.command, folds.test_rows
     measured = bench.run(*command)
     extra = {
-        "rows": test_rows * len(RUNS_FOLDS),
-        "folds": len(RUNS_FOLDS),
+        "rows": test_rows * len(runs_folds(bench.data.generators)),
+        "folds": len(runs_folds(bench.data.generators)),
         "test_rows_per_fold": test_rows,
     }
     if measured.record["exit_code"] == 0:
@@ -672,7 +701,7 @@ def stage_runs_reporting(bench: Bench) -> tuple[Measured, dict]:
     arguments = test_script.get_args_parser().parse_args(folds.command[1:])
     overrides = test_script._overrides(arguments)
     rng = np.random.default_rng(2)
-    for fold in RUNS_FOLDS:
+    for fold in runs_folds(bench.data.generators):
         plan = plan_evaluation(folds.runs / fold / "best.pt", overrides, Path(arguments.out) / fold, [])
         labels = plan.table.labels
         scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.2), 0.0, 1.0)  # separable, not perfectly: AUC about 0.86
@@ -683,8 +712,8 @@ def stage_runs_reporting(bench: Bench) -> tuple[Measured, dict]:
         json.loads(path.read_text()).get("scores_reused") for path in sorted(Path(arguments.out).glob("*/metrics.json"))
     ]
     extra = {
-        "rows": folds.test_rows * len(RUNS_FOLDS),
-        "folds": len(RUNS_FOLDS),
+        "rows": folds.test_rows * len(runs_folds(bench.data.generators)),
+        "folds": len(runs_folds(bench.data.generators)),
         "test_rows_per_fold": folds.test_rows,
         "folds_with_reused_scores": sum(bool(r) for r in reused),
         "note": "each fold's scores.npz written in setup (synthetic scores): wall_s is the matrix without the model",
@@ -885,6 +914,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=16, help="side of the synthetic images in px (default 16)")
     parser.add_argument("--image-format", choices=["PNG", "JPEG"], default="PNG")
     parser.add_argument("--videos", type=int, default=0, metavar="K", help="add video_id: K frames per video")
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=DEFAULT_GENERATORS,
+        metavar="K",
+        help=f"generators over the three forgery types (default {DEFAULT_GENERATORS}, GenFace's; more: a table of "
+        "many groups)",
+    )
     parser.add_argument("--loader-workers", type=int, default=2, help="loader / cache processes (default 2)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command before it is killed")
     parser.add_argument("--seed", type=int, default=0)
@@ -905,6 +942,7 @@ def benchmark(args) -> dict:
     if unknown:
         raise SystemExit(f"unknown stage(s) {', '.join(unknown)}: choose from {', '.join(STAGES)}.")
     chosen = [s for s in STAGES if s in args.stages.split(",")]
+    generators = generator_names(args.generators)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cael-scale-"))
     if (workdir / "genface").is_dir() and any((workdir / "genface").iterdir()):
         # files of an earlier run would be indexed beside the new ones, and rewriting a million files in place is
@@ -921,6 +959,7 @@ def benchmark(args) -> dict:
             image_format=args.image_format,
             frames_per_video=args.videos,
             seed=args.seed,
+            generators=generators,
         )
         print(f"[scale] {args.rows} rows synthesised in {data.seconds:.1f} s under {workdir}", file=sys.stderr)
         bench = Bench(data, workdir, environment, args.timeout, args.loader_workers, args.image_size)
@@ -940,7 +979,7 @@ def benchmark(args) -> dict:
         "frames_per_video": args.videos or None,
         "dataset": {
             "splits": {split: data.count(split) for split in SPLIT_NAMES},
-            "generators": sum(len(names) for names in GENERATORS.values()),
+            "generators": sum(len(names) for names in data.generators.values()),
             "image_mb": round(data.bytes_on_disk / MB, 1),
             "synthesis_s": round(data.seconds, 2),
             "workdir": str(workdir) if args.keep else None,

@@ -32,6 +32,23 @@ def test_synthetic_columns_are_genface_shaped():
     assert columns["path"].tolist() == expected
 
 
+def test_many_generators_for_a_table_of_many_groups():
+    assert scale.generator_names() is scale.GENERATORS  # the default dataset is unchanged
+    assert scale.runs_folds(scale.GENERATORS) == ["efs-gan1", "efs-diff1", "am-gan1", "am-diff1", "fs-gan1", "fs-diff1"]
+    generators = scale.generator_names(40)
+    assert [len(names) for names in generators.values()] == [14, 13, 13]
+    columns = scale.synthetic_columns(20_000, frames_per_video=0, seed=0, generators=generators)
+    fakes = columns["label"] == "1"
+    assert len(np.unique(columns["generator"][fakes])) == 40
+    assert all(
+        g.startswith(f.lower() + "-") for f, g in zip(columns["forgery_type"][fakes], columns["generator"][fakes])
+    )
+    folds = scale.runs_folds(generators)
+    assert len(set(folds)) == 6 and set(folds) <= set(columns["generator"][fakes])
+    with pytest.raises(SystemExit, match="at least 6"):
+        scale.generator_names(5)
+
+
 def test_videos_have_one_label_and_about_k_frames():
     columns = scale.synthetic_columns(1000, frames_per_video=10, seed=0)
     videos, counts = np.unique(columns["video_id"], return_counts=True)
