@@ -52,7 +52,7 @@ MEMBER_DASHES = (
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 LEVEL_TITLES = {"forgery_type": "forgery type", "generator": "generator", "source_dataset": "dataset"}
 ROC_MAX_POINTS = 2000  # vertices drawn per curve: below one pixel of error on a 6 inch panel at 200 dpi
-ROC_MAX_NAMED = 12  # member curves a panel names in its legend; above it, the lowest and highest AUCs are named
+ROC_MAX_NAMED = 16  # member curves a panel names in its legend; above it, the lowest and highest AUCs are named
 OTHERS_COLOUR = "#BBBBBB"
 
 

@@ -114,8 +114,8 @@ def test_one_panel_when_the_csv_has_no_level(tmp_path):
 
 
 def test_a_panel_of_many_generators_names_its_lowest_and_highest_aucs_and_greys_the_rest(tmp_path):
-    """20 generators, generator k further from the reals as k grows: the panel names g00-g05 (lowest AUCs) and
-    g14-g19 (highest), draws the 8 others thin and grey under one legend entry, and says so in its title."""
+    """20 generators, generator k further from the reals as k grows: the panel names the 8 lowest and the 8 highest
+    AUCs, draws the 4 others thin and grey under one legend entry, and says so in its title."""
     rng = np.random.default_rng(2)
     rows = [{"path": f"r{i}.png", "label": 0, "generator": "real", "score": rng.normal()} for i in range(60)]
     rows += [
@@ -128,18 +128,18 @@ def test_a_panel_of_many_generators_names_its_lowest_and_highest_aucs_and_greys_
     captured = []
     figures.plot_roc(tmp_path / "roc.png", table, groups, scores, results, "t", figure_hook=captured.append)
     (axis,) = [a for a in captured[0].axes if a.get_visible()]
-    assert axis.get_title() == "by generator: the 6 lowest and 6 highest AUCs of 20"
+    assert axis.get_title() == "by generator: the 8 lowest and 8 highest AUCs of 20"
     ranked = sorted((results[f"generator=g{k:02d}"]["clean"]["auc"], f"g{k:02d}") for k in range(20))
-    named = sorted(name for _, name in ranked[:6] + ranked[-6:])
+    named = sorted(name for _, name in ranked[:8] + ranked[-8:])
     legend = [t.get_text().split(" (")[0] for t in axis.get_legend().get_texts()]
-    assert legend == ["overall", *named, "8 others"]
+    assert legend == ["overall", *named, "4 others"]
     grey = [line for line in axis.get_lines() if line.get_color() == figures.OTHERS_COLOUR]
-    assert len(grey) == 8 and all(line.get_zorder() < 2 for line in grey)  # every generator is drawn
+    assert len(grey) == 4 and all(line.get_zorder() < 2 for line in grey)  # every generator is drawn
     low = min(auc for auc, name in ranked if name not in named)
     assert f"(AUC {100 * low:.2f}-" in axis.get_legend().get_texts()[-1].get_text()
     # at the cap every member is named
-    assert figures.named_members([(f"generator={k}", str(k)) for k in range(12)], {}) == (
-        [(f"generator={k}", str(k)) for k in range(12)],
+    assert figures.named_members([(f"generator={k}", str(k)) for k in range(16)], {}) == (
+        [(f"generator={k}", str(k)) for k in range(16)],
         [],
     )
 
