@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -27,7 +26,7 @@ import numpy as np
 from common.atomic import atomic_output
 from common.errors import UsageError
 
-from .media import is_image
+from .media import files_under, is_image
 from .schema import IDENTITY_SEPARATOR, OPTIONAL_COLUMNS, SPLITS
 
 KNOWN_FIELDS = {"label", *OPTIONAL_COLUMNS}
@@ -113,24 +112,6 @@ def assign_splits(rows: list[dict], ratios: tuple[float, float, float], group_by
             split = SPLITS[int(np.searchsorted(bounds, position))]
             for member in groups[keys[index]]:
                 member["split"] = split
-
-
-def files_under(root: Path) -> list[str]:
-    """Every file under ``root`` (symbolic links followed to files, not into folders), as POSIX paths relative to
-    it, in the order of their components. One ``os.scandir`` per folder and plain strings: a million files take
-    seconds (``Path.rglob`` with a ``Path`` and a ``stat`` per file took about ten times as long)."""
-    found, pending = [], [("", os.fspath(root))]
-    while pending:
-        prefix, folder = pending.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append((prefix + entry.name + "/", entry.path))
-                elif entry.is_file():
-                    found.append(prefix + entry.name)
-    # Path order (component by component): "/" read as the lowest character, one string per path as the key
-    found.sort(key=lambda relative: relative.replace("/", "\0"))
-    return found
 
 
 def build_index(

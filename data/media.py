@@ -22,3 +22,21 @@ def is_image(path: str | Path) -> bool:
 
 def is_video(path: str | Path) -> bool:
     return suffix_of(path) in VIDEO_SUFFIXES
+
+
+def files_under(root: Path) -> list[str]:
+    """Every file under ``root`` (symbolic links followed to files, not into folders), as POSIX paths relative to
+    it, in the order of their components. One ``os.scandir`` per folder and plain strings: a million files take
+    seconds (``Path.rglob`` with a ``Path`` and a ``stat`` per file took about ten times as long)."""
+    found, pending = [], [("", os.fspath(root))]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((prefix + entry.name + "/", entry.path))
+                elif entry.is_file():
+                    found.append(prefix + entry.name)
+    # Path order (component by component): "/" read as the lowest character, one string per path as the key
+    found.sort(key=lambda relative: relative.replace("/", "\0"))
+    return found

@@ -28,7 +28,7 @@ from common.batching import batched
 from common.errors import UserError
 from data import faces as face_extraction
 from data.images import ImageDecodeError, load_image, resize_array
-from data.media import is_image, is_video
+from data.media import files_under, is_image, is_video
 from data.targets import FINE_LEVELS
 from loss_folder import logits_of
 
@@ -73,17 +73,15 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
     items: list[InputItem] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and (is_image(p) or is_video(p))
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+        if path.is_dir():  # one scandir per folder (a million files in seconds), in path order, no hidden ones
+            found = [
+                relative
+                for relative in files_under(path)
+                if (is_image(relative) or is_video(relative)) and not ("/" + relative).count("/.")
+            ]
             if not found:
                 items.append(InputItem(path, "folder", f"error: no image or video files under {path}"))
-            items += [InputItem(p, _kind(p)) for p in found]
+            items += [InputItem(path / relative, _kind(relative)) for relative in found]
         elif path.is_file():
             items.append(InputItem(path, _kind(path)))
         else:
@@ -93,7 +91,7 @@ def collect_inputs(paths: Sequence[str | Path]) -> list[InputItem]:
     return items
 
 
-def _kind(path: Path) -> str:
+def _kind(path: str | Path) -> str:
     return "video" if is_video(path) else "image"
 
 
@@ -426,15 +424,23 @@ def write_outputs(out_dir: Path, summary: list[dict[str, Any]], header: dict[str
     return paths
 
 
-def console_summary(summary: list[dict[str, Any]], threshold: float) -> str:
+CONSOLE_ROWS = 30  # inputs (and unscored inputs' reasons) printed; every input is in inputs.csv
+
+
+def console_summary(summary: list[dict[str, Any]], threshold: float, most: int = CONSOLE_ROWS) -> str:
+    """The first ``most`` inputs as a table; above that, a line of counts over all of them (a folder of a million
+    images is not printed row by row)."""
     header = ["input", "kind", "frames", "faces", "score", f"decision@{threshold:.4g}", "decision@0.5"]
     fine_levels = [level for level in FINE_LEVELS if any(level in e for e in summary)]
     header += fine_levels
-    rows, notes = [], []
-    for entry in summary:
+    rows = []
+    unscored = [entry for entry in summary if entry["score"] is None]
+    notes = [f"{entry['input']}: {entry['status']}" for entry in unscored[:most]]
+    if len(unscored) > most:
+        notes.append(f"... and {len(unscored) - most} more unscored inputs: their status is in inputs.csv")
+    for entry in summary[:most]:
         if entry["score"] is None:
             row = [entry["input"], entry["kind"], str(entry["frames"]), str(entry["faces"]), "n/a", "n/a", "n/a"]
-            notes.append(f"{entry['input']}: {entry['status']}")
         else:
             row = [
                 entry["input"],
@@ -446,4 +452,13 @@ def console_summary(summary: list[dict[str, Any]], threshold: float) -> str:
                 "fake" if entry["fake_at_0.5"] else "real",
             ]
         rows.append(row + [str(entry.get(level, "")) for level in fine_levels])
+    if len(summary) > most:
+        scored = len(summary) - len(unscored)
+        fake = sum(entry["fake"] for entry in summary if entry["score"] is not None)
+        fake_at_half = sum(entry["fake_at_0.5"] for entry in summary if entry["score"] is not None)
+        notes.insert(
+            0,
+            f"... {len(summary) - most} more inputs in inputs.csv. Of all {len(summary)}: {scored} scored, {fake} of "
+            f"them fake at {threshold:.4g} and {fake_at_half} at 0.5; {len(unscored)} unscored",
+        )
     return to_console(header, rows, notes)
