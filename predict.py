@@ -64,14 +64,14 @@ def main(argv=None) -> dict:
     from engine.distributed import DistInfo, device_for
     from engine.inference import (
         InputError,
+        PredictionWriter,
         collect_inputs,
         console_summary,
         detector_beside,
         extraction_settings,
         iter_face_crops,
+        iter_summaries,
         score_crops,
-        summarise,
-        write_outputs,
     )
     from model.hub import load_detector
 
@@ -105,41 +105,45 @@ def main(argv=None) -> dict:
         detector=detector,
         progress=not args.quiet,
     )
-    faces = score_crops(model, crops, device, precision=precision, batch_size=args.batch_size)
-    summary = summarise(items, faces, threshold=pretrained.threshold, class_names=pretrained.class_names)
-    scored = sum(1 for entry in summary if entry["score"] is not None)
-    header = {
-        "checkpoint": str(args.checkpoint),
-        "threshold": pretrained.threshold,
-        "calibration": pretrained.calibration,
-        "detect": not args.no_detect,
-        "face_extraction": settings.to_dict() if settings is not None else None,
-        "image_size": pretrained.image_size,
-        "device": str(device),
-        "precision": precision,
-        "aggregation": "frame: most-fake face; video: mean of frame scores",
-        "seconds": round(time.time() - started, 3),
-        "scored": scored,
-        "unscored": len(summary) - scored,
-    }
-    trained_on = pretrained.metadata.get("trained_on")
-    header["trained_on"] = trained_on  # None: the checkpoint predates the record
-    header["caveat"] = inputs_caveat(trained_on, [item.path for item in items])
-    paths = write_outputs(Path(args.out), summary, header)
+    results = score_crops(model, crops, device, precision=precision, batch_size=args.batch_size)
+    # input by input: scored, summarised and written as the crops come, so memory does not grow with the inputs
+    with PredictionWriter(Path(args.out)) as writer:
+        for entry in iter_summaries(items, results, threshold=pretrained.threshold, class_names=pretrained.class_names):
+            writer.add(entry)
+        tally = writer.tally
+        header = {
+            "checkpoint": str(args.checkpoint),
+            "threshold": pretrained.threshold,
+            "calibration": pretrained.calibration,
+            "detect": not args.no_detect,
+            "face_extraction": settings.to_dict() if settings is not None else None,
+            "image_size": pretrained.image_size,
+            "device": str(device),
+            "precision": precision,
+            "aggregation": "frame: most-fake face; video: mean of frame scores",
+            "seconds": round(time.time() - started, 3),
+            "scored": tally.scored,
+            "unscored": tally.unscored,
+        }
+        trained_on = pretrained.metadata.get("trained_on")
+        header["trained_on"] = trained_on  # None: the checkpoint predates the record
+        header["caveat"] = inputs_caveat(trained_on, [item.path for item in items])
+        paths = writer.finish(header)
     for note in notes:
         print(note)
     if header["caveat"]:
         print(f"caveat: {header['caveat']}")
-    print(console_summary(summary, pretrained.threshold))
+    print(console_summary(tally, pretrained.threshold))
     print(
-        f"\n{scored} of {len(summary)} inputs scored ({len(faces)} faces) in {header['seconds']:.1f} s; "
+        f"\n{tally.scored} of {tally.inputs} inputs scored ({tally.faces} faces) in {header['seconds']:.1f} s; "
         f"written to {paths['json'].parent}"
     )
-    if scored == 0:
+    if tally.scored == 0:
         raise InputError(
-            f"none of the {len(summary)} inputs could be scored (see {paths['inputs']}): check the paths and formats."
+            f"none of the {tally.inputs} inputs could be scored (see {paths['inputs']}): check the paths and formats."
         )
-    return {"summary": summary, "paths": paths, **header}
+    # every input's entry is in predictions.json ("inputs"); the first ones are kept here for callers
+    return {"head": tally.head, "inputs": tally.inputs, "paths": paths, **header}
 
 
 if __name__ == "__main__":

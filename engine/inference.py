@@ -9,10 +9,12 @@ input's score the mean of its frames' scores (the field's video-level convention
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import io
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.atomic import write_text_atomic
+from common.atomic import atomic_output
 from common.batching import batched
 from common.errors import UserError
 from data import faces as face_extraction
@@ -265,10 +267,10 @@ def score_crops(
     precision: str = "fp32",
     batch_size: int = 64,
     channels_last: bool = False,
-) -> list[FaceResult]:
-    """Fake probability (and fine-grained class probabilities) of every crop, batched on ``device``."""
+) -> Iterator[FaceResult]:
+    """Fake probability (and fine-grained class probabilities) of every crop, batched on ``device``; yielded in the
+    crops' order as each batch is scored (a crop's pixels are let go once it is scored)."""
     model.eval()
-    results: list[FaceResult] = []
     for batch in batched(crops, batch_size):
         logits, fine_logits = _forward(
             model, torch.stack([c.pixels for c in batch]), device, precision=precision, channels_last=channels_last
@@ -277,8 +279,7 @@ def score_crops(
         fine = {level: values.float().softmax(dim=-1).cpu().numpy() for level, values in fine_logits.items()}
         for i, crop in enumerate(batch):
             crop.pixels = crop.pixels[:0]  # scored: let the pixels go, keep the bookkeeping
-            results.append(FaceResult(crop, float(scores[i]), {level: probs[i] for level, probs in fine.items()}))
-    return results
+            yield FaceResult(crop, float(scores[i]), {level: probs[i] for level, probs in fine.items()})
 
 
 # ---------------------------------------------------------------------------------------------- aggregation
@@ -290,53 +291,72 @@ def _fine_label(probabilities: list[np.ndarray], names: Sequence[str] | None) ->
     return names[best], float(mean[best])
 
 
-def summarise(
-    items: Sequence[InputItem], faces: Sequence[FaceResult], *, threshold: float, class_names: dict[str, list[str]]
-) -> list[dict[str, Any]]:
-    """Per input: its frames (each with its faces), the frame scores (most-fake face) and the input score (mean)."""
-    by_input: dict[int, dict[int, list[FaceResult]]] = {}
+def iter_summaries(
+    items: Sequence[InputItem], results: Iterable[FaceResult], *, threshold: float, class_names: dict[str, list[str]]
+) -> Iterator[dict[str, Any]]:
+    """Per input, in input order: its frames (each with its faces), the frame scores (most-fake face) and the input
+    score (mean). ``results`` come in input order (as ``score_crops`` yields them), so each input's entry is yielded
+    as soon as the next input's first face arrives: memory does not grow with the inputs."""
+    done = 0  # the inputs before this one have been yielded
+    pending: list[FaceResult] = []
+    for result in results:
+        if pending and result.crop.input_index != pending[0].crop.input_index:
+            index = pending[0].crop.input_index
+            yield from (_entry(items[i], [], threshold, class_names) for i in range(done, index))
+            yield _entry(items[index], pending, threshold, class_names)
+            done, pending = index + 1, []
+        pending.append(result)
+    if pending:
+        index = pending[0].crop.input_index
+        yield from (_entry(items[i], [], threshold, class_names) for i in range(done, index))
+        yield _entry(items[index], pending, threshold, class_names)
+        done = index + 1
+    yield from (_entry(items[i], [], threshold, class_names) for i in range(done, len(items)))
+
+
+def _entry(
+    item: InputItem, faces: Sequence[FaceResult], threshold: float, class_names: dict[str, list[str]]
+) -> dict[str, Any]:
+    by_frame: dict[int, list[FaceResult]] = {}
     for result in faces:
-        by_input.setdefault(result.crop.input_index, {}).setdefault(result.crop.frame, []).append(result)
-    summary = []
-    for index, item in enumerate(items):
-        frames = []
-        chosen: list[FaceResult] = []
-        for frame, frame_faces in sorted(by_input.get(index, {}).items()):
-            top = max(frame_faces, key=lambda r: r.score)
-            chosen.append(top)
-            frames.append(
-                {
-                    "frame": frame,
-                    "score": top.score,
-                    "face_index": top.crop.face_index,
-                    "faces": len(frame_faces),
-                    **_decisions(top.score, threshold),
-                    "face_results": [
-                        _face_record(r, threshold, class_names)
-                        for r in sorted(frame_faces, key=lambda r: r.crop.face_index)
-                    ],
-                }
-            )
-        entry: dict[str, Any] = {
-            "input": str(item.path),
-            "kind": item.kind,
-            "status": item.status,
-            "frames": len(frames),
-            "faces": sum(f["faces"] for f in frames),
-            "score": None,
-            "fake": None,
-            "fake_at_0.5": None,
-        }
-        if frames:
-            score = float(np.mean([f["score"] for f in frames]))
-            entry.update(score=score, **_decisions(score, threshold))
-            for level in FINE_LEVELS:
-                label = _fine_label([r.fine[level] for r in chosen if level in r.fine], class_names.get(level))
-                if label:
-                    entry[level], entry[f"{level}_prob"] = label
-        entry["frame_results"] = frames
-        summary.append(entry)
-    return summary
+        by_frame.setdefault(result.crop.frame, []).append(result)
+    frames = []
+    chosen: list[FaceResult] = []
+    for frame, frame_faces in sorted(by_frame.items()):
+        top = max(frame_faces, key=lambda r: r.score)
+        chosen.append(top)
+        frames.append(
+            {
+                "frame": frame,
+                "score": top.score,
+                "face_index": top.crop.face_index,
+                "faces": len(frame_faces),
+                **_decisions(top.score, threshold),
+                "face_results": [
+                    _face_record(r, threshold, class_names)
+                    for r in sorted(frame_faces, key=lambda r: r.crop.face_index)
+                ],
+            }
+        )
+    entry: dict[str, Any] = {
+        "input": str(item.path),
+        "kind": item.kind,
+        "status": item.status,
+        "frames": len(frames),
+        "faces": sum(f["faces"] for f in frames),
+        "score": None,
+        "fake": None,
+        "fake_at_0.5": None,
+    }
+    if frames:
+        score = float(np.mean([f["score"] for f in frames]))
+        entry.update(score=score, **_decisions(score, threshold))
+        for level in FINE_LEVELS:
+            label = _fine_label([r.fine[level] for r in chosen if level in r.fine], class_names.get(level))
+            if label:
+                entry[level], entry[f"{level}_prob"] = label
+    entry["frame_results"] = frames
+    return entry
 
 
 def _decisions(score: float, threshold: float) -> dict[str, int]:
@@ -395,50 +415,126 @@ FACE_COLUMNS = [
 ]
 
 
-def _csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("" if v is None else f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()}
 
 
-def write_outputs(out_dir: Path, summary: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Path]:
-    """inputs.csv, frames.csv, faces.csv and predictions.json (header + the nested results), each written atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frames = [{"input": e["input"], "kind": e["kind"], **f} for e in summary for f in e["frame_results"]]
-    faces = []
-    for entry in summary:
-        for frame in entry["frame_results"]:
-            for face in frame["face_results"]:
-                box = dict(zip(("box_x0", "box_y0", "box_x1", "box_y1"), face["box"] or (None,) * 4))
-                faces.append({"input": entry["input"], "kind": entry["kind"], "frame": frame["frame"], **face, **box})
-    paths = {
-        "inputs": write_text_atomic(out_dir / "inputs.csv", _csv_text(INPUT_COLUMNS, summary)),
-        "frames": write_text_atomic(out_dir / "frames.csv", _csv_text(FRAME_COLUMNS, frames)),
-        "faces": write_text_atomic(out_dir / "faces.csv", _csv_text(FACE_COLUMNS, faces)),
-    }
-    payload = {**header, "inputs": summary}
-    paths["json"] = write_text_atomic(out_dir / "predictions.json", json.dumps(payload, indent=2) + "\n")
-    return paths
+def _rows_of(entry: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(frames.csv rows, faces.csv rows) of one input's entry."""
+    frames, faces = [], []
+    for frame in entry["frame_results"]:
+        frames.append({"input": entry["input"], "kind": entry["kind"], **frame})
+        for face in frame["face_results"]:
+            box = dict(zip(("box_x0", "box_y0", "box_x1", "box_y1"), face["box"] or (None,) * 4))
+            faces.append({"input": entry["input"], "kind": entry["kind"], "frame": frame["frame"], **face, **box})
+    return frames, faces
 
 
 CONSOLE_ROWS = 30  # inputs (and unscored inputs' reasons) printed; every input is in inputs.csv
 
 
-def console_summary(summary: list[dict[str, Any]], threshold: float, most: int = CONSOLE_ROWS) -> str:
+@dataclass
+class Tally:
+    """What the console shows of a run: the first ``most`` inputs, the first ``most`` unscored ones, and counts."""
+
+    most: int = CONSOLE_ROWS
+    head: list[dict[str, Any]] = field(default_factory=list)
+    unscored_head: list[dict[str, Any]] = field(default_factory=list)
+    inputs: int = 0
+    scored: int = 0
+    faces: int = 0
+    fake: int = 0
+    fake_at_half: int = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.inputs += 1
+        self.faces += entry["faces"]
+        if len(self.head) < self.most:
+            self.head.append(entry)
+        if entry["score"] is None:
+            if len(self.unscored_head) < self.most:
+                self.unscored_head.append(entry)
+        else:
+            self.scored += 1
+            self.fake += entry["fake"]
+            self.fake_at_half += entry["fake_at_0.5"]
+
+    @property
+    def unscored(self) -> int:
+        return self.inputs - self.scored
+
+
+class PredictionWriter:
+    """inputs.csv, frames.csv, faces.csv and predictions.json in ``out_dir``, written input by input as they are
+    scored, so that memory does not grow with the inputs. Each file appears complete, in one rename, when
+    ``finish`` is called inside the ``with`` block, or not at all (any previous file is then left as it was)."""
+
+    def __init__(self, out_dir: Path, most: int = CONSOLE_ROWS):
+        self.out_dir = Path(out_dir)
+        self.tally = Tally(most)
+        self._stack = contextlib.ExitStack()
+        self._writers: dict[str, csv.DictWriter] = {}
+
+    def __enter__(self) -> PredictionWriter:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with self._stack as stack:
+            for name, columns in (("inputs", INPUT_COLUMNS), ("frames", FRAME_COLUMNS), ("faces", FACE_COLUMNS)):
+                stream = stack.enter_context(atomic_output(self.out_dir / f"{name}.csv"))
+                writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+                writer.writeheader()
+                self._writers[name] = writer
+            # the entries of predictions.json until the header (known at the end) can go before them; unnamed
+            self._entries = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.out_dir))
+            self._stack = stack.pop_all()
+        return self
+
+    def add(self, entry: dict[str, Any]) -> None:
+        frames, faces = _rows_of(entry)
+        self._writers["inputs"].writerow(_csv_row(entry))
+        self._writers["frames"].writerows(map(_csv_row, frames))
+        self._writers["faces"].writerows(map(_csv_row, faces))
+        self._entries.write(("    " if self.tally.inputs == 0 else ",\n    ") + json.dumps(entry))
+        self.tally.add(entry)
+
+    def finish(self, header: dict[str, Any]) -> dict[str, Path]:
+        """predictions.json (``header``, then one input a line under "inputs"), then every file in its place."""
+        text = json.dumps({**header, "inputs": []}, indent=2)  # ends '"inputs": []\n}': "inputs" is the last key
+        with atomic_output(self.out_dir / "predictions.json") as stream:
+            stream.write(text[: -len("[]\n}")])
+            if self.tally.inputs:
+                stream.write("[\n")
+                self._entries.seek(0)
+                shutil.copyfileobj(self._entries, stream)
+                stream.write("\n  ]\n}\n")
+            else:
+                stream.write("[]\n}\n")
+        self._stack.close()
+        names = ("inputs", "frames", "faces")
+        return {name: self.out_dir / f"{name}.csv" for name in names} | {"json": self.out_dir / "predictions.json"}
+
+    def __exit__(self, *exc_info) -> bool:
+        return self._stack.__exit__(*exc_info)  # on an error: the temporary files go, nothing is replaced
+
+
+def console_summary(summary: Iterable[dict[str, Any]] | Tally, threshold: float, most: int = CONSOLE_ROWS) -> str:
     """The first ``most`` inputs as a table; above that, a line of counts over all of them (a folder of a million
     images is not printed row by row)."""
+    if not isinstance(summary, Tally):
+        tally = Tally(most)
+        for entry in summary:
+            tally.add(entry)
+        summary = tally
+    tally = summary
     header = ["input", "kind", "frames", "faces", "score", f"decision@{threshold:.4g}", "decision@0.5"]
-    fine_levels = [level for level in FINE_LEVELS if any(level in e for e in summary)]
+    fine_levels = [level for level in FINE_LEVELS if any(level in e for e in tally.head)]
     header += fine_levels
     rows = []
-    unscored = [entry for entry in summary if entry["score"] is None]
-    notes = [f"{entry['input']}: {entry['status']}" for entry in unscored[:most]]
-    if len(unscored) > most:
-        notes.append(f"... and {len(unscored) - most} more unscored inputs: their status is in inputs.csv")
-    for entry in summary[:most]:
+    notes = [f"{entry['input']}: {entry['status']}" for entry in tally.unscored_head]
+    if tally.unscored > len(tally.unscored_head):
+        notes.append(
+            f"... and {tally.unscored - len(tally.unscored_head)} more unscored inputs: their status is in inputs.csv"
+        )
+    for entry in tally.head:
         if entry["score"] is None:
             row = [entry["input"], entry["kind"], str(entry["frames"]), str(entry["faces"]), "n/a", "n/a", "n/a"]
         else:
@@ -452,13 +548,11 @@ def console_summary(summary: list[dict[str, Any]], threshold: float, most: int =
                 "fake" if entry["fake_at_0.5"] else "real",
             ]
         rows.append(row + [str(entry.get(level, "")) for level in fine_levels])
-    if len(summary) > most:
-        scored = len(summary) - len(unscored)
-        fake = sum(entry["fake"] for entry in summary if entry["score"] is not None)
-        fake_at_half = sum(entry["fake_at_0.5"] for entry in summary if entry["score"] is not None)
+    if tally.inputs > len(tally.head):
         notes.insert(
             0,
-            f"... {len(summary) - most} more inputs in inputs.csv. Of all {len(summary)}: {scored} scored, {fake} of "
-            f"them fake at {threshold:.4g} and {fake_at_half} at 0.5; {len(unscored)} unscored",
+            f"... {tally.inputs - len(tally.head)} more inputs in inputs.csv. Of all {tally.inputs}: {tally.scored} "
+            f"scored, {tally.fake} of them fake at {threshold:.4g} and {tally.fake_at_half} at 0.5; "
+            f"{tally.unscored} unscored",
         )
     return to_console(header, rows, notes)

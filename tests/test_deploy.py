@@ -75,6 +75,13 @@ def _logits(model, images):
     return {k: v for k, v in outputs.items()} if isinstance(outputs, dict) else {"logits": outputs}
 
 
+def _inputs(result) -> list[dict]:
+    """Every input's entry, as predict.py wrote them to predictions.json (its return value keeps only the first)."""
+    entries = json.loads(result["paths"]["json"].read_text())["inputs"]
+    assert result["head"] == entries[: len(result["head"])] and result["inputs"] == len(entries)
+    return entries
+
+
 def _demo_images(csv_path: Path, count: int = 4) -> list[Path]:
     rows = [r for r in csv.DictReader(open(csv_path)) if r["split"] == "test"]
     fakes = [r for r in rows if r["label"] == "1"][: count // 2]
@@ -259,7 +266,7 @@ def test_predict_scores_crops_and_photos_with_the_calibrated_threshold(trained, 
             "--quiet",
         ]
     )
-    summary = {Path(e["input"]).name: e for e in result["summary"]}
+    summary = {Path(e["input"]).name: e for e in _inputs(result)}
     assert len(summary) == len(demo) + len(photos) + 2
     assert summary["broken.png"]["status"].startswith("error: image file") and summary["broken.png"]["score"] is None
     assert summary["missing.jpg"]["status"].endswith("does not exist")
@@ -390,7 +397,7 @@ def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, referen
     (tmp_path / "unreadable.mp4").write_bytes(b"stub")
     Image.fromarray(pairs[0]).save(tmp_path / "pair.png")
     result = predict.main(["--checkpoint", str(best), str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
-    summary = {Path(e["input"]).name: e for e in result["summary"]}
+    summary = {Path(e["input"]).name: e for e in _inputs(result)}
     model = reference
 
     def score(face: np.ndarray) -> float:
@@ -435,7 +442,7 @@ def test_predict_and_explain_a_real_video_with_the_checkpoints_face_extraction(t
     writer.release()
     args = ["--checkpoint", str(tmp_path / "with-extraction.pt"), str(photo), str(tmp_path / "clip.mp4")]
     result = predict.main([*args, "--out", str(tmp_path / "out"), "--quiet"])
-    summary = {Path(e["input"]).name: e for e in result["summary"]}
+    summary = {Path(e["input"]).name: e for e in _inputs(result)}
     assert result["face_extraction"] == stored
     assert summary["astronaut.png"]["faces"] == 1  # max_faces 1
     assert summary["clip.mp4"]["frames"] == 4 and summary["clip.mp4"]["faces"] == 4  # frames 4: evenly spaced

@@ -1,7 +1,22 @@
 """predict.py's inputs and console at scale: folders listed in path order without hidden files, and a console that
 lists the first inputs and counts the rest (every input is in inputs.csv)."""
 
-from engine.inference import collect_inputs, console_summary
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.inference import (
+    FaceCrop,
+    FaceResult,
+    InputItem,
+    PredictionWriter,
+    collect_inputs,
+    console_summary,
+    iter_summaries,
+)
 
 
 def test_a_folder_is_listed_in_path_order_without_hidden_or_non_media_files(tmp_path):
@@ -59,3 +74,78 @@ def test_the_console_lists_the_first_inputs_and_counts_all_of_them():
     ]
     everything = console_summary(summary, 0.3)  # below the cap: every input and every reason, no counts line
     assert "more inputs" not in everything and len(everything.splitlines()) == 2 + 7 + 3
+
+
+# ------------------------------------------------------------------------------ streaming summaries and outputs
+def _results(faces_per_input):
+    """FaceResults as score_crops yields them: input by input, frame by frame; a log of what was consumed."""
+    consumed = []
+
+    def generate():
+        for index, faces in faces_per_input.items():
+            for frame, face, score in faces:
+                consumed.append(index)
+                yield FaceResult(FaceCrop(index, frame, face, None, None, torch.zeros(0)), score, {})
+
+    return generate(), consumed
+
+
+def test_each_input_is_summarised_as_soon_as_the_next_inputs_first_face_arrives():
+    items = [InputItem(Path(f"in{i}.png"), "image") for i in range(6)]
+    items[1].status, items[5].status = "no face", "error: could not be decoded"
+    # input 3: a video of two frames, two faces in frame 0; inputs 1 and 5 have no face, 4 comes after 3
+    faces = {0: [(0, 0, 0.9)], 2: [(0, 0, 0.2)], 3: [(0, 0, 0.1), (0, 1, 0.7), (4, 0, 0.5)], 4: [(0, 0, 0.4)]}
+    results, consumed = _results(faces)
+    seen = []
+    for entry in iter_summaries(items, results, threshold=0.3, class_names={}):
+        seen.append((entry["input"], len(consumed)))
+    # in0 is out once in2's face has arrived (2 consumed); in1 (no face) right before in2; in5 after the last face
+    assert seen == [("in0.png", 2), ("in1.png", 3), ("in2.png", 3), ("in3.png", 6), ("in4.png", 6), ("in5.png", 6)]
+    entries = list(iter_summaries(items, _results(faces)[0], threshold=0.3, class_names={}))
+    video = entries[3]
+    assert [f["score"] for f in video["frame_results"]] == [0.7, 0.5] and video["faces"] == 3
+    assert video["score"] == pytest.approx(0.6) and video["fake"] == 1
+    assert [e["status"] for e in entries] == ["ok", "no face", "ok", "ok", "ok", "error: could not be decoded"]
+    assert entries[1]["score"] is None and entries[1]["frame_results"] == []
+
+
+def test_outputs_are_written_input_by_input_and_appear_whole(tmp_path):
+    entries = list(
+        iter_summaries(
+            [InputItem(Path(f"in{i}.png"), "image") for i in range(3)],
+            _results({0: [(0, 0, 0.9)], 2: [(0, 0, 0.2)]})[0],
+            threshold=0.5,
+            class_names={},
+        )
+    )
+    with PredictionWriter(tmp_path / "out", most=2) as writer:
+        for entry in entries:
+            writer.add(entry)
+        assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == []
+        paths = writer.finish({"checkpoint": "best.pt", "scored": 2})
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary file left
+    text = paths["json"].read_text()
+    payload = json.loads(text)
+    assert list(payload) == ["checkpoint", "scored", "inputs"] and payload["inputs"] == entries
+    assert text.splitlines()[4:7] == [f"    {json.dumps(entry)}," for entry in entries[:2]] + [
+        f"    {json.dumps(entries[2])}"
+    ]
+    rows = list(csv.DictReader(open(paths["inputs"])))
+    assert [r["input"] for r in rows] == ["in0.png", "in1.png", "in2.png"] and rows[1]["score"] == ""
+    assert len(list(csv.DictReader(open(paths["frames"])))) == len(list(csv.DictReader(open(paths["faces"])))) == 2
+    assert writer.tally.inputs == 3 and writer.tally.scored == 2 and len(writer.tally.head) == 2
+
+    with PredictionWriter(tmp_path / "empty") as writer:
+        paths = writer.finish({})
+    assert json.loads(paths["json"].read_text()) == {"inputs": []}
+
+
+def test_an_error_while_predicting_keeps_the_previous_outputs(tmp_path):
+    with PredictionWriter(tmp_path) as writer:
+        writer.add(next(iter_summaries([InputItem(Path("a.png"), "image")], [], threshold=0.5, class_names={})))
+        writer.finish({"run": 1})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(KeyboardInterrupt), PredictionWriter(tmp_path) as writer:
+        writer.add(next(iter_summaries([InputItem(Path("b.png"), "image")], [], threshold=0.5, class_names={})))
+        raise KeyboardInterrupt
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
