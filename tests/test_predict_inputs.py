@@ -149,3 +149,19 @@ def test_an_error_while_predicting_keeps_the_previous_outputs(tmp_path):
         writer.add(next(iter_summaries([InputItem(Path("b.png"), "image")], [], threshold=0.5, class_names={})))
         raise KeyboardInterrupt
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_the_outputs_benchmark_runs_on_a_small_folder(tmp_path):
+    from benchmarks import predict_outputs
+
+    out = tmp_path / "bench.json"
+    assert (
+        predict_outputs.main(["--inputs", "45", "--frames", "2", "--workdir", str(tmp_path / "w"), "--out", str(out)])
+        == 0
+    )
+    record = json.loads(out.read_text())
+    assert record["inputs"] == 45 and record["frames_per_input"] == 2 and record["machine"]["cores"]
+    assert record["summarise_and_write"]["files_mb"].keys() == {"inputs", "frames", "faces", "json"}
+    assert record["console"]["lines"] == 2 + 30 + 1  # header, rule, the first 30 inputs, the counts
+    assert record["peak_rss_mb"] >= record["baseline_rss_mb"] > 0
+    assert not (tmp_path / "w").exists()
