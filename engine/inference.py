@@ -297,20 +297,25 @@ def iter_summaries(
     """Per input, in input order: its frames (each with its faces), the frame scores (most-fake face) and the input
     score (mean). ``results`` come in input order (as ``score_crops`` yields them), so each input's entry is yielded
     as soon as the next input's first face arrives: memory does not grow with the inputs."""
-    done = 0  # the inputs before this one have been yielded
-    pending: list[FaceResult] = []
+
+    def through(first: int, faces: list[FaceResult]) -> Iterator[dict[str, Any]]:
+        """The entries from input ``first`` to that of ``faces``: the ones before it had no face."""
+        index = faces[0].crop.input_index
+        yield from (_entry(items[i], [], threshold, class_names) for i in range(first, index))
+        yield _entry(items[index], faces, threshold, class_names)
+
+    done, pending = 0, []  # done: the inputs before it have been yielded
     for result in results:
-        if pending and result.crop.input_index != pending[0].crop.input_index:
-            index = pending[0].crop.input_index
-            yield from (_entry(items[i], [], threshold, class_names) for i in range(done, index))
-            yield _entry(items[index], pending, threshold, class_names)
-            done, pending = index + 1, []
+        index = result.crop.input_index
+        if index < done or (pending and index < pending[0].crop.input_index):
+            raise ValueError(f"face results out of input order: input {index} after input {done - 1} was summarised")
+        if pending and index != pending[0].crop.input_index:
+            yield from through(done, pending)
+            done, pending = pending[0].crop.input_index + 1, []
         pending.append(result)
     if pending:
-        index = pending[0].crop.input_index
-        yield from (_entry(items[i], [], threshold, class_names) for i in range(done, index))
-        yield _entry(items[index], pending, threshold, class_names)
-        done = index + 1
+        yield from through(done, pending)
+        done = pending[0].crop.input_index + 1
     yield from (_entry(items[i], [], threshold, class_names) for i in range(done, len(items)))
 
 
