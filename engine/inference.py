@@ -304,11 +304,12 @@ def iter_summaries(
         yield from (_entry(items[i], [], threshold, class_names) for i in range(first, index))
         yield _entry(items[index], faces, threshold, class_names)
 
-    done, pending = 0, []  # done: the inputs before it have been yielded
+    done, pending, last = 0, [], -1  # done: the inputs before it have been yielded; last: the previous face's input
     for result in results:
         index = result.crop.input_index
-        if index < done or (pending and index < pending[0].crop.input_index):
-            raise ValueError(f"face results out of input order: input {index} after input {done - 1} was summarised")
+        if index < last:
+            raise ValueError(f"face results out of input order: input {index} after input {last}")
+        last = index
         if pending and index != pending[0].crop.input_index:
             yield from through(done, pending)
             done, pending = pending[0].crop.input_index + 1, []

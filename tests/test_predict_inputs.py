@@ -165,3 +165,10 @@ def test_the_outputs_benchmark_runs_on_a_small_folder(tmp_path):
     assert record["console"]["lines"] == 2 + 30 + 1  # header, rule, the first 30 inputs, the counts
     assert record["peak_rss_mb"] >= record["baseline_rss_mb"] > 0
     assert not (tmp_path / "w").exists()
+
+
+def test_face_results_out_of_input_order_are_an_error():
+    items = [InputItem(Path(f"in{i}.png"), "image") for i in range(3)]
+    results, _ = _results({2: [(0, 0, 0.5)], 1: [(0, 0, 0.5)]})
+    with pytest.raises(ValueError, match="out of input order: input 1 after input 2"):
+        list(iter_summaries(items, results, threshold=0.5, class_names={}))
