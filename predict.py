@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.cli import run
+from common.cli import run, sigterm_interrupts
 from common.errors import UsageError
 
 
@@ -106,8 +106,9 @@ def main(argv=None) -> dict:
         progress=not args.quiet,
     )
     results = score_crops(model, crops, device, precision=precision, batch_size=args.batch_size)
-    # input by input: scored, summarised and written as the crops come, so memory does not grow with the inputs
-    with PredictionWriter(Path(args.out)) as writer:
+    # input by input: scored, summarised and written as the crops come, so memory does not grow with the inputs;
+    # stopped (Ctrl-C, SIGTERM), the outputs being written are removed and any previous ones are left as they were
+    with sigterm_interrupts(), PredictionWriter(Path(args.out)) as writer:
         for entry in iter_summaries(items, results, threshold=pretrained.threshold, class_names=pretrained.class_names):
             writer.add(entry)
         tally = writer.tally

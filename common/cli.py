@@ -1,17 +1,21 @@
 """The entry-point runner: ``sys.exit(run(main))`` turns user errors into one line and an exit status.
 
 - ``UserError``: ``error: <sentence>`` on stderr, exit status 1 (``UsageError``: 2).
-- Ctrl-C: ``interrupted`` and exit status 130 (a training run saves a resumable checkpoint first).
+- Ctrl-C: ``interrupted`` and exit status 130 (a training run saves a resumable checkpoint first); inside
+  ``sigterm_interrupts()``, SIGTERM (a scheduler, ``kill``) too, so that half-written outputs are cleaned up.
 - A full disk: one sentence naming the file, exit status 1.
 - ``--debug`` on the command line (or ``CAEL_DEBUG=1``) shows the full traceback instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .errors import UserError
@@ -31,6 +35,24 @@ def user_message(error: BaseException) -> str:
         prefix, sep, rest = last.partition(": ")
         text = rest if sep and all(part.isidentifier() for part in prefix.split(".")) else last
     return text
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt inside the block, as Ctrl-C does, so ``with`` blocks clean up (temporary
+    files of atomic writes); outside the main thread, where no handler can be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> int:

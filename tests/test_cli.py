@@ -4,6 +4,7 @@ typed configs; the one checkpoint reader for truncated, hostile and foreign file
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,18 @@ def test_pretrained_weights_fail_fast_offline_with_the_offline_route(monkeypatch
     monkeypatch.setattr("model.pretrained.hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(PretrainedWeightsError, match="the hub is unreachable"):
         create_timm_model("tf_efficientnet_b0.aa_in1k", pretrained=True, num_classes=0)
+
+
+def test_sigterm_inside_sigterm_interrupts_is_a_ctrl_c_that_with_blocks_clean_up(tmp_path):
+    import signal
+
+    from common.atomic import atomic_output
+    from common.cli import sigterm_interrupts
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), sigterm_interrupts(), atomic_output(tmp_path / "out.csv") as stream:
+        stream.write("half")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+    assert list(tmp_path.iterdir()) == []  # the temporary file went with the interrupted block
+    assert signal.getsignal(signal.SIGTERM) is before
