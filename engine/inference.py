@@ -480,6 +480,7 @@ class PredictionWriter:
         self.tally = Tally(most)
         self._stack = contextlib.ExitStack()
         self._writers: dict[str, csv.DictWriter] = {}
+        self._finished = False
 
     def __enter__(self) -> PredictionWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -515,10 +516,15 @@ class PredictionWriter:
             else:
                 stream.write("[]\n}\n")
         self._stack.close()
+        self._finished = True
         names = ("inputs", "frames", "faces")
         return {name: self.out_dir / f"{name}.csv" for name in names} | {"json": self.out_dir / "predictions.json"}
 
     def __exit__(self, *exc_info) -> bool:
+        if exc_info[0] is None and not self._finished:  # CSVs without their predictions.json: none of them
+            error = RuntimeError(f"PredictionWriter for {self.out_dir} closed without finish(header)")
+            self._stack.__exit__(RuntimeError, error, None)
+            raise error
         return self._stack.__exit__(*exc_info)  # on an error: the temporary files go, nothing is replaced
 
 

@@ -149,6 +149,9 @@ def test_an_error_while_predicting_keeps_the_previous_outputs(tmp_path):
         writer.add(next(iter_summaries([InputItem(Path("b.png"), "image")], [], threshold=0.5, class_names={})))
         raise KeyboardInterrupt
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with pytest.raises(RuntimeError, match="closed without finish"), PredictionWriter(tmp_path) as writer:
+        writer.add(next(iter_summaries([InputItem(Path("c.png"), "image")], [], threshold=0.5, class_names={})))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no CSV without its predictions.json
 
 
 def test_the_outputs_benchmark_runs_on_a_small_folder(tmp_path):
