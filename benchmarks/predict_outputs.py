@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from benchmarks.scale import git_commit, machine  # noqa: E402
+from benchmarks.scale import MB, git_commit, machine  # noqa: E402
 from common.atomic import write_text_atomic  # noqa: E402
 from engine.inference import (  # noqa: E402
     FaceCrop,
@@ -42,7 +42,6 @@ from engine.inference import (  # noqa: E402
 )
 
 FILES_PER_FOLDER = 1000
-MB = 1024**2
 
 
 def peak_rss_mb() -> float:
