@@ -50,6 +50,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def checkpoint_identity(checkpoint: str) -> dict:
+    """What tells one checkpoint from another for resuming: a file's path, size and modification time; a model
+    folder's files likewise; a hub id as it is."""
+    path = Path(checkpoint)
+    if not path.exists():
+        return {"id": checkpoint}
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    return {"path": str(path.resolve()), "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+
+
 def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     if args.batch_size < 1:
@@ -65,6 +75,7 @@ def main(argv=None) -> dict:
     from engine.inference import (
         InputError,
         PredictionWriter,
+        ProgressJournal,
         collect_inputs,
         console_summary,
         detector_beside,
@@ -97,8 +108,29 @@ def main(argv=None) -> dict:
         detector = detector_beside(settings, device)
     model = pretrained.model.to(device)
     started = time.time()
+    out = Path(args.out)
+    # a run stopped half-way and started again with the same checkpoint and settings reuses what it wrote
+    key = {
+        "checkpoint": checkpoint_identity(args.checkpoint),
+        "detect": not args.no_detect,
+        "face_extraction": settings.to_dict() if settings is not None else None,
+        "image_size": pretrained.image_size,
+        "precision": precision,
+    }
+    journal = ProgressJournal(out, key)
+    done = journal.load()
+    if journal.note:
+        notes.append(journal.note)
+    reused = sum(1 for item in items if str(item.path) in done)
+    to_score = [item for item in items if str(item.path) not in done]
+    if reused:
+        print(
+            f"resuming: {reused} of {len(items)} inputs were scored by a stopped run of the same checkpoint and "
+            f"settings ({journal.path}); scoring the other {len(to_score)}",
+            flush=True,
+        )
     crops = iter_face_crops(
-        items,
+        to_score,
         image_size=pretrained.image_size,
         detect=not args.no_detect,
         settings=settings,
@@ -106,30 +138,43 @@ def main(argv=None) -> dict:
         progress=not args.quiet,
     )
     results = score_crops(model, crops, device, precision=precision, batch_size=args.batch_size)
+    scored = iter_summaries(to_score, results, threshold=pretrained.threshold, class_names=pretrained.class_names)
     # input by input: scored, summarised and written as the crops come, so memory does not grow with the inputs;
-    # stopped (Ctrl-C, SIGTERM), the outputs being written are removed and any previous ones are left as they were
-    with sigterm_interrupts(), PredictionWriter(Path(args.out)) as writer:
-        for entry in iter_summaries(items, results, threshold=pretrained.threshold, class_names=pretrained.class_names):
-            writer.add(entry)
-        tally = writer.tally
-        header = {
-            "checkpoint": str(args.checkpoint),
-            "threshold": pretrained.threshold,
-            "calibration": pretrained.calibration,
-            "detect": not args.no_detect,
-            "face_extraction": settings.to_dict() if settings is not None else None,
-            "image_size": pretrained.image_size,
-            "device": str(device),
-            "precision": precision,
-            "aggregation": "frame: most-fake face; video: mean of frame scores",
-            "seconds": round(time.time() - started, 3),
-            "scored": tally.scored,
-            "unscored": tally.unscored,
-        }
-        trained_on = pretrained.metadata.get("trained_on")
-        header["trained_on"] = trained_on  # None: the checkpoint predates the record
-        header["caveat"] = inputs_caveat(trained_on, [item.path for item in items])
-        paths = writer.finish(header)
+    # stopped (Ctrl-C, SIGTERM), the outputs being written are removed, any previous ones are left as they were, and
+    # the journal keeps every input written so far for the next run
+    try:
+        with sigterm_interrupts(), journal, PredictionWriter(out) as writer:
+            for item in items:
+                if str(item.path) in done:
+                    entry = journal.entry_at(done[str(item.path)])
+                else:
+                    entry = next(scored)
+                    journal.append(entry)
+                writer.add(entry)
+            tally = writer.tally
+            header = {
+                "checkpoint": str(args.checkpoint),
+                "threshold": pretrained.threshold,
+                "calibration": pretrained.calibration,
+                "detect": not args.no_detect,
+                "face_extraction": settings.to_dict() if settings is not None else None,
+                "image_size": pretrained.image_size,
+                "device": str(device),
+                "precision": precision,
+                "aggregation": "frame: most-fake face; video: mean of frame scores",
+                "seconds": round(time.time() - started, 3),
+                "scored": tally.scored,
+                "unscored": tally.unscored,
+                "resumed": reused,  # inputs whose entries came from a stopped run (the same checkpoint and settings)
+            }
+            trained_on = pretrained.metadata.get("trained_on")
+            header["trained_on"] = trained_on  # None: the checkpoint predates the record
+            header["caveat"] = inputs_caveat(trained_on, [item.path for item in items])
+            paths = writer.finish(header)
+    except KeyboardInterrupt:
+        print(f"stopped: the inputs scored so far are kept in {journal.path}; the same command continues", flush=True)
+        raise
+    journal.remove()
     for note in notes:
         print(note)
     if header["caveat"]:

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -526,6 +527,79 @@ class PredictionWriter:
             self._stack.__exit__(RuntimeError, error, None)
             raise error
         return self._stack.__exit__(*exc_info)  # on an error: the temporary files go, nothing is replaced
+
+
+class ProgressJournal:
+    """Each written input's entry, one JSON line, appended and flushed as predict.py goes, in ``out_dir``: a run
+    stopped half-way (Ctrl-C, SIGTERM, a crash) and started again with the same checkpoint and settings reuses the
+    entries there and scores only the rest. The first line is the run's ``key``; a journal of another key is
+    discarded, and a line cut short by the stop is dropped. Removed once the outputs are complete."""
+
+    NAME = ".predict-progress.jsonl"
+
+    def __init__(self, out_dir: Path, key: dict[str, Any]):
+        self.path = Path(out_dir) / self.NAME
+        self.key = json.loads(json.dumps(key))  # as it reads back
+        self.note = ""
+        self._writer = self._reader = None
+
+    def load(self) -> dict[str, int]:
+        """Input -> byte offset of its entry (the last one when an input appears twice), from a journal of this key;
+        the file is cut after its last complete line. Empty when there is none to reuse (``note`` says why)."""
+        if not self.path.is_file():
+            return {}
+        offsets: dict[str, int] = {}
+        end = 0
+        with open(self.path, "rb") as stream:
+            first = stream.readline()
+            try:
+                key = json.loads(first).get("key") if first.endswith(b"\n") else None
+            except (ValueError, AttributeError):
+                key = None
+            if key != self.key:
+                self.note = (
+                    f"{self.path} holds the progress of another run (other checkpoint or settings): starting over"
+                )
+                self.path.unlink()
+                return {}
+            end = stream.tell()
+            while line := stream.readline():
+                if not line.endswith(b"\n"):
+                    break  # cut short by the stop
+                try:
+                    offsets[json.loads(line)["input"]] = end
+                except (ValueError, KeyError, TypeError):
+                    break  # not a line this journal wrote whole: what follows is not trusted either
+                end = stream.tell()
+        os.truncate(self.path, end)
+        return offsets
+
+    def __enter__(self) -> ProgressJournal:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.is_file()
+        self._writer = open(self.path, "a", encoding="utf-8")
+        if fresh:
+            self._writer.write(json.dumps({"key": self.key}) + "\n")
+            self._writer.flush()
+        self._reader = open(self.path, "rb")  # offsets are byte offsets
+        return self
+
+    def entry_at(self, offset: int) -> dict[str, Any]:
+        self._reader.seek(offset)
+        return json.loads(self._reader.readline())
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self._writer.write(json.dumps(entry) + "\n")
+        self._writer.flush()  # to the OS at once: a killed process loses nothing it wrote
+
+    def __exit__(self, *exc_info) -> bool:
+        for stream in (self._writer, self._reader):
+            if stream is not None:
+                stream.close()
+        return False
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def console_summary(summary: Iterable[dict[str, Any]] | Tally, threshold: float, most: int = CONSOLE_ROWS) -> str:

@@ -307,6 +307,59 @@ def test_predict_without_calibration_falls_back_to_one_half_and_says_so(trained,
     assert "no calibrated threshold in" in capsys.readouterr().out
 
 
+def test_predict_stopped_half_way_continues_where_it_stopped(trained, tmp_path, monkeypatch, capsys):
+    """Ctrl-C (or SIGTERM) half-way: no outputs, a journal of the inputs written so far; the same command again scores
+    only the rest, and its outputs are those of one uninterrupted run. Another checkpoint starts over."""
+    csv_path, best = trained
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for path in _demo_images(csv_path, count=8):
+        (crops / path.name).write_bytes(path.read_bytes())
+    (crops / "broken.png").write_bytes(b"not an image")
+    args = ["--checkpoint", str(best), str(crops), "--no-detect", "--batch-size", "2", "--quiet", "--out"]
+    whole = predict.main([*args, str(tmp_path / "whole")])
+
+    calls, load = [], inference.load_image
+
+    def stopped_at_the_sixth_image(*a, **k):
+        calls.append(a[0])
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return load(*a, **k)
+
+    monkeypatch.setattr(inference, "load_image", stopped_at_the_sixth_image)
+    out = tmp_path / "out"
+    assert run(predict.main, [*args, str(out)]) == 130
+    assert "the same command continues" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [".predict-progress.jsonl"]  # outputs appear whole or not at all
+    monkeypatch.setattr(inference, "load_image", load)
+    calls.clear()
+    resumed = predict.main([*args, str(out)])
+    assert 0 < resumed["resumed"] < 9 and "resuming: " in capsys.readouterr().out
+    # the same rows as one uninterrupted run; scores equal up to float32 noise (the batches were made up differently)
+    for name, count in (("inputs.csv", 9), ("frames.csv", 8), ("faces.csv", 8)):
+        rows, expected = (list(csv.DictReader(open(folder / name))) for folder in (out, tmp_path / "whole"))
+        assert len(rows) == len(expected) == count
+        for row, reference in zip(rows, expected):
+            assert {k: v for k, v in row.items() if k != "score"} == {
+                k: v for k, v in reference.items() if k != "score"
+            }
+            if reference["score"]:
+                assert float(row["score"]) == pytest.approx(float(reference["score"]), abs=1e-5)
+    payload = json.loads((out / "predictions.json").read_text())
+    assert [e["input"] for e in payload["inputs"]] == [e["input"] for e in whole["head"]]
+    assert not (out / ".predict-progress.jsonl").exists() and whole["resumed"] == 0
+
+    # a stopped run of another checkpoint is not reused
+    monkeypatch.setattr(inference, "load_image", stopped_at_the_sixth_image)
+    assert run(predict.main, [*args, str(out)]) == 130
+    monkeypatch.setattr(inference, "load_image", load)
+    checkpoint = read_checkpoint(best)
+    save_checkpoint(tmp_path / "other.pt", checkpoint)
+    other = predict.main([*args[:1], str(tmp_path / "other.pt"), *args[2:], str(out)])
+    assert other["resumed"] == 0 and "holds the progress of another run" in capsys.readouterr().out
+
+
 def test_predict_with_nothing_readable_is_one_clear_error(exported, tmp_path, capsys):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 broken")
     status = run(

@@ -175,3 +175,27 @@ def test_face_results_out_of_input_order_are_an_error():
     results, _ = _results({2: [(0, 0, 0.5)], 1: [(0, 0, 0.5)]})
     with pytest.raises(ValueError, match="out of input order: input 1 after input 2"):
         list(iter_summaries(items, results, threshold=0.5, class_names={}))
+
+
+# ------------------------------------------------------------------------------------------------ resuming
+def test_the_progress_journal_reuses_whole_lines_of_its_own_key_only(tmp_path):
+    from engine.inference import ProgressJournal
+
+    key = {"checkpoint": {"path": "best.pt", "files": [["best.pt", 10, 1]]}, "detect": False}
+    entries = [{"input": f"in{i}.png", "score": i / 10} for i in range(3)] + [{"input": "in1.png", "score": 0.9}]
+    with ProgressJournal(tmp_path, key) as journal:
+        for entry in entries:
+            journal.append(entry)
+    with open(journal.path, "a") as stream:
+        stream.write('{"input": "in3.png", "sco')  # the line the stop cut short
+    again = ProgressJournal(tmp_path, key)
+    offsets = again.load()
+    assert sorted(offsets) == ["in0.png", "in1.png", "in2.png"] and not again.note
+    with again:
+        assert again.entry_at(offsets["in1.png"]) == {"input": "in1.png", "score": 0.9}  # the last one counts
+        again.append({"input": "in3.png", "score": 0.3})
+    assert ProgressJournal(tmp_path, key).load().keys() == {"in0.png", "in1.png", "in2.png", "in3.png"}
+
+    other = ProgressJournal(tmp_path, key | {"detect": True})
+    assert other.load() == {} and "another run" in other.note and not other.path.exists()
+    assert ProgressJournal(tmp_path / "none", key).load() == {}
