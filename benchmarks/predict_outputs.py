@@ -1,13 +1,14 @@
 """What predict.py costs beside the model, as the inputs grow: listing a folder of N files, then summarising and
-writing the outputs of N scored inputs (inputs.csv, frames.csv, faces.csv, predictions.json) and the console table.
+writing the outputs of N scored inputs (inputs.csv, frames.csv, faces.csv, predictions.json, and the progress journal
+that lets a stopped run continue) and the console table.
 
     python benchmarks/predict_outputs.py --inputs 100000 --out predict-outputs-100k.json
     python benchmarks/predict_outputs.py --inputs 1000000 --frames 1 --out predict-outputs-1m.json
     python benchmarks/predict_outputs.py --inputs 10000 --frames 32 --out predict-outputs-10k-videos.json
 
 The model is left out on purpose (the scale benchmark's ``predict`` stage measures it): each input gets ``--frames``
-frames of one face with a seeded random score, fed through ``engine.inference.iter_summaries`` and
-``PredictionWriter`` exactly as ``predict.py`` feeds the scored faces. ``peak_rss_mb`` is the process's resident
+frames of one face with a seeded random score, fed through ``engine.inference.iter_summaries``, ``PredictionWriter``
+and ``ProgressJournal`` exactly as ``predict.py`` feeds the scored faces. ``peak_rss_mb`` is the process's resident
 peak after each phase (``getrusage``), ``baseline_rss_mb`` the peak after the imports (torch among them).
 """
 
@@ -36,6 +37,7 @@ from engine.inference import (  # noqa: E402
     FaceCrop,
     FaceResult,
     PredictionWriter,
+    ProgressJournal,
     collect_inputs,
     console_summary,
     iter_summaries,
@@ -82,14 +84,19 @@ def measure(inputs: int, frames: int, seed: int, workdir: Path) -> dict:
 
     out = workdir / "out"
     started = time.perf_counter()
-    with PredictionWriter(out) as writer:
+    journal = ProgressJournal(out, {"benchmark": "predict_outputs"})
+    with journal, PredictionWriter(out) as writer:
         for entry in iter_summaries(items, scored_faces(inputs, frames, seed), threshold=0.5, class_names={}):
+            journal.append(entry)
             writer.add(entry)
         paths = writer.finish({"benchmark": "predict_outputs", "inputs": inputs})
+    journal_mb = round(journal.path.stat().st_size / MB, 1)
+    journal.remove()
     result["summarise_and_write"] = {
         "wall_s": round(time.perf_counter() - started, 2),
         "peak_rss_mb": peak_rss_mb(),
-        "files_mb": {name: round(path.stat().st_size / MB, 1) for name, path in paths.items()},
+        "files_mb": {name: round(path.stat().st_size / MB, 1) for name, path in paths.items()}
+        | {"progress_journal": journal_mb},
     }
     started = time.perf_counter()
     text = console_summary(writer.tally, 0.5)

@@ -164,7 +164,7 @@ def test_the_outputs_benchmark_runs_on_a_small_folder(tmp_path):
     )
     record = json.loads(out.read_text())
     assert record["inputs"] == 45 and record["frames_per_input"] == 2 and record["machine"]["cores"]
-    assert record["summarise_and_write"]["files_mb"].keys() == {"inputs", "frames", "faces", "json"}
+    assert record["summarise_and_write"]["files_mb"].keys() == {"inputs", "frames", "faces", "json", "progress_journal"}
     assert record["console"]["lines"] == 2 + 30 + 1  # header, rule, the first 30 inputs, the counts
     assert record["peak_rss_mb"] >= record["baseline_rss_mb"] > 0
     assert not (tmp_path / "w").exists()
