@@ -207,8 +207,11 @@ def test_check_images_in_processes_finds_the_same_problems_in_the_same_order(tmp
 
 
 def die_on_the_third_chunk(chunk):
-    """Ends its process at item 5 (or line 6), as a crash in the image library or the out-of-memory killer would."""
+    """Ends its process at item 5 (or line 6), as a crash in the image library or the out-of-memory killer would;
+    half a second late, so that the first two chunks have their results by then (when the pool breaks, every chunk
+    still in flight is lost too, and the test would depend on which process ran first)."""
     if any(item in (5, (6, "6.png")) for item in chunk):
+        time.sleep(0.5)
         os._exit(3)
     return []
 
