@@ -121,8 +121,10 @@ def main(argv=None) -> dict:
     done = journal.load()
     if journal.note:
         notes.append(journal.note)
-    reused = sum(1 for item in items if str(item.path) in done)
-    to_score = [item for item in items if str(item.path) not in done]
+    # each input's entry in the journal (None: to score), looked up once; nothing to look up on a fresh run
+    offsets = [done.get(str(item.path)) for item in items] if done else [None] * len(items)
+    to_score = [item for item, offset in zip(items, offsets) if offset is None] if done else items
+    reused = len(items) - len(to_score)
     if reused:
         print(
             f"resuming: {reused} of {len(items)} inputs were scored by a stopped run of the same checkpoint and "
@@ -144,9 +146,9 @@ def main(argv=None) -> dict:
     # the journal keeps every input written so far for the next run
     try:
         with sigterm_interrupts(), journal, PredictionWriter(out) as writer:
-            for item in items:
-                if str(item.path) in done:
-                    entry = journal.entry_at(done[str(item.path)])
+            for offset in offsets:
+                if offset is not None:
+                    entry = journal.entry_at(offset)
                 else:
                     entry = next(scored)
                     journal.append(entry)
