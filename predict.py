@@ -72,18 +72,16 @@ def main(argv=None) -> dict:
     from data.trained_on import inputs_caveat
     from engine.device import resolve_precision
     from engine.distributed import DistInfo, device_for
-    from engine.inference import (
+    from engine.inference.forward import score_crops
+    from engine.inference.inputs import (
         InputError,
-        PredictionWriter,
-        ProgressJournal,
         collect_inputs,
-        console_summary,
         detector_beside,
         extraction_settings,
         iter_face_crops,
-        iter_summaries,
-        score_crops,
     )
+    from engine.inference.outputs import PredictionWriter, ProgressJournal, console_summary
+    from engine.inference.summaries import iter_summaries
     from model.hub import load_detector
 
     pretrained = load_detector(args.checkpoint)

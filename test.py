@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from common.cli import run
+from common.config import REPO_ROOT
 from common.errors import UsageError, UserError
-from engine.config import REPO_ROOT, load_config
+from engine.config import load_config
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -137,7 +138,7 @@ def _overrides(args) -> dict:
     if args.precision:
         train["precision"] = args.precision
     if args.conventions:
-        from engine.conventions import parse_conventions
+        from engine.evaluation.conventions import parse_conventions
 
         eval_["conventions"] = ",".join(parse_conventions(args.conventions))
     return {k: v for k, v in (("data", data), ("eval", eval_), ("train", train)) if v}
@@ -146,10 +147,10 @@ def _overrides(args) -> dict:
 def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     from data.perturb import parse_perturbations
-    from engine.compare import evaluate_run_folder
     from engine.distributed import cleanup, device_for, init_distributed
-    from engine.evaluate import evaluate_checkpoint, evaluate_predictions
-    from engine.logger import setup_logging
+    from engine.evaluation.comparison_table import evaluate_run_folder
+    from engine.evaluation.evaluate import evaluate_checkpoint, evaluate_predictions
+    from engine.logs import setup_logging
 
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
     perturbations = parse_perturbations(args.perturb)

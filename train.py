@@ -15,8 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from common.config import REPO_ROOT
 from common.errors import UsageError
-from engine.config import REPO_ROOT, load_config
+from engine.config import load_config
 
 DEMO_CONFIG = "cael_demo"
 AUTO = "auto"  # --resume auto
@@ -95,7 +96,7 @@ def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
 
 
 def _load_resume(path) -> tuple[dict, Path]:
-    from engine.trainer import load_resume
+    from engine.training.trainer import load_resume
 
     return load_resume(path)
 
@@ -176,7 +177,7 @@ def _resolve_new(args) -> tuple[dict, Path | None, dict | None, str | None]:
     if not args.csv and not demo:
         print(f"no --csv given: training on data.csv of config {name}: {config['data']['csv']}", flush=True)
     if config["data"]["face-extraction"] is None:
-        from data.extract_faces import extraction_settings_for
+        from data.faces import extraction_settings_for
 
         config["data"]["face-extraction"] = extraction_settings_for(config["data"]["csv"], config["data"]["root"])
     return config, Path(args.out).resolve() if args.out else None, None, name
@@ -270,9 +271,9 @@ def main(argv=None) -> dict:
         return _train_every_fold(args, argv)
     from common.checkpoint import cleanup_partial_writes
     from engine.distributed import cleanup, init_distributed
-    from engine.logger import setup_logging
-    from engine.run import RunLock, default_run_name, prepare_run_dir
-    from engine.trainer import Trainer
+    from engine.logs import setup_logging
+    from engine.training.run import RunLock, default_run_name, prepare_run_dir
+    from engine.training.trainer import Trainer
 
     config, run_dir, resume, name = _resolve(args)
     if resume is not None:

@@ -22,7 +22,7 @@ from common.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
 from common.cli import run  # noqa: E402
 from common.errors import UsageError  # noqa: E402
 from engine import figures  # noqa: E402
-from engine.logger import read_records, run_title, selected_epoch  # noqa: E402
+from engine.training.records import read_records, run_title, selected_epoch  # noqa: E402
 
 CAPTIONS = {
     "curves": "Training of the demo run: loss per epoch (left) and the validation metrics (right); the dashed line "

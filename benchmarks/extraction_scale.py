@@ -44,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.face_detectors import score_image  # noqa: E402
-from benchmarks.scale import MB, git_commit, machine, run_command  # noqa: E402
+from benchmarks.measure import MB, git_commit, machine, run_command  # noqa: E402
 from common.atomic import write_text_atomic  # noqa: E402
 from data.faces.detectors import Detection  # noqa: E402
 from data.faces.settings import (  # noqa: E402

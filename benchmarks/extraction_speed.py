@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.extract_faces import DETECT_BATCH, ExtractionSettings, extract, library_versions  # noqa: E402
+from data.faces import DETECT_BATCH, ExtractionSettings, extract, library_versions  # noqa: E402
 
 
 def make_video(path: Path, seconds: int, seed: int) -> None:

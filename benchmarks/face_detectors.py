@@ -25,7 +25,7 @@ from PIL import Image, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.extract_faces import DlibCnnDetector, DlibHogDetector, build_detector, library_versions  # noqa: E402
+from data.faces import DlibCnnDetector, DlibHogDetector, build_detector, library_versions  # noqa: E402
 
 ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # eyebrows to chin, cheek to cheek; annotated by hand on the 512x512 image
 FACE_FREE = (

@@ -7,9 +7,10 @@ that lets a stopped run continue) and the console table.
     python benchmarks/predict_outputs.py --inputs 10000 --frames 32 --out predict-outputs-10k-videos.json
 
 The model is left out on purpose (the scale benchmark's ``predict`` stage measures it): each input gets ``--frames``
-frames of one face with a seeded random score, fed through ``engine.inference.iter_summaries``, ``PredictionWriter``
-and ``ProgressJournal`` exactly as ``predict.py`` feeds the scored faces. ``peak_rss_mb`` is the process's resident
-peak after each phase (``getrusage``), ``baseline_rss_mb`` the peak after the imports (torch among them).
+frames of one face with a seeded random score, fed through ``engine.inference.summaries.iter_summaries``,
+``PredictionWriter`` and ``ProgressJournal`` exactly as ``predict.py`` feeds the scored faces. ``peak_rss_mb`` is the
+process's resident peak after each phase (``getrusage``), ``baseline_rss_mb`` the peak after the imports (torch among
+them).
 """
 
 from __future__ import annotations
@@ -31,17 +32,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from benchmarks.scale import MB, git_commit, machine  # noqa: E402
+from benchmarks.measure import MB, git_commit, machine  # noqa: E402
 from common.atomic import write_text_atomic  # noqa: E402
-from engine.inference import (  # noqa: E402
-    FaceCrop,
-    FaceResult,
-    PredictionWriter,
-    ProgressJournal,
-    collect_inputs,
-    console_summary,
-    iter_summaries,
-)
+from engine.inference.forward import FaceResult  # noqa: E402
+from engine.inference.inputs import FaceCrop, collect_inputs  # noqa: E402
+from engine.inference.outputs import PredictionWriter, ProgressJournal, console_summary  # noqa: E402
+from engine.inference.summaries import iter_summaries  # noqa: E402
 
 FILES_PER_FOLDER = 1000
 

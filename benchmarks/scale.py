@@ -16,47 +16,39 @@ See docs/scale.md for what each stage runs.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
-import platform
 import re
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.measure import MB, Measured, git_commit, machine, run_command, worker_memory_mb  # noqa: E402
+from benchmarks.synthetic import (  # noqa: E402
+    DEFAULT_GENERATORS,
+    SPLIT_NAMES,
+    TREE_PATTERN,
+    Synthetic,
+    generator_names,
+    image_blobs,
+    runs_columns,
+    runs_folds,
+    synthesise,
+    write_csv,
+    write_images,
+)
 from common.atomic import write_text_atomic  # noqa: E402
 
-GENERATORS = {  # forgery type -> its generators (GenFace's three families, four generators each)
-    "EFS": ["efs-gan1", "efs-gan2", "efs-diff1", "efs-diff2"],
-    "AM": ["am-gan1", "am-gan2", "am-diff1", "am-diff2"],
-    "FS": ["fs-gan1", "fs-gan2", "fs-diff1", "fs-diff2"],
-}
-REAL_FRACTION = 0.2
-SPLIT_NAMES = ("train", "val", "test")
-SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # of identities (a person on one side only)
-ROWS_PER_IDENTITY = 100
-MIN_IDENTITIES = 30  # small sets still split about 80/10/10
-SOURCE_DATASET = "genface"
-DEFAULT_GENERATORS = sum(len(names) for names in GENERATORS.values())
-DISTINCT_BLOBS = 16  # distinct image files per class, written under N names
-TREE_PATTERN = "{forgery_type}/{generator}/{identity}/*"
 STAGES = (
     "validate",
     "validate-images",
@@ -73,375 +65,13 @@ STAGES = (
 TINY_CONFIG = "cael_demo"  # the demo's small CAEL (64 px): start-up and data costs dominate, as intended here
 TINY_RUN = ["--set", "train.epochs=1", "--set", "train.max-steps-per-epoch=1", "--set", "train.log-every=1"]
 FIRST_STEP_LINE = re.compile(r"epoch 1 step 1/")
-STOP_GRACE_SECONDS = 20  # after SIGTERM at the first step: then the command's process group is killed
-RUNS_TEST_FRACTION = 0.2  # --runs tests each fold on N/5 rows: 200,000 at a million
 RUNS_TRAIN_ROWS = 2400  # the fold runs train on a small CSV (their training is setup, not measured)
 TINY_TRAIN_ROWS = 2400  # the checkpoint that test and predict use: rows spread over the whole dataset (setup)
 PREDICT_MAX_CROPS = 10_000
-SAMPLE_SECONDS = 0.05  # RSS of the process tree (statm: about 0.3 ms a sample, under 1% of a core)
-# PSS (smaps_rollup) walks every page of a process: about 0.1 s of CPU for a 1.7 GB test.py. It is read at most every
-# PSS_MIN_SECONDS, and after each read waits PSS_COST_RATIO times what the read took, so that it takes at most 1/50 of
-# a core from the command it measures (read every 0.25 s it took a quarter of a core beside a long test.py)
-PSS_MIN_SECONDS = 0.25
-PSS_COST_RATIO = 50
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-MB = 1024 * 1024
-
-
-# ------------------------------------------------------------------------------------------------ the dataset
-@dataclass
-class Synthetic:
-    """The synthetic dataset's files and its columns (numpy string arrays, one entry per row)."""
-
-    root: Path
-    csv: Path
-    predictions: Path
-    columns: dict[str, np.ndarray]
-    seconds: float = 0.0
-    bytes_on_disk: int = 0
-    generators: dict[str, list[str]] = field(default_factory=lambda: GENERATORS)
-
-    @property
-    def rows(self) -> int:
-        return len(self.columns["path"])
-
-    def count(self, split: str) -> int:
-        return int(np.count_nonzero(self.columns["split"] == split))
-
-
-def generator_names(count: int = DEFAULT_GENERATORS) -> dict[str, list[str]]:
-    """Forgery type -> its generators: GenFace's twelve by default, else ``count`` numbered ones dealt in turn to the
-    three families (many groups in one table: DF40's 40 methods and beyond)."""
-    if count == DEFAULT_GENERATORS:
-        return GENERATORS
-    if count < 2 * len(GENERATORS):
-        raise SystemExit(f"--generators {count}: give at least {2 * len(GENERATORS)} (two per forgery type).")
-    families = list(GENERATORS)
-    return {f: [f"{f.lower()}-g{i:03d}" for i in range(j, count, len(families))] for j, f in enumerate(families)}
-
-
-def runs_folds(generators: dict[str, list[str]]) -> list[str]:
-    """The 6-fold cross-generator matrix: the first and the middle generator of each forgery type (GenFace's: a GAN
-    and a diffusion model each)."""
-    return [fold for names in generators.values() for fold in (names[0], names[len(names) // 2])]
-
-
-def synthetic_columns(
-    rows: int, frames_per_video: int, seed: int, generators: dict[str, list[str]] = GENERATORS
-) -> dict[str, np.ndarray]:
-    """The split CSV's columns: units (videos of ``frames_per_video`` rows, or single images) drawn per unit."""
-    rng = np.random.default_rng(seed)
-    per_unit = max(1, frames_per_video)
-    units = -(-rows // per_unit)
-    forgery_of = ["real"] + [f for f, names in generators.items() for _ in names]
-    generator_of = ["real"] + [g for names in generators.values() for g in names]
-    fakes = len(generator_of) - 1
-    kind = np.where(rng.random(units) < REAL_FRACTION, 0, rng.integers(1, fakes + 1, units))
-    identities = max(MIN_IDENTITIES, rows // ROWS_PER_IDENTITY)
-    identity_split = rng.choice(len(SPLIT_NAMES), identities, p=SPLIT_FRACTIONS)
-    identity_split[:3] = [0, 1, 2]  # every split has someone, even at a few hundred rows
-    identity = rng.integers(0, identities, units)
-    take = lambda values: np.repeat(values, per_unit)[:rows]  # noqa: E731 (unit value -> its rows)
-    kind, identity = take(kind), take(identity)
-    identity_names = np.char.add("id", np.char.zfill(identity.astype(str), 6))
-    columns = {
-        "label": (kind > 0).astype(np.int8).astype(str),
-        "split": np.asarray(SPLIT_NAMES)[identity_split[identity]],
-        "forgery_type": np.asarray(forgery_of)[kind],
-        "generator": np.asarray(generator_of)[kind],
-        "source_dataset": np.full(rows, SOURCE_DATASET),
-        "identity": identity_names,
-    }
-    if frames_per_video:
-        columns["video_id"] = np.char.add("v", take(np.arange(units)).astype(str))
-    folder = np.char.add(np.char.add(np.char.add(columns["forgery_type"], "/"), columns["generator"]), "/")
-    folder = np.char.add(np.char.add(folder, identity_names), "/")
-    columns = {"path": np.char.add(np.char.add(folder, np.arange(rows).astype(str)), ".png"), **columns}
-    return columns
-
-
-def image_blobs(image_size: int, image_format: str, seed: int) -> dict[str, list[bytes]]:
-    """A few distinct encoded images per label ("0", "1"): noise, the fakes with a faint grid."""
-    rng = np.random.default_rng(seed)
-    blobs: dict[str, list[bytes]] = {"0": [], "1": []}
-    for label in blobs:
-        for _ in range(DISTINCT_BLOBS):
-            pixels = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
-            if label == "1":
-                pixels[::4] //= 2
-            buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, format=image_format)
-            blobs[label].append(buffer.getvalue())
-    return blobs
-
-
-def write_images(root: Path, paths: np.ndarray, labels: np.ndarray, blobs: dict[str, list[bytes]]) -> int:
-    """Write one blob under each path (row i takes blob i mod DISTINCT_BLOBS of its label); return the bytes."""
-    for folder in np.unique(np.char.rpartition(paths, "/")[:, 0]):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    written = 0
-    for row, (path, label) in enumerate(zip(paths.tolist(), labels.tolist())):
-        data = blobs[label][row % DISTINCT_BLOBS]
-        descriptor = os.open(root / path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(descriptor, data)
-        finally:
-            os.close(descriptor)
-        written += len(data)
-    return written
-
-
-def write_csv(path: Path, columns: dict[str, np.ndarray], rows: np.ndarray | None = None) -> None:
-    """Columns -> CSV, column-wise (a million rows in seconds)."""
-    picked = {name: (values if rows is None else values[rows]).tolist() for name, values in columns.items()}
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(list(picked))
-        writer.writerows(zip(*picked.values()))
-
-
-def prediction_columns(columns: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """A predictions.csv as test.py writes it for the test rows: fakes score higher on average, each generator by
-    its own margin; frames of one video share an offset."""
-    rng = np.random.default_rng(seed + 1)
-    test = np.flatnonzero(columns["split"] == "test")
-    generator = columns["generator"][test]
-    names, generator_code = np.unique(generator, return_inverse=True)
-    margin = rng.uniform(0.5, 2.5, len(names))[generator_code]
-    logits = rng.normal(0.0, 1.0, len(test)) + np.where(columns["label"][test] == "1", margin, -1.0)
-    if "video_id" in columns:
-        _, video_code = np.unique(columns["video_id"][test], return_inverse=True)
-        logits += rng.normal(0.0, 0.7, video_code.max() + 1)[video_code]
-    scores = np.char.mod("%.6f", np.round(1.0 / (1.0 + np.exp(-logits)), 6))
-    order = ["split", "forgery_type", "generator", "source_dataset", "video_id", "identity"]
-    picked = {"path": columns["path"][test], "label": columns["label"][test], "score": scores}
-    return picked | {name: columns[name][test] for name in order if name in columns}
-
-
-def synthesise(
-    workdir: Path,
-    rows: int,
-    *,
-    image_size: int,
-    image_format: str,
-    frames_per_video: int,
-    seed: int,
-    generators: dict[str, list[str]] = GENERATORS,
-):
-    started = time.perf_counter()
-    root = workdir / "genface"
-    root.mkdir(parents=True, exist_ok=True)
-    columns = synthetic_columns(rows, frames_per_video, seed, generators)
-    suffix = ".png" if image_format == "PNG" else ".jpg"
-    if suffix != ".png":
-        columns["path"] = np.char.replace(columns["path"], ".png", suffix)
-    written = write_images(root, columns["path"], columns["label"], image_blobs(image_size, image_format, seed))
-    write_csv(root / "splits.csv", columns)
-    write_csv(root / "predictions.csv", prediction_columns(columns, seed))
-    # The files are on disk before any stage is timed: a million just-written files would otherwise be flushed to
-    # disk while the first stages read them, and those stages would pay for the write-back.
-    os.sync()
-    return Synthetic(
-        root, root / "splits.csv", root / "predictions.csv", columns, time.perf_counter() - started, written, generators
-    )
-
-
-# ------------------------------------------------------------------------------------------------ measuring
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (loader workers, decoding pools), from /proc/PID/task/*/children."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                pending += [int(child) for child in children.read_text().split()]
-            except (OSError, ValueError):  # the process or thread ended while being read
-                continue
-    return found
-
-
-def resident_bytes(pid: int) -> int:
-    """Resident set of one process (statm's second field), 0 once it has ended."""
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def proportional_bytes(pid: int) -> int:
-    """Proportional set (shared pages divided among their sharers: forked workers are not counted twice)."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0
-    found = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
-    return int(found.group(1)) * 1024 if found else 0
-
-
-class TreeMemory(threading.Thread):
-    """Samples the summed resident (and proportional) memory of a process tree every SAMPLE_SECONDS; keeps peaks."""
-
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.pid, self.stopping = pid, threading.Event()
-        self.peak_rss = self.peak_pss = self.samples = self.pss_samples = self.peak_processes = 0
-        self.cpu_s = 0.0  # this thread's own CPU time: what measuring took from the machine
-
-    def run(self) -> None:
-        cpu_started, next_pss = time.thread_time(), 0.0
-        while not self.stopping.is_set():
-            tree = descendants(self.pid)
-            self.peak_rss = max(self.peak_rss, sum(resident_bytes(pid) for pid in tree))
-            if time.perf_counter() >= next_pss:
-                reading = time.perf_counter()
-                self.peak_pss = max(self.peak_pss, sum(proportional_bytes(pid) for pid in tree))
-                self.pss_samples += 1
-                cost = time.perf_counter() - reading
-                next_pss = time.perf_counter() + max(PSS_MIN_SECONDS, PSS_COST_RATIO * cost)
-            self.peak_processes = max(self.peak_processes, len(tree))
-            self.samples += 1
-            self.cpu_s = time.thread_time() - cpu_started
-            self.stopping.wait(SAMPLE_SECONDS)
-
-    def stop(self) -> dict:
-        self.stopping.set()
-        self.join()
-        return {
-            "peak_rss_mb": round(self.peak_rss / MB, 1),
-            "peak_pss_mb": round(self.peak_pss / MB, 1) if self.peak_pss else None,
-            "peak_processes": self.peak_processes,
-            "memory_samples": self.samples,
-            "pss_samples": self.pss_samples,
-            "sampler_cpu_s": round(self.cpu_s, 3),
-        }
-
-
-@dataclass
-class Measured:
-    """One command's run: its figures and its output lines with the second (since start) each appeared."""
-
-    record: dict
-    lines: list[tuple[float, str, str]] = field(default_factory=list)  # (seconds, stream, text)
-
-    def first(self, pattern: re.Pattern) -> float | None:
-        return next((seconds for seconds, _, text in self.lines if pattern.search(text)), None)
-
-    def text(self, stream: str) -> str:
-        return "".join(text for _, where, text in self.lines if where == stream)
-
-
-def _read_lines(stream, name: str, started: float, lines: list, stop_at=None, seen=None) -> None:
-    for text in iter(stream.readline, ""):
-        lines.append((time.perf_counter() - started, name, text))
-        if stop_at is not None and stop_at.search(text):
-            seen.set()
-    stream.close()
-
-
-def _kill_when(process: subprocess.Popen, condition: Callable[[], bool], started: float, timeout: float):
-    """SIGKILL to the process group of ``process`` once ``condition()`` holds; the second it did, or None."""
-    while process.poll() is None and time.perf_counter() - started < timeout:
-        if condition():
-            os.killpg(process.pid, signal.SIGKILL)
-            return time.perf_counter() - started
-        time.sleep(SAMPLE_SECONDS)
-    return None
-
-
-def run_command(
-    command: list[str],
-    *,
-    timeout: float,
-    environment: dict[str, str],
-    stop_at: re.Pattern | None = None,
-    kill_when: Callable[[], bool] | None = None,
-) -> Measured:
-    """Run ``command`` in the repository as a user would; wall seconds, exit code and the process tree's peak memory.
-
-    ``stop_at``: once a line of its output matches, the command gets SIGTERM (as from a scheduler or Ctrl-C: train.py
-    saves and exits) and ``stopped_at_s`` records when. ``kill_when``: polled every SAMPLE_SECONDS; once it is true,
-    the command's whole process group gets SIGKILL (a crash or an out-of-memory kill: nothing can clean up) and
-    ``killed_at_s`` records when.
-    """
-    seen = threading.Event()
-    lines: list[tuple[float, str, str]] = []
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: a timeout ends the command and its workers, nothing else
-    )
-    memory = TreeMemory(process.pid)
-    memory.start()
-    readers = [
-        threading.Thread(target=_read_lines, args=(stream, name, started, lines, stop_at, seen), daemon=True)
-        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
-    ]
-    for reader in readers:
-        reader.start()
-    timed_out = False
-    stopped_at = killed_at = None
-    try:
-        if kill_when is not None:
-            killed_at = _kill_when(process, kill_when, started, timeout)
-        if stop_at is not None:
-            while process.poll() is None and not seen.wait(0.05):
-                if time.perf_counter() - started > timeout:
-                    break
-            if process.poll() is None and seen.is_set():
-                stopped_at = time.perf_counter() - started
-                os.kill(process.pid, signal.SIGTERM)  # the command only, as torchrun forwards it: it ends its workers
-                try:  # train.py validates the epoch it ended before it stops: not what is measured here
-                    process.wait(timeout=STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-        exit_code = process.wait(timeout=max(1.0, timeout - (time.perf_counter() - started)))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        exit_code = process.wait()
-    except BaseException:  # the benchmark itself stopped (Ctrl-C, SIGTERM): leave no command running behind it
-        os.killpg(process.pid, signal.SIGKILL)
-        raise
-    wall = time.perf_counter() - started
-    for reader in readers:
-        reader.join()
-    record = {"command": shlex.join(command), "wall_s": round(wall, 3), "exit_code": exit_code}
-    record |= memory.stop()
-    if timed_out:
-        record["timed_out_after_s"] = timeout
-    if stopped_at is not None:
-        record["stopped_at_s"] = round(stopped_at, 3)
-    if killed_at is not None:
-        record["killed_at_s"] = round(killed_at, 3)
-    measured = Measured(record, lines)
-    if exit_code != 0:
-        record["stderr_tail"] = measured.text("stderr")[-3000:] or measured.text("stdout")[-3000:]
-    return measured
-
-
-# ------------------------------------------------------------------------------------------------ the loader stage
-def worker_memory_mb(parent: int) -> dict[int, float]:
-    """VmRSS of each direct child of ``parent`` (the DataLoader's workers), from /proc/PID/status."""
-    sizes = {}
-    for pid in descendants(parent)[1:]:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        if found:
-            sizes[pid] = round(int(found.group(1)) / 1024, 1)
-    return sizes
 
 
 def loader_epoch(csv_path: str, *, workers: int, image_size: int, batch_size: int) -> dict:
-    """One training epoch of the loader, built as engine/trainer.py's build_data builds it (intra, balanced,
+    """One training epoch of the loader, built as engine/training/data_setup.py's build_data builds it (intra, balanced,
     hflip): images/s and each worker's resident memory after the first batch and after the last."""
     from data.csv_dataset import SplitDataset
     from data.loader import build_loader
@@ -626,15 +256,6 @@ def stage_predictions(bench: Bench) -> tuple[Measured, dict]:
     return measured, {"rows": bench.data.count("test")}
 
 
-def runs_columns(columns: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """The dataset with its identities split again so that about RUNS_TEST_FRACTION of the rows are test rows."""
-    _, identity_code = np.unique(columns["identity"], return_inverse=True)
-    fractions = (1 - 0.1 - RUNS_TEST_FRACTION, 0.1, RUNS_TEST_FRACTION)
-    side = np.random.default_rng(seed).choice(len(SPLIT_NAMES), identity_code.max() + 1, p=fractions)
-    side[:3] = [0, 1, 2]
-    return columns | {"split": np.asarray(SPLIT_NAMES)[side[identity_code]]}
-
-
 @dataclass
 class FoldRuns:
     """The six cross-generator fold runs and the ``test.py --runs`` command line over them."""
@@ -693,8 +314,8 @@ def stage_runs_reporting(bench: Bench) -> tuple[Measured, dict]:
     """test.py --runs over the six folds where every fold's scores.npz is already there (written in setup from
     synthetic scores, under the key test.py computes): the matrix at any size without the model's scoring."""
     import test as test_script
-    from engine.evaluate import plan_evaluation
-    from engine.score_cache import save_scores
+    from engine.evaluation.evaluate import plan_evaluation
+    from engine.evaluation.score_cache import save_scores
 
     folds = fold_runs(bench, "runs-reporting")
     started = time.perf_counter()
@@ -796,52 +417,6 @@ def run_stage(name: str, bench: Bench, repeat: int = 1) -> dict:
         "runs_peak_rss_mb": [r["peak_rss_mb"] for r in records],
         "repeat_note": f"wall_s and the rest: the run of median wall time of {len(records)} runs in a row",
     }
-
-
-# ------------------------------------------------------------------------------------------------ the report
-def machine() -> dict:
-    """What the numbers were measured on."""
-    memory = re.search(r"^MemTotal:\s+(\d+) kB", _read("/proc/meminfo"), re.MULTILINE)
-    versions = {}
-    for package in ("torch", "numpy", "pillow"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "memory_gb": round(int(memory.group(1)) / 1024**2, 1) if memory else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **versions,
-    }
-
-
-def _cpu_model() -> str | None:
-    for line in _read("/proc/cpuinfo").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or None
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
-def git_commit() -> str | None:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+uncommitted" if dirty.strip() else "")
 
 
 # Rows of the table beside each stage's wall time / peak memory: (stage, figure, row name, unit, has a time ratio).

@@ -83,3 +83,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
             f"{what} {path} is truncated or not a PyTorch checkpoint: use the file written by train.py, or copy it "
             "again."
         ) from error
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """One of our run checkpoints (a dict with a ``model`` state dict), for train.py --resume and the tests."""
+    checkpoint = read_checkpoint(path, map_location)
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise CheckpointError(f"{path} is not a checkpoint of this project (a dict with a 'model' state dict).")
+    return checkpoint

@@ -18,7 +18,8 @@ from torch.utils.data import Dataset, default_collate
 
 from common.errors import ConfigError, UserError
 
-from .images import CROP_POLICIES, ImageDecodeError, fit_to_size, load_image
+from .decoding import ImageDecodeError
+from .images import CROP_POLICIES, fit_to_size, load_image
 from .schema import SplitTable
 from .transforms import apply_augment, build_augment, split_native
 

@@ -12,16 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .decoding import (  # noqa: F401  (re-exported: data.images is where callers import them from)
-    CONTAINER_SUFFIX,
-    DECODE_ERRORS,
+from .decoding import (
     RESIZE_FILTER,
-    ImageDecodeError,
-    container_reference,
     decode_rgb,
-    estimate_jpeg_quality,
-    image_format,
-    open_container,
 )
 
 CROP_POLICIES = ("resize", "pad", "center-crop")

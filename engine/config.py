@@ -12,20 +12,16 @@ from typing import Any
 
 import yaml
 
-from common.config import (  # noqa: F401 - re-exported: the engine's one config API
-    MODEL_CONFIG_DIR,
-    PATH_KEYS,
-    REPO_ROOT,
+from common.config import (
     coerce_value,
     deep_merge,
     did_you_mean,
     parse_override,
     read_config_file,
-    resolve_config_path,
     set_value,
     types_of_default,
 )
-from common.errors import ConfigError, UnknownKeyError  # noqa: F401
+from common.errors import ConfigError, UnknownKeyError
 from loss_folder import LOSS_DEFAULTS
 
 # Defaults of the engine's sections: a config file states only what differs. Where the paper does not give a

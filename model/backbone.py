@@ -11,7 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from .pretrained import MissingWeightsFileError, PretrainedWeightsError, create_timm_model  # noqa: F401 (re-exported)
+from .pretrained import create_timm_model
 
 # The released backbone's batch-norm momentum (EfficientNet-PyTorch: 1 - 0.99) and drop-connect rate.
 RELEASED_BN_MOMENTUM = 0.01

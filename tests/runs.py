@@ -30,7 +30,7 @@ class Crash(Exception):
 
 def crash_after_saves(monkeypatch, count: int) -> list[int]:
     """Make the trainer raise ``Crash`` right after its ``count``-th last.pt; returns the saved steps as they come."""
-    import engine.trainer as trainer_module
+    import engine.training.trainer as trainer_module
 
     real_save, saves = trainer_module.save_checkpoint, []
 

@@ -10,15 +10,16 @@ from conftest import TINY_MODEL
 from skimage import filters
 
 import model.summary
+from common.config import MODEL_CONFIG_DIR
 from common.errors import UsageError, UserError
 from data.csv_dataset import SplitDataset
 from data.make_demo import make_demo
 from data.schema import load_table
-from engine.config import MODEL_CONFIG_DIR, load_config
+from engine.config import load_config
 from model import build_model, list_models
-from model.backbone import PretrainedWeightsError
 from model.baselines.base import ModelConfigError
 from model.preprocess import EDGE_OPERATORS, InputAdapter, PixelNormalizer, edge_magnitude
+from model.pretrained import PretrainedWeightsError
 
 TINY_CLIP = {
     "image-size": 32,

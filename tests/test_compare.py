@@ -10,7 +10,14 @@ import test as test_script
 import tools.train_set as train_set
 from common.errors import UsageError
 from data.make_demo import make_demo
-from engine.compare import ComparisonError, Run, comparison_table, evaluate_run_folder, is_comparison, unseen_groups
+from engine.evaluation.comparison_table import (
+    ComparisonError,
+    Run,
+    comparison_table,
+    evaluate_run_folder,
+    is_comparison,
+    unseen_groups,
+)
 from model.summary import summarize_model_config
 
 QUICK = [

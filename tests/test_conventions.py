@@ -2,8 +2,8 @@
 
 The oracles below restate the references' functions plainly (slow, per-row Python, as their code runs): DeepfakeBench
 ``training/metrics/utils.py: get_test_metrics`` and UnivFD ``validate.py: calculate_acc / find_best_threshold``.
-They are compared value by value with ``engine.conventions`` on FF++-shaped predictions: one video name under four
-method folders, tied scores, scores of exactly 0.5, reals not first in the file.
+They are compared value by value with ``engine.evaluation.conventions`` on FF++-shaped predictions: one video name
+under four method folders, tied scores, scores of exactly 0.5, reals not first in the file.
 """
 
 import json
@@ -16,8 +16,8 @@ from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_cu
 
 import test as test_script
 from common.cli import run
-from engine import conventions
-from engine.metrics import compute_metrics, equal_error_rate
+from engine.evaluation import conventions
+from engine.evaluation.metrics import compute_metrics, equal_error_rate
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")  # the oracles
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
@@ -286,7 +286,7 @@ def _untrained_run(run_dir, csv_path):
     """A run folder (config.yaml, best.pt) of the demo detector, untrained, whose config predates eval.conventions."""
     import yaml
 
-    from engine.checkpoint import save_checkpoint
+    from common.checkpoint import save_checkpoint
     from engine.config import load_config
     from model import build_model, without_downloads
 

@@ -16,8 +16,8 @@ from conftest import NO_RANDOM_OPS, gradient_errors
 from runs import Crash, crash_after_saves, quick_args
 
 import train
+from common.checkpoint import load_checkpoint
 from data.make_demo import make_demo
-from engine.checkpoint import load_checkpoint
 from engine.config import load_config
 from model import build_model
 
@@ -179,7 +179,7 @@ def test_mtcnn_face_detection_on_cuda_matches_the_cpu():
     import numpy as np
     import skimage.data as skimage_data
 
-    from data.extract_faces import build_detector
+    from data.faces import build_detector
 
     portrait = skimage_data.astronaut()
     frames = [np.ascontiguousarray(np.roll(portrait, 4 * i, axis=1)) for i in range(8)]

@@ -394,7 +394,7 @@ def test_build_index_group_by_identity_keeps_swapped_people_together(tmp_path, p
 
 def test_train_config_records_the_extraction_settings_of_the_csv(celebdf_root):
     import train
-    from data.extract_faces import ExtractionSettings, extraction_settings_for
+    from data.faces import ExtractionSettings, extraction_settings_for
 
     settings = ExtractionSettings(frames=16, margin=1.25)
     csv_path = celebdf_root / "cdf.csv"

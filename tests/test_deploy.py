@@ -24,7 +24,7 @@ from common.checkpoint import read_checkpoint, save_checkpoint
 from common.cli import run
 from data.images import load_image, resize_array
 from data.make_demo import make_demo
-from engine import inference
+from engine.inference import inputs as inference_inputs
 from model import build_model
 from model.export import ExportError, export_folder, push_folder
 from model.hub import PretrainedError, load_detector
@@ -319,7 +319,7 @@ def test_predict_stopped_half_way_continues_where_it_stopped(trained, tmp_path, 
     args = ["--checkpoint", str(best), str(crops), "--no-detect", "--batch-size", "2", "--quiet", "--out"]
     whole = predict.main([*args, str(tmp_path / "whole")])
 
-    calls, load = [], inference.load_image
+    calls, load = [], inference_inputs.load_image
 
     def stopped_at_the_sixth_image(*a, **k):
         calls.append(a[0])
@@ -327,12 +327,12 @@ def test_predict_stopped_half_way_continues_where_it_stopped(trained, tmp_path, 
             raise KeyboardInterrupt
         return load(*a, **k)
 
-    monkeypatch.setattr(inference, "load_image", stopped_at_the_sixth_image)
+    monkeypatch.setattr(inference_inputs, "load_image", stopped_at_the_sixth_image)
     out = tmp_path / "out"
     assert run(predict.main, [*args, str(out)]) == 130
     assert "the same command continues" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [".predict-progress.jsonl"]  # outputs appear whole or not at all
-    monkeypatch.setattr(inference, "load_image", load)
+    monkeypatch.setattr(inference_inputs, "load_image", load)
     calls.clear()
     resumed = predict.main([*args, str(out)])
     assert 0 < resumed["resumed"] < 9 and "resuming: " in capsys.readouterr().out
@@ -351,9 +351,9 @@ def test_predict_stopped_half_way_continues_where_it_stopped(trained, tmp_path, 
     assert not (out / ".predict-progress.jsonl").exists() and whole["resumed"] == 0
 
     # a stopped run of another checkpoint is not reused
-    monkeypatch.setattr(inference, "load_image", stopped_at_the_sixth_image)
+    monkeypatch.setattr(inference_inputs, "load_image", stopped_at_the_sixth_image)
     assert run(predict.main, [*args, str(out)]) == 130
-    monkeypatch.setattr(inference, "load_image", load)
+    monkeypatch.setattr(inference_inputs, "load_image", load)
     checkpoint = read_checkpoint(best)
     save_checkpoint(tmp_path / "other.pt", checkpoint)
     other = predict.main([*args[:1], str(tmp_path / "other.pt"), *args[2:], str(out)])
@@ -445,7 +445,7 @@ def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, referen
     demo = [np.asarray(Image.open(p).convert("RGB")) for p in _demo_images(csv_path)]
     pairs = [np.concatenate((demo[i], demo[i + 1]), axis=1) for i in (0, 2)]  # two faces side by side per frame
     frames_of_video = {"clip.mp4": pairs}
-    monkeypatch.setattr(inference, "face_extraction", _stub_extraction(frames_of_video))
+    monkeypatch.setattr(inference_inputs, "face_extraction", _stub_extraction(frames_of_video))
     (tmp_path / "clip.mp4").write_bytes(b"stub")
     (tmp_path / "unreadable.mp4").write_bytes(b"stub")
     Image.fromarray(pairs[0]).save(tmp_path / "pair.png")
@@ -472,8 +472,8 @@ def test_predict_detects_faces_and_aggregates_frames_and_videos(trained, referen
 
 
 def test_predict_and_explain_a_real_video_with_the_checkpoints_face_extraction(trained, tmp_path):
-    """The full path with data/extract_faces.py: a photo and a short video made from it, cropped exactly as stored."""
-    extract_faces = pytest.importorskip("data.extract_faces")
+    """The full path with data.faces: a photo and a short video made from it, cropped exactly as stored."""
+    extract_faces = pytest.importorskip("data.faces")
     cv2 = pytest.importorskip("cv2")
     from common.errors import UserError
     from tools import explain

@@ -16,7 +16,7 @@ import train
 from data.make_demo import make_demo
 from data.perturb import parse_perturbations
 from data.protocols import ProtocolError
-from engine.folds import evaluate_runs
+from engine.evaluation.folds import evaluate_runs
 from model.hub import CheckpointMismatchError
 
 # the shared quick run (tests/runs.py), one epoch of 3 steps with the demo config's own augmentation
@@ -251,7 +251,7 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path, capsys):
     config["optim"]["lr"] = 0.5
     (seeds / "EFS-s1" / "config.yaml").write_text(yaml.safe_dump(config))
     # test.py --runs makes such a folder a comparison (one row per run); the matrix itself refuses to average them
-    from engine.compare import find_runs, is_comparison
+    from engine.evaluation.comparison_table import find_runs, is_comparison
 
     assert is_comparison(find_runs(seeds))
     with pytest.raises(ValueError, match="differ in more than the seed .*optim.lr"):
@@ -351,7 +351,7 @@ def test_a_nonfinite_model_score_stops_evaluation_naming_the_rows(trained, tmp_p
     from data.protocols import resolve
     from data.schema import load_table
     from engine.config import load_config
-    from engine.scoring import NonFiniteScoreError, score_table
+    from engine.evaluation.scoring import NonFiniteScoreError, score_table
 
     class Overflowing(torch.nn.Module):  # an fp16 overflow: NaN logits for the first image of each batch
         def forward(self, images):
@@ -373,7 +373,7 @@ def test_a_nonfinite_model_score_stops_evaluation_naming_the_rows(trained, tmp_p
 def test_scores_are_reused_for_the_same_checkpoint_rows_and_settings(trained, tmp_path, monkeypatch):
     """A second evaluation into the same folder rereads OUT/scores.npz (the same tables, digit for digit) instead of
     running the model; another checkpoint, CSV or scoring setting, or --rescore, runs the model again."""
-    import engine.evaluate as evaluate_module
+    import engine.evaluation.evaluate as evaluate_module
 
     csv_path, checkpoint = trained
     out = tmp_path / "eval"

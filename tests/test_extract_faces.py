@@ -19,7 +19,7 @@ import skimage.data as skimage_data
 from PIL import Image
 
 from common.cli import run
-from data import extract_faces as ef
+from data import faces as ef
 from data.faces import video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -258,7 +258,7 @@ def test_detector_device_keeps_cpu_only_detectors_on_the_cpu_beside_a_gpu_model(
     assert ef.detector_device("mtcnn", "cuda:0") == "cuda:0"
     assert ef.detector_device("dlib-hog", "cuda:0") == ef.detector_device("opencv-haar", "cuda") == "cpu"
     assert ef.detector_device("dlib-hog", "cpu") == ef.detector_device("mtcnn", "cpu") == "cpu"
-    from engine.inference import detector_beside  # what predict.py and tools/explain.py call
+    from engine.inference.inputs import detector_beside  # what predict.py and tools/explain.py call
 
     beside_a_gpu = detector_beside(ef.ExtractionSettings(detector="dlib-hog"), "cuda:0")
     assert isinstance(beside_a_gpu, ef.DlibHogDetector)

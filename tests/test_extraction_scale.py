@@ -12,9 +12,10 @@ import pytest
 import skimage.data as skimage_data
 from PIL import Image
 
-from benchmarks import extraction_scale, scale
+from benchmarks import extraction_scale, measure
 from common.cli import run
 from data import extract_faces
+from data.faces import cli as faces_cli
 from data.faces import detectors
 from data.faces import settings as settings_module
 from data.faces.detectors import Detection, FaceDetector, register_detector
@@ -119,7 +120,7 @@ def test_the_default_detect_size_is_one_constant_and_old_full_frame_folders_stil
     assert run(extract_faces.main, [source, "--out", out, *flags]) == 0  # a folder made on the full frame
     assert json.loads((tmp_path / "out" / "extraction.json").read_text())["settings"]["detect_size"] is None
     monkeypatch.setattr(settings_module, "DEFAULT_DETECT_SIZE", 64)  # the default changes: one line
-    assert ExtractionSettings().detect_size == 64 and "(default: 64)" in extract_faces.get_args_parser().format_help()
+    assert ExtractionSettings().detect_size == 64 and "(default: 64)" in faces_cli.get_args_parser().format_help()
     # the same command over the old folder: refused (never two settings in one folder), saying how to continue it
     assert run(extract_faces.main, [source, "--out", out, *flags]) == 1
     error = capsys.readouterr().err
@@ -148,7 +149,8 @@ def test_a_killed_command_loses_its_whole_process_group(tmp_path):
         f"pathlib.Path({str(child_pid)!r}).write_text(str(child.pid)); "
         f"pathlib.Path({str(marker)!r}).write_text('x'); time.sleep(60)"
     )
-    measured = scale.run_command([sys.executable, "-c", script], timeout=60, environment=None, kill_when=marker.exists)
+    command = [sys.executable, "-c", script]
+    measured = measure.run_command(command, timeout=60, environment=None, kill_when=marker.exists)
     assert measured.record["exit_code"] == -signal.SIGKILL and measured.record["killed_at_s"] < 30
     time.sleep(0.2)
     status = Path(f"/proc/{child_pid.read_text()}/status")

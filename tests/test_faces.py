@@ -18,7 +18,7 @@ from data.faces import detectors
 from data.faces.detectors import Detection, FaceDetector, register_detector
 from data.faces.extract import extract, find_sources
 from data.faces.settings import ExtractionError, ExtractionSettings
-from engine.inference import InputItem, collect_inputs, detector_beside, iter_face_crops
+from engine.inference.inputs import InputItem, collect_inputs, detector_beside, iter_face_crops
 
 SQUARE = 24  # side of the bright square the toy detector finds
 

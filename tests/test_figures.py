@@ -18,7 +18,7 @@ import test as test_script
 from data.protocols import report_groups
 from data.schema import load_table
 from engine import figures
-from engine.logger import RunRecorder, run_title
+from engine.training.records import RunRecorder, run_title
 from tools import explain
 
 GENERATORS = {"gA": "EFS", "gB": "EFS", "gC": "AM", "gD": "FS", "gE": "FS"}

@@ -6,7 +6,8 @@ import torch
 from data_files import write_image, write_text
 from PIL import Image
 
-from data.images import ImageDecodeError, estimate_jpeg_quality, image_format, load_image
+from data.decoding import ImageDecodeError, estimate_jpeg_quality, image_format
+from data.images import load_image
 
 
 def test_load_image_grey_rgba_palette(tmp_path):

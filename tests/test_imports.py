@@ -78,7 +78,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
 
 def test_the_project_has_no_import_cycle():
     graph = import_graph(REPO)
-    assert {"model.hub", "model.registry", "engine.trainer", "test"} <= set(graph)
+    assert {"model.hub", "model.registry", "engine.training.trainer", "test"} <= set(graph)
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -100,11 +100,11 @@ def test_the_cycle_finder_sees_function_level_and_relative_imports(tmp_path):
 
 def test_one_of_each_small_thing():
     import data.faces.pipeline
-    import engine.inference
+    import engine.inference.forward
     from common.batching import batched
     from data.targets import FINE_LEVELS
 
-    assert engine.inference.FINE_LEVELS is FINE_LEVELS and engine.inference.batched is batched
+    assert engine.inference.forward.FINE_LEVELS is FINE_LEVELS and engine.inference.forward.batched is batched
     assert data.faces.pipeline.batched is batched and not hasattr(data.faces.pipeline, "_batches")
     assert [list(b) for b in batched(iter(range(5)), 2)] == [[0, 1], [2, 3], [4]]
     assert not (REPO / "data" / "dataset.py").exists()  # beside data/datasets.py it invited the wrong import

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from engine.metrics import (
+from engine.evaluation.metrics import (
     aggregate_by_video,
     bootstrap_auc_ci,
     compute_metrics,
@@ -130,7 +130,7 @@ def test_selection_direction():
 
 
 # ---------------------------------------------------------------- issue 10: numbers a reviewer accepts
-from engine.metrics import MetricInputError, best_threshold, calibrate_threshold  # noqa: E402
+from engine.evaluation.metrics import MetricInputError, best_threshold, calibrate_threshold  # noqa: E402
 
 
 def _brute_tpr(labels, scores, target):
@@ -286,7 +286,7 @@ def test_bootstrap_with_one_fake_follows_the_binomial_law_exactly():
 
 
 def test_bootstrap_memory_and_result_do_not_depend_on_the_chunking(monkeypatch):
-    import engine.metrics as metrics
+    import engine.evaluation.metrics as metrics
 
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 2, 3000)
@@ -299,7 +299,7 @@ def test_bootstrap_memory_and_result_do_not_depend_on_the_chunking(monkeypatch):
 
 @pytest.mark.parametrize("clustered", [False, True])
 def test_delong_and_obuchowski_agree_with_the_bootstrap_where_both_run(clustered):
-    from engine.metrics import delong_auc_ci
+    from engine.evaluation.metrics import delong_auc_ci
 
     rng = np.random.default_rng(11)
     videos = np.repeat(np.arange(400), 8)
@@ -315,7 +315,7 @@ def test_delong_and_obuchowski_agree_with_the_bootstrap_where_both_run(clustered
 
 
 def test_delong_variance_matches_its_textbook_formula_on_a_small_case():
-    from engine.metrics import delong_auc_ci
+    from engine.evaluation.metrics import delong_auc_ci
 
     labels = np.array([0, 0, 0, 1, 1, 1, 1])
     scores = np.array([0.1, 0.4, 0.4, 0.35, 0.4, 0.8, 0.9])
@@ -348,7 +348,7 @@ def test_a_million_rows_with_and_without_videos_in_bounded_memory():
     """The former method needed a 3.6 TiB table here; this must finish in seconds with well under a GB."""
     import tracemalloc
 
-    from engine.metrics import delong_auc_ci
+    from engine.evaluation.metrics import delong_auc_ci
 
     rng = np.random.default_rng(0)
     n = 1_000_000

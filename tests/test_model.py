@@ -7,7 +7,8 @@ import torch
 from conftest import NO_RANDOM_OPS, gradient_errors
 from scipy import ndimage
 
-from engine.config import ConfigError, load_config
+from common.errors import ConfigError
+from engine.config import load_config
 from model import CAEL, build_model, list_models
 from model.preprocess import InputAdapter, sobel_magnitude
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import train
+from common.checkpoint import load_checkpoint
 from data.make_demo import make_demo
-from engine.checkpoint import load_checkpoint
-from engine.trainer import Trainer
+from engine.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 SBATCH = ROOT / "tools" / "slurm" / "train.sbatch"

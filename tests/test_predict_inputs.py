@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.inference import (
-    FaceCrop,
-    FaceResult,
-    InputItem,
-    PredictionWriter,
-    collect_inputs,
-    console_summary,
-    iter_summaries,
-)
+from engine.inference.forward import FaceResult
+from engine.inference.inputs import FaceCrop, InputItem, collect_inputs
+from engine.inference.outputs import PredictionWriter, console_summary
+from engine.inference.summaries import iter_summaries
 
 
 def test_a_folder_is_listed_in_path_order_without_hidden_or_non_media_files(tmp_path):
@@ -179,7 +174,7 @@ def test_face_results_out_of_input_order_are_an_error():
 
 # ------------------------------------------------------------------------------------------------ resuming
 def test_the_progress_journal_reuses_whole_lines_of_its_own_key_only(tmp_path):
-    from engine.inference import ProgressJournal
+    from engine.inference.outputs import ProgressJournal
 
     key = {"checkpoint": {"path": "best.pt", "files": [["best.pt", 10, 1]]}, "detect": False}
     entries = [{"input": f"in{i}.png", "score": i / 10} for i in range(3)] + [{"input": "in1.png", "score": 0.9}]

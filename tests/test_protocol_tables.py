@@ -13,7 +13,7 @@ import train
 from common.cli import run
 from data.protocols import ProtocolError, resolve
 from data.schema import SchemaError, load_table
-from engine.scoring import NonFiniteScoreError
+from engine.evaluation.scoring import NonFiniteScoreError
 
 GENERATORS = {"g1": ("EFS", "A"), "g2": ("FS", "A"), "g3": ("FS", "B")}
 

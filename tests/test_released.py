@@ -7,7 +7,7 @@ import pytest
 import torch
 from released_reference import random_released_state_dict, released_forward
 
-from engine.checkpoint import load_checkpoint
+from common.checkpoint import load_checkpoint
 from model import build_model, load_released
 from model.convert_released import ReleasedCheckpointError, convert_released_state_dict, main, released_key_to_ours
 from model.summary import main as summary_main

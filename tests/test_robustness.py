@@ -16,14 +16,15 @@ from csv_rows import read_rows, write_rows
 from runs import quick_args
 
 import train
+from common.checkpoint import load_checkpoint
 from data import build_index as bi
-from data.images import ImageDecodeError, load_image
+from data.decoding import ImageDecodeError
+from data.images import load_image
 from data.make_demo import make_demo
 from data.schema import SchemaError, read_table
 from data.validate import validate
-from engine.checkpoint import load_checkpoint
-from engine.run import RunLock
-from engine.trainer import TooManySkippedError, TrainingInterrupted
+from engine.training.run import RunLock
+from engine.training.trainer import TooManySkippedError, TrainingInterrupted
 
 QUICK = quick_args(data__augment="[{name: hflip, p: 0.5}]")
 
@@ -251,7 +252,7 @@ def test_a_signal_after_an_epochs_last_step_stops_before_validating_it(demo, tmp
     """At a million rows, validating takes minutes that a scheduler's grace period does not have: a stop asked for
     after the epoch's last step saves and exits without validating; the resumed run validates that epoch first and
     ends like an uninterrupted one."""
-    import engine.trainer as trainer_module
+    import engine.training.trainer as trainer_module
 
     args = ["--csv", str(demo), *QUICK]
     train.main([*args, "--out", str(tmp_path / "straight")])

@@ -1,5 +1,6 @@
-"""The scale benchmark (benchmarks/scale.py): its synthetic GenFace-shaped data, its process-tree memory sampling,
-its table, and one small run of the cheap stages end to end (shape of the JSON, every stage exit 0; no timings)."""
+"""The scale benchmark (benchmarks/scale.py over synthetic.py and measure.py): its synthetic GenFace-shaped data, its
+process-tree memory sampling, its table, and one small run of the cheap stages end to end (shape of the JSON, every
+stage exit 0; no timings)."""
 
 import json
 import subprocess
@@ -10,13 +11,13 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from benchmarks import scale
+from benchmarks import measure, scale, synthetic
 
 CHEAP_STAGES = ["validate", "build_index", "loader", "predictions"]  # in the order the benchmark runs them
 
 
 def test_synthetic_columns_are_genface_shaped():
-    columns = scale.synthetic_columns(5000, frames_per_video=0, seed=0)
+    columns = synthetic.synthetic_columns(5000, frames_per_video=0, seed=0)
     fakes = columns["label"] == "1"
     assert set(columns) == {"path", "label", "split", "forgery_type", "generator", "source_dataset", "identity"}
     assert len(np.unique(columns["generator"][fakes])) == 12
@@ -33,24 +34,25 @@ def test_synthetic_columns_are_genface_shaped():
 
 
 def test_many_generators_for_a_table_of_many_groups():
-    assert scale.generator_names() is scale.GENERATORS  # the default dataset is unchanged
-    assert scale.runs_folds(scale.GENERATORS) == ["efs-gan1", "efs-diff1", "am-gan1", "am-diff1", "fs-gan1", "fs-diff1"]
-    generators = scale.generator_names(40)
+    assert synthetic.generator_names() is synthetic.GENERATORS  # the default dataset is unchanged
+    default_folds = ["efs-gan1", "efs-diff1", "am-gan1", "am-diff1", "fs-gan1", "fs-diff1"]
+    assert synthetic.runs_folds(synthetic.GENERATORS) == default_folds
+    generators = synthetic.generator_names(40)
     assert [len(names) for names in generators.values()] == [14, 13, 13]
-    columns = scale.synthetic_columns(20_000, frames_per_video=0, seed=0, generators=generators)
+    columns = synthetic.synthetic_columns(20_000, frames_per_video=0, seed=0, generators=generators)
     fakes = columns["label"] == "1"
     assert len(np.unique(columns["generator"][fakes])) == 40
     assert all(
         g.startswith(f.lower() + "-") for f, g in zip(columns["forgery_type"][fakes], columns["generator"][fakes])
     )
-    folds = scale.runs_folds(generators)
+    folds = synthetic.runs_folds(generators)
     assert len(set(folds)) == 6 and set(folds) <= set(columns["generator"][fakes])
     with pytest.raises(SystemExit, match="at least 6"):
-        scale.generator_names(5)
+        synthetic.generator_names(5)
 
 
 def test_videos_have_one_label_and_about_k_frames():
-    columns = scale.synthetic_columns(1000, frames_per_video=10, seed=0)
+    columns = synthetic.synthetic_columns(1000, frames_per_video=10, seed=0)
     videos, counts = np.unique(columns["video_id"], return_counts=True)
     assert len(videos) == 100 and set(counts) == {10}
     for column in ("label", "generator", "identity", "split"):
@@ -59,8 +61,8 @@ def test_videos_have_one_label_and_about_k_frames():
 
 
 def test_predictions_score_fakes_higher_with_six_decimals():
-    columns = scale.synthetic_columns(4000, frames_per_video=0, seed=0)
-    predicted = scale.prediction_columns(columns, seed=0)
+    columns = synthetic.synthetic_columns(4000, frames_per_video=0, seed=0)
+    predicted = synthetic.prediction_columns(columns, seed=0)
     assert list(predicted)[:3] == ["path", "label", "score"]
     assert (predicted["split"] == "test").all() and len(predicted["path"]) == (columns["split"] == "test").sum()
     assert all(len(text.split(".")[1]) == 6 for text in predicted["score"][:50])
@@ -72,7 +74,7 @@ def test_memory_of_the_whole_process_tree_is_sampled():
     # a child that starts a grandchild; each holds about 150 MB: the peak counts both
     hold = "import time; block = bytearray(150 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(1.5)"
     parent = f"import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', {hold!r}]); {hold}; child.wait()"
-    measured = scale.run_command([sys.executable, "-c", parent], timeout=60, environment=None)
+    measured = measure.run_command([sys.executable, "-c", parent], timeout=60, environment=None)
     assert measured.record["exit_code"] == 0
     assert measured.record["peak_processes"] == 2
     assert measured.record["peak_rss_mb"] > 280
@@ -89,7 +91,7 @@ def test_slow_pss_readings_are_spaced_by_what_they_cost(monkeypatch):
         return 1 << 20
 
     monkeypatch.setattr(scale, "proportional_bytes", slow_pss)
-    measured = scale.run_command([sys.executable, "-c", "import time; time.sleep(1.5)"], timeout=60, environment=None)
+    measured = measure.run_command([sys.executable, "-c", "import time; time.sleep(1.5)"], timeout=60, environment=None)
     record = measured.record
     assert record["exit_code"] == 0
     assert record["pss_samples"] == 1 and len(readings) == 1  # every 5 RSS samples (the old rule) would be 5 or more
@@ -98,7 +100,7 @@ def test_slow_pss_readings_are_spaced_by_what_they_cost(monkeypatch):
 
 
 def test_a_failing_command_is_recorded_with_its_stderr():
-    measured = scale.run_command(
+    measured = measure.run_command(
         [sys.executable, "-c", "raise SystemExit('broken here')"], timeout=60, environment=None
     )
     assert measured.record["exit_code"] == 1 and "broken here" in measured.record["stderr_tail"]
@@ -155,7 +157,7 @@ def test_a_repeated_stage_keeps_its_median_run_and_every_run(monkeypatch):
     def fake(bench):
         calls.append(1)
         wall = next(walls)
-        return scale.Measured({"wall_s": wall, "peak_rss_mb": 10 * wall, "exit_code": 0}), {"rows": 5}
+        return measure.Measured({"wall_s": wall, "peak_rss_mb": 10 * wall, "exit_code": 0}), {"rows": 5}
 
     monkeypatch.setitem(scale.STAGE_FUNCTIONS, "build_index", fake)
     record = scale.run_stage("build_index", bench=None, repeat=3)
@@ -170,14 +172,14 @@ def test_a_failed_run_ends_the_repeats(monkeypatch):
 
     def failing(bench):
         calls.append(1)
-        return scale.Measured({"wall_s": 1.0, "peak_rss_mb": 1.0, "exit_code": 2}), {"rows": 5}
+        return measure.Measured({"wall_s": 1.0, "peak_rss_mb": 1.0, "exit_code": 2}), {"rows": 5}
 
     monkeypatch.setitem(scale.STAGE_FUNCTIONS, "validate", failing)
     assert scale.run_stage("validate", bench=None, repeat=3)["exit_code"] == 2 and len(calls) == 1
     codes = iter([0, 0, 3])
 
     def failing_third(bench):
-        return scale.Measured({"wall_s": 1.0, "peak_rss_mb": 1.0, "exit_code": next(codes)}), {"rows": 5}
+        return measure.Measured({"wall_s": 1.0, "peak_rss_mb": 1.0, "exit_code": next(codes)}), {"rows": 5}
 
     monkeypatch.setitem(scale.STAGE_FUNCTIONS, "validate", failing_third)
     record = scale.run_stage("validate", bench=None, repeat=3)

@@ -15,7 +15,8 @@ from csv_rows import write_rows
 
 from common.atomic import DiskFullError
 from common.errors import UserError
-from data.images import ImageDecodeError, load_image
+from data.decoding import ImageDecodeError
+from data.images import load_image
 from data.make_demo import make_demo
 from data.schema import load_table
 from tools import benchmark, cache

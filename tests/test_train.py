@@ -15,13 +15,13 @@ from csv_rows import read_rows, write_rows
 from runs import Crash, crash_after_saves, quick_args
 
 import train
+from common.checkpoint import load_checkpoint
 from common.errors import UsageError
 from data.csv_dataset import CorruptImageError
 from data.make_demo import make_demo
 from data.protocols import ProtocolError
 from data.schema import SchemaError, load_table
-from engine.checkpoint import load_checkpoint
-from engine.trainer import NonFiniteLossError
+from engine.training.trainer import NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parent.parent
 # A quick, deterministic CPU run of the demo config: tiny budget, a checkpoint every 2 steps, dropout and
@@ -144,7 +144,7 @@ def test_resume_auto_starts_continues_and_never_retrains_a_complete_run(demo, tm
 
 def test_resume_of_a_complete_run_says_so_and_extending_it_says_what_the_schedule_does(demo, tmp_path, capsys):
     from common.cli import run as run_command
-    from engine.optim import build_scheduler
+    from engine.training.optim import build_scheduler
 
     run = tmp_path / "run"
     train.main(["--csv", str(demo), "--out", str(run), *QUICK, "--set", "train.epochs=1"])  # 4 steps, lr ends at 1e-6

@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from common.checkpoint import load_checkpoint
+from common.errors import ConfigError
 from data.loader import build_loader
-from engine.checkpoint import load_checkpoint
-from engine.config import ConfigError, load_config
-from engine.data_setup import TrainData
+from engine.config import load_config
 from engine.distributed import DistInfo
-from engine.trainer import Trainer
+from engine.training.data_setup import TrainData
+from engine.training.trainer import Trainer
 from loss_folder import logits_of
 from model import build_model
 
@@ -138,7 +139,7 @@ def test_precise_bn_runs_before_every_validation_and_is_checked(tmp_path):
 
     import train
     from data.make_demo import make_demo
-    from engine.data_setup import build_data
+    from engine.training.data_setup import build_data
 
     demo = make_demo(tmp_path / "demo", identities=12, fakes_per_generator=16)
     run = tmp_path / "run"

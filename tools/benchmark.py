@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from common.errors import UsageError  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.device import autocast, compile_model, to_device  # noqa: E402
-from engine.optim import build_optimizer  # noqa: E402
+from engine.training.optim import build_optimizer  # noqa: E402
 from loss_folder import build_loss  # noqa: E402
 from model import build_model, without_downloads  # noqa: E402
 

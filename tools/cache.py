@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 
 from common.atomic import atomic_output, write_text_atomic  # noqa: E402
 from common.errors import UserError  # noqa: E402
-from data.images import ImageDecodeError, load_image  # noqa: E402
+from data.decoding import ImageDecodeError  # noqa: E402
+from data.images import load_image  # noqa: E402
 from data.loader import default_workers  # noqa: E402
 from data.schema import load_table  # noqa: E402
 

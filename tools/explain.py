@@ -488,7 +488,7 @@ def main(argv=None) -> dict[str, Any]:
         raise UsageError("nothing to explain: name images / folders / videos, or --tsne CSV, or both.")
     from data.trained_on import inputs_caveat
     from engine.distributed import DistInfo, device_for
-    from engine.inference import collect_inputs, detector_beside, extraction_settings, iter_face_crops
+    from engine.inference.inputs import collect_inputs, detector_beside, extraction_settings, iter_face_crops
     from model.hub import load_detector
 
     pretrained = load_detector(args.checkpoint)

@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from common.cli import run
-from common.errors import UsageError
-from engine.config import REPO_ROOT, ConfigError, load_config, resolve_config_path
+from common.config import REPO_ROOT, resolve_config_path
+from common.errors import ConfigError, UsageError
+from engine.config import load_config
 from model.registry import model_defaults
 
 ABLATIONS = [

@@ -94,7 +94,8 @@ def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterato
 
 def read_folder_frames(folder: Path, settings: ExtractionSettings) -> Iterator[tuple[int, np.ndarray]]:
     """Sampled frames of a folder of frame images (sorted by name; the index is the position in that order)."""
-    from data.images import ImageDecodeError, load_image  # imports torch: kept out of the workers that need only video
+    from data.decoding import ImageDecodeError  # imports torch: kept out of the workers that need only video
+    from data.images import load_image  # imports torch: kept out of the workers that need only video
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image(p))
     for index in sample_indices(len(files), settings):

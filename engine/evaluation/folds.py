@@ -13,7 +13,7 @@ import numpy as np
 from common.errors import UserError
 from data.protocols import OVERALL, load_protocol
 
-from . import report
+from . import tables
 from .evaluate import evaluate_checkpoint
 from .runs_folder import Run, find_runs
 
@@ -71,7 +71,7 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None, i
 
 
 def _fmt_mean_std(mean, std) -> str:
-    text = report.format_or_na(mean, percent=True)
+    text = tables.format_or_na(mean, percent=True)
     return text + (f" ± {100 * std:.2f}" if mean is not None and std is not None else "")
 
 
@@ -114,7 +114,7 @@ def evaluate_runs(
     title = f"{spec.name}: test {what} of each training fold ({runs_dir.name})"
     card = _matrix_card(level, has_folds, per_run)
     _write_matrix(out_dir, header, rows, title, card, spec.name)
-    report.write_json(
+    tables.write_json(
         out_dir / "metrics.json",
         {
             "protocol": spec.name,
@@ -132,7 +132,7 @@ def evaluate_runs(
         "out_dir": str(out_dir),
         "header": header,
         "rows": rows,
-        "console": report.to_console(header, rows, card=card),
+        "console": tables.to_console(header, rows, card=card),
         "folds": per_run,
     }
 
@@ -204,8 +204,8 @@ def _matrix_card(level: str, has_folds: bool, per_run: dict) -> list[str]:
 
 def _write_matrix(out_dir: Path, header: list[str], rows: list[list[str]], title: str, card: list[str], protocol: str):
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "matrix.md").write_text(report.to_markdown(header, rows, title=title, card=card))
-    report.write_csv_table(out_dir / "matrix.csv", header, rows, card=card)
+    (out_dir / "matrix.md").write_text(tables.to_markdown(header, rows, title=title, card=card))
+    tables.write_csv_table(out_dir / "matrix.csv", header, rows, card=card)
     (out_dir / "matrix.tex").write_text(
-        report.to_latex(header, rows, caption=title, label=f"tab:{protocol}-matrix", card=card)
+        tables.to_latex(header, rows, caption=title, label=f"tab:{protocol}-matrix", card=card)
     )

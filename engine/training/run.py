@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from common.atomic import write_text_atomic
+from common.config import REPO_ROOT
 from common.errors import UserError
-
-from .config import REPO_ROOT, save_config
+from engine.config import save_config
 
 LIBRARIES = ("torch", "torchvision", "timm", "transformers", "numpy", "scikit-learn", "pillow", "einops")
 

@@ -11,9 +11,11 @@ import numpy as np
 
 from data.schema import SplitTable, report_column_notes
 from data.targets import FINE_LEVELS
+from engine import figures
 
-from . import conventions, figures, report
+from . import conventions, groups, tables
 from .card import protocol_card
+from .predictions import write_predictions
 
 
 def write_report(
@@ -33,7 +35,7 @@ def write_report(
     """Every evaluation output for one checkpoint; returns the metrics payload."""
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = (info or {}).get("calibration")
-    results = report.evaluate_groups(
+    results = groups.evaluate_groups(
         table,
         resolved.groups,
         scores,
@@ -42,7 +44,7 @@ def write_report(
         calibrated_threshold=calibration["threshold"] if calibration else None,
     )
     perturbations = [name for name in scores if name != "clean"]
-    header, rows, notes = report.metrics_rows(results, perturbations)
+    header, rows, notes = tables.metrics_rows(results, perturbations)
     notes += report_column_notes(table.csv_path.name, table.column_names, resolved.report)
     detector = (config.get("model") or {}).get("name")
     figure_title = figures.describe_run(
@@ -57,9 +59,9 @@ def write_report(
         names = class_names.get(level)
         if not names:
             continue
-        entry = report.attribution(table, resolved.test, predicted[resolved.test], level, FINE_LEVELS[level], names)
+        entry = groups.attribution(table, resolved.test, predicted[resolved.test], level, FINE_LEVELS[level], names)
         attribution[level] = entry
-        report.plot_confusion(
+        figures.plot_confusion(
             out_dir / f"confusion_{level}.png",
             np.asarray(entry["confusion"]),
             names,
@@ -78,14 +80,14 @@ def write_report(
         "definitions": conventions.OUR_RULES,
         **(extra or {}),
     }
-    report.write_json(out_dir / "metrics.json", payload)
-    (out_dir / "table.md").write_text(report.to_markdown(header, rows, notes, title=title, card=card))
-    report.write_csv_table(out_dir / "table.csv", header, rows, notes, card)
+    tables.write_json(out_dir / "metrics.json", payload)
+    (out_dir / "table.md").write_text(tables.to_markdown(header, rows, notes, title=title, card=card))
+    tables.write_csv_table(out_dir / "table.csv", header, rows, notes, card)
     label = "tab:" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
     (out_dir / "table.tex").write_text(
-        report.to_latex(header, rows, caption=title + " (scores in %)", label=label, notes=notes, card=card)
+        tables.to_latex(header, rows, caption=title + " (scores in %)", label=label, notes=notes, card=card)
     )
-    report.plot_roc(
+    figures.plot_roc(
         out_dir / "roc.png",
         table,
         resolved.groups,
@@ -96,8 +98,8 @@ def write_report(
         palettes=palettes,
     )
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
-    report.write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
-    console = report.to_console(header, rows, notes, card)
+    write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
+    console = tables.to_console(header, rows, notes, card)
     console += conventions.write_tables(out_dir, results, chosen, title=title, card=card, label=label)
     for level, entry in attribution.items():
         console += f"\n{FINE_LEVELS[level]} attribution accuracy on {entry['n']} test fakes: {_pct(entry['accuracy'])}"
@@ -106,5 +108,5 @@ def write_report(
 
 
 def _pct(value) -> str:
-    text = report.format_or_na(value, percent=True)
+    text = tables.format_or_na(value, percent=True)
     return text if text == "n/a" else f"{text}%"

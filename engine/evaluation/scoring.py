@@ -14,9 +14,8 @@ from data.csv_dataset import SplitDataset
 from data.loader import build_loader
 from data.perturb import Perturbation
 from data.schema import SplitTable
-
-from .device import resolve_precision
-from .inference import score_loader
+from engine.device import resolve_precision
+from engine.inference.forward import score_loader
 
 log = logging.getLogger("cael")
 

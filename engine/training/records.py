@@ -11,25 +11,9 @@ from typing import Any
 
 from common.atomic import write_text_atomic
 from common.errors import UserError
-
-from .figures import curves_figure, describe_run, save_figure
+from engine.figures import curves_figure, describe_run, save_figure
 
 log = logging.getLogger("cael")
-
-
-def setup_logging(run_dir: Path | None, is_main: bool) -> None:
-    """Console (rank 0) and ``train.log`` in the run folder."""
-    logger = logging.getLogger("cael")
-    logger.handlers.clear()
-    logger.setLevel(logging.INFO if is_main else logging.WARNING)
-    logger.propagate = False
-    console = logging.StreamHandler()
-    console.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(console)
-    if run_dir is not None and is_main:
-        handler = logging.FileHandler(run_dir / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger.addHandler(handler)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ import numpy as np
 
 from data.schema import SplitTable
 
-from . import conventions, report
+from . import conventions
+from .metrics import BOOTSTRAP_MAX_ROWS
 
 
 def protocol_card(
@@ -40,7 +41,7 @@ def protocol_card(
             else "the protocol's training rows"
         )
     )
-    card.append(report.interval_card_line(config["eval"], table.cluster_codes(test[:0])[1]))
+    card.append(interval_card_line(config["eval"], table.cluster_codes(test[:0])[1]))
     calibration = (info or {}).get("calibration")
     threshold = f"Acc@0.5 at threshold {config['eval']['threshold']:g}; "
     if calibration:
@@ -66,3 +67,26 @@ def protocol_card(
     shown = commit[:10] + (" (dirty)" if version.get("dirty") else "") if commit else "unknown"
     card.append(f"seed {config['train']['seed']}; code version {shown}")
     return card
+
+
+def interval_card_line(eval_config: Mapping[str, Any], unit: str) -> str:
+    """The protocol card's line on the AUC's 95% interval: which method, over which unit, for which groups."""
+    samples = int(eval_config.get("bootstrap") or 0)
+    if not samples:
+        return "AUC 95% CI: off (--bootstrap 0)"
+    method = eval_config.get("interval", "auto")
+    normal = (
+        "DeLong's normal-theory interval (AUC +- 1.96 SE)"
+        if unit == "images"
+        else f"Obuchowski's normal-theory interval over {unit} (DeLong's for clustered data)"
+    )
+    bootstrap = f"percentile bootstrap, {samples} resamples of {unit}, stratified by class"
+    if method == "bootstrap":
+        return f"AUC 95% CI: {bootstrap}"
+    if method == "delong":
+        return f"AUC 95% CI: {normal}"
+    limit = int(eval_config.get("bootstrap-max-rows", BOOTSTRAP_MAX_ROWS))
+    return (
+        f"AUC 95% CI: {bootstrap}, in groups of up to {limit:,} rows; larger groups: {normal}, which agrees with the "
+        "bootstrap at such sizes (each group's method: auc_ci_method in metrics.json, and the table notes)"
+    )

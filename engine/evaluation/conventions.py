@@ -238,7 +238,7 @@ def evaluate_groups(
 
 def table_rows(results: Mapping[str, Mapping[str, Any]], name: str):
     """(header, rows, notes) of one convention's table: the group's counts, then its numbers (n/a with reasons)."""
-    from .report import format_or_na, group_label
+    from .tables import format_or_na, group_label
 
     columns = TABLE_COLUMNS[name]
     header = ["Group", "real", "fake"] + [title for _, title, _ in columns]
@@ -259,16 +259,16 @@ def table_rows(results: Mapping[str, Mapping[str, Any]], name: str):
 
 def write_tables(out_dir: Path, results, names: Sequence[str], *, title: str, card: Sequence[str], label: str) -> str:
     """``table-<name>.md/.csv/.tex`` for each convention; returns their console text."""
-    from . import report
+    from . import tables
 
     console = []
     for name in names:
         header, rows, notes = table_rows(results, name)
         caption = f"{title}, as {name} computes it"
-        (out_dir / f"table-{name}.md").write_text(report.to_markdown(header, rows, notes, title=caption, card=card))
-        report.write_csv_table(out_dir / f"table-{name}.csv", header, rows, notes, card)
+        (out_dir / f"table-{name}.md").write_text(tables.to_markdown(header, rows, notes, title=caption, card=card))
+        tables.write_csv_table(out_dir / f"table-{name}.csv", header, rows, notes, card)
         (out_dir / f"table-{name}.tex").write_text(
-            report.to_latex(
+            tables.to_latex(
                 header,
                 rows,
                 caption=caption + " (scores in %)",
@@ -277,5 +277,5 @@ def write_tables(out_dir: Path, results, names: Sequence[str], *, title: str, ca
                 card=[CARD_LINES[name]],
             )
         )
-        console.append(f"\n{caption}:\n" + report.to_console(header, rows, notes))
+        console.append(f"\n{caption}:\n" + tables.to_console(header, rows, notes))
     return "".join(console)

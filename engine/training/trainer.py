@@ -1,7 +1,7 @@
 """The training loop behind ``train.py``: ``Trainer`` runs epochs, validation and checkpoints over the components it
 is given (data, model, optimizer, criterion), building those it is not given from the config
-(``engine.data_setup.build_data``, ``model.build_model``, ``engine.optim``, ``loss_folder``), as torchvision's
-references and MAE wire theirs in ``main``.
+(``data_setup.build_data``, ``model.build_model``, ``optim``, ``loss_folder``), as torchvision's references and MAE
+wire theirs in ``main``.
 
 Checkpoint selection reads the protocol's validation rows only; the test rows are never opened. Checkpoints are
 atomic, and ``--resume`` restores everything (weights, optimizer, schedule, scaler, EMA, RNG states, the position
@@ -27,20 +27,20 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from common.checkpoint import load_checkpoint, save_checkpoint
 from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
 from data.schema import SchemaError
+from engine.device import autocast, compile_model, resolve_precision, to_device
+from engine.distributed import DistInfo, barrier, device_for, gather_objects
+from engine.evaluation.metrics import calibrate_threshold, compute_metrics, is_better
+from engine.evaluation.tables import format_or_na
+from engine.inference.forward import Predictions, score_loader
 from loss_folder import build_loss
 from model import build_model
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .data_setup import TrainData, build_data
-from .device import autocast, compile_model, resolve_precision, to_device
-from .distributed import DistInfo, barrier, device_for, gather_objects
-from .inference import Predictions, score_loader
-from .logger import RunRecorder
-from .metrics import calibrate_threshold, compute_metrics, is_better
 from .optim import build_ema, build_optimizer, build_scheduler
-from .report import format_or_na
+from .records import RunRecorder
 from .run import code_version
 
 log = logging.getLogger("cael")

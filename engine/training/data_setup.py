@@ -18,8 +18,7 @@ from data.protocols import require, resolve
 from data.schema import SchemaError, SplitTable, load_table
 from data.targets import fine_targets
 from data.trained_on import describe_training_data
-
-from .distributed import DistInfo
+from engine.distributed import DistInfo
 
 log = logging.getLogger("cael")
 

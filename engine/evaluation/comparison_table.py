@@ -5,7 +5,7 @@ Every run under DIR (``DIR/NAME`` or ``DIR/NAME/FOLD``, each with config.yaml an
 the table has one row per run (detector, plus its training fold where the protocol has folds), a column per test
 group, the average over the groups, the unseen-group average where runs have a fold, overall AUC, and the
 parameter count and GFLOPs per image of the detector (``model.summary``). A folder that holds one detector's runs,
-one per fold, keeps its train x test matrix (``engine.folds.evaluate_runs``).
+one per fold, keeps its train x test matrix (``engine.evaluation.folds.evaluate_runs``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from common.errors import UsageError
 from data.protocols import OVERALL, load_protocol
 from model.hub import TRAINING_ONLY_MODEL_KEYS
 
-from . import report
+from . import tables
 from .evaluate import evaluate_checkpoint
 from .folds import evaluate_runs
 from .runs_folder import ComparisonError, Run, find_runs
@@ -77,7 +77,7 @@ def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mappin
     for payload in payloads.values():
         columns += [g for g in payload["groups"] if g != OVERALL and g not in columns]
     with_folds = any(run.fold is not None for run in payloads)
-    header = ["Detector"] + [report.group_label(c) for c in columns] + ["Avg"]
+    header = ["Detector"] + [tables.group_label(c) for c in columns] + ["Avg"]
     header += ["Unseen avg"] if with_folds else []
     header += ["Overall", "Params (M)", "GFLOPs"]
     rows, numbers = [], {}
@@ -98,11 +98,11 @@ def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mappin
         numbers[run.row_name] = entry
         row = (
             [run.row_name]
-            + [report.format_or_na(aucs[c], percent=True) for c in columns]
-            + [report.format_or_na(entry["avg"], percent=True)]
+            + [tables.format_or_na(aucs[c], percent=True) for c in columns]
+            + [tables.format_or_na(entry["avg"], percent=True)]
         )
-        row += [report.format_or_na(unseen, percent=True)] if with_folds else []
-        row += [report.format_or_na(entry["overall"], percent=True), f"{entry['parameters'] / 1e6:.2f}"]
+        row += [tables.format_or_na(unseen, percent=True)] if with_folds else []
+        row += [tables.format_or_na(entry["overall"], percent=True), f"{entry['parameters'] / 1e6:.2f}"]
         row += [f"{entry['gflops_per_image']:.2f}"]
         rows.append(row)
     return header, rows, numbers
@@ -176,13 +176,13 @@ def evaluate_comparison(
     if any(run.fold is not None for run in payloads):
         notes.append(f"Unseen avg: mean over the {spec.fold_by} groups other than the training fold")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "comparison.md").write_text(report.to_markdown(header, rows, notes, title=title))
-    report.write_csv_table(out_dir / "comparison.csv", header, rows)
+    (out_dir / "comparison.md").write_text(tables.to_markdown(header, rows, notes, title=title))
+    tables.write_csv_table(out_dir / "comparison.csv", header, rows)
     (out_dir / "comparison.tex").write_text(
-        report.to_latex(header, rows, caption=title, label=f"tab:{spec.name}-comparison", notes=notes)
+        tables.to_latex(header, rows, caption=title, label=f"tab:{spec.name}-comparison", notes=notes)
     )
-    report.write_json(out_dir / "metrics.json", {"protocol": spec.name, "runs_dir": str(runs_dir), "rows": numbers})
-    console = report.to_console(header, rows, notes)
+    tables.write_json(out_dir / "metrics.json", {"protocol": spec.name, "runs_dir": str(runs_dir), "rows": numbers})
+    console = tables.to_console(header, rows, notes)
     return {"out_dir": str(out_dir), "header": header, "rows": rows, "numbers": numbers, "console": console}
 
 

@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from common.config import deep_merge
 from data.protocols import load_protocol, require, resolve
 from data.schema import SchemaError, SplitTable, load_table
+from engine.config import DEFAULTS, apply_overrides, flatten_overrides, load_config
+from engine.distributed import DistInfo
 from model.hub import load_detector
 
-from .config import DEFAULTS, apply_overrides, deep_merge, flatten_overrides, load_config
-from .distributed import DistInfo
-from .eval_report import write_report
+from .outputs import write_report
+from .predictions import read_prediction_scores
 from .score_cache import SCORES_NAME, load_scores, save_scores, scoring_key
 from .scoring import check_finite_scores, score_table
 
@@ -37,7 +39,7 @@ def _load_for_evaluation(checkpoint: str | Path, requested_config: Mapping[str, 
 @dataclass
 class EvaluationPlan:
     """What evaluating a checkpoint works on: the model and its config, the test rows, the output folder and the key
-    its scores are kept under (``engine.score_cache``)."""
+    its scores are kept under (``engine.evaluation.score_cache``)."""
 
     model: Any
     config: dict[str, Any]
@@ -97,9 +99,9 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Score the test rows of a protocol (default: the checkpoint's own protocol, fold and CSV) and write the report.
 
-    The scores are kept in ``out_dir/scores.npz`` (``engine.score_cache``); evaluating into the same folder again with
-    the same checkpoint, CSV, rows and scoring settings rereads them instead of running the model (not with
-    ``rescore``)."""
+    The scores are kept in ``out_dir/scores.npz`` (``engine.evaluation.score_cache``); evaluating into the same folder
+    again with the same checkpoint, CSV, rows and scoring settings rereads them instead of running the model (not
+    with ``rescore``)."""
     plan = plan_evaluation(
         checkpoint, config_overrides, out_dir, perturbations, requested_config, protocol=protocol, fold=fold
     )
@@ -157,37 +159,6 @@ def _default_eval_parent(checkpoint: str | Path) -> Path:
     if not path.exists():
         return Path.cwd() / str(checkpoint).replace("/", "--")
     return path.parent
-
-
-def read_prediction_scores(table: SplitTable, path: Path) -> dict[str, np.ndarray]:
-    """``score*`` columns as float arrays (NaN where empty); a value that is not a number is an error naming it."""
-    score_columns = [c for c in table.column_names if c == "score" or c.startswith("score_")]
-    if "score" not in score_columns:
-        raise SchemaError(
-            f"{path} has no 'score' column: give a predictions.csv written by test.py (path,label,score,...)."
-        )
-    scores = {}
-    for column in score_columns:
-        texts = np.asarray(table.column(column), dtype=object)
-        texts[texts == ""] = "nan"  # an empty score is a row the model did not score
-        try:
-            values = texts.astype(np.float64)
-        except ValueError:
-            row = next(i for i, text in enumerate(texts) if not _is_number(text))
-            raise SchemaError(
-                f"{path} line {table.line(row)}: {column} {texts[row]!r} is not a number; "
-                "scores are probabilities of fake."
-            ) from None
-        scores["clean" if column == "score" else column[len("score_") :]] = values
-    return scores
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def evaluate_predictions(

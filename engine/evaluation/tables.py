@@ -1,6 +1,5 @@
-"""Evaluation reports: per-group metrics, and tables as console text, Markdown, CSV and LaTeX (booktabs), and
-``predictions.csv`` (from which every table can be recomputed without the model). The figures are engine/figures.py.
-"""
+"""Tables of evaluations, written: the per-group rows with their notes, and any table as console text, Markdown, CSV
+and LaTeX (booktabs); the one formatter of printed numbers. Nothing is computed here (``groups`` computes)."""
 
 from __future__ import annotations
 
@@ -13,12 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from common.atomic import atomic_output
 from data.protocols import OVERALL
-from data.schema import OPTIONAL_COLUMNS, SplitTable
-
-from .figures import plot_confusion, plot_roc  # noqa: F401  (the figures moved to engine/figures.py)
-from .metrics import BOOTSTRAP_MAX_ROWS, compute_metrics
 
 # (key in the metrics dict, column title, is a percentage-like score)
 TABLE_COLUMNS = [
@@ -36,78 +30,12 @@ TABLE_COLUMNS = [
     ("tpr_at_fpr_1e-2", "TPR@1%", True),
     ("tpr_at_fpr_1e-3", "TPR@0.1%", True),
 ]
-GROUP_COLUMNS_IN_PREDICTIONS = OPTIONAL_COLUMNS  # the schema's optional columns, in its order
 # Per-metric n/a reasons worth one note per table (group names listed), not one per group.
 NOTED_METRICS = {"tpr_at_fpr_1e-2": "TPR@1%", "tpr_at_fpr_1e-3": "TPR@0.1%", "video_auc": "Video AUC"}
 
 
 def group_label(group: str) -> str:
     return "overall" if group == OVERALL else group.split("=", 1)[1]
-
-
-def evaluate_groups(
-    table: SplitTable,
-    groups: Mapping[str, np.ndarray],
-    scores_by_row: Mapping[str, np.ndarray],
-    eval_config: Mapping[str, Any],
-    seed: int = 0,
-    calibrated_threshold: float | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Metrics of every group under every score column (``clean`` and each perturbation).
-
-    ``scores_by_row[name]`` is indexed by table row; a non-finite value (a skipped image, or a non-finite score the
-    user allowed) leaves the row out of that group's metrics and is counted in ``n_unscored`` (shown in the table).
-    The bootstrap resamples videos (or identities) when the CSV has them; the unit is in ``bootstrap_unit``.
-    """
-    results = {}
-    for group, rows in groups.items():
-        entry: dict[str, Any] = {}
-        for name, scores in scores_by_row.items():
-            values = scores[rows]
-            scored = rows[np.isfinite(values)]
-            clusters, unit = table.cluster_codes(scored)
-            metrics = compute_metrics(
-                table.labels[scored],
-                scores[scored],
-                threshold=eval_config["threshold"],
-                calibrated_threshold=calibrated_threshold,
-                bootstrap=eval_config["bootstrap"] if name == "clean" else 0,
-                seed=seed,
-                clusters=clusters,
-                videos=table.video_codes(scored),
-                frames=table.frame_codes(scored),
-                video_aggregation=eval_config["video-aggregation"],
-                interval=eval_config.get("interval", "auto"),
-                max_bootstrap_rows=eval_config.get("bootstrap-max-rows", BOOTSTRAP_MAX_ROWS),
-            )
-            metrics["bootstrap_unit"] = unit
-            metrics["n_unscored"] = int(len(rows) - len(scored))
-            entry[name] = metrics
-        results[group] = entry
-    return results
-
-
-def interval_card_line(eval_config: Mapping[str, Any], unit: str) -> str:
-    """The protocol card's line on the AUC's 95% interval: which method, over which unit, for which groups."""
-    samples = int(eval_config.get("bootstrap") or 0)
-    if not samples:
-        return "AUC 95% CI: off (--bootstrap 0)"
-    method = eval_config.get("interval", "auto")
-    normal = (
-        "DeLong's normal-theory interval (AUC +- 1.96 SE)"
-        if unit == "images"
-        else f"Obuchowski's normal-theory interval over {unit} (DeLong's for clustered data)"
-    )
-    bootstrap = f"percentile bootstrap, {samples} resamples of {unit}, stratified by class"
-    if method == "bootstrap":
-        return f"AUC 95% CI: {bootstrap}"
-    if method == "delong":
-        return f"AUC 95% CI: {normal}"
-    limit = int(eval_config.get("bootstrap-max-rows", BOOTSTRAP_MAX_ROWS))
-    return (
-        f"AUC 95% CI: {bootstrap}, in groups of up to {limit:,} rows; larger groups: {normal}, which agrees with the "
-        "bootstrap at such sizes (each group's method: auc_ci_method in metrics.json, and the table notes)"
-    )
 
 
 def format_or_na(value, spec: str = ".4f", *, percent: bool = False) -> str:
@@ -263,60 +191,6 @@ def write_csv_table(
         if notes or card:
             writer.writerow([])
             writer.writerows([[f"# {line}"] for line in [*notes, *card]])
-
-
-def attribution(
-    table: SplitTable, rows: np.ndarray, predicted: np.ndarray, level: str, column: str, names: Sequence[str]
-) -> dict[str, Any]:
-    """Accuracy and confusion matrix of a fine-grained head on the test fakes whose class it knows."""
-    lookup = {name: i for i, name in enumerate(names)}
-    values = table.values(column, rows)
-    known = np.array([table.labels[r] == 1 and v in lookup for r, v in zip(rows, values)], dtype=bool)
-    truth = np.array([lookup[v] for v, k in zip(values, known) if k], dtype=np.int64)
-    guess = predicted[known]
-    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
-    np.add.at(matrix, (truth, guess), 1)
-    return {
-        "level": level,
-        "column": column,
-        "classes": list(names),
-        "n": int(known.sum()),
-        "accuracy": float((truth == guess).mean()) if len(truth) else None,
-        "confusion": matrix.tolist(),
-    }
-
-
-def write_predictions(
-    path: Path,
-    table: SplitTable,
-    rows: np.ndarray,
-    scores_by_row: Mapping[str, np.ndarray],
-    fine: Mapping[str, tuple[np.ndarray, Sequence[str]]],
-) -> None:
-    """One line per scored row: path, label, score (+ perturbed scores), group columns, the CSV's other columns."""
-    extra = [c for c in table.column_names if c not in ("path", "label", *GROUP_COLUMNS_IN_PREDICTIONS)]
-    groups = [c for c in GROUP_COLUMNS_IN_PREDICTIONS if table.has(c)]
-    score_columns = ["score" if name == "clean" else f"score_{name}" for name in scores_by_row]
-    header = ["path", "label", *score_columns, *groups, *[f"pred_{level}" for level in fine], *extra]
-
-    positions = rows.tolist()
-
-    def picked(column: str) -> list[str]:
-        values = table.column(column)
-        return [values[i] for i in positions]
-
-    columns = [picked("path"), table.labels[rows].tolist()]
-    for values in scores_by_row.values():
-        columns.append([f"{s:.6f}" if math.isfinite(s) else "" for s in values[rows].tolist()])
-    columns += [picked(c) for c in groups]
-    for pred, names in fine.values():
-        lookup = np.asarray([*names, ""], dtype=object)  # -1 (no prediction) reads as the empty string
-        columns.append(lookup[np.where(pred[rows] >= 0, pred[rows], len(names))].tolist())
-    columns += [picked(c) for c in extra]
-    with atomic_output(path, "w") as handle:  # column-wise: a million rows in seconds, not a Python loop per row
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(zip(*columns))
 
 
 def write_json(path: Path, payload: Any) -> None:
