@@ -73,7 +73,7 @@ def check_scores(scores, n: int | None = None) -> np.ndarray:
     return scores
 
 
-def _checked(labels, scores, what: str) -> tuple[np.ndarray, np.ndarray]:
+def check_both_classes(labels, scores, what: str) -> tuple[np.ndarray, np.ndarray]:
     labels = check_labels(labels)
     scores = check_scores(scores, len(labels))
     if not ((labels == 0).any() and (labels == 1).any()):
@@ -114,7 +114,7 @@ class RankedScores:
 
 
 def _ranked(labels, scores, what: str) -> RankedScores:
-    labels, scores = _checked(labels, scores, what)
+    labels, scores = check_both_classes(labels, scores, what)
     return RankedScores(labels, scores)
 
 
@@ -197,7 +197,7 @@ def _runs(sorted_codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
 
 
-def _one_class_runs(ranked: RankedScores) -> np.ndarray:
+def one_class_runs(ranked: RankedScores) -> np.ndarray:
     """Block id per score level: a run of consecutive levels that hold one class only is one block.
 
     Any resample's AUC is the same on blocks as on levels (a fake compares with every real of a one-class run in
@@ -209,7 +209,7 @@ def _one_class_runs(ranked: RankedScores) -> np.ndarray:
     return np.cumsum(starts) - 1
 
 
-class _Stratum:
+class Stratum:
     """One class's rows as the bootstrap resamples them: units (rows, or clusters of rows) holding blocks.
 
     A resample draws units with replacement, counts the draws per unit, and sums those counts per block over
@@ -235,26 +235,34 @@ class _Stratum:
     def width(self) -> int:
         return max(self.units, self.n_blocks)
 
-    def counts(self, rng: np.random.Generator, chunk: int) -> np.ndarray:
-        """(chunk, blocks) row counts of ``chunk`` resamples with replacement of this class's units."""
+    def draw(self, rng: np.random.Generator, chunk: int) -> np.ndarray:
+        """(chunk, units) draws per unit of ``chunk`` resamples with replacement of this class's units."""
         dtype = np.int32 if self.units < 2**31 else np.int64
         draws = rng.integers(0, self.units, size=(chunk, self.units), dtype=dtype)
         draws += (np.arange(chunk, dtype=dtype) * self.units)[:, None]
-        picked = np.bincount(draws.ravel(), minlength=chunk * self.units).reshape(chunk, self.units)
+        return np.bincount(draws.ravel(), minlength=chunk * self.units).reshape(chunk, self.units)
+
+    def aggregate(self, picked: np.ndarray) -> np.ndarray:
+        """(chunk, blocks) row counts of the resamples whose unit draws are ``picked`` (another stratum's draws
+        over the same units: the paired bootstrap applies one set of draws to two detectors)."""
         if self.pair_unit is not None:
             picked = picked[:, self.pair_unit] * self.multiplicity
-        counts = np.zeros((chunk, self.n_blocks))
+        counts = np.zeros((len(picked), self.n_blocks))
         counts[:, self.held_blocks] = np.add.reduceat(picked, self.starts, axis=1)
         return counts
 
+    def counts(self, rng: np.random.Generator, chunk: int) -> np.ndarray:
+        """(chunk, blocks) row counts of ``chunk`` resamples with replacement of this class's units."""
+        return self.aggregate(self.draw(rng, chunk))
 
-def _batch_auc(reals: np.ndarray, fakes: np.ndarray) -> np.ndarray:
+
+def batch_auc(reals: np.ndarray, fakes: np.ndarray) -> np.ndarray:
     """Exact AUC (ties one half) of each row of (resamples, blocks) count tables."""
     below = np.cumsum(reals, axis=1) - reals
     return np.einsum("ij,ij->i", fakes, below + 0.5 * reals) / (reals.sum(axis=1) * fakes.sum(axis=1))
 
 
-def _cluster_codes(clusters, n: int) -> np.ndarray:
+def cluster_codes(clusters, n: int) -> np.ndarray:
     if len(clusters) != n:
         raise MetricInputError(f"clusters must give one value per row; got {len(clusters)} for {n} rows.")
     return Keys.of(clusters).codes
@@ -272,21 +280,21 @@ def bootstrap_auc_ci(
     """
     if samples <= 0:
         return None
-    labels, scores = _checked(labels, scores, "the bootstrap interval of the AUC")
+    labels, scores = check_both_classes(labels, scores, "the bootstrap interval of the AUC")
     ranked = RankedScores(labels, scores)
-    block_of_level = _one_class_runs(ranked)
+    block_of_level = one_class_runs(ranked)
     n_blocks = int(block_of_level[-1]) + 1
     blocks = block_of_level[ranked.inverse]
-    codes = None if clusters is None else _cluster_codes(clusters, len(labels))
+    codes = None if clusters is None else cluster_codes(clusters, len(labels))
     strata = [
-        _Stratum(blocks[labels == label], None if codes is None else codes[labels == label], n_blocks)
+        Stratum(blocks[labels == label], None if codes is None else codes[labels == label], n_blocks)
         for label in (0, 1)
     ]
     chunk = max(1, min(samples, BOOTSTRAP_CHUNK_ELEMENTS // max(s.width for s in strata)))
     rng = np.random.default_rng(seed)
     aucs = np.concatenate(
         [
-            _batch_auc(strata[0].counts(rng, size), strata[1].counts(rng, size))
+            batch_auc(strata[0].counts(rng, size), strata[1].counts(rng, size))
             for size in np.diff(np.r_[0:samples:chunk, samples])
         ]
     )
@@ -294,41 +302,59 @@ def bootstrap_auc_ci(
     return [float(np.quantile(aucs, alpha)), float(np.quantile(aucs, 1.0 - alpha))]
 
 
-def delong_auc_ci(labels, scores, *, level: float = 0.95, clusters: Sequence | None = None):
-    """Normal-theory interval of the AUC, AUC +- z * SE, clipped to [0, 1]; O(n log n) at any size.
-
-    The variance is Obuchowski's for clustered data (Biometrics 53:567, 1997) over ``clusters`` (videos or
-    identities; a cluster may hold both classes); without clusters every row is its own cluster and it is exactly
-    DeLong, DeLong & Clarke-Pearson's (Biometrics 44:837, 1988), the default of pROC's ``ci.auc``.
-    """
-    labels, scores = _checked(labels, scores, "the DeLong interval of the AUC")
-    ranked = RankedScores(labels, scores)
-    auc = ranked.auc()
+def placement_values(labels: np.ndarray, ranked: RankedScores) -> np.ndarray:
+    """DeLong's structural components per row: a real's share of the fakes scoring above it, a fake's share of the
+    reals scoring below it (ties one half). Their mean over either class is the AUC."""
     reals_below = np.cumsum(ranked.reals) - ranked.reals
     fakes_above = ranked.n_fake - np.cumsum(ranked.fakes)
-    # placement values: each real's share of fakes above it, each fake's share of reals below it (ties one half)
-    placement = np.where(
+    return np.where(
         labels == 0,
         ((fakes_above + 0.5 * ranked.fakes) / ranked.n_fake)[ranked.inverse],
         ((reals_below + 0.5 * ranked.reals) / ranked.n_real)[ranked.inverse],
     )
-    codes = np.arange(len(labels)) if clusters is None else _cluster_codes(clusters, len(labels))
-    codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
+
+
+def cluster_index(clusters: Sequence | None, n: int) -> np.ndarray:
+    """Dense cluster codes 0..C-1 per row; without clusters every row is its own cluster."""
+    codes = np.arange(n) if clusters is None else cluster_codes(clusters, n)
+    return np.unique(codes, return_inverse=True)[1].reshape(-1)
+
+
+def clustered_variance(labels: np.ndarray, placement: np.ndarray, mean: float, codes: np.ndarray) -> float:
+    """Variance of an AUC (or of a difference of two AUCs on the same rows) from its per-row structural components
+    ``placement`` (or their difference) with overall value ``mean``: Obuchowski's (Biometrics 53:567, 1997) over the
+    clusters ``codes`` (``cluster_index``; a cluster may hold both classes). With every row its own cluster it is
+    exactly DeLong, DeLong & Clarke-Pearson's (Biometrics 44:837, 1988), as pROC's ``var`` and ``roc.test`` compute
+    it. Linear in the components, so the paired test's variance is this formula applied to the differences."""
     is_real = labels == 0
+    n_class = (float(is_real.sum()), float((~is_real).sum()))
+    size = int(codes.max()) + 1 if len(codes) else 0
     variance = 0.0
     deviations = []
-    for members, n_class in ((is_real, ranked.n_real), (~is_real, ranked.n_fake)):
-        sums = np.bincount(codes[members], weights=placement[members], minlength=codes.max() + 1)
-        sizes = np.bincount(codes[members], minlength=codes.max() + 1)
-        deviation = sums - sizes * auc
+    for members, n in zip((is_real, ~is_real), n_class):
+        sums = np.bincount(codes[members], weights=placement[members], minlength=size)
+        sizes = np.bincount(codes[members], minlength=size)
+        deviation = sums - sizes * mean
         holding = int((sizes > 0).sum())
         if holding > 1:
-            variance += holding / ((holding - 1) * n_class) * float(deviation @ deviation) / n_class
+            variance += holding / ((holding - 1) * n) * float(deviation @ deviation) / n
         deviations.append(deviation)
-    n_clusters = int(codes.max()) + 1
-    if n_clusters > 1:
-        covariance = n_clusters / (n_clusters - 1) * float(deviations[0] @ deviations[1])
-        variance += 2 * covariance / (ranked.n_real * ranked.n_fake)
+    if size > 1:
+        covariance = size / (size - 1) * float(deviations[0] @ deviations[1])
+        variance += 2 * covariance / (n_class[0] * n_class[1])
+    return variance
+
+
+def delong_auc_ci(labels, scores, *, level: float = 0.95, clusters: Sequence | None = None):
+    """Normal-theory interval of the AUC, AUC +- z * SE, clipped to [0, 1]; O(n log n) at any size.
+
+    The variance is Obuchowski's for clustered data over ``clusters`` (videos or identities); without clusters every
+    row is its own cluster and it is exactly DeLong's, the default of pROC's ``ci.auc`` (``clustered_variance``).
+    """
+    labels, scores = check_both_classes(labels, scores, "the DeLong interval of the AUC")
+    ranked = RankedScores(labels, scores)
+    auc = ranked.auc()
+    variance = clustered_variance(labels, placement_values(labels, ranked), auc, cluster_index(clusters, len(labels)))
     half = float(norm.ppf(0.5 + level / 2)) * math.sqrt(max(variance, 0.0))
     return [float(max(0.0, auc - half)), float(min(1.0, auc + half))]
 
