@@ -201,6 +201,12 @@ def build_app(analyzer, *, queue_size: int = 8, max_upload_mb: float = 50.0):
         "poll_seconds": POLL_SECONDS,
     }
 
+    def too_large(name: str, size: int | None) -> str:
+        return (
+            f"{name} is {f'{size:,} bytes' if size else 'larger than that'}, over the {max_upload_mb:g} MB "
+            f"({limit:,} bytes) the page takes: choose a smaller file, or score it with predict.py."
+        )
+
     def error(status: int, sentence: str) -> JSONResponse:
         return JSONResponse({"error": sentence}, status_code=status)
 
@@ -233,9 +239,7 @@ def build_app(analyzer, *, queue_size: int = 8, max_upload_mb: float = 50.0):
             return error(415, f"{shown} is neither an image nor a video the page reads ({', '.join(suffixes)}).")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            return error(
-                413, f"{shown} is {int(declared) / 1e6:.1f} MB; the page takes files up to {max_upload_mb:g} MB."
-            )
+            return error(413, too_large(shown, int(declared)))
         folder = Path(tempfile.mkdtemp(prefix="job-", dir=uploads))
         path, size = folder / name, 0
         with open(path, "wb") as stream:
@@ -246,7 +250,7 @@ def build_app(analyzer, *, queue_size: int = 8, max_upload_mb: float = 50.0):
                 stream.write(chunk)
         if size > limit:
             shutil.rmtree(folder, ignore_errors=True)
-            return error(413, f"{shown} is over {max_upload_mb:g} MB, the largest file the page takes.")
+            return error(413, too_large(shown, None))
         if size == 0:
             shutil.rmtree(folder, ignore_errors=True)
             return error(400, f"{shown} is empty: choose another file.")
