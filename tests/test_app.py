@@ -188,6 +188,8 @@ def test_the_page_shows_predict_pys_entries_for_uploads_and_examples(server, che
 
     crop = server.analyse("/api/example/demo_fake_crop.png")["result"]  # a face crop: scored without detection
     assert crop["detect"] is False
+    status, queued = call(server.url + "/api/analyze?name=clip.mp4&crop=1", video.read_bytes(), "POST")
+    assert server.wait(queued["job"])["result"]["message"].startswith("clip.mp4 is a video: untick 'face crop'")
     expected = predicted(checkpoint, EXAMPLES_DIR / "demo_fake_crop.png", tmp_path / "crop", "--no-detect")
     assert_same_scores(crop["entry"], expected)
 
@@ -199,6 +201,7 @@ def test_the_page_says_what_the_detector_was_trained_on_and_its_limits(server):
     assert info["demo_caveat"] == "trained on synthetic 64 px demo data: scores on real photos mean nothing"
     assert info["threshold"] == THRESHOLD and info["notes"][0].startswith("calibrated threshold 0.3000")
     assert info["limits"]["max_upload_mb"] == MAX_UPLOAD_MB and info["limits"]["queue_size"] == 4
+    assert info["limits"]["video_frames"] == "6 evenly spaced frames"
     assert [e["file"] for e in info["examples"]] == [name for name, *_ in EXAMPLES]
     with urllib.request.urlopen(server.url + "/") as response:
         page = response.read().decode()

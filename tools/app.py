@@ -195,7 +195,11 @@ def build_app(analyzer, *, queue_size: int = 8, max_upload_mb: float = 50.0):
             "workers": len(analyzer.workers),
             "queue_size": queue_size,
             "suffixes": suffixes,
-            "video_frames": analyzer.settings.frames or f"every {analyzer.settings.stride}th frame",
+            "video_frames": (
+                f"{analyzer.settings.frames} evenly spaced frames"
+                if analyzer.settings.frames
+                else f"every frame of {analyzer.settings.stride}"
+            ),
         },
         "examples": examples,
         "poll_seconds": POLL_SECONDS,

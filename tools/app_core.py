@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from common.errors import UsageError, UserError
+from data.media import is_video
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "app_examples"
 # (file, label on the page, already a face crop: scored without detection, where it comes from)
@@ -266,6 +267,8 @@ def _message(status: str, path: Path, name: str, detect: bool) -> str | None:
     if status == "no face":
         hint = "tick 'face crop' if the image is a face crop already" if detect else "check the file"
         return f"No face was found in {name}: try a larger, sharper or more frontal face, or {hint}."
+    if not detect and is_video(path):
+        return f"{name} is a video: untick 'face crop' (a video's faces are detected in its sampled frames)."
     reason = status.removeprefix("error: ").replace(str(path), name).replace(str(path.parent) + "/", "")
     return f"{name} could not be read: {reason}"
 
