@@ -53,8 +53,8 @@ def checkpoint(tmp_path_factory) -> Path:
     """An untrained demo-config CAEL saved as train.py saves it, with a calibration and a demo training record."""
     import torch
 
+    from common.checkpoint import save_checkpoint
     from data.faces.settings import ExtractionSettings
-    from engine.checkpoint import save_checkpoint
     from engine.config import load_config
     from model import build_model, without_downloads
 

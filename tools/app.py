@@ -335,7 +335,7 @@ def main(argv=None) -> None:
     if args.workers < 1 or args.queue_size < 1 or args.max_upload_mb <= 0:
         raise UsageError("--workers and --queue-size must be at least 1, and --max-upload-mb above 0.")
     try:
-        import starlette  # noqa: F401
+        import starlette  # noqa: F401  (the page needs it: is the web extra installed?)
         import uvicorn
     except ImportError as missing:
         raise UsageError(

@@ -116,7 +116,7 @@ class Analyzer:
         from data.trained_on import DEMO_CAVEAT, training_summary
         from engine.device import resolve_precision
         from engine.distributed import DistInfo, device_for
-        from engine.inference import detector_beside, extraction_settings
+        from engine.inference.inputs import detector_beside, extraction_settings
         from model.hub import load_detector
 
         if batch_size < 1 or workers < 1:
@@ -177,7 +177,9 @@ class Analyzer:
         """Score one file as predict.py does (``--no-detect`` when ``detect`` is False), keep its face crops, draw
         its frames and per-frame plot, and explain its most-fake face."""
         from data.trained_on import inputs_caveat
-        from engine.inference import collect_inputs, iter_face_crops, iter_summaries, score_crops
+        from engine.inference.forward import score_crops
+        from engine.inference.inputs import collect_inputs, iter_face_crops
+        from engine.inference.summaries import iter_summaries
 
         items = collect_inputs([path])
         crops: dict[tuple[int, int], torch.Tensor] = {}
