@@ -6,6 +6,8 @@
 
 The folder (``model.safetensors``, ``config.yaml``, ``README.md``) loads back with ``load_detector(FOLDER)``,
 ``predict.py --checkpoint FOLDER`` and ``test.py --checkpoint FOLDER``; once uploaded, the same with the hub id.
+It also holds the web page (tools/app.py): ``app.py``, its ``requirements.txt``, a ``Dockerfile`` (a hosted Space of
+the Docker SDK) and the project code it runs in ``cael_code/``, so that ``python app.py`` serves it anywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +34,13 @@ from .hub import CONFIG_FILE, FOLDER_FORMAT, WEIGHTS_FILE, Pretrained, load_dete
 from .registry import without_downloads
 
 ONNX_FILE = "model.onnx"
+APP_FILE = "app.py"
+APP_REQUIREMENTS = "requirements.txt"
+APP_CODE = "cael_code"  # the project code the page runs, copied: the folder serves the page without a checkout
+APP_PACKAGES = ("common", "data", "engine", "loss_folder", "model")
+APP_TOOLS = ("__init__.py", "app.py", "app_core.py", "app_page.html", "explain.py", "app_examples")
+APP_CODE_SUFFIXES = {".py", ".yaml", ".yml", ".html"}
+APP_PORT = 7860
 VALIDATION_SHOWN = (
     ("val_auc", "AUC"),
     ("val_ap", "AP"),
@@ -141,6 +151,8 @@ def model_card(
         "---",
         "library_name: pytorch",
         "tags: [face-forgery-detection, deepfake-detection, cael, genface]",
+        "sdk: docker  # uploaded as a Space, the folder serves its web page (Dockerfile, app.py)",
+        f"app_port: {APP_PORT}",
         "---",
         f"# CAEL face-forgery detector ({Path(str(data.get('csv') or 'unknown data')).stem}, "
         f"protocol {data.get('protocol')}" + (f", fold {data.get('fold')}" if data.get("fold") else "") + ")",
@@ -153,6 +165,12 @@ def model_card(
         "```bash",
         f"python predict.py --checkpoint {name} photo.jpg video.mp4 --out predictions/",
         f"python test.py --checkpoint {name} --csv splits.csv --protocol intra",
+        "```",
+        "```",
+        "The web page (upload an image or a video; faces, scores, Grad-CAM), from this folder:",
+        "```bash",
+        f"pip install -r {APP_REQUIREMENTS}",
+        f"python {APP_FILE}            # http://127.0.0.1:{APP_PORT}",
         "```",
         "```python",
         "from model.hub import load_detector",
@@ -233,11 +251,74 @@ def export_folder(
         save_file(state, staging / WEIGHTS_FILE, metadata={"format": "pt", "cael": FOLDER_FORMAT})
         (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
         (staging / "README.md").write_text(model_card(pretrained, config, env, tables, repo_id=repo_id))
+        write_app(staging)
         difference = None
         if onnx:
             export_onnx(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
             difference = check_onnx_parity(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)
     return {"folder": out_dir, "onnx_max_difference": difference}
+
+
+# ------------------------------------------------------------------------------------------------- web page
+APP_SCRIPT = f'''"""The web page of this model folder: tools/app.py of the CAEL reference implementation (copied into
+{APP_CODE}/) serving the detector of this folder.
+
+    pip install -r {APP_REQUIREMENTS}
+    python {APP_FILE}                      # http://127.0.0.1:{APP_PORT}; python {APP_FILE} --help for the options
+"""
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "{APP_CODE}"))
+
+from common.cli import run  # noqa: E402
+from tools.app import main  # noqa: E402
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    if "--checkpoint" not in arguments:
+        arguments = ["--checkpoint", str(HERE), *arguments]
+    sys.exit(run(main, arguments))
+'''
+
+APP_DOCKERFILE = f"""# A hosted Space of the Docker SDK (or any Docker host): this folder's web page on port {APP_PORT}.
+FROM python:3.11-slim
+WORKDIR /app
+COPY {APP_REQUIREMENTS} .
+RUN pip install --no-cache-dir -r {APP_REQUIREMENTS}
+COPY . .
+ENV HF_HUB_OFFLINE=1
+EXPOSE {APP_PORT}
+CMD ["python", "{APP_FILE}", "--host", "0.0.0.0", "--port", "{APP_PORT}"]
+"""
+
+
+def write_app(folder: Path, root: Path | None = None) -> list[Path]:
+    """app.py, requirements.txt (the runtime pins and the web extra's), a Dockerfile and the code the page runs
+    (``APP_CODE``/: the project's packages and the page's tools, with its bundled examples) into ``folder``."""
+    root = root or Path(__file__).resolve().parent.parent
+    code = folder / APP_CODE
+    sources = [root / package for package in APP_PACKAGES] + [root / "tools" / name for name in APP_TOOLS]
+    for source in sources:
+        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        for path in files:
+            relative = path.relative_to(root)
+            skipped = any(part.startswith(".") or part in ("__pycache__", "demo_data") for part in relative.parts)
+            if skipped or (path.suffix not in APP_CODE_SUFFIXES and "app_examples" not in relative.parts):
+                continue
+            (code / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, code / relative)
+    pins = []
+    for name in ("requirements.txt", "requirements-app.txt"):
+        if not (root / name).is_file():
+            raise ExportError(f"{root / name} is missing: export from a checkout of the CAEL code.")
+        pins.append(f"# {name} of the CAEL code\n" + (root / name).read_text().strip())
+    (folder / APP_REQUIREMENTS).write_text("\n\n".join(pins) + "\n")
+    (folder / APP_FILE).write_text(APP_SCRIPT)
+    (folder / "Dockerfile").write_text(APP_DOCKERFILE)
+    return [folder / APP_FILE, folder / APP_REQUIREMENTS, folder / "Dockerfile", code]
 
 
 # ------------------------------------------------------------------------------------------------------ hub

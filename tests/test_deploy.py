@@ -92,7 +92,15 @@ def _demo_images(csv_path: Path, count: int = 4) -> list[Path]:
 # ------------------------------------------------------------------------------------------------ model folders
 def test_exported_folder_holds_weights_config_and_model_card_and_loads_back_identically(trained, exported, reference):
     csv_path, best = trained
-    assert sorted(p.name for p in exported.iterdir()) == ["README.md", "config.yaml", "model.safetensors"]
+    assert sorted(p.name for p in exported.iterdir()) == [
+        "Dockerfile",
+        "README.md",
+        "app.py",
+        "cael_code",  # the web page's code (tests/test_app.py runs the folder's app.py)
+        "config.yaml",
+        "model.safetensors",
+        "requirements.txt",
+    ]
     config = yaml.safe_load((exported / "config.yaml").read_text())
     assert config["calibration"]["threshold"] == 0.3
     assert config["model"]["fine-grained-heads"] is True and config["model"]["pretrained"] is False
