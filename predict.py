@@ -46,6 +46,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         default="auto",
         help="autocast precision (default: bf16 on CUDA)",
     )
+    parser.add_argument(
+        "--calibration",
+        help="a calibration.json written by test.py --calibrate, used instead of the map stored in the checkpoint",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -81,10 +85,11 @@ def main(argv=None) -> dict:
         iter_face_crops,
     )
     from engine.inference.outputs import PredictionWriter, ProgressJournal, console_summary
-    from engine.inference.summaries import iter_summaries
+    from engine.inference.summaries import iter_summaries, score_reading
     from model.hub import load_detector
 
     pretrained = load_detector(args.checkpoint)
+    reading, reading_notes = score_reading(pretrained.calibration, args.checkpoint, args.calibration)
     try:
         device = device_for(DistInfo(), args.device)
     except RuntimeError as error:
@@ -94,7 +99,7 @@ def main(argv=None) -> dict:
     precision = resolve_precision(args.precision, device)
     items = collect_inputs(args.inputs)
     settings = detector = None
-    notes = [pretrained.threshold_note]
+    notes = [pretrained.threshold_note, *reading_notes]
     if not args.no_detect:
         settings, stored = extraction_settings(pretrained.face_extraction)
         if args.detector:
@@ -114,6 +119,7 @@ def main(argv=None) -> dict:
         "face_extraction": settings.to_dict() if settings is not None else None,
         "image_size": pretrained.image_size,
         "precision": precision,
+        "calibration": checkpoint_identity(args.calibration) if args.calibration else None,
     }
     journal = ProgressJournal(out, key)
     done = journal.load()
@@ -138,7 +144,9 @@ def main(argv=None) -> dict:
         progress=not args.quiet,
     )
     results = score_crops(model, crops, device, precision=precision, batch_size=args.batch_size)
-    scored = iter_summaries(to_score, results, threshold=pretrained.threshold, class_names=pretrained.class_names)
+    scored = iter_summaries(
+        to_score, results, threshold=pretrained.threshold, class_names=pretrained.class_names, **reading
+    )
     # input by input: scored, summarised and written as the crops come, so memory does not grow with the inputs;
     # stopped (Ctrl-C, SIGTERM), the outputs being written are removed, any previous ones are left as they were, and
     # the journal keeps every input written so far for the next run
@@ -156,6 +164,8 @@ def main(argv=None) -> dict:
                 "checkpoint": str(args.checkpoint),
                 "threshold": pretrained.threshold,
                 "calibration": pretrained.calibration,
+                "calibration_file": args.calibration,
+                "reading": reading_notes,
                 "detect": not args.no_detect,
                 "face_extraction": settings.to_dict() if settings is not None else None,
                 "image_size": pretrained.image_size,

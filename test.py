@@ -9,6 +9,9 @@ python test.py --checkpoint RUN/best.pt --perturb jpeg:70,blur:1.0,resize:0.5
 python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra   # tables without the model
 python test.py --runs checkpoint/xgen --protocol cross-generator --level video  # video-level matrix
 python test.py --predictions RUN/eval-intra/predictions.csv --protocol intra --conventions deepfakebench,univfd
+python test.py --compare CAEL=runs/cael/eval-intra xception=runs/xception/eval-intra   # paired tests vs the first
+python test.py --checkpoint RUN/best.pt --calibrate temperature      # fit on the protocol's validation rows
+python test.py --checkpoint RUN/best.pt --min-coverage 0.99 --missing as-fake
 """
 
 from __future__ import annotations
@@ -39,6 +42,41 @@ def get_args_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--predictions", help="a predictions.csv written by test.py: recompute the tables without the model"
     )
+    source.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="[NAME=]PATH",
+        help="paired tests of detectors on the same rows: predictions.csv files, evaluation folders or run folders "
+        "(NAME=PATH1,PATH2: several seeds of one detector); each against the first (or --reference)",
+    )
+    parser.add_argument("--reference", help="--compare / --runs comparison table: the detector the others face")
+    parser.add_argument(
+        "--intersect",
+        action="store_true",
+        help="--compare: compare the rows common to every result (counted and written) instead of refusing",
+    )
+    parser.add_argument(
+        "--calibrate",
+        choices=["temperature", "platt", "isotonic"],
+        help="fit this map of probabilities on held-out rows and report calibrated numbers beside the raw ones",
+    )
+    parser.add_argument(
+        "--calibration-csv",
+        help="--calibrate: the held-out rows (a predictions.csv, or a split CSV the model scores; default: the "
+        "protocol's validation rows of the CSV)",
+    )
+    parser.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="F",
+        help="exit with status 1 (after writing the report) when fewer than F (0-1) of the test rows were scored",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=["exclude", "as-fake", "as-real"],
+        help="how unscored test rows (missing or unreadable images, videos without a face, non-finite scores) count: "
+        "left out (default), or as certain fakes (score 1) or reals (score 0)",
+    )
     parser.add_argument("--protocol", help="protocol (default: the checkpoint's)")
     parser.add_argument("--fold", help="fold (default: the checkpoint's)")
     parser.add_argument("--csv", help="split CSV to test on (default: the checkpoint's)")
@@ -57,8 +95,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bootstrap",
         type=int,
-        help="bootstrap resamples of the AUC's 95%% interval (default 1000; 0: off); "
-        "videos are resampled when the CSV has them",
+        help="bootstrap resamples of the AUC's 95%% interval and of --compare's paired bootstrap (default 1000; "
+        "0: off); videos are resampled when the CSV has them",
     )
     parser.add_argument(
         "--interval",
@@ -71,7 +109,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--level",
         choices=["frame", "video"],
         default="frame",
-        help="--runs matrices: frame-level or video-level AUC (default: frame)",
+        help="--runs matrices and --compare: frame-level or video-level AUC (default: frame)",
     )
     parser.add_argument(
         "--allow-nonfinite",
@@ -137,6 +175,8 @@ def _overrides(args) -> dict:
         eval_["roc-log-fpr"] = True
     if args.precision:
         train["precision"] = args.precision
+    if args.missing:
+        eval_["missing"] = args.missing
     if args.conventions:
         from engine.evaluation.conventions import parse_conventions
 
@@ -156,7 +196,18 @@ def main(argv=None) -> dict:
     perturbations = parse_perturbations(args.perturb)
     overrides = _overrides(args)
     out = Path(args.out).resolve() if args.out else None
+    _check_options(args)
+    calibration = {
+        "calibrate": args.calibrate,
+        "calibration_csv": args.calibration_csv,
+        "min_coverage": args.min_coverage,
+    }
     setup_logging(None, True)
+    if args.compare:
+        result = _compare(args, overrides, out, workers)
+        print(result["console"])
+        print(f"\nwritten to {result['out_dir']}")
+        return result
     if args.predictions:
         if not args.protocol:
             raise UsageError(
@@ -165,7 +216,12 @@ def main(argv=None) -> dict:
         eval_config = {**load_config(None)["eval"], **overrides.get("eval", {})}
         out = out or Path(args.predictions).resolve().parent / "recomputed"
         result = evaluate_predictions(
-            args.predictions, protocol=args.protocol, eval_config=eval_config, out_dir=out, fold=args.fold
+            args.predictions,
+            protocol=args.protocol,
+            eval_config=eval_config,
+            out_dir=out,
+            fold=args.fold,
+            **calibration,
         )
         print(result["console"])
         print(f"\nwritten to {result['out_dir']}")
@@ -187,6 +243,8 @@ def main(argv=None) -> dict:
                 dist=dist,
                 level=args.level,
                 rescore=args.rescore,
+                reference=args.reference,
+                **calibration,
             )
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
@@ -204,6 +262,7 @@ def main(argv=None) -> dict:
                 protocol=args.protocol,
                 fold=args.fold,
                 rescore=args.rescore,
+                **calibration,
             )
     finally:
         cleanup()
@@ -211,6 +270,61 @@ def main(argv=None) -> dict:
         print(result["console"])
         print(f"\nwritten to {result['out_dir']}")
     return result
+
+
+def _check_options(args) -> None:
+    """Options that only mean something beside others, said before anything is loaded."""
+    if args.min_coverage is not None and not 0.0 <= args.min_coverage <= 1.0:
+        raise UsageError(f"--min-coverage is a share of the test rows, from 0 to 1; got {args.min_coverage}.")
+    if args.calibration_csv and not args.calibrate:
+        raise UsageError("--calibration-csv gives the rows --calibrate fits on: add --calibrate temperature (or platt, "
+                         "isotonic).")
+    if args.compare and (args.calibrate or args.min_coverage is not None or args.perturb):
+        raise UsageError("--compare reads the scores of finished evaluations: evaluate with --calibrate, "
+                         "--min-coverage or --perturb first, then compare.")
+    if args.intersect and not args.compare:
+        raise UsageError("--intersect applies to --compare only.")
+    if args.reference and not (args.compare or args.runs):
+        raise UsageError("--reference names the detector of --compare or --runs that the others are compared with.")
+
+
+def _compare(args, overrides: dict, out: Path | None, workers) -> dict:
+    """``--compare``: paired tests of the given detectors; a run folder or checkpoint is evaluated first."""
+    from engine.distributed import DistInfo, device_for
+    from engine.evaluation.compare import run_compare
+    from engine.evaluation.evaluate import evaluate_checkpoint
+
+    eval_config = {**load_config(None)["eval"], **overrides.get("eval", {})}
+
+    def evaluate(checkpoint: Path) -> Path:
+        payload = evaluate_checkpoint(
+            checkpoint,
+            config_overrides=overrides,
+            out_dir=None,
+            perturbations=[],
+            device=device_for(DistInfo(), args.device or "auto"),
+            workers=workers,
+            progress=not args.quiet,
+            protocol=args.protocol,
+            fold=args.fold,
+            rescore=args.rescore,
+        )
+        return Path(payload["out_dir"])
+
+    return run_compare(
+        args.compare,
+        protocol=args.protocol,
+        reference=args.reference,
+        out_dir=out,
+        evaluate=evaluate,
+        fold=args.fold,
+        intersect=args.intersect,
+        level=args.level,
+        method=args.interval or "auto",
+        samples=int(eval_config["bootstrap"]),
+        max_bootstrap_rows=int(eval_config["bootstrap-max-rows"]),
+        video_aggregation=eval_config["video-aggregation"],
+    )
 
 
 if __name__ == "__main__":

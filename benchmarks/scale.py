@@ -326,7 +326,8 @@ def stage_runs_reporting(bench: Bench) -> tuple[Measured, dict]:
         plan = plan_evaluation(folds.runs / fold / "best.pt", overrides, Path(arguments.out) / fold, [])
         labels = plan.table.labels
         scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.2), 0.0, 1.0)  # separable, not perfectly: AUC about 0.86
-        save_scores(plan.out_dir, plan.key, plan.resolved.test, {"clean": scores}, {})
+        status = np.where(np.isin(np.arange(len(labels)), plan.to_score), "scored", "").astype(object)
+        save_scores(plan.out_dir, plan.key, plan.to_score, {"clean": scores}, {}, status)
     bench.setup["runs_reporting_scores_s"] = round(time.perf_counter() - started, 3)
     measured = bench.run(*folds.command)
     reused = [

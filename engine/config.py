@@ -66,6 +66,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "deterministic": False,  # torch.use_deterministic_algorithms (exact resume on GPU)
         "sync-bn": False,  # SyncBatchNorm under DDP
         "max-steps-per-epoch": None,  # cap the optimizer steps of an epoch (quick checks)
+        # at selection: a map of probabilities fitted on the validation rows, stored in best.pt (temperature | platt |
+        # isotonic | none), and the uncertain band whose error on the answered validation rows is at most this risk
+        "calibrate": "temperature",
+        "uncertain-risk": 0.05,
     },
     "optim": {
         "name": "adamw",  # adamw | sgd
@@ -96,6 +100,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "roc-log-fpr": False,  # roc.png with a log-scale FPR axis (the low-FPR region)
         "perturb": None,  # test.py robustness: e.g. "jpeg:70,blur:1.0,resize:0.5"
         "conventions": None,  # test.py: also each group as references compute it, e.g. "deepfakebench,univfd"
+        "missing": "exclude",  # unscored test rows: exclude | as-fake (score 1) | as-real (score 0)
     },
 }
 
@@ -108,6 +113,7 @@ ALLOWED_TYPES: dict[tuple[str, str], tuple[type, ...]] = {
     ("data", "workers"): (str, int),
     ("data", "face-extraction"): (dict, type(None)),
     ("train", "compile"): (bool, str),
+    ("train", "calibrate"): (str, type(None)),
     ("train", "grad-clip"): (float, type(None)),
     ("train", "max-steps-per-epoch"): (int, type(None)),
     ("eval", "perturb"): (str, type(None)),

@@ -80,6 +80,13 @@ def test_report_files_and_predictions(trained, tmp_path):
         "confusion_level2.png",
         "confusion_level2.pdf",
         "confusion_level3.png",
+        "calibration.md",
+        "calibration.csv",
+        "calibration.tex",
+        "reliability.png",
+        "reliability.pdf",
+        "risk_coverage.png",
+        "risk_coverage.pdf",
     ):
         assert (out / name).is_file(), name
     predictions = list(csv.DictReader(open(out / "predictions.csv")))
@@ -94,7 +101,10 @@ def test_report_files_and_predictions(trained, tmp_path):
         "source_dataset",
         "video_id",
         "pred_level2",
+        "status",
+        "calibrated",
     } <= set(predictions[0])
+    assert {p["status"] for p in predictions} == {"scored"}
     metrics = json.loads((out / "metrics.json").read_text())
     overall = metrics["groups"]["overall"]["clean"]
     assert overall["n"] == len(test_rows) and 0.0 <= overall["auc"] <= 1.0 and len(overall["auc_ci95"]) == 2
@@ -112,8 +122,18 @@ def test_report_files_and_predictions(trained, tmp_path):
     import torch
 
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    assert set(saved["calibration"]) == {"threshold", "method", "split", "epoch"}
+    assert set(saved["calibration"]) == {"threshold", "method", "split", "epoch", "probability", "uncertain"}
     assert saved["calibration"]["split"] == "val" and saved["calibration"]["epoch"] == saved["epoch"]
+    # the temperature fitted on the same validation rows, and the uncertain band of its probabilities
+    assert saved["calibration"]["probability"]["method"] == "temperature"
+    assert saved["calibration"]["probability"]["fitted_on"]["rows"] == 32
+    assert {"low", "high", "risk", "coverage"} <= set(saved["calibration"]["uncertain"])
+    assert metrics["probability_map"] == saved["calibration"]["probability"]
+    assert set(overall["calibration"]) == {"ece", "ece_top_label", "brier", "nll", "aurc"}
+    assert overall["calibration_calibrated"]["nll"] is not None
+    assert metrics["coverage"]["rows"] == metrics["coverage"]["scored"] == len(test_rows)
+    receipts = metrics["receipts"]
+    assert len(receipts["checkpoint_sha256"]) == 64 and receipts["test_rows"]["rows"] == len(test_rows)
     assert (
         overall["calibrated_threshold"] == saved["calibration"]["threshold"] and overall["acc_calibrated"] is not None
     )
@@ -129,6 +149,8 @@ def test_report_files_and_predictions(trained, tmp_path):
         "code version",
         "bootstrap, 50 resamples of videos",
         "DeepfakeBench",
+        "coverage: 32 of 32 test rows",
+        "calibrated (temperature T =",
     ):
         assert needed in card, needed
     assert "protocol card:" in result["console"] and "code version" in (out / "table.tex").read_text()
@@ -366,8 +388,12 @@ def test_a_nonfinite_model_score_stops_evaluation_naming_the_rows(trained, tmp_p
     with pytest.raises(NonFiniteScoreError, match=r"model scores of .* are NaN, infinite or missing \(line \d+ \("):
         score_table(Overflowing(), table, rows, config, torch.device("cpu"), [], workers=0, progress=False)
     config["eval"]["allow-nonfinite"] = True
-    scores, _ = score_table(Overflowing(), table, rows, config, torch.device("cpu"), [], workers=0, progress=False)
+    scores, _, status = score_table(
+        Overflowing(), table, rows, config, torch.device("cpu"), [], workers=0, progress=False
+    )
     assert np.isnan(scores["clean"][rows]).sum() == -(-len(rows) // 16)
+    assert (status[rows] == "non-finite").sum() == -(-len(rows) // 16)  # each row's status says why
+    assert set(status[rows]) == {"scored", "non-finite"}
 
 
 def test_scores_are_reused_for_the_same_checkpoint_rows_and_settings(trained, tmp_path, monkeypatch):

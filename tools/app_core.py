@@ -117,6 +117,7 @@ class Analyzer:
         from engine.device import resolve_precision
         from engine.distributed import DistInfo, device_for
         from engine.inference.inputs import detector_beside, extraction_settings
+        from engine.inference.summaries import score_reading
         from model.hub import load_detector
 
         if batch_size < 1 or workers < 1:
@@ -132,7 +133,9 @@ class Analyzer:
         self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size
         self.cam_method = cam_method
-        self.notes = [self.pretrained.threshold_note]
+        # scores read as predict.py reads them: the calibrated probability and the verdict of the uncertain band
+        self.reading, reading_notes = score_reading(self.pretrained.calibration, str(checkpoint))
+        self.notes = [self.pretrained.threshold_note, *reading_notes]
         settings, stored = extraction_settings(self.pretrained.face_extraction)
         if detector:
             settings = dataclasses.replace(settings, detector=detector)
@@ -201,7 +204,11 @@ class Analyzer:
             worker.model, kept(found), self.device, precision=self.precision, batch_size=self.batch_size
         )
         (entry,) = iter_summaries(
-            items, results, threshold=self.pretrained.threshold, class_names=self.pretrained.class_names
+            items,
+            results,
+            threshold=self.pretrained.threshold,
+            class_names=self.pretrained.class_names,
+            **self.reading,
         )
         entry = {**entry, "input": name}
         analysis = Analysis(

@@ -35,6 +35,8 @@ ECE_BINS = 15
 CLIP = 1e-7  # of the NLL
 LOGIT_CLIP = 1e-15  # of the logits of probabilities: keeps the ranking as far as float64 can tell it
 METHODS = ("temperature", "platt", "isotonic")
+# a side of the band no probability reaches (finite, so that JSON holds it)
+NEVER_FAKE, NEVER_REAL = float(np.nextafter(1.0, 2.0)), float(np.nextafter(0.0, -1.0))
 DEFAULT_RISK = 0.05  # the uncertain band keeps the error on the answered validation rows at or under this
 CARD_LINE = (
     f"calibration: ECE of P(fake) over {ECE_BINS} equal-mass bins (ties share a bin), Brier score, NLL (p clipped to "
@@ -276,14 +278,14 @@ def uncertain_band(labels, probabilities, *, risk: float = DEFAULT_RISK) -> dict
     # answering "fake" for p >= p_desc[end]: the rows 0..end; real share among them
     real_share = np.cumsum(1 - fake_desc)[ends] / (ends + 1)
     ok = np.flatnonzero(real_share <= risk)
-    high = float(p_desc[ends[ok[-1]]]) if len(ok) else math.inf
+    high = float(p_desc[ends[ok[-1]]]) if len(ok) else NEVER_FAKE
     p_asc, fake_asc = p_desc[::-1], fake_desc[::-1]
     ends_asc = np.r_[np.flatnonzero(p_asc[1:] != p_asc[:-1]), len(p) - 1]
     fake_share = np.cumsum(fake_asc)[ends_asc] / (ends_asc + 1)
     ok = np.flatnonzero(fake_share <= risk)
-    low = float(p_asc[ends_asc[ok[-1]]]) if len(ok) else -math.inf
+    low = float(p_asc[ends_asc[ok[-1]]]) if len(ok) else NEVER_REAL
     if low >= high:  # the two sides meet: no band, every row is answered (fake from ``high`` up)
-        low = float(np.nextafter(high, -math.inf))
+        low = float(np.nextafter(high, -1.0))
     answered_fake, answered_real = p >= high, p <= low
     answered = answered_fake | answered_real
     errors = int(((labels == 0) & answered_fake).sum() + ((labels == 1) & answered_real).sum())
@@ -297,12 +299,8 @@ def uncertain_band(labels, probabilities, *, risk: float = DEFAULT_RISK) -> dict
     }
 
 
-def verdict(probability: float | None, band: Mapping[str, Any] | None, threshold: float) -> str | None:
-    """real / fake / uncertain by the band (without a band: fake at ``threshold``), None without a probability."""
-    if probability is None:
-        return None
-    if band is None:
-        return "fake" if probability >= threshold else "real"
+def verdict(probability: float, band: Mapping[str, Any]) -> str:
+    """real / fake / uncertain of a calibrated probability by the uncertain band."""
     if probability >= band["high"]:
         return "fake"
     if probability <= band["low"]:

@@ -71,8 +71,15 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(known)) if known else None
 
 
-def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mapping], fold_by: str | None):
-    """(header, rows, per-row numbers) of the comparison; AUCs in %, n/a where a group has no AUC."""
+def comparison_table(
+    payloads: Mapping[Run, Mapping],
+    costs: Mapping[Run, Mapping],
+    fold_by: str | None,
+    marks: Mapping[Run, Mapping[str, str]] | None = None,
+):
+    """(header, rows, per-row numbers) of the comparison; AUCs in %, n/a where a group has no AUC; ``marks``: run ->
+    group -> a mark after its AUC (a significant paired difference from the reference)."""
+    marks = marks or {}
     columns: list[str] = []
     for payload in payloads.values():
         columns += [g for g in payload["groups"] if g != OVERALL and g not in columns]
@@ -96,13 +103,15 @@ def comparison_table(payloads: Mapping[Run, Mapping], costs: Mapping[Run, Mappin
             "gflops_per_image": costs[run]["gflops_per_image"],
         }
         numbers[run.row_name] = entry
+        mark = marks.get(run, {})
         row = (
             [run.row_name]
-            + [tables.format_or_na(aucs[c], percent=True) for c in columns]
+            + [tables.format_or_na(aucs[c], percent=True) + mark.get(c, "") for c in columns]
             + [tables.format_or_na(entry["avg"], percent=True)]
         )
         row += [tables.format_or_na(unseen, percent=True)] if with_folds else []
-        row += [tables.format_or_na(entry["overall"], percent=True), f"{entry['parameters'] / 1e6:.2f}"]
+        row += [tables.format_or_na(entry["overall"], percent=True) + mark.get(OVERALL, "")]
+        row += [f"{entry['parameters'] / 1e6:.2f}"]
         row += [f"{entry['gflops_per_image']:.2f}"]
         rows.append(row)
     return header, rows, numbers
@@ -122,8 +131,13 @@ def evaluate_comparison(
     dist=None,
     level="frame",
     rescore=False,
+    reference: str | None = None,
+    calibrate: str | None = None,
+    calibration_csv=None,
+    min_coverage: float | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every run on ``protocol``'s test rows and write comparison.{md,csv,tex} and metrics.json."""
+    """Evaluate every run on ``protocol``'s test rows and write comparison.{md,csv,tex} and metrics.json, with each
+    detector's paired test against the ``reference`` (default: the first in name order) in compare-*/ beside it."""
     if level != "frame":
         raise UsageError(
             "--level video applies to one detector's fold matrix; the comparison table is frame level (its "
@@ -160,6 +174,9 @@ def evaluate_comparison(
             progress=progress,
             dist=dist,
             rescore=rescore,
+            calibrate=calibrate,
+            calibration_csv=calibration_csv,
+            min_coverage=min_coverage,
         )
         if dist is not None and not dist.is_main:
             continue
@@ -170,9 +187,13 @@ def evaluate_comparison(
         costs[run] = cost_cache[key]
     if dist is not None and not dist.is_main:
         return {}
-    header, rows, numbers = comparison_table(payloads, costs, spec.fold_by)
+    marks, paired_notes, tests = paired_against_reference(payloads, reference, spec.name, out_dir)
+    header, rows, numbers = comparison_table(payloads, costs, spec.fold_by, marks)
+    for run, entry in numbers.items():
+        entry["paired"] = tests.get(run)
     title = f"{spec.name}: test AUC (%) of each detector ({runs_dir.name})"
     notes = ["Avg: mean over the test groups; Overall: all test rows together; GFLOPs: one forward of one image"]
+    notes += paired_notes
     if any(run.fold is not None for run in payloads):
         notes.append(f"Unseen avg: mean over the {spec.fold_by} groups other than the training fold")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +207,53 @@ def evaluate_comparison(
     return {"out_dir": str(out_dir), "header": header, "rows": rows, "numbers": numbers, "console": console}
 
 
+def paired_against_reference(payloads: Mapping[Run, Mapping], reference: str | None, protocol: str, out_dir: Path):
+    """(marks, notes, per-run test summaries): each run's paired test against the reference detector's run of the
+    same training fold (``engine.evaluation.compare`` on their predictions.csv files, Holm over each table's tests);
+    a mark after each AUC that differs significantly from the reference's."""
+    from .compare import Detector, compare, read_result, write_comparison
+
+    labels = sorted({run.label for run in payloads})
+    chosen = reference or labels[0]
+    if chosen not in labels:
+        raise ComparisonError(f"--reference {chosen!r} is none of the detectors here ({', '.join(labels)}).")
+    by_fold: dict[Any, list[Run]] = {}
+    for run in payloads:
+        by_fold.setdefault(run.fold, []).append(run)
+    marks: dict[Run, dict[str, str]] = {}
+    tests: dict[Run, dict[str, Any]] = {}
+    compared = 0
+    for fold, runs in by_fold.items():
+        base = [run for run in runs if run.label == chosen]
+        others = [run for run in runs if run.label != chosen]
+        if not base or not others:
+            continue
+        detectors = [
+            Detector(run.label, [read_result(Path(payloads[run]["out_dir"]) / "predictions.csv")])
+            for run in [base[0], *others]
+        ]
+        result = compare(detectors, protocol=protocol, fold=fold, intersect=True)
+        folder = out_dir / (f"compare-{fold}" if fold is not None else "compare")
+        write_comparison(folder, result, title=f"{protocol}: each detector against {chosen} ({fold or 'all'})")
+        compared += 1
+        for run in others:
+            marks[run] = {}
+            tests[run] = {"against": chosen, "compare_json": str(folder / "compare.json")}
+            for group, entries in result["groups"].items():
+                entry = entries[run.label]["seeds"][0]
+                if entry.get("significant"):
+                    marks[run][group] = "*"
+                tests[run][group] = {k: entry.get(k) for k in ("difference", "ci95", "p", "p_holm", "method")}
+    notes = []
+    if compared:
+        notes.append(
+            f"*: AUC significantly different from {chosen}'s (paired test on the same rows, clustered by video where "
+            "the CSV has them; Holm's p < 0.05 over each table's tests); differences, intervals and p-values in "
+            "compare*/compare.md"
+        )
+    return marks, notes, tests
+
+
 def evaluate_run_folder(runs_dir: str | Path, protocol: str | None, **options) -> dict[str, Any]:
     """``test.py --runs``: the comparison table for runs of several detectors, else one detector's fold matrix."""
     runs_dir = Path(runs_dir)
@@ -197,4 +265,9 @@ def evaluate_run_folder(runs_dir: str | Path, protocol: str | None, **options) -
     nested = any(len(run.checkpoint.parent.relative_to(runs_dir).parts) > 1 for run in runs)
     if nested or is_comparison(matching):
         return evaluate_comparison(runs, runs_dir, protocol, **options)
+    if options.pop("reference", None):
+        raise ComparisonError(
+            f"--reference names a detector of a comparison table; {runs_dir} holds one detector's runs (its fold "
+            "matrix)."
+        )
     return evaluate_runs(runs_dir, protocol, runs=runs, **options)

@@ -10,6 +10,8 @@ import numpy as np
 
 from data.schema import SplitTable
 
+from .calibration import calibration_metrics
+from .coverage import count
 from .metrics import BOOTSTRAP_MAX_ROWS, compute_metrics
 
 
@@ -20,12 +22,18 @@ def evaluate_groups(
     eval_config: Mapping[str, Any],
     seed: int = 0,
     calibrated_threshold: float | None = None,
+    *,
+    status: np.ndarray | None = None,
+    calibrated: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of every group under every score column (``clean`` and each perturbation).
 
-    ``scores_by_row[name]`` is indexed by table row; a non-finite value (a skipped image, or a non-finite score the
-    user allowed) leaves the row out of that group's metrics and is counted in ``n_unscored`` (shown in the table).
+    ``scores_by_row[name]`` is indexed by table row; a non-finite value (an unscored row left out by ``--missing
+    exclude``) leaves the row out of that group's metrics and is counted in ``n_unscored`` (shown in the table).
     The bootstrap resamples videos (or identities) when the CSV has them; the unit is in ``bootstrap_unit``.
+    ``status`` (by table row, ``engine.evaluation.coverage``): each group's rows of each status, in ``coverage``.
+    The clean scores' calibration metrics are in ``calibration``; those of ``calibrated`` probabilities (a fitted
+    map applied to the clean scores) in ``calibration_calibrated``.
     """
     results = {}
     for group, rows in groups.items():
@@ -50,6 +58,13 @@ def evaluate_groups(
             )
             metrics["bootstrap_unit"] = unit
             metrics["n_unscored"] = int(len(rows) - len(scored))
+            if name == "clean":
+                labels = table.labels[scored]
+                metrics["calibration"] = calibration_metrics(labels, scores[scored])
+                if calibrated is not None:
+                    metrics["calibration_calibrated"] = calibration_metrics(labels, calibrated[scored])
+                if status is not None:
+                    metrics["coverage"] = count(status, rows)
             entry[name] = metrics
         results[group] = entry
     return results

@@ -1,5 +1,5 @@
-"""Every output of one evaluation: metrics.json, the markdown, CSV and LaTeX tables, ROC curves, confusion matrices
-and predictions.csv."""
+"""Every output of one evaluation: metrics.json, the markdown, CSV and LaTeX tables, the calibration tables, ROC,
+reliability and risk-coverage figures, confusion matrices and predictions.csv (every test row with its status)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from data.schema import SplitTable, report_column_notes
 from data.targets import FINE_LEVELS
 from engine import figures
 
-from . import conventions, groups, tables
+from . import calibration_report, conventions, coverage, groups, tables
+from .calibration import Calibration
 from .card import protocol_card
 from .predictions import write_predictions
 
@@ -31,18 +32,40 @@ def write_report(
     extra: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
     card_extra: Sequence[str] = (),
+    status: np.ndarray | None = None,
+    probability_map: Calibration | None = None,
+    receipts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every evaluation output for one checkpoint; returns the metrics payload."""
+    """Every evaluation output for one checkpoint; returns the metrics payload.
+
+    ``status``: each test row's status by table row (``engine.evaluation.coverage``; None: every row with a score is
+    scored); unscored rows count as ``eval.missing`` says. ``probability_map``: a fitted calibration map whose
+    calibrated numbers are reported beside the raw ones."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    calibration = (info or {}).get("calibration")
+    eval_config = config["eval"]
+    test = np.sort(resolved.test)
+    if status is None:
+        status = np.full(len(table), "", dtype=object)
+        status[test] = np.where(np.isfinite(scores["clean"][test]), coverage.SCORED, "non-finite")
+    policy = eval_config.get("missing", "exclude")
+    counted = {name: coverage.apply_missing(values, status, policy) for name, values in scores.items()}
+    calibrated = None
+    if probability_map is not None:
+        calibrated = np.full(len(table), np.nan)
+        finite = np.isfinite(counted["clean"])
+        calibrated[finite] = probability_map.apply(counted["clean"][finite])
+    threshold = (info or {}).get("calibration")
     results = groups.evaluate_groups(
         table,
         resolved.groups,
-        scores,
-        config["eval"],
+        counted,
+        eval_config,
         seed=int(config["train"]["seed"]),
-        calibrated_threshold=calibration["threshold"] if calibration else None,
+        calibrated_threshold=threshold["threshold"] if threshold else None,
+        status=status,
+        calibrated=calibrated,
     )
+    summary = coverage.coverage_summary(table, test, status)
     perturbations = [name for name in scores if name != "clean"]
     header, rows, notes = tables.metrics_rows(results, perturbations)
     notes += report_column_notes(table.csv_path.name, table.column_names, resolved.report)
@@ -52,8 +75,15 @@ def write_report(
     )
     palettes = figures.table_palettes(table)
     card = [*card_extra, *protocol_card(table, resolved, config, info)]
-    chosen = conventions.parse_conventions(config["eval"].get("conventions"))
-    card += conventions.evaluate_groups(results, table, resolved.groups, scores["clean"], chosen)
+    card.insert(len(card_extra), coverage.coverage_line(summary, policy))
+    map_line = probability_map.describe() if probability_map is not None else None
+    card.append(
+        f"probabilities: raw (the model's softmax) and calibrated ({map_line}): calibration.md"
+        if map_line
+        else "probabilities: the model's own (no calibration map stored or fitted): calibration.md"
+    )
+    chosen = conventions.parse_conventions(eval_config.get("conventions"))
+    card += conventions.evaluate_groups(results, table, resolved.groups, counted["clean"], chosen)
     attribution = {}
     for level, predicted in fine.items():
         names = class_names.get(level)
@@ -74,8 +104,11 @@ def write_report(
         "fold": resolved.fold,
         "csv": str(table.csv_path),
         "groups": results,
+        "coverage": {**summary, "missing": policy},
         "attribution": attribution,
-        "calibration": calibration,
+        "calibration": threshold,
+        "probability_map": probability_map.to_dict() if probability_map is not None else None,
+        "receipts": dict(receipts) if receipts is not None else None,
         "card": card,
         "definitions": conventions.OUR_RULES,
         **(extra or {}),
@@ -91,16 +124,26 @@ def write_report(
         out_dir / "roc.png",
         table,
         resolved.groups,
-        scores["clean"],
+        counted["clean"],
         results,
         figure_title,
-        log_fpr=bool(config["eval"].get("roc-log-fpr")),
+        log_fpr=bool(eval_config.get("roc-log-fpr")),
         palettes=palettes,
     )
+    shown, key = (calibrated, "calibration_calibrated") if calibrated is not None else (counted["clean"], "calibration")
+    which = "calibrated probabilities" if calibrated is not None else "the model's probabilities"
+    calibration_report.plot_calibration(
+        out_dir, table, resolved.groups, shown, results, title=f"{figure_title} ({which})", key=key, palettes=palettes
+    )
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
-    write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
+    write_predictions(
+        out_dir / "predictions.csv", table, test, scores, named_fine, status=status, calibrated=calibrated
+    )
     console = tables.to_console(header, rows, notes, card)
     console += conventions.write_tables(out_dir, results, chosen, title=title, card=card, label=label)
+    console += "\n\n" + calibration_report.write_calibration_tables(
+        out_dir, results, title=title, card=card, label=label, map_line=map_line
+    )
     for level, entry in attribution.items():
         console += f"\n{FINE_LEVELS[level]} attribution accuracy on {entry['n']} test fakes: {_pct(entry['accuracy'])}"
     payload["console"] = console

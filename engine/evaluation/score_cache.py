@@ -30,11 +30,11 @@ from common.atomic import write_bytes_atomic
 log = logging.getLogger("cael")
 
 SCORES_NAME = "scores.npz"
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: each row's status is kept beside its scores
 # Sections and keys of the run config that do not change a score (how it is reported, how fast it is computed).
 REPORTING_ONLY = {
     "eval": {"batch-size", "bootstrap", "interval", "bootstrap-max-rows", "threshold", "video-aggregation"}
-    | {"allow-nonfinite", "roc-log-fpr", "conventions"},
+    | {"allow-nonfinite", "roc-log-fpr", "conventions", "missing"},
     "data": {"workers", "csv", "root"},  # the CSV and the root are keyed by their content and resolved path
 }
 SCORING_TRAIN_KEYS = ("precision", "channels-last")
@@ -94,9 +94,12 @@ def save_scores(
     rows: np.ndarray,
     scores: Mapping[str, np.ndarray],
     fine: Mapping[str, np.ndarray],
+    status: np.ndarray,
 ) -> Path:
-    """Write ``out_dir/scores.npz`` atomically: the key, the test rows and their scores and fine predictions."""
+    """Write ``out_dir/scores.npz`` atomically: the key, the test rows and their scores, fine predictions and
+    statuses."""
     arrays = {"key": np.frombuffer(json.dumps(key, sort_keys=True).encode(), dtype=np.uint8), "rows": rows}
+    arrays["status"] = status[rows].astype(str)
     arrays |= {f"score/{name}": values[rows] for name, values in scores.items()}
     arrays |= {f"fine/{level}": values[rows] for level, values in fine.items()}
     buffer = io.BytesIO()
@@ -105,8 +108,8 @@ def save_scores(
 
 
 def load_scores(out_dir: Path, key: Mapping[str, Any], table_rows: int):
-    """(scores, fine) by table row as ``score_table`` returns them when ``out_dir/scores.npz`` was computed under
-    ``key``; None (and why, in the log) when there is none or it was computed under another key."""
+    """(scores, fine, status) by table row as ``score_table`` returns them when ``out_dir/scores.npz`` was computed
+    under ``key``; None (and why, in the log) when there is none or it was computed under another key."""
     path = out_dir / SCORES_NAME
     if not path.is_file():
         return None
@@ -121,6 +124,8 @@ def load_scores(out_dir: Path, key: Mapping[str, Any], table_rows: int):
         return None
     rows = arrays["rows"]
     scores, fine = {}, {}
+    status = np.full(table_rows, "", dtype=object)
+    status[rows] = arrays["status"].astype(object)
     for name, values in arrays.items():
         kind, _, entry = name.partition("/")
         if kind == "score":
@@ -129,4 +134,4 @@ def load_scores(out_dir: Path, key: Mapping[str, Any], table_rows: int):
         elif kind == "fine":
             fine[entry] = np.full(table_rows, -1, dtype=np.int64)
             fine[entry][rows] = values
-    return scores, fine
+    return scores, fine, status

@@ -1,5 +1,6 @@
 """Scores of a detector on a table's rows: one array per perturbation (NaN where unscored), fine-grained
-predictions, and one error naming the rows whose score is not finite."""
+predictions, each row's status (``engine.evaluation.coverage``), and one error naming the rows whose score is not
+finite."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from data.perturb import Perturbation
 from data.schema import SplitTable
 from engine.device import resolve_precision
 from engine.inference.forward import score_loader
+
+from .coverage import scoring_statuses
 
 log = logging.getLogger("cael")
 
@@ -84,7 +87,8 @@ def score_table(
     workers="auto",
     progress=True,
 ):
-    """Scores per table row (NaN where unscored) for the clean images and each perturbation, plus fine predictions.
+    """Scores per table row (NaN where unscored) for the clean images and each perturbation, fine predictions, and
+    the status of each of ``rows`` (by table row; "" elsewhere): scored, non-finite, missing-file or unreadable.
 
     A non-finite model output stops evaluation with the rows named, unless ``eval.allow-nonfinite`` is on.
     """
@@ -100,6 +104,8 @@ def score_table(
         )
     check_finite_scores(table, clean.indices, _scores_by_row(len(table), clean), "model scores", allow)
     scores = {"clean": _scores_by_row(len(table), clean)}
+    status = np.full(len(table), "", dtype=object)
+    status[rows] = scoring_statuses(table, rows, clean.indices, scores["clean"])
     for perturbation in perturbations:
         result = _subset_predictions(
             model,
@@ -121,4 +127,4 @@ def score_table(
         predicted = np.full(len(table), -1, dtype=np.int64)
         predicted[clean.indices] = values
         fine[level] = predicted
-    return scores, fine
+    return scores, fine, status

@@ -14,6 +14,8 @@ import numpy as np
 
 from data.protocols import OVERALL
 
+from .coverage import WARN_SHARE
+
 # (key in the metrics dict, column title, is a percentage-like score)
 TABLE_COLUMNS = [
     ("n_real", "real", False),
@@ -54,11 +56,15 @@ def metrics_rows(
     """(header, rows, notes) of the per-group table: scores in %, every n/a and every left-out row with its reason."""
     has_ci = any(r["clean"].get("auc_ci95") for r in results.values())
     has_video = any("video_auc" in r["clean"] for r in results.values())
+    shares = {group: _scored_share(entry["clean"]) for group, entry in results.items()}
+    has_coverage = any(share is not None and share < 1.0 for share in shares.values())
     header = ["Group"] + [title for _, title, _ in TABLE_COLUMNS]
     if has_ci:
         header.insert(header.index("AUC") + 1, "AUC 95% CI")
     if has_video:
         header.append("Video AUC")
+    if has_coverage:
+        header.append("Scored")
     header += [f"AUC {name}" for name in perturbations]
     rows, notes = [], []
     noted: dict[str, list[tuple[str, str]]] = {}
@@ -70,6 +76,16 @@ def metrics_rows(
             row.insert(header.index("AUC 95% CI"), f"{100 * ci[0]:.2f}-{100 * ci[1]:.2f}" if ci else "n/a")
         if has_video:
             row.append(format_or_na(clean.get("video_auc"), percent=True))
+        if has_coverage:
+            share = shares[group]
+            low = share is not None and share < 1.0 - WARN_SHARE
+            row.append(format_or_na(share, percent=True) + (" !" if low else ""))
+            if low:
+                lost = ", ".join(f"{n} {s}" for s, n in sorted(clean["coverage"].items()) if s != "scored")
+                notes.append(
+                    f"! {group_label(group)}: {100 * (1 - share):.1f}% of its rows unscored ({lost}), more than "
+                    f"{100 * WARN_SHARE:g}%"
+                )
         row += [format_or_na(entry[name].get("auc"), percent=True) for name in perturbations]
         if clean.get("na_reason"):
             notes.append(f"n/a: {group_label(group)}: {clean['na_reason']}")
@@ -99,6 +115,15 @@ def metrics_rows(
             by_reason.setdefault(reason, []).append(group)
         notes.append(f"n/a: {title} for " + "; ".join(f"{', '.join(g)} ({r})" for r, g in by_reason.items()))
     return header, rows, notes
+
+
+def _scored_share(clean: Mapping[str, Any]) -> float | None:
+    """Share of a group's test rows that were scored (None where the statuses were not recorded)."""
+    coverage = clean.get("coverage")
+    if not coverage:
+        return None
+    total = sum(coverage.values())
+    return coverage.get("scored", 0) / total if total else None
 
 
 def to_markdown(

@@ -54,6 +54,7 @@ class Predictions:
 
     indices: np.ndarray
     scores: np.ndarray  # probability of fake
+    logits: np.ndarray | None = None  # the fake-vs-real logit difference (what a temperature divides)
     loss: float | None = None  # mean cross-entropy of the binary logits
     skipped: int = 0
     fine: dict[str, np.ndarray] = field(default_factory=dict)  # level2/level3 predicted class per row
@@ -74,7 +75,7 @@ def score_loader(
     """Score every row of a labelled loader (each rank its share; streamed on the device, one host sync at the end),
     gather all ranks' rows, sort them by row index."""
     model.eval()
-    indices, scores, fine = [], [], {}
+    indices, scores, logit_gaps, fine = [], [], [], {}
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     count, skipped = 0, 0
     bar = tqdm(
@@ -97,25 +98,29 @@ def score_loader(
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         count += len(labels)
         scores.append(logits.softmax(dim=-1)[:, 1])
+        logit_gaps.append(logits[:, 1] - logits[:, 0])
         indices.append(batch["index"])
         for level, level_logits in fine_logits.items():
             fine.setdefault(level, []).append(level_logits.argmax(dim=-1))
     bar.close()
     local_scores = torch.cat(scores).double().cpu().numpy() if scores else np.zeros(0)
+    local_logits = torch.cat(logit_gaps).double().cpu().numpy() if logit_gaps else np.zeros(0)
     local_indices = torch.cat(indices).numpy() if indices else np.zeros(0, dtype=np.int64)
     local_fine = {k: torch.cat(v).cpu().numpy() for k, v in fine.items()}
     stats = np.array([loss_sum.item(), count, skipped], dtype=np.float64)
     names = sorted(local_fine)
-    gathered = gather_arrays(local_indices, local_scores, stats, *[local_fine[k] for k in names])
-    all_indices, all_scores, all_stats = gathered[0], gathered[1], gathered[2].reshape(-1, 3).sum(axis=0)
+    gathered = gather_arrays(local_indices, local_scores, local_logits, stats, *[local_fine[k] for k in names])
+    all_indices, all_scores, all_logits = gathered[0], gathered[1], gathered[2]
+    all_stats = gathered[3].reshape(-1, 3).sum(axis=0)
     order = np.argsort(all_indices, kind="stable")
     total = int(all_stats[1])
     return Predictions(
         indices=all_indices[order],
         scores=all_scores[order],
+        logits=all_logits[order],
         loss=float(all_stats[0] / total) if total else None,
         skipped=int(all_stats[2]),
-        fine={name: values[order] for name, values in zip(names, gathered[3:])},
+        fine={name: values[order] for name, values in zip(names, gathered[4:])},
     )
 
 

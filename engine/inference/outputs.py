@@ -26,6 +26,8 @@ INPUT_COLUMNS = [
     "frames",
     "faces",
     "score",
+    "probability",
+    "verdict",
     "fake",
     "fake_at_0.5",
     "level2",
@@ -33,7 +35,18 @@ INPUT_COLUMNS = [
     "level3",
     "level3_prob",
 ]
-FRAME_COLUMNS = ["input", "kind", "frame", "faces", "face_index", "score", "fake", "fake_at_0.5"]
+FRAME_COLUMNS = [
+    "input",
+    "kind",
+    "frame",
+    "faces",
+    "face_index",
+    "score",
+    "probability",
+    "verdict",
+    "fake",
+    "fake_at_0.5",
+]
 FACE_COLUMNS = [
     "input",
     "kind",
@@ -45,6 +58,8 @@ FACE_COLUMNS = [
     "box_y1",
     "detector_score",
     "score",
+    "probability",
+    "verdict",
     "fake",
     "fake_at_0.5",
     "level2",
@@ -84,6 +99,7 @@ class Tally:
     faces: int = 0
     fake: int = 0
     fake_at_half: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
 
     def add(self, entry: dict[str, Any]) -> None:
         self.inputs += 1
@@ -97,6 +113,9 @@ class Tally:
             self.scored += 1
             self.fake += entry["fake"]
             self.fake_at_half += entry["fake_at_0.5"]
+            verdict = entry.get("verdict")
+            if verdict:
+                self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
 
     @property
     def unscored(self) -> int:
@@ -235,15 +254,17 @@ class ProgressJournal:
 
 
 def console_summary(summary: Iterable[dict[str, Any]] | Tally, threshold: float, most: int = CONSOLE_ROWS) -> str:
-    """The first ``most`` inputs as a table; above that, a line of counts over all of them (a folder of a million
-    images is not printed row by row)."""
+    """The first ``most`` inputs as a table (score, calibrated probability, verdict, decisions at the threshold and
+    at 0.5); above that, a line of counts over all of them (a folder of a million images is not printed row by
+    row)."""
     if not isinstance(summary, Tally):
         tally = Tally(most)
         for entry in summary:
             tally.add(entry)
         summary = tally
     tally = summary
-    header = ["input", "kind", "frames", "faces", "score", f"decision@{threshold:.4g}", "decision@0.5"]
+    header = ["input", "kind", "frames", "faces", "score", "P(fake)", "verdict"]
+    header += [f"decision@{threshold:.4g}", "decision@0.5"]
     fine_levels = [level for level in FINE_LEVELS if any(level in e for e in tally.head)]
     header += fine_levels
     rows = []
@@ -253,24 +274,25 @@ def console_summary(summary: Iterable[dict[str, Any]] | Tally, threshold: float,
             f"... and {tally.unscored - len(tally.unscored_head)} more unscored inputs: their status is in inputs.csv"
         )
     for entry in tally.head:
+        row = [entry["input"], entry["kind"], str(entry["frames"]), str(entry["faces"])]
         if entry["score"] is None:
-            row = [entry["input"], entry["kind"], str(entry["frames"]), str(entry["faces"]), "n/a", "n/a", "n/a"]
+            row += ["n/a"] * 5
         else:
-            row = [
-                entry["input"],
-                entry["kind"],
-                str(entry["frames"]),
-                str(entry["faces"]),
+            probability = entry.get("probability")
+            row += [
                 f"{entry['score']:.4f}",
+                f"{probability:.4f}" if probability is not None else "n/a",
+                entry.get("verdict") or "n/a",
                 "fake" if entry["fake"] else "real",
                 "fake" if entry["fake_at_0.5"] else "real",
             ]
         rows.append(row + [str(entry.get(level, "")) for level in fine_levels])
     if tally.inputs > len(tally.head):
+        verdicts = ", ".join(f"{n} {name}" for name, n in sorted(tally.verdicts.items()))
         notes.insert(
             0,
             f"... {tally.inputs - len(tally.head)} more inputs in inputs.csv. Of all {tally.inputs}: {tally.scored} "
-            f"scored, {tally.fake} of them fake at {threshold:.4g} and {tally.fake_at_half} at 0.5; "
+            f"scored ({verdicts}), {tally.fake} of them fake at {threshold:.4g} and {tally.fake_at_half} at 0.5; "
             f"{tally.unscored} unscored",
         )
     return to_console(header, rows, notes)

@@ -32,6 +32,8 @@ from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageE
 from data.schema import SchemaError
 from engine.device import autocast, compile_model, resolve_precision, to_device
 from engine.distributed import DistInfo, barrier, device_for, gather_objects
+from engine.evaluation.calibration import METHODS as CALIBRATION_METHODS
+from engine.evaluation.calibration import fit_calibration, uncertain_band
 from engine.evaluation.metrics import calibrate_threshold, compute_metrics, is_better
 from engine.evaluation.tables import format_or_na
 from engine.inference.forward import Predictions, score_loader
@@ -166,6 +168,13 @@ class Trainer:
         self.accumulate = int(train_cfg["accumulate"])
         if self.accumulate < 1:
             raise ConfigError("train.accumulate must be at least 1.")
+        if train_cfg["calibrate"] not in (*CALIBRATION_METHODS, "none", None):
+            raise ConfigError(
+                f"train.calibrate must be one of {', '.join(CALIBRATION_METHODS)} or none; "
+                f"got {train_cfg['calibrate']!r}."
+            )
+        if not 0.0 < float(train_cfg["uncertain-risk"]) < 0.5:
+            raise ConfigError(f"train.uncertain-risk must be in (0, 0.5); got {train_cfg['uncertain-risk']}.")
         if train_cfg["deterministic"]:
             # cuBLAS is deterministic only with a fixed workspace; read when its first handle is created
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -288,11 +297,24 @@ class Trainer:
         barrier()
 
     def _calibration(self, predictions: Predictions) -> dict[str, Any] | None:
-        """The decision threshold chosen on the validation rows of the selected epoch (read by test.py, predict.py)."""
+        """What the validation rows of the selected epoch say about the scores (read by test.py, predict.py): the
+        decision threshold, the map of probabilities (``train.calibrate``) and the uncertain band of calibrated
+        probabilities (``train.uncertain-risk``)."""
         labels = self.data.labels[predictions.indices]
         if len(labels) == 0 or labels.min() == labels.max():
             return None
-        return {**calibrate_threshold(labels, predictions.scores), "split": "val", "epoch": self.state.epoch}
+        found = {**calibrate_threshold(labels, predictions.scores), "split": "val", "epoch": self.state.epoch}
+        method = self.config["train"]["calibrate"]
+        found["probability"] = found["uncertain"] = None
+        if method not in (None, "none"):
+            fitted = fit_calibration(
+                method, labels, predictions.scores, logits=predictions.logits, split="val", epoch=self.state.epoch
+            )
+            found["probability"] = fitted.to_dict()
+            found["uncertain"] = uncertain_band(
+                labels, fitted.apply(predictions.scores), risk=float(self.config["train"]["uncertain-risk"])
+            )
+        return found
 
     def _save_best(self, metrics: dict[str, Any], calibration: dict[str, Any] | None = None) -> None:
         if self.dist.is_main:
