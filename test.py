@@ -72,6 +72,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="exit with status 1 (after writing the report) when fewer than F (0-1) of the test rows were scored",
     )
     parser.add_argument(
+        "--on-error",
+        choices=["skip", "error"],
+        default="skip",
+        help="a test image that is missing or cannot be decoded: skip it (default; its row is counted unscored with "
+        "its status) or stop with an error",
+    )
+    parser.add_argument(
         "--missing",
         choices=["exclude", "as-fake", "as-real"],
         help="how unscored test rows (missing or unreadable images, videos without a face, non-finite scores) count: "
@@ -153,7 +160,7 @@ def _latest_demo_checkpoint() -> Path:
 
 
 def _overrides(args) -> dict:
-    data, eval_, train = {}, {}, {}
+    data, eval_, train = {"on-error": args.on_error}, {}, {}
     if args.crop:
         data["crop"] = args.crop
     if args.csv:

@@ -430,3 +430,105 @@ def test_scores_are_reused_for_the_same_checkpoint_rows_and_settings(trained, tm
     (out / "scores.npz").write_bytes(b"not a zip")  # unreadable: scored again, with a warning, never an error
     test_script.main(common)
     assert calls == [1, 1, 1, 1]
+
+
+def test_every_test_row_is_accounted_for_with_its_status(trained, tmp_path, capsys):
+    """A CSV with a missing image, an undecodable one and a video in which no face was found (its placeholder row,
+    as the builders write it): each row's status in predictions.csv, the coverage on the card, --missing and
+    --min-coverage."""
+    from common.cli import run
+
+    csv_path, checkpoint = trained
+    rows = list(csv.DictReader(open(csv_path)))
+    test = [i for i, r in enumerate(rows) if r["split"] == "test"]
+    broken = tmp_path / "data"
+    broken.mkdir()
+    for row in rows:  # absolute paths: the copy reads the demo's images where they are
+        row["path"] = str(csv_path.parent / row["path"])
+        row["extraction_status"] = "ok"
+    rows[test[0]]["path"] = str(broken / "gone.png")
+    (broken / "corrupt.png").write_bytes(b"not an image at all")
+    rows[test[1]]["path"] = str(broken / "corrupt.png")
+    fake = next(r for i, r in enumerate(rows) if i in test and r["label"] == "1")
+    rows.append({**fake, "path": "videos/clip.mp4", "video_id": "no-face-clip", "extraction_status": "no-face"})
+    edited = tmp_path / "edited.csv"
+    with open(edited, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    common = ["--checkpoint", str(checkpoint), "--csv", str(edited), "--quiet", "--workers", "0", "--bootstrap", "0"]
+    result = test_script.main([*common, "--out", str(tmp_path / "eval")])
+    statuses = {p["path"]: p["status"] for p in csv.DictReader(open(tmp_path / "eval" / "predictions.csv"))}
+    assert statuses[str(broken / "gone.png")] == "missing-file"
+    assert statuses[str(broken / "corrupt.png")] == "unreadable"
+    assert statuses["videos/clip.mp4"] == "no-face"
+    assert list(statuses.values()).count("scored") == len(test) - 2
+    coverage = result["coverage"]
+    assert coverage["rows"] == len(test) + 1 and coverage["scored"] == len(test) - 2
+    assert coverage["statuses"] == {"scored": len(test) - 2, "missing-file": 1, "unreadable": 1, "no-face": 1}
+    assert coverage["videos"] == coverage["scored_videos"] + 1  # the face-less video; the others keep a frame
+    card = (tmp_path / "eval" / "table.md").read_text()
+    assert f"coverage: {len(test) - 2} of {len(test) + 1} test rows" in card
+    assert "unscored: 1 missing-file, 1 no-face, 1 unreadable, left out of every metric (--missing exclude)" in card
+    assert result["groups"]["overall"]["clean"]["n"] == len(test) - 2
+    assert "Scored" in (tmp_path / "eval" / "table.csv").read_text().splitlines()[0]
+    # counted as fakes: every test row enters the metrics, the face-less fake with score 1
+    as_fake = test_script.main([*common, "--out", str(tmp_path / "as-fake"), "--missing", "as-fake"])
+    assert as_fake["groups"]["overall"]["clean"]["n"] == len(test) + 1
+    assert "counted as fakes with score 1 (--missing as-fake)" in (tmp_path / "as-fake" / "table.md").read_text()
+    # too few scored: the report is written, then one sentence and exit status 1
+    assert run(test_script.main, [*common, "--out", str(tmp_path / "strict"), "--min-coverage", "0.99"]) == 1
+    error = capsys.readouterr().err
+    assert f"only {len(test) - 2} of {len(test) + 1} test rows were scored" in error and "Traceback" not in error
+    assert (tmp_path / "strict" / "table.md").is_file()
+    # the recomputed tables read the statuses back: the same coverage, no error for the empty scores
+    recomputed = test_script.main(
+        [
+            "--predictions",
+            str(tmp_path / "eval" / "predictions.csv"),
+            "--protocol",
+            "intra",
+            "--bootstrap",
+            "0",
+            "--out",
+            str(tmp_path / "again"),
+        ]
+    )
+    assert recomputed["coverage"]["statuses"] == coverage["statuses"]
+    assert recomputed["groups"]["overall"]["clean"]["auc"] == pytest.approx(
+        result["groups"]["overall"]["clean"]["auc"], abs=1e-5
+    )
+
+
+def test_a_map_fitted_by_test_py_is_reported_beside_the_raw_numbers(trained, tmp_path):
+    """--calibrate on the protocol's validation rows (the model scores them), and on a predictions.csv of held-out
+    rows without the model; calibration.json is written for predict.py --calibration."""
+    csv_path, checkpoint = trained
+    common = ["--checkpoint", str(checkpoint), "--quiet", "--workers", "0", "--bootstrap", "0"]
+    result = test_script.main([*common, "--out", str(tmp_path / "eval"), "--calibrate", "platt"])
+    stored = json.loads((tmp_path / "eval" / "calibration.json").read_text())
+    assert stored["method"] == "platt" and stored["fitted_on"]["rows"] == 32
+    assert "validation rows of demo.csv" in stored["fitted_on"]["source"]
+    assert result["probability_map"] == stored
+    assert "calibrated (Platt scaling" in (tmp_path / "eval" / "table.md").read_text()
+    calibration_table = (tmp_path / "eval" / "calibration.md").read_text()
+    assert "ECE cal." in calibration_table and "Platt scaling" in calibration_table
+    recomputed = test_script.main(
+        [
+            "--predictions",
+            str(tmp_path / "eval" / "predictions.csv"),
+            "--protocol",
+            "intra",
+            "--bootstrap",
+            "0",
+            "--calibrate",
+            "isotonic",
+            "--calibration-csv",
+            str(tmp_path / "eval" / "predictions.csv"),
+            "--out",
+            str(tmp_path / "recomputed"),
+        ]
+    )
+    assert recomputed["probability_map"]["method"] == "isotonic"
+    on_itself = recomputed["groups"]["overall"]["clean"]["calibration_calibrated"]["brier"]
+    assert on_itself <= recomputed["groups"]["overall"]["clean"]["calibration"]["brier"]  # fitted on these rows

@@ -194,3 +194,31 @@ def test_the_progress_journal_reuses_whole_lines_of_its_own_key_only(tmp_path):
     other = ProgressJournal(tmp_path, key | {"detect": True})
     assert other.load() == {} and "another run" in other.note and not other.path.exists()
     assert ProgressJournal(tmp_path / "none", key).load() == {}
+
+
+def test_scores_are_read_through_the_stored_calibration_and_band():
+    """The calibrated probability and the verdict of the uncertain band (from best.pt's calibration), beside the
+    decisions on the raw score; without a stored map the probability is the raw score and says so."""
+    from engine.evaluation.calibration import Calibration
+    from engine.inference.summaries import Decision, score_reading
+
+    stored = {
+        "threshold": 0.4,
+        "probability": Calibration("temperature", {"temperature": 2.0}).to_dict(),
+        "uncertain": {"risk": 0.05, "low": 0.3, "high": 0.8, "coverage": 0.7, "rows": 100, "error": 0.04},
+    }
+    reading, notes = score_reading(stored, "best.pt")
+    decide = Decision(0.4, **reading)
+    sure_fake, unsure, sure_real = decide(0.99), decide(0.6), decide(0.05)
+    assert sure_fake["probability"] == pytest.approx(1 / (1 + (0.01 / 0.99) ** 0.5))  # sigmoid(logit / 2)
+    assert (sure_fake["verdict"], unsure["verdict"], sure_real["verdict"]) == ("fake", "uncertain", "real")
+    assert unsure["fake"] == 1 and unsure["fake_at_0.5"] == 1  # the raw decisions are kept beside
+    assert "temperature T = 2" in notes[0] and "uncertain between" in notes[1]
+    bare, bare_notes = score_reading({"threshold": 0.4}, "old.pt")
+    plain = Decision(0.4, **bare)(0.45)
+    assert plain["probability"] == 0.45 and plain["verdict"] == "fake"
+    assert "stores no calibration map" in bare_notes[0] and "no uncertain band" in bare_notes[1]
+    items = [InputItem(Path("a.png"), "image")]
+    crop = FaceCrop(0, 0, 0, (0.0, 0.0, 1.0, 1.0), 0.9, torch.zeros(0))
+    (entry,) = iter_summaries(items, [FaceResult(crop, 0.6)], threshold=0.4, class_names={}, **reading)
+    assert entry["verdict"] == "uncertain" and entry["frame_results"][0]["face_results"][0]["verdict"] == "uncertain"

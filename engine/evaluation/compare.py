@@ -149,10 +149,10 @@ def match_rows(detectors: list[Detector], test_keys: np.ndarray, intersect: bool
         for result, rows in zip(detector.results, places):
             disagree = np.flatnonzero(result.table.labels[rows] != reference_labels)
             if len(disagree):
+                more = f" and {len(disagree) - 1:,} more rows" if len(disagree) > 1 else ""
                 raise CompareError(
                     f"{result.path} and {detectors[0].results[0].path} disagree on the label of "
-                    f"{common[disagree[0]]!r} (and {len(disagree) - 1} more rows): compare results of the same "
-                    "labelled rows."
+                    f"{str(common[disagree[0]])!r}{more}: compare results of the same labelled rows."
                 )
     return Matched(common, positions, only_in)
 

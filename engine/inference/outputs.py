@@ -292,7 +292,7 @@ def console_summary(summary: Iterable[dict[str, Any]] | Tally, threshold: float,
         notes.insert(
             0,
             f"... {tally.inputs - len(tally.head)} more inputs in inputs.csv. Of all {tally.inputs}: {tally.scored} "
-            f"scored ({verdicts}), {tally.fake} of them fake at {threshold:.4g} and {tally.fake_at_half} at 0.5; "
-            f"{tally.unscored} unscored",
+            f"scored{f' ({verdicts})' if verdicts else ''}, {tally.fake} of them fake at {threshold:.4g} and "
+            f"{tally.fake_at_half} at 0.5; {tally.unscored} unscored",
         )
     return to_console(header, rows, notes)
