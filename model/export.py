@@ -119,6 +119,26 @@ def _run_files(checkpoint: Path, eval_dir: Path | None) -> tuple[dict[str, Any],
     return env, tables
 
 
+def _probability_line(calibration: Mapping[str, Any] | None) -> str:
+    """The card's line on the calibration map and the uncertain band (model/ reads the stored dicts as they are)."""
+    fitted = (calibration or {}).get("probability")
+    if not fitted:
+        return "no calibration map stored: P(fake) is the model's own softmax probability"
+    parameters = ", ".join(
+        f"{k} = {v:.4g}" for k, v in fitted.get("parameters", {}).items() if isinstance(v, (int, float))
+    )
+    rows = (fitted.get("fitted_on") or {}).get("rows")
+    text = f"calibrated by {fitted.get('method')}" + (f" ({parameters})" if parameters else "")
+    text += f", fitted by NLL on {rows} validation rows" if rows else ""
+    band = (calibration or {}).get("uncertain")
+    if band:
+        text += (
+            f"; verdict uncertain for calibrated P(fake) between {band['low']:.4f} and {band['high']:.4f} (the band "
+            f"that kept the error of the answered validation rows under {100 * band['risk']:g}%)"
+        )
+    return text
+
+
 def model_card(
     pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[str, Any], tables, *, repo_id: str | None
 ) -> str:
@@ -188,6 +208,7 @@ def model_card(
         + f", chosen on the validation rows by {train.get('select-metric')}",
         *val_lines,
         f"- decision threshold: {threshold}",
+        f"- probabilities: {_probability_line(calibration)}",
         f"- face crops: {json.dumps(extraction) if extraction else 'not recorded (the CSV held ready-made crops)'}",
         f"- input: {config['preprocessing']['image-size']} px, {config['preprocessing']['input']}",
     ]

@@ -16,6 +16,7 @@ from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_cu
 
 import test as test_script
 from common.cli import run
+from data.schema import load_table
 from engine.evaluation import conventions
 from engine.evaluation.metrics import compute_metrics, equal_error_rate
 
@@ -327,3 +328,50 @@ def test_every_test_py_command_of_the_comparing_page_parses():
         args = parser.parse_args(shlex.split(command)[2:])
         if args.conventions:
             conventions.parse_conventions(args.conventions)
+
+
+def _layout_rows(layout: str, seed: int = 0) -> list[dict]:
+    """Test rows in the demo's layout (DATASET/<generator>/<identity>-<n>.png: a folder per generator, many videos in
+    each) or one folder per video (Celeb-DF-like frames/<video>/<frame>.png)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for v in range(12):
+        label = v % 2
+        generator = "gan" if label else "real"
+        for f in range(4):
+            folder = f"DemoFace-A/{generator}" if layout == "demo" else f"frames/{generator}-{v:03d}"
+            rows.append(
+                {
+                    "path": f"{folder}/id{v:02d}-{f}.png",
+                    "label": label,
+                    "score": round(float(rng.random()), 3),
+                    "split": "test",
+                    "forgery_type": "EFS" if label else "real",
+                    "generator": generator,
+                    "source_dataset": "demo",
+                    "video_id": f"v{v:03d}",
+                }
+            )
+    return rows
+
+
+def test_a_parent_folder_that_is_not_a_video_is_said_on_the_card_and_in_the_notes(tmp_path):
+    """DeepfakeBench groups frames by parent folder: on the demo's layout a folder is a whole class, its "video AUC"
+    reads 100 and means nothing; the card and table-deepfakebench's notes say so. One folder per video: nothing said."""
+    argv = ["--protocol", "intra", "--bootstrap", "0", "--conventions", "deepfakebench"]
+    demo = write_rows(tmp_path / "demo.csv", _layout_rows("demo"))
+    result = test_script.main(["--predictions", str(demo), *argv, "--out", str(tmp_path / "demo")])
+    warning = "DeepfakeBench's video AUC groups frames by parent folder, and here the folders are not videos"
+    card = json.loads((tmp_path / "demo" / "metrics.json").read_text())["card"]
+    assert any(warning in line and "hold frames of several video_id values" in line for line in card)
+    assert warning in (tmp_path / "demo" / "table-deepfakebench.md").read_text()
+    assert result["groups"]["overall"]["conventions"]["deepfakebench"]["video_auc"] == 1.0  # the meaningless 100
+    videos = write_rows(tmp_path / "videos.csv", _layout_rows("videos"))
+    test_script.main(["--predictions", str(videos), *argv, "--out", str(tmp_path / "videos")])
+    card = json.loads((tmp_path / "videos" / "metrics.json").read_text())["card"]
+    assert not any(warning in line for line in card)
+    no_ids = write_rows(
+        tmp_path / "no-ids.csv", [{k: v for k, v in r.items() if k != "video_id"} for r in _layout_rows("demo") * 10]
+    )
+    table = load_table(no_ids)
+    assert "more than 64 frames" in conventions.folder_grouping_warning(table, np.arange(len(table)), 32)

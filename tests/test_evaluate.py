@@ -290,6 +290,48 @@ def test_fold_runs_assemble_the_train_by_test_matrix(trained, tmp_path, capsys):
     for name in ("matrix.md", "matrix.csv", "matrix.tex", "metrics.json"):
         assert (out / name).is_file()
     assert (out / "EFS" / "predictions.csv").is_file()
+    # the video-level matrix is written beside the frame-level one, never over it
+    frame_matrix = (out / "matrix.md").read_text()
+    test_script.main(
+        [
+            "--runs",
+            str(runs),
+            "--protocol",
+            "cross-forgery",
+            "--bootstrap",
+            "0",
+            "--quiet",
+            "--workers",
+            "0",
+            "--level",
+            "video",
+        ]
+    )
+    assert (out / "matrix.md").read_text() == frame_matrix
+    assert "video-level AUC" in (out / "matrix-video.md").read_text() and (out / "metrics-video.json").is_file()
+
+
+def test_results_of_other_settings_are_written_beside_the_earlier_ones_or_said(trained, tmp_path):
+    """--perturb and another --csv get folders of their own; a report into a folder holding one of other settings says
+    so on the card and the console."""
+    csv_path, checkpoint = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(checkpoint, run / "best.pt")
+    common = ["--checkpoint", str(run / "best.pt"), "--quiet", "--workers", "0", "--bootstrap", "0"]
+    plain = test_script.main(common)
+    assert Path(plain["out_dir"]) == run / "eval-intra"
+    first = (run / "eval-intra" / "table.md").read_text()
+    perturbed = test_script.main([*common, "--perturb", "jpeg:70"])
+    assert Path(perturbed["out_dir"]) == run / "eval-intra-perturb-jpeg70"
+    shutil.copy(csv_path, tmp_path / "other.csv")
+    elsewhere = test_script.main([*common, "--csv", str(tmp_path / "other.csv"), "--data-root", str(csv_path.parent)])
+    assert Path(elsewhere["out_dir"]) == run / "eval-intra-on-other"
+    assert (run / "eval-intra" / "table.md").read_text() == first  # the first report is untouched
+    again = test_script.main([*common[:-2], "--bootstrap", "20", "--interval", "delong"])
+    card = (run / "eval-intra" / "table.md").read_text()
+    assert "replaces the earlier report in this folder, of other settings (interval: 'auto' -> 'delong'" in card
+    assert again["settings"]["interval"] == "delong"
 
 
 def test_clear_errors(trained, tmp_path):

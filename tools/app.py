@@ -170,6 +170,19 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base)[-120:] or "upload"
 
 
+DRAIN_LIMIT = 4_000_000_000  # bytes of a refused upload read and dropped so that its sender gets the answer
+
+
+async def _drain(request) -> None:
+    """Read the rest of a refused upload (up to DRAIN_LIMIT) and drop it: a server that answers while the client is
+    still sending closes the connection under it, and the browser shows a reset instead of the sentence."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT:
+            break
+
+
 def build_app(analyzer, *, queue_size: int = 8, max_upload_mb: float = 50.0):
     """The Starlette application of the page (``analyzer``: a tools.app_core.Analyzer)."""
     from starlette.applications import Starlette
@@ -243,15 +256,17 @@ def build_app(analyzer, *, queue_size: int = 8, max_upload_mb: float = 50.0):
             return error(415, f"{shown} is neither an image nor a video the page reads ({', '.join(suffixes)}).")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
+            await _drain(request)  # answered before the client has sent it all, the upload ends in a reset
             return error(413, too_large(shown, int(declared)))
         folder = Path(tempfile.mkdtemp(prefix="job-", dir=uploads))
         path, size = folder / name, 0
         with open(path, "wb") as stream:
-            async for chunk in request.stream():
+            async for chunk in request.stream():  # past the limit: read on and drop (see _drain), not written
                 size += len(chunk)
-                if size > limit:
+                if size <= limit:
+                    stream.write(chunk)
+                elif size > DRAIN_LIMIT:
                     break
-                stream.write(chunk)
         if size > limit:
             shutil.rmtree(folder, ignore_errors=True)
             return error(413, too_large(shown, None))

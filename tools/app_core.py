@@ -91,6 +91,9 @@ class Analysis:
         }
 
 
+VERDICT_COLOURS = {"fake": (220, 30, 30), "real": (20, 170, 60), "uncertain": (200, 140, 0)}
+
+
 def verdict(record: dict[str, Any]) -> str:
     """The verdict of a face, frame or input record: its own ``verdict`` where the record carries one, else fake /
     real at the checkpoint's threshold (predict.py's ``fake`` column)."""
@@ -307,9 +310,10 @@ def boxed_frame(image: np.ndarray, frame: dict[str, Any]) -> bytes:
         x0, y0, x1, y1 = (v * scale for v in box)
         x0, y0 = max(0.0, x0), max(0.0, y0)
         x1, y1 = min(picture.width - 1.0, x1), min(picture.height - 1.0, y1)
-        colour = (220, 30, 30) if verdict(record) == "fake" else (20, 170, 60)
+        colour = VERDICT_COLOURS.get(verdict(record), (20, 170, 60))
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
-        label = f"face {record['face_index']}: {record['score']:.4f} {verdict(record)}"
+        shown = record.get("probability", record["score"])  # the calibrated P(fake) where there is one
+        label = f"face {record['face_index']}: P(fake) {shown:.4f} {verdict(record)}"
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         y = y0 - (bottom - top) - 2 * line if y0 - (bottom - top) - 2 * line >= 0 else y0 + line
         draw.rectangle((x0, y, x0 + right - left + 2 * line, y + bottom - top + 2 * line), fill=colour)

@@ -24,7 +24,7 @@ from data.protocols import OVERALL, load_protocol
 from model.hub import TRAINING_ONLY_MODEL_KEYS
 
 from . import tables
-from .evaluate import evaluate_checkpoint
+from .evaluate import evaluate_checkpoint, runs_folder_name
 from .folds import evaluate_runs
 from .runs_folder import ComparisonError, Run, find_runs
 
@@ -159,7 +159,7 @@ def evaluate_comparison(
             f"several runs under {runs_dir} would share the row {duplicates[0]!r}: keep one run per detector and fold, "
             "each in its own folder DIR/NAME (or DIR/NAME/FOLD)."
         )
-    out_dir = out_dir or runs_dir / f"compare-{spec.name}"
+    out_dir = out_dir or runs_dir / runs_folder_name("compare", spec.name, config_overrides, perturbations)
     payloads, costs, cost_cache = {}, {}, {}
     for run in sorted(chosen, key=lambda r: (r.label, str(r.fold))):
         log.info(f"{run.row_name}: {run.checkpoint}")

@@ -221,11 +221,68 @@ def univfd_metrics(labels, scores) -> dict[str, Any]:
 COMPUTE = {"deepfakebench": deepfakebench_metrics, "univfd": lambda labels, scores, _: univfd_metrics(labels, scores)}
 
 
+SAMPLED_FRAMES = 32  # frames DeepfakeBench samples per video (preprocessing/config.yaml), when none is recorded
+
+
+def folder_grouping_warning(table, rows: np.ndarray, frames_per_video: int | None = None) -> str | None:
+    """Why DeepfakeBench's parent-folder "videos" are not videos here, or None when they match: folders that hold
+    frames of several ``video_id`` values, or (without ``video_id``) far more frames than the sampling gives a video,
+    or folders that each hold one whole class. O(n log n) over ``rows``."""
+    rows = np.sort(rows)
+    if len(rows) == 0:
+        return None
+    folders, without = parent_folders(table.values("path", rows))
+    if without is not None:
+        return None
+    names, folder = np.unique(folders, return_inverse=True)
+    frames = np.bincount(folder)
+    labels = np.asarray(table.labels[rows], dtype=np.int64)
+    fakes = np.bincount(folder, weights=labels)
+    one_class = bool((((fakes == 0) | (fakes == frames)) & (frames > 1)).all())
+    single_class = one_class and len(names) <= 2 * len(np.unique(labels))  # a folder per class, not per video
+    videos = table.video_codes(rows)
+    reasons = []
+    if videos is not None:
+        pairs = np.unique(folder.astype(np.int64) * (int(videos.codes.max()) + 1) + videos.codes)
+        per_folder = np.bincount(pairs // (int(videos.codes.max()) + 1), minlength=len(names))
+        shared = int((per_folder > 1).sum())
+        if shared:
+            worst = int(per_folder.argmax())
+            reasons.append(
+                f"{shared} of {len(names)} parent folders hold frames of several video_id values (e.g. "
+                f"{str(names[worst])!r}: {per_folder[worst]} videos)"
+            )
+    else:
+        limit = 2 * (frames_per_video or SAMPLED_FRAMES)
+        big = int((frames > limit).sum())
+        if big:
+            worst = int(frames.argmax())
+            reasons.append(
+                f"{big} of {len(names)} parent folders hold more than {limit} frames, twice what the sampling gives a "
+                f"video (e.g. {str(names[worst])!r}: {frames[worst]} frames)"
+            )
+    if single_class:
+        reasons.append(f"the {len(names)} folders each hold one class only, so each is a whole class")
+    if not reasons:
+        return None
+    return (
+        "DeepfakeBench's video AUC groups frames by parent folder, and here the folders are not videos: "
+        + "; ".join(reasons)
+        + ". Its 'Video AUC (parent folder)' does not measure video-level detection on this layout (ours, by "
+        "video_id, does)"
+    )
+
+
 def evaluate_groups(
-    results: dict[str, dict[str, Any]], table, groups: Mapping[str, np.ndarray], scores: np.ndarray, names: Sequence
+    results: dict[str, dict[str, Any]],
+    table,
+    groups: Mapping[str, np.ndarray],
+    scores: np.ndarray,
+    names: Sequence,
+    frames_per_video: int | None = None,
 ) -> list[str]:
     """Put ``results[G]["conventions"][NAME]`` for every group (clean scores, finite rows, file order); returns the
-    protocol-card lines of ``names``."""
+    protocol-card lines of ``names`` (and, for deepfakebench, a warning where its folders are not videos)."""
     if not names:
         return []
     paths = np.asarray(table.column("path"), dtype=object)
@@ -233,7 +290,14 @@ def evaluate_groups(
         scored = np.sort(rows[np.isfinite(scores[rows])])
         labels = np.asarray(table.labels[scored], dtype=np.int64)
         results[group]["conventions"] = {name: COMPUTE[name](labels, scores[scored], paths[scored]) for name in names}
-    return [CARD_LINES[name] for name in names]
+    lines = [CARD_LINES[name] for name in names]
+    if "deepfakebench" in names:
+        every = np.unique(np.concatenate([np.asarray(r, dtype=np.int64) for r in groups.values()] or [[]]))
+        warning = folder_grouping_warning(table, every[np.isfinite(scores[every])], frames_per_video)
+        if warning:  # on the card, and once in the table's notes (under its first group)
+            lines.append(warning)
+            next(iter(results.values()))["conventions"]["deepfakebench"]["notes"].append(warning)
+    return lines
 
 
 def table_rows(results: Mapping[str, Mapping[str, Any]], name: str):

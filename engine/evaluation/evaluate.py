@@ -70,6 +70,7 @@ def plan_evaluation(
 ) -> EvaluationPlan:
     """The model, config, test rows, output folder and scoring key of evaluating ``checkpoint`` (nothing scored)."""
     model, config, class_names, info = _load_for_evaluation(checkpoint, requested_config)
+    own_data = dict(config["data"])
     # a checkpoint written before an eval key existed takes its default
     config = apply_overrides(deep_merge({"eval": DEFAULTS["eval"]}, config), flatten_overrides(config_overrides))
     if protocol is not None and protocol != config["data"]["protocol"]:
@@ -82,8 +83,8 @@ def plan_evaluation(
     table = load_table(data["csv"], data["root"])
     resolved = resolve(data["protocol"], table, data["fold"], data.get("reals", "matched"))
     require(resolved, "test", table, both_classes=False)
-    out_dir = out_dir or _default_eval_parent(checkpoint) / (
-        "eval-" + "-".join(filter(None, [resolved.protocol, resolved.fold]))
+    out_dir = out_dir or _default_eval_parent(checkpoint) / default_eval_name(
+        resolved, own_data, config["data"], perturbations
     )
     extraction = coverage.extraction_statuses(table, resolved.test)
     to_score = resolved.test[extraction == ""]
@@ -240,6 +241,35 @@ def held_out_scores(calibration_csv, plan: EvaluationPlan | None = None, **scori
             raise SchemaError(f"--calibration-csv {path} has a split column but no val rows: fit on held-out rows.")
     labels, probabilities = _score_rows(plan, held_out, rows, **scoring)
     return labels, probabilities, f"rows of {path.name} scored by the model"
+
+
+def default_eval_name(resolved, own_data: Mapping[str, Any], data: Mapping[str, Any], perturbations) -> str:
+    """``eval-<protocol>[-<fold>]``, and what sets this evaluation's scores apart from the run's own test rows: another
+    CSV (``-on-<stem>``), perturbations (``-perturb-<names>``), another crop (``-crop-<policy>``), so that results
+    of other settings are written beside the earlier ones, never over them."""
+    parts = ["eval", resolved.protocol, resolved.fold]
+    own_csv = own_data.get("csv")
+    if data.get("csv") and (not own_csv or Path(data["csv"]).resolve() != Path(own_csv).resolve()):
+        parts.append("on-" + Path(data["csv"]).stem)
+    if perturbations:
+        parts.append("perturb-" + "-".join(p.name for p in perturbations))
+    if data.get("crop", "resize") != own_data.get("crop", "resize"):
+        parts.append("crop-" + str(data["crop"]))
+    return "-".join(str(part) for part in parts if part)
+
+
+def runs_folder_name(prefix: str, protocol: str, config_overrides: Mapping[str, Any], perturbations) -> str:
+    """``<prefix>-<protocol>`` of ``test.py --runs``, with the suffixes of ``default_eval_name`` for a CSV, a crop or
+    perturbations given on the command line (the runs' own rows and settings otherwise)."""
+    data = (config_overrides or {}).get("data") or {}
+    parts = [prefix, protocol]
+    if data.get("csv"):
+        parts.append("on-" + Path(data["csv"]).stem)
+    if perturbations:
+        parts.append("perturb-" + "-".join(p.name for p in perturbations))
+    if data.get("crop"):
+        parts.append("crop-" + str(data["crop"]))
+    return "-".join(parts)
 
 
 def _default_eval_parent(checkpoint: str | Path) -> Path:

@@ -14,7 +14,7 @@ from common.errors import UserError
 from data.protocols import OVERALL, load_protocol
 
 from . import tables
-from .evaluate import evaluate_checkpoint
+from .evaluate import evaluate_checkpoint, runs_folder_name
 from .runs_folder import Run, find_runs
 
 log = logging.getLogger("cael")
@@ -61,6 +61,8 @@ class UserErrorRuns(UserError, ValueError):
 
 
 LEVEL_METRIC = {"frame": "auc", "video": "video_auc"}
+# each level's files, side by side: the video-level matrix never replaces the frame-level one
+MATRIX_NAMES = {"frame": "matrix", "video": "matrix-video"}
 
 
 def _mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
@@ -98,7 +100,9 @@ def evaluate_runs(
     runs_dir = Path(runs_dir)
     checkpoints = runs_by_fold(find_runs(runs_dir) if runs is None else runs, protocol, runs_dir)
     spec = load_protocol(protocol)
-    out_dir = out_dir or runs_dir / f"eval-{spec.name}"
+    out_dir = out_dir or runs_dir / runs_folder_name(
+        "eval", spec.name, evaluation.get("config_overrides"), evaluation.get("perturbations")
+    )
     per_run, columns = _evaluate_each_run(checkpoints, out_dir, dist, **evaluation)
     if dist is not None and not dist.is_main:
         return {}
@@ -113,9 +117,10 @@ def evaluate_runs(
     what = "AUC (%)" if level == "frame" else "video-level AUC (%)"
     title = f"{spec.name}: test {what} of each training fold ({runs_dir.name})"
     card = _matrix_card(level, has_folds, per_run)
-    _write_matrix(out_dir, header, rows, title, card, spec.name)
+    name = MATRIX_NAMES[level]
+    _write_matrix(out_dir, header, rows, title, card, spec.name, name)
     tables.write_json(
-        out_dir / "metrics.json",
+        out_dir / f"{name.replace('matrix', 'metrics')}.json",
         {
             "protocol": spec.name,
             "level": level,
@@ -202,10 +207,12 @@ def _matrix_card(level: str, has_folds: bool, per_run: dict) -> list[str]:
     return card + [line for line in first.get("card", []) if line.startswith(("seed", "reals"))]
 
 
-def _write_matrix(out_dir: Path, header: list[str], rows: list[list[str]], title: str, card: list[str], protocol: str):
+def _write_matrix(
+    out_dir: Path, header: list[str], rows: list[list[str]], title: str, card: list[str], protocol: str, name: str
+):
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "matrix.md").write_text(tables.to_markdown(header, rows, title=title, card=card))
-    tables.write_csv_table(out_dir / "matrix.csv", header, rows, card=card)
-    (out_dir / "matrix.tex").write_text(
-        tables.to_latex(header, rows, caption=title, label=f"tab:{protocol}-matrix", card=card)
+    (out_dir / f"{name}.md").write_text(tables.to_markdown(header, rows, title=title, card=card))
+    tables.write_csv_table(out_dir / f"{name}.csv", header, rows, card=card)
+    (out_dir / f"{name}.tex").write_text(
+        tables.to_latex(header, rows, caption=title, label=f"tab:{protocol}-{name}", card=card)
     )

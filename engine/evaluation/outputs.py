@@ -3,6 +3,8 @@ reliability and risk-coverage figures, confusion matrices and predictions.csv (e
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from . import calibration_report, conventions, coverage, groups, tables
 from .calibration import Calibration
 from .card import protocol_card
 from .predictions import write_predictions
+
+log = logging.getLogger("cael")
 
 
 def write_report(
@@ -44,6 +48,11 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     eval_config = config["eval"]
     test = np.sort(resolved.test)
+    settings = report_settings(table, resolved, config, scores, probability_map)
+    replaced = replaced_settings(out_dir / "metrics.json", settings)
+    if replaced:
+        log.warning(f"{out_dir} held a report of other settings ({replaced}): it is replaced")
+        card_extra = [*card_extra, f"replaces the earlier report in this folder, of other settings ({replaced})"]
     if status is None:
         status = np.full(len(table), "", dtype=object)
         status[test] = np.where(np.isfinite(scores["clean"][test]), coverage.SCORED, "non-finite")
@@ -83,7 +92,8 @@ def write_report(
         else "probabilities: the model's own (no calibration map stored or fitted): calibration.md"
     )
     chosen = conventions.parse_conventions(eval_config.get("conventions"))
-    card += conventions.evaluate_groups(results, table, resolved.groups, counted["clean"], chosen)
+    frames_per_video = ((config.get("data") or {}).get("face-extraction") or {}).get("frames")
+    card += conventions.evaluate_groups(results, table, resolved.groups, counted["clean"], chosen, frames_per_video)
     attribution = {}
     for level, predicted in fine.items():
         names = class_names.get(level)
@@ -109,6 +119,7 @@ def write_report(
         "calibration": threshold,
         "probability_map": probability_map.to_dict() if probability_map is not None else None,
         "receipts": dict(receipts) if receipts is not None else None,
+        "settings": settings,
         "card": card,
         "definitions": conventions.OUR_RULES,
         **(extra or {}),
@@ -148,6 +159,39 @@ def write_report(
         console += f"\n{FINE_LEVELS[level]} attribution accuracy on {entry['n']} test fakes: {_pct(entry['accuracy'])}"
     payload["console"] = console
     return payload
+
+
+def report_settings(table, resolved, config, scores, probability_map) -> dict[str, Any]:
+    """What a report's numbers depend on besides the model: the rows (CSV, protocol, fold), what changes the scores
+    (perturbations, crop) and how they are reported (interval, resamples, unscored rows, conventions, the map)."""
+    eval_config = config["eval"]
+    return {
+        "csv": str(table.csv_path),
+        "protocol": resolved.protocol,
+        "fold": resolved.fold,
+        "perturbations": [name for name in scores if name != "clean"],
+        "crop": (config.get("data") or {}).get("crop", "resize"),
+        "interval": eval_config.get("interval", "auto"),
+        "bootstrap": eval_config.get("bootstrap"),
+        "missing": eval_config.get("missing", "exclude"),
+        "conventions": eval_config.get("conventions"),
+        "calibration": probability_map.method if probability_map is not None else None,
+    }
+
+
+def replaced_settings(metrics_path: Path, settings: Mapping[str, Any]) -> str | None:
+    """'key: old -> new' of each setting in which the report already at ``metrics_path`` differs (None: the same
+    settings, no report there, or one written before settings were recorded)."""
+    if not metrics_path.is_file():
+        return None
+    try:
+        earlier = json.loads(metrics_path.read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(earlier, dict):
+        return None
+    changed = [f"{key}: {earlier.get(key)!r} -> {new!r}" for key, new in settings.items() if earlier.get(key) != new]
+    return "; ".join(changed) or None
 
 
 def _pct(value) -> str:
