@@ -1,6 +1,7 @@
 """The training loop with its components injected: an in-memory dataset and a tiny model, no CSV on disk."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -78,11 +79,19 @@ def test_the_loop_trains_injected_components_without_a_csv(tmp_path, tiny_config
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     run = tmp_path / "run"
     run.mkdir()
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("cael").addHandler(handler)
+    logging.getLogger("cael").setLevel(logging.INFO)
     trainer = Trainer(
         config, run, DistInfo(), data=in_memory_data(config), model=model, optimizer=optimizer, criterion=criterion
     )
     assert trainer.model_without_ddp is model and trainer.optimizer is optimizer and trainer.steps_per_epoch == 4
-    summary = trainer.fit()
+    try:
+        summary = trainer.fit()
+    finally:
+        logging.getLogger("cael").removeHandler(handler)
 
     assert seen and seen[0] == ["label"]  # the criterion got the batch's targets, on the device
     changed = [name for name, tensor in model.state_dict().items() if not torch.equal(tensor, before[name])]
@@ -95,6 +104,11 @@ def test_the_loop_trains_injected_components_without_a_csv(tmp_path, tiny_config
     last = load_checkpoint(run / "last.pt")
     assert last["kind"] == "last" and last["step"] == 8 and last["class_names"] == {}
     assert last["config"]["data"]["csv"] is None
+    # the first step's wait is said once and kept in the first epoch's record (the GPU start-up stall shows there)
+    assert 0 <= records[0]["first_batch_s"] <= records[0]["first_step_s"] and "first_step_s" not in records[1]
+    assert any(m.startswith("first step after ") and "first batch ready after" in m for m in logged)
+    best = load_checkpoint(run / "best.pt")["calibration"]
+    assert best["probability"]["method"] == "temperature" and best["uncertain"]["risk"] == 0.05
 
 
 class ConvDropBn(torch.nn.Module):

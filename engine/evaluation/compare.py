@@ -46,7 +46,8 @@ class Result:
 
     path: Path
     table: SplitTable
-    keys: np.ndarray  # row key per table row (str array)
+    keys: list[str]  # row key per table row
+    index: dict[str, int]  # key -> table row
     scores: np.ndarray  # clean score per table row
     status: np.ndarray  # per table row: scored, or why not
     receipts: dict[str, Any] | None = None
@@ -95,10 +96,11 @@ def find_predictions(source: str, evaluate) -> Path:
 def read_result(path: Path) -> Result:
     table = load_table(path, root=path.parent)
     scores = read_prediction_scores(table, path)["clean"]
-    keys = row_keys(table.column("path")).astype(str)
-    if len(np.unique(keys)) != len(keys):
-        values, counts = np.unique(keys, return_counts=True)
-        raise CompareError(f"{path} holds the row {values[counts > 1][0]!r} more than once: one line per row.")
+    keys = row_keys(table.column("path")).tolist()
+    index = {key: row for row, key in enumerate(keys)}  # rows are matched by dictionary: no string sort
+    if len(index) != len(keys):
+        twice = next(key for row, key in enumerate(keys) if index[key] != row)
+        raise CompareError(f"{path} holds the row {twice!r} more than once: one line per row.")
     status = read_prediction_status(table)
     if status is None:  # a file written before statuses: a row with a finite score was scored
         status = np.where(np.isfinite(scores), SCORED, "non-finite").astype(object)
@@ -109,57 +111,62 @@ def read_result(path: Path) -> Result:
             receipts = json.loads(metrics.read_text()).get("receipts")
         except (OSError, ValueError, AttributeError):
             log.warning(f"{metrics} cannot be read: {path} is compared without its receipts")
-    return Result(path, table, keys, scores, status, receipts)
+    return Result(path, table, keys, index, scores, status, receipts)
 
 
 @dataclass
 class Matched:
-    """The rows every result holds: ``positions[d][s]`` are their rows in detector d's seed s."""
+    """The rows every result holds (in the reference's order): ``positions[d][s]`` are their rows in detector d's
+    seed s, ``reference_rows`` theirs in the reference."""
 
-    keys: np.ndarray
+    reference_rows: np.ndarray
     positions: list[list[np.ndarray]]
     only_in: dict[str, int]
 
 
-def match_rows(detectors: list[Detector], test_keys: np.ndarray, intersect: bool) -> Matched:
-    """Rows matched by key across every result; refused when the rows differ (unless ``intersect``), when nothing
-    is common, or when a common row's label differs."""
-    common = test_keys
+def match_rows(detectors: list[Detector], test_rows: np.ndarray, intersect: bool) -> Matched:
+    """The reference's ``test_rows`` that every result holds, matched by key (one dictionary lookup per row and
+    result); refused when the rows differ (unless ``intersect``), when nothing is common, or when a common row's
+    label differs."""
+    reference = detectors[0].results[0]
+    wanted = [reference.keys[row] for row in test_rows.tolist()]
+    found = []
+    present = np.ones(len(wanted), dtype=bool)
     for detector in detectors:
         for result in detector.results:
-            common = np.intersect1d(common, result.keys, assume_unique=True)
-    if len(common) == 0:
+            rows = np.fromiter((result.index.get(key, -1) for key in wanted), dtype=np.int64, count=len(wanted))
+            found.append(rows)
+            present &= rows >= 0
+    common = int(present.sum())
+    if common == 0:
         raise CompareError("the compared results have no test row in common: compare results of the same rows.")
     only_in, differ = {}, []
     for detector in detectors:
         for result in detector.results:
-            extra = len(result.keys) - len(common)
+            extra = len(result.keys) - common
             label = f"{detector.name} ({result.path})"
             only_in[label] = int(extra)
             if extra:
                 differ.append(f"{label}: {extra:,} of its {len(result.keys):,} rows")
     if differ and not intersect:
         raise CompareError(
-            f"the results hold different rows ({len(common):,} in common; not in every file: {'; '.join(differ[:3])}): "
+            f"the results hold different rows ({common:,} in common; not in every file: {'; '.join(differ[:3])}): "
             "compare results of the same rows, or pass --intersect to compare the common rows only."
         )
-    positions = [[_positions(result.keys, common) for result in detector.results] for detector in detectors]
-    reference_labels = detectors[0].results[0].table.labels[positions[0][0]]
+    flat = iter(rows[present] for rows in found)
+    positions = [[next(flat) for _ in detector.results] for detector in detectors]
+    reference_rows = test_rows[present]
+    reference_labels = reference.table.labels[reference_rows]
     for detector, places in zip(detectors, positions):
         for result, rows in zip(detector.results, places):
             disagree = np.flatnonzero(result.table.labels[rows] != reference_labels)
             if len(disagree):
                 more = f" and {len(disagree) - 1:,} more rows" if len(disagree) > 1 else ""
                 raise CompareError(
-                    f"{result.path} and {detectors[0].results[0].path} disagree on the label of "
-                    f"{str(common[disagree[0]])!r}{more}: compare results of the same labelled rows."
+                    f"{result.path} and {reference.path} disagree on the label of "
+                    f"{reference.keys[reference_rows[disagree[0]]]!r}{more}: compare results of the same labelled rows."
                 )
-    return Matched(common, positions, only_in)
-
-
-def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    order = np.argsort(keys, kind="stable")
-    return order[np.searchsorted(keys, wanted, sorter=order)]
+    return Matched(reference_rows, positions, only_in)
 
 
 def _test(labels, a, b, clusters, *, method, samples, seed, max_rows) -> dict[str, Any]:
@@ -193,8 +200,8 @@ def compare(
         raise UsageError("--compare needs two detectors or more (the first, or --reference, is the reference).")
     reference = detectors[0].results[0]
     resolved, _ = resolve_test_rows(reference.table, protocol, fold)
-    matched = match_rows(detectors, reference.keys[resolved.test], intersect)
-    scored = np.ones(len(matched.keys), dtype=bool)
+    matched = match_rows(detectors, resolved.test, intersect)
+    scored = np.ones(len(matched.reference_rows), dtype=bool)
     unscored: dict[str, dict[str, int]] = {}
     for detector, places in zip(detectors, matched.positions):
         for result, rows in zip(detector.results, places):
@@ -204,9 +211,10 @@ def compare(
             if len(names):
                 unscored[f"{detector.name} ({result.path})"] = dict(zip(names.tolist(), counts.tolist()))
     rows = matched.positions[0][0][scored]  # the reference's rows compared
+    compared_fingerprint = fingerprint([reference.keys[r] for r in rows.tolist()], reference.table.labels[rows])
     groups = report_groups(reference.table, rows, resolved.report)
     matched_index = np.full(len(reference.table), -1, dtype=np.int64)  # reference row -> its index among the matched
-    matched_index[matched.positions[0][0]] = np.arange(len(matched.keys))
+    matched_index[matched.positions[0][0]] = np.arange(len(matched.reference_rows))
     settings = {"method": method, "samples": samples, "seed": seed, "max_rows": max_bootstrap_rows}
     tests: list[tuple[str, str, int, dict]] = []
     for group, group_rows in groups.items():
@@ -250,11 +258,11 @@ def compare(
             d.name: [{"predictions": str(r.path), "receipts": r.receipts} for r in d.results] for d in detectors
         },
         "rows": {
-            "common": int(len(matched.keys)),
+            "common": int(len(matched.reference_rows)),
             "compared": int(scored.sum()),
             "only_in_one_file": matched.only_in,
             "unscored_by_status": unscored,
-            "fingerprint_compared": fingerprint(reference.keys[rows], reference.table.labels[rows]),
+            "fingerprint_compared": compared_fingerprint,
         },
         "tests": len(tests),
         "holm_family": f"all {len(tests)} tests of this table (groups x detectors x seeds)",

@@ -254,6 +254,10 @@ class Trainer:
         compile_mode = config["train"]["compile"]
         if compile_mode:
             self.model = compile_model(model, compile_mode)
+        self._on_device_at = time.perf_counter()  # "first step after X s" counts from here
+        self.first_step: dict[str, float] | None = None
+        self.first_batch_s: float | None = None
+        self._first_step_recorded = False
 
     # ----------------------------------------------------------- checkpoints
     def _checkpoint(
@@ -407,9 +411,12 @@ class Trainer:
         seen_images, started = 0, time.perf_counter()
         interval_sum, interval_start, interval_images = loss_sum.clone(), time.perf_counter(), 0
         bar = self._progress_bar(epoch, micro_limit, micro)
+        waited = time.perf_counter()
         for batch in self.train_loader:
             if micro >= micro_limit:
                 break
+            if self.first_batch_s is None:
+                self.first_batch_s = time.perf_counter() - waited
             state.epoch_skipped += int(batch["skipped"])
             count = len(batch["label"])
             last_micro = (micro + 1) % self.accumulate == 0
@@ -426,6 +433,8 @@ class Trainer:
             if not last_micro:
                 continue
             self._optimizer_step()
+            if self.first_step is None:
+                self._time_first_step()
             if self._stop_requested(state.step % log_every == 0):
                 self._save_position(first_bad, micro, loss_sum)
                 raise TrainingInterrupted(
@@ -451,6 +460,21 @@ class Trainer:
             )
         self._check_finite(first_bad)
         return self._end_epoch(loss_sum, seen_images, time.perf_counter() - started)
+
+    def _time_first_step(self) -> None:
+        """Log (and keep for the epoch's record) how long this process took from the model reaching the device to the
+        end of its first optimizer step, and how much of it was the first batch's loading: one host sync, once. On a
+        GPU the rest is the first step's one-time costs (cuDNN's autotuning of each convolution shape, CUDA modules
+        loaded lazily, the allocator's first growth, compilation): docs/performance.md says how each is measured."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        total = time.perf_counter() - self._on_device_at
+        batch = self.first_batch_s or 0.0
+        self.first_step = {"first_step_s": round(total, 3), "first_batch_s": round(batch, 3)}
+        log.info(
+            f"first step after {total:.1f} s of the model on {self.device} (first batch ready after {batch:.1f} s, "
+            f"the step itself {total - batch:.1f} s)"
+        )
 
     def _progress_bar(self, epoch: int, total: int, initial: int) -> tqdm:
         return tqdm(
@@ -526,6 +550,9 @@ class Trainer:
             "train_skipped": state.epoch_skipped,
             "train_images": state.epoch_loss_count,  # this rank's, like train_skipped
         }
+        if self.first_step is not None and not self._first_step_recorded:
+            result.update(self.first_step)  # in the record of the epoch this process took its first step in
+            self._first_step_recorded = True
         state.step_in_epoch, state.epoch_loss_sum, state.epoch_loss_count, state.epoch_skipped = 0, 0.0, 0, 0
         return result
 
