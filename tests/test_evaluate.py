@@ -574,3 +574,45 @@ def test_a_map_fitted_by_test_py_is_reported_beside_the_raw_numbers(trained, tmp
     assert recomputed["probability_map"]["method"] == "isotonic"
     on_itself = recomputed["groups"]["overall"]["clean"]["calibration_calibrated"]["brier"]
     assert on_itself <= recomputed["groups"]["overall"]["clean"]["calibration"]["brier"]  # fitted on these rows
+
+
+def test_a_checkpoint_without_a_calibration_map_loads_and_says_so(trained, tmp_path, capsys):
+    """A best.pt written before maps were fitted (only the threshold): test.py and predict.py take it, and say that
+    the probabilities are the model's own."""
+    import predict
+    from common.checkpoint import read_checkpoint, save_checkpoint
+
+    csv_path, checkpoint = trained
+    old = read_checkpoint(checkpoint)
+    old["calibration"] = {k: old["calibration"][k] for k in ("threshold", "method", "split", "epoch")}
+    save_checkpoint(tmp_path / "old.pt", old)
+    result = test_script.main(
+        [
+            "--checkpoint",
+            str(tmp_path / "old.pt"),
+            "--quiet",
+            "--workers",
+            "0",
+            "--bootstrap",
+            "0",
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
+    assert result["probability_map"] is None and "calibration_calibrated" not in result["groups"]["overall"]["clean"]
+    assert "probabilities: the model's own (no calibration map stored or fitted)" in result["console"]
+    image = next(r["path"] for r in read_rows(csv_path) if r["split"] == "test")
+    predicted = predict.main(
+        [
+            "--checkpoint",
+            str(tmp_path / "old.pt"),
+            str(csv_path.parent / image),
+            "--no-detect",
+            "--quiet",
+            "--out",
+            str(tmp_path / "predicted"),
+        ]
+    )
+    assert "stores no calibration map" in capsys.readouterr().out
+    (entry,) = predicted["head"]
+    assert entry["probability"] == entry["score"] and entry["verdict"] in ("real", "fake")
