@@ -282,20 +282,37 @@ def test_extract_tree_index_log_and_settings(source_tree, tmp_path, capsys):
     assert Image.open(out / "a" / "one" / "f000000_0.png").size == (48, 48)
     assert {p.name for p in (out / "b" / "two").glob("*_1.png")} == {"f000000_1.png", "f000006_1.png", "f000011_1.png"}
     assert (out / "c" / "none" / "video.json").is_file() and not list((out / "c" / "none").glob("*.png"))
-    assert not (out / "c" / "broken").exists()
+    assert ef.read_record(out / "c" / "broken")["status"] == "unreadable"  # recorded, without a crop
+    assert not list((out / "c" / "broken").glob("*.png"))
     assert len(list((out / "frames" / "clip01").glob("*.png"))) == 3  # a folder of frames is a video too
     rows = read_csv(out / "faces.csv")
     assert list(rows[0]) == list(ef.INDEX_COLUMNS)
     assert len(rows) == 3 + 6 + 3 and all((out / r["path"]).is_file() for r in rows)
     assert {r["video_id"] for r in rows} == {"a/one", "b/two", "frames/clip01"}
+    videos = read_csv(out / "videos.csv")  # one row per source video, with its status
+    assert list(videos[0]) == list(ef.VIDEO_COLUMNS)
+    assert [(v["video_id"], v["source"], v["status"], v["frames"], v["faces"]) for v in videos] == [
+        ("a/one", "a/one.mp4", "ok", "3", "3"),
+        ("b/two", "b/two.mp4", "ok", "3", "6"),
+        ("c/broken", "c/broken.mp4", "unreadable", "0", "0"),
+        ("c/none", "c/none.mp4", "no-face", "3", "0"),
+        ("frames/clip01", "frames/clip01", "ok", "3", "3"),
+    ]
+    assert videos[2]["reason"].startswith("cannot open") and videos[3]["reason"] == "no face in the 3 sampled frame(s)"
     log = (out / "extraction_log.txt").read_text()
-    assert "unreadable\tc/broken" in log and log.count("no face\tc/none") == 3
+    assert "unreadable\tc/broken\tcannot open" in log and log.count("no face\tc/none") == 3
     record = json.loads((out / "extraction.json").read_text())
     assert record["settings"] == ef.ExtractionSettings(frames=3, size=48).to_dict() and "av" in record["versions"]
     assert (out / "lists" / "test.txt").read_text() == "a/one.mp4\n"  # the dataset's lists travel with the crops
-    # A rerun skips completed videos, retries the broken one, and refuses other settings in the same folder.
+    # A rerun skips every recorded video, the broken one too; --redo STATUS extracts those of that status again.
     assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "3", "--size", "48", "--no-progress"]) == 0
-    assert "skipped (already complete): 4" in capsys.readouterr().out
+    assert "skipped (already complete): 5" in capsys.readouterr().out
+    arguments = ["--frames", "3", "--size", "48", "--no-progress", "--redo", "unreadable", "no-face"]
+    assert run(ef.main, [str(source_tree), "--out", str(out), *arguments]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped (already complete): 3" in printed and "extracted: 1" in printed
+    assert "not readable whole: 1" in printed
+    assert read_csv(out / "videos.csv") == videos
     assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "4", "--size", "48", "--no-progress"]) == 1
     assert "other settings" in capsys.readouterr().err
 
@@ -314,7 +331,7 @@ def test_parallel_workers_give_the_same_index(source_tree, tmp_path):
     settings = ef.ExtractionSettings(frames=2, size=32)
     ef.extract(source_tree, single, settings, progress=False)
     summary = ef.extract(source_tree, double, settings, workers=2, progress=False)
-    assert summary["unreadable"] == 1 and summary["extracted"] == 4
+    assert summary["status unreadable"] == 1 and summary["extracted"] == 4
     assert (single / "faces.csv").read_text() == (double / "faces.csv").read_text()
 
 

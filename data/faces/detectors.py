@@ -251,14 +251,17 @@ class YunetDetector(FaceDetector):
 
         self._detect = detect
         self.threshold = self.threshold if threshold is None else threshold
-        # yuface's own OpenMP runtime only (torch's, beside a model, keeps its threads), for the thread that builds
-        # the detector and calls it (OpenMP's thread count is a per-thread setting)
-        controller = ThreadpoolController()
-        ours = [lib.filepath for lib in controller.lib_controllers if "yuface" in str(lib.filepath)]
-        if ours:
-            controller.select(filepath=ours).limit(limits=threads)
+        # The OpenMP runtimes of the process, limited to ``threads`` during each call only: yuface's library runs on
+        # its bundled runtime, or on torch's when torch was imported first (its symbols come first), and torch's
+        # thread count beside a model is left as it was.
+        self._openmp = ThreadpoolController().select(user_api="openmp")
+        self.threads = threads
 
     def detect(self, images, landmarks=False):
+        with self._openmp.limit(limits=self.threads):
+            return self._detect_all(images, landmarks)
+
+    def _detect_all(self, images, landmarks):
         answers = []
         for image in images:
             bgr = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[:, :, ::-1])
