@@ -4,6 +4,7 @@ row for row, a killed shard resumes, and shards of other settings (missing, repe
 
 import csv
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -210,3 +211,39 @@ def test_redo_extracts_again_only_the_videos_of_a_status(dataset, unsharded, tmp
     with pytest.raises(SystemExit):  # argparse names the statuses
         ef.main([str(dataset), "--out", str(out), *FAST, "--redo", "broken"])
     assert "invalid choice: 'broken' (choose from 'ok', 'no-face'," in capsys.readouterr().err
+
+
+def test_the_slurm_array_script_runs_one_shard_per_task(tmp_path):
+    """tools/slurm/extract.sbatch: task I of an array of N runs the extraction with --shard I/N and a worker per CPU,
+    passing the other options on; outside an array it says how to submit it."""
+    script = ROOT / "tools" / "slurm" / "extract.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/bash\nprintf "%q " "$@" > "$ARGS"\n')
+    stub.chmod(0o755)
+    env = {
+        **os.environ,
+        "PYTHON": str(stub),
+        "ARGS": str(tmp_path / "args"),
+        "SLURM_SUBMIT_DIR": str(ROOT),
+        "SLURM_ARRAY_TASK_ID": "2",
+        "SLURM_ARRAY_TASK_COUNT": "3",
+        "SLURM_CPUS_PER_TASK": "4",
+    }
+    command = ["bash", str(script), "/data/dfdc", "/data/dfdc-faces", "--detector", "mtcnn"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    argv = shlex.split((tmp_path / "args").read_text())
+    assert argv[:2] == ["-m", "data.extract_faces"]
+    args = ef.get_args_parser().parse_args(argv[2:])
+    assert (args.source, args.out, args.shard, args.workers, args.detector) == (
+        "/data/dfdc",
+        "/data/dfdc-faces",
+        "2/3",
+        4,
+        "mtcnn",
+    )
+    assert parse_shard(args.shard) == ef.Shard(2, 3)
+    outside = {k: v for k, v in env.items() if not k.startswith("SLURM_ARRAY")}
+    done = subprocess.run(command, env=outside, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "run this script as a job array: sbatch --array=1-N" in done.stderr
