@@ -235,6 +235,7 @@ def test_the_benchmark_end_to_end_on_three_tiny_videos(tmp_path, capsys):
     arguments += ["--resume-workers", "1", "--detect-sizes", "none", "96", "--subset", "3", "--encode-workers", "1"]
     arguments += ["--detector", "opencv-haar", "--frames", "4", "--workdir", str(tmp_path / "work"), "--out", str(out)]
     arguments += ["--no-image-recall"]  # the detector benchmark's images: in the next test, with a fast detector
+    arguments += ["--size-subsets", "160x120", "--compare", "yunet"]  # one frame size alone; another detector
     assert extraction_scale.main(arguments) == 0
     result = json.loads(out.read_text())
     assert {"machine", "git_commit", "command", "load_average_start", "videos", "workers", "resume_check"} <= set(
@@ -245,6 +246,11 @@ def test_the_benchmark_end_to_end_on_three_tiny_videos(tmp_path, capsys):
     assert run_record["exit_code"] == 0 and run_record["peak_rss_mb"] > 0 and "--summary-json" in run_record["command"]
     summary = run_record["summary"]
     assert summary["extracted"] == 3 and all(summary[f"seconds {s}"] >= 0 for s in extraction_scale.STAGES)
+    assert summary["peak MB per worker"] > 0 and 0.0 <= run_record["recall"]["recall_iou_0.5"] <= 1.0
+    assert result["size_subsets"]["160x120"]["videos"] == 2
+    assert result["size_subsets"]["160x120"]["workers"]["workers=1"]["summary"]["extracted"] == 2
+    compared = result["compare"]["yunet"]["workers=1"]
+    assert compared["exit_code"] == 0 and "yunet" in compared["command"] and "recall" in compared
     resume = result["resume_check"]
     assert isinstance(resume["ok"], bool) and resume["rerun"]["exit_code"] == 0
     if resume["killed_part_way"]:  # a kill after the last video is possible on a busy machine: nothing to resume
@@ -256,7 +262,8 @@ def test_the_benchmark_end_to_end_on_three_tiny_videos(tmp_path, capsys):
     assert not (tmp_path / "work" / "runs").exists() and (tmp_path / "work" / "videos" / "manifest.json").is_file()
     assert extraction_scale.main(["--table", str(out)]) == 0
     table = capsys.readouterr().out
-    assert "| workers=1 |" in table and "| 96 |" in table and "Killed after" in table
+    assert "| opencv-haar | all 3 | 1 |" in table and "| opencv-haar | 2 at 160x120 | 1 |" in table
+    assert "| yunet | all 3 | 1 |" in table and "| 96 |" in table and "Killed after" in table
 
 
 def test_detect_sizes_on_the_detector_benchmarks_images(slow_square_detector, monkeypatch):

@@ -88,6 +88,7 @@ class VideoResult:
     skipped: bool = False
     seconds: StageSeconds | None = None  # where the video's time went (None when skipped)
     status: str = "ok"
+    peak_mb: float = 0.0  # the peak resident memory of the process that extracted it, so far (the OS's ru_maxrss)
 
 
 def _write_png(path: Path, crop: np.ndarray) -> None:
@@ -259,7 +260,18 @@ def extract_and_release(*arguments) -> VideoResult:
     with every video (glibc keeps freed frame buffers: 1.9 GB after 40 videos instead of 0.8; common/memory.py)."""
     result = extract_video(*arguments)
     release_freed_memory()
+    result.peak_mb = peak_resident_mb()
     return result
+
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory in MB (Linux and macOS; 0 where the resource module is missing)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)  # bytes on macOS, KiB on Linux
 
 
 def _other_settings(out: Path, settings_file: Path, previous: ExtractionSettings, settings: ExtractionSettings) -> str:
@@ -407,6 +419,7 @@ def extract(
         "seconds detecting": round(spent.detecting, 3),
         "seconds cropping": round(spent.cropping, 3),
         "seconds writing": round(spent.writing, 3),
+        "peak MB per worker": max((r.peak_mb for r in results), default=0.0),
     }
     if shard is not None:
         write_shard_record(out, shard, settings, source, {"videos": len(items), "statuses": written["statuses"]})
