@@ -24,7 +24,7 @@ from data.media import VIDEO_SUFFIXES, is_image, is_video
 
 from .detectors import FaceDetector, build_detector, check_align
 from .index import no_face_reason, ok_reason, read_record, write_index
-from .pipeline import StageSeconds, faces_of_frames, timed_frames
+from .pipeline import StageSeconds, faces_of_frames, prefetched, timed_frames
 from .settings import (
     DETECT_BATCH,
     INDEX_COLUMNS,
@@ -126,7 +126,10 @@ def extract_video(
     rows, frames_seen, without, missing = [], [], [], []
     seconds = StageSeconds()
     record = {"video_id": video_id, "source": str(path), "source_path": source_path or video_id}
-    frames = timed_frames(_note_missing(read_frames(path, settings, True, decode_threads), missing), seconds)
+    # decoded in a thread of their own while the detector works (timed there: seconds.decoding is the decoder's)
+    frames = prefetched(
+        timed_frames(_note_missing(read_frames(path, settings, True, decode_threads), missing), seconds)
+    )
     try:
         for index, faces in faces_of_frames(frames, detector, settings, batch_size, seconds):
             started = time.perf_counter()
@@ -374,9 +377,11 @@ def extract(
 
     ``seconds`` is the wall time of the videos' loop; "seconds decoding", "seconds detecting", "seconds cropping" and
     "seconds writing" are each video's time in that stage summed over the videos (unreadable ones included): time
-    inside the workers, so with W workers the four add up to at most W times ``seconds``, and what they leave of
-    it is the workers' start-up (loading the detector) and waiting. The status counts are over all the videos of the
-    index (those skipped as complete included).
+    inside the workers. A video's frames decode in a thread of their own while its earlier frames are detected,
+    cropped and written, so decoding overlaps the three others: with W workers, decoding and the three others each
+    add up to at most W times ``seconds``. "peak MB per worker" is the largest peak resident memory of a process
+    that extracted a video. The status counts are over all the videos of the index (those skipped as complete
+    included).
     """
     source, out = Path(source), Path(out)
     redo = check_redo(redo)

@@ -3,10 +3,12 @@ video spends in each of its stages."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Full, Queue
 
 import numpy as np
 
@@ -51,6 +53,62 @@ def timed_frames(frames: Iterable, seconds: StageSeconds) -> Iterator:
         finally:
             seconds.decoding += time.perf_counter() - started
         yield item
+
+
+class _Raised:
+    """An exception of the producing thread, carried to the consumer."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable, depth: int = 4) -> Iterator:
+    """``items`` produced in a thread of their own, up to ``depth`` ahead of the consumer: a video's frames decode
+    while the detector works on the ones before (decoding, PyAV, and detecting, a C library called without the GIL,
+    then run at once). An exception of the producer is raised in the consumer; a consumer that stops early stops the
+    producer, which closes its generator (and the video) in its own thread."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as error:  # carried to the consumer, which raises it
+            put(_Raised(error))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="frames", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _downscaled(image: np.ndarray, longest: int) -> tuple[np.ndarray, float, float]:
