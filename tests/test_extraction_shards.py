@@ -5,6 +5,7 @@ row for row, a killed shard resumes, and shards of other settings (missing, repe
 import csv
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,7 +137,8 @@ def test_three_shards_in_one_folder_merged_equal_one_unsharded_run(dataset, unsh
     assert not (out / "faces.csv").exists()  # a shard's index is its own: OUT/shards/I-of-N/
     shard_videos = [read_csv(out / "shards" / f"{i}-of-3" / "videos.csv") for i in (1, 2, 3)]
     assert sum(map(len, shard_videos)) == 16 and all(shard_videos)
-    assert run(ef.main, ["merge", str(out)]) == 0
+    shard_folders = [str(out / "shards" / f"{i}-of-3") for i in (1, 2, 3)]  # a shard's own folder names its --out
+    assert run(ef.main, ["merge", *shard_folders]) == 0
     assert "videos: 16" in capsys.readouterr().out
     for name in INDEX_FILES:
         assert (out / name).read_text() == (unsharded / name).read_text(), name
@@ -165,7 +167,8 @@ def test_merge_refuses_other_settings_missing_repeated_and_unfinished_shards(dat
     assert "shard 2/2 in" in said and "other settings" in said and "margin 1.5 there, 1.3 here" in said
     assert run(ef.main, ["merge", str(first)]) == 1
     assert "shard(s) 2/2 missing" in capsys.readouterr().err
-    assert run(ef.main, ["merge", str(first), str(first)]) == 1
+    shutil.copytree(first, tmp_path / "copy")
+    assert run(ef.main, ["merge", str(first), str(tmp_path / "copy")]) == 1
     assert "pass each shard once" in capsys.readouterr().err
     (second / "shards" / "2-of-2").mkdir(parents=True)  # a shard killed before it wrote its record
     assert run(ef.main, ["merge", str(first), str(second)]) == 1

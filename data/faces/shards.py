@@ -86,7 +86,8 @@ def _differences(there: dict, here: dict) -> str:
 
 
 def _shards_in(folder: Path) -> list[tuple[Path, dict]]:
-    """(shard folder, record) of every shard under ``folder``; an unfinished one (no record) is an error."""
+    """(shard folder, record) of every shard under the --out folder ``folder``; an unfinished one (no record) is an
+    error."""
     if not folder.is_dir():
         raise ExtractionError(f"{folder} is not a folder: pass the --out folders of the runs made with --shard I/N.")
     found = []
@@ -167,7 +168,9 @@ def merge(folders: list[Path], out: Path | None = None) -> dict:
     videos. Returns the summary printed by ``python -m data.extract_faces merge``."""
     from .extract import copy_metadata
 
-    folders = [Path(folder) for folder in folders]
+    # a shard's own folder (OUT/shards/I-of-N) stands for its --out folder, named once
+    folders = [Path(f).parent.parent if Path(f).parent.name == SHARDS_DIR else Path(f) for f in folders]
+    folders = list(dict.fromkeys(folders))
     out = Path(out) if out is not None else folders[0]
     shards = [(folder, shard, record) for folder in folders for shard, record in _shards_in(folder)]
     settings = _check_shards(shards, out)
