@@ -43,8 +43,23 @@ from .settings import (
 from .shards import merge, parse_shard, shard_folder
 
 
+class _ExtractParser(argparse.ArgumentParser):
+    """The tool's parser: ``merge ...`` is parsed by the merge command's parser (``command`` "merge"), anything else
+    as an extraction (``command`` "extract")."""
+
+    def parse_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["merge"]:
+            parsed = get_merge_parser().parse_args(args[1:], namespace)
+            parsed.command = "merge"
+            return parsed
+        parsed = super().parse_args(args, namespace)
+        parsed.command = "extract"
+        return parsed
+
+
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ExtractParser(
         description="Sample frames of videos, detect faces and write square face crops with an index CSV.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
@@ -155,8 +170,7 @@ def get_merge_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main_merge(argv) -> int:
-    args = get_merge_parser().parse_args(argv)
+def main_merge(args) -> int:
     summary = merge([Path(folder) for folder in args.folders], Path(args.out) if args.out else None)
     for key, value in summary.items():
         print(f"{key}: {value}")
@@ -169,10 +183,9 @@ def _where(folder: Path) -> str:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["merge"]:
-        return main_merge(argv[1:])
     args = get_args_parser().parse_args(argv)
+    if args.command == "merge":
+        return main_merge(args)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}.")
     if args.batch_size < 1:
