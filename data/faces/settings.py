@@ -12,8 +12,10 @@ from pathlib import Path
 from common.errors import UserError
 from data.schema import EXTRACTION_STATUSES
 
-# Chosen by benchmarks/face_detectors.py (docs/extraction.md); dlib-hog is DeepfakeBench's, for comparability.
-DEFAULT_DETECTOR = "mtcnn"
+# Chosen by measurement (docs/extraction.md: benchmarks/face_detectors.py and extraction_scale.py): yunet finds the
+# benchmark's faces as mtcnn does at a fraction of its CPU time; mtcnn (--detector mtcnn, the default before) stays
+# for small faces and GPUs; dlib-hog is DeepfakeBench's, for comparability.
+DEFAULT_DETECTOR = "yunet"
 # Longer side of the downscaled frame the detector looks at (None: the full frame); chosen by measurement with
 # benchmarks/extraction_scale.py (docs/extraction.md). Out folders and checkpoints keep the value they were made with.
 DEFAULT_DETECT_SIZE: int | None = 640
