@@ -20,6 +20,7 @@ from .settings import (
     VIDEO_COLUMNS,
     VIDEO_DONE_NAME,
     VIDEOS_NAME,
+    ExtractionError,
 )
 
 
@@ -78,7 +79,10 @@ def write_index(out: Path, video_ids: list[str] | None = None, folder: Path | No
         for video_id in video_ids:
             record = read_record(out / video_id)
             if record is None:
-                raise FileNotFoundError(f"{out / video_id / VIDEO_DONE_NAME} is missing: the video is not complete.")
+                raise ExtractionError(
+                    f"{out / video_id / VIDEO_DONE_NAME} is missing or unreadable: the video is not complete; run the "
+                    "extraction command again (it extracts what is missing), then merge or index again."
+                )
             status = record["status"]
             statuses[status] += 1
             video_index = out / video_id / INDEX_NAME
