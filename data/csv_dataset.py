@@ -57,6 +57,9 @@ class SplitDataset(Dataset):
         self.rows = np.asarray(rows, dtype=np.int64)
         # NumPy string arrays, not lists of str: forked workers then share them without copy-on-read growth.
         self.paths = np.array(table.resolved_paths(self.rows), dtype=np.str_)
+        # placeholder rows (a source video without crops; data.protocols leaves them out of training) are never
+        # decoded: they come as skipped samples, counted by collate and unscored in evaluation
+        self.placeholders = table.placeholder_mask()[self.rows]
         self.labels = table.labels[self.rows].astype(np.int64)
         self.size = size
         native, sized = split_native(augment)
@@ -79,6 +82,8 @@ class SplitDataset(Dataset):
     def __getitem__(self, key):
         position, seed = key if isinstance(key, tuple) else (key, None)
         path = str(self.paths[position])
+        if self.placeholders[position]:
+            return None
         try:
             image = load_image(path, None if self.native else self.size)
         except ImageDecodeError as error:

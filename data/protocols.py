@@ -8,6 +8,7 @@ the real test images of the same source dataset(s); for ``source_dataset``, all 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ import yaml
 from common.errors import UserError
 
 from .schema import SchemaError, SplitTable
+
+log = logging.getLogger("cael")
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 SUBSETS = ("train", "val", "test")
@@ -54,6 +57,9 @@ class ResolvedProtocol:
     test: np.ndarray
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # "column=value" or "overall" -> test rows
     report: list[str] = field(default_factory=list)  # the protocol's report columns (absent ones are noted)
+    # train / val -> the placeholder rows (source videos without crops, extraction_status) its filters passed and that
+    # were left out: never loaded for training or validation. Test keeps them: evaluation counts them unscored.
+    not_extracted: dict[str, np.ndarray] = field(default_factory=dict)
 
     def subset(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -210,12 +216,18 @@ def resolve(
     elif fold is not None:
         raise ProtocolError(f"protocol {protocol.name} has no folds; drop --fold {fold}.")
     valid = table.labels >= 0
-    subsets = {}
+    placeholders = table.placeholder_mask()
+    subsets, not_extracted = {}, {}
     for name in SUBSETS:
         context = f"protocol {protocol.name} ({name})"
-        subsets[name] = np.flatnonzero(_match(table, protocol.spec[name], fold, context) & valid)
+        passed = _match(table, protocol.spec[name], fold, context) & valid
+        if name != "test" and placeholders.any():
+            not_extracted[name] = np.flatnonzero(passed & placeholders)
+            passed &= ~placeholders
+        subsets[name] = np.flatnonzero(passed)
         if name != "test" and protocol.fold_by is not None and reals == "matched":
             subsets[name] = match_reals(table, subsets[name])
+    _say_not_extracted(protocol.name, table, not_extracted)
     overlap = set(subsets["test"]) & (set(subsets["train"]) | set(subsets["val"]))
     if overlap:
         line = table.line(min(overlap))
@@ -224,7 +236,28 @@ def resolve(
             f"{line} of {table.csv_path})."
         )
     groups = report_groups(table, subsets["test"], protocol.report)
-    return ResolvedProtocol(protocol=protocol.name, fold=fold, groups=groups, report=list(protocol.report), **subsets)
+    return ResolvedProtocol(
+        protocol=protocol.name,
+        fold=fold,
+        groups=groups,
+        report=list(protocol.report),
+        not_extracted=not_extracted,
+        **subsets,
+    )
+
+
+def _say_not_extracted(protocol: str, table: SplitTable, not_extracted: dict[str, np.ndarray]) -> None:
+    """One log line counting the placeholder rows left out of training and validation, by status."""
+    parts = []
+    for name, rows in not_extracted.items():
+        if len(rows):
+            statuses = ", ".join(f"{status} {count}" for status, count in table.placeholder_statuses(rows).items())
+            parts.append(f"{len(rows)} from {name} ({statuses})")
+    if parts:
+        log.info(
+            f"protocol {protocol}: left out {' and '.join(parts)}: placeholder rows of source videos that gave no "
+            f"crop (extraction_status in {table.csv_path.name}); they are never loaded for training or validation"
+        )
 
 
 def require(resolved: ResolvedProtocol, subset: str, table: SplitTable, both_classes: bool = True) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Required columns: ``path`` (relative to the data root, by default the CSV's folder, or absolute) and ``label``
 (0 = real, 1 = fake). Optional: ``split``, ``forgery_type``, ``generator``, ``source_dataset``, ``video_id``,
-``identity``, and ``frame`` / ``face_index`` (where a face crop came from, written by face extraction).
+``identity``, ``frame`` / ``face_index`` (where a face crop came from, written by face extraction) and
+``extraction_status`` (``ok``, or the status of a source video that gave no crop: a placeholder row, no image).
 Video ids are namespaced by source dataset, forgery type and generator (FF++ methods share ids such as ``000_003``);
 a row without a ``video_id`` is a video of its own. Other columns are kept and copied into predictions. Rows are
 numbered by their line in the file (header = 1).
@@ -31,7 +32,12 @@ OPTIONAL_COLUMNS = (
     "identity",
     "frame",
     "face_index",
+    "extraction_status",
 )
+# extraction_status: "ok" (or empty) on an image row; on a placeholder row, the status of a source video that gave no
+# crop (python -m data.extract_faces: no-face, decode-error, too-short, unreadable), whose path is the video itself.
+# Training and validation leave placeholder rows out; evaluation counts them among the unscored.
+EXTRACTION_STATUSES = ("ok", "no-face", "decode-error", "too-short", "unreadable")
 # Columns that, with video_id, name one video: the same id under two generators is two videos.
 VIDEO_NAMESPACE_COLUMNS = ("source_dataset", "forgery_type", "generator")
 IDENTITY_SEPARATOR = ";"
@@ -83,6 +89,25 @@ class SplitTable:
         if name not in self.columns:
             raise SchemaError(f"{self.csv_path} has no column '{name}' (its columns: {', '.join(self.columns)}).")
         return self.columns[name]
+
+    def placeholder_mask(self) -> np.ndarray:
+        """True on the placeholder rows: a source video without crops (``extraction_status`` other than ok or
+        empty), whose path is the video, not an image; all False without the column."""
+        if not self.has("extraction_status"):
+            return np.zeros(len(self), dtype=bool)
+        return np.fromiter((v not in ("", "ok") for v in self.columns["extraction_status"]), bool, len(self))
+
+    def placeholder_statuses(self, rows: Sequence[int]) -> dict[str, int]:
+        """Placeholder rows among ``rows``, counted by status (in the order of EXTRACTION_STATUSES)."""
+        if not self.has("extraction_status"):
+            return {}
+        statuses = self.columns["extraction_status"]
+        counted: dict[str, int] = {}
+        for row in rows:
+            if statuses[row] not in ("", "ok"):
+                counted[statuses[row]] = counted.get(statuses[row], 0) + 1
+        order = {status: i for i, status in enumerate(EXTRACTION_STATUSES)}
+        return dict(sorted(counted.items(), key=lambda item: order.get(item[0], len(order))))
 
     def line(self, row: int) -> int:
         return int(self.lines[row]) if self.lines is not None else row + FIRST_DATA_LINE
@@ -393,6 +418,16 @@ def read_table(csv_path: str | Path, root: str | Path | None = None) -> tuple[Sp
                         line=lines[row],
                     )
                 )
+    for row, value in enumerate(columns.get("extraction_status", [])):
+        if value and value not in EXTRACTION_STATUSES:
+            problems.append(
+                Problem(
+                    "error",
+                    "bad extraction_status",
+                    f"extraction_status {value!r} is not one of {', '.join(EXTRACTION_STATUSES)} (or empty)",
+                    line=lines[row],
+                )
+            )
     for row, value in enumerate(columns["path"]):
         if not value:
             problems.append(Problem("error", "empty path", "the path is empty", line=lines[row]))

@@ -30,6 +30,7 @@ from common.keys import Keys
 # Not data.images: the decoding processes import this module, and torch would cost each of them seconds.
 from .decoding import ImageDecodeError, container_reference, decode_rgb, image_format
 from .schema import (
+    EXTRACTION_STATUSES,
     GROUP_COLUMNS,
     IDENTITY_SEPARATOR,
     SPLITS,
@@ -235,6 +236,7 @@ def check_paths(table: SplitTable, check_images: bool, workers: int = 1) -> list
         )
     too_long = [row for row, _ in overlong_paths(paths, table.root)]  # read_table reported them with their line
     usable = np.fromiter((bool(p) for p in paths), dtype=bool, count=len(paths)) & ~escapes
+    usable &= ~table.placeholder_mask()  # a source video without crops: its path is the video, not an image here
     usable[too_long] = False
     rows = np.flatnonzero(usable)
     keys = np.asarray(resolved, dtype=object)[rows]
@@ -289,7 +291,7 @@ def _shortened(text: str, keep: int = 60) -> str:
 
 def check_groups(table: SplitTable) -> list[Problem]:
     problems = []
-    valid = table.labels >= 0
+    valid = (table.labels >= 0) & ~table.placeholder_mask()  # the images: what training and AUCs can use
     if table.has("split"):
         splits = np.asarray(table.column("split"), dtype=object)
         for split in SPLITS:
@@ -398,9 +400,10 @@ def check_identities(table: SplitTable) -> list[Problem]:
 
 
 def count_table(table: SplitTable) -> list[tuple[tuple[str, ...], int, int]]:
-    """(split, forgery_type, generator, source_dataset) -> (real, fake) counts, for the columns present; O(n log n)."""
+    """(split, forgery_type, generator, source_dataset) -> (real, fake) counts of the image rows (placeholder rows
+    apart: ``placeholder_lines``), for the columns present; O(n log n)."""
     keys = [c for c in ("split", *GROUP_COLUMNS) if table.has(c)]
-    valid = np.flatnonzero(table.labels >= 0)
+    valid = np.flatnonzero((table.labels >= 0) & ~table.placeholder_mask())
     if not keys:
         labels = table.labels[valid]
         return keys, [((), int((labels == 0).sum()), int((labels == 1).sum()))] if len(valid) else []
@@ -413,12 +416,36 @@ def count_table(table: SplitTable) -> list[tuple[tuple[str, ...], int, int]]:
     return keys, sorted((key, real, fake) for key, (real, fake) in totals.items())
 
 
+def placeholder_lines(table: SplitTable) -> list[str]:
+    """The placeholder rows (source videos that gave no crop: ``extraction_status``), counted by status and split,
+    real and fake: not images, so never missing files; training leaves them out, evaluation counts them unscored."""
+    rows = np.flatnonzero(table.placeholder_mask())
+    if not len(rows):
+        return []
+    statuses = table.column("extraction_status")
+    splits = table.column("split") if table.has("split") else None
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows.tolist():
+        label = int(table.labels[row])
+        if label >= 0:
+            counts[(statuses[row], splits[row] if splits else "")][label] += 1
+    lines = [
+        f"placeholder rows: {len(rows)} source video(s) without a crop (extraction_status), left out of training "
+        "and validation, unscored in evaluation:"
+    ]
+    order = {status: i for i, status in enumerate(EXTRACTION_STATUSES)}
+    for (status, split), (real, fake) in sorted(counts.items(), key=lambda item: (order.get(item[0][0], 9), item[0])):
+        lines.append(f"  {status}{f' ({split})' if split else ''}: {real} real, {fake} fake")
+    return lines
+
+
 def format_statistics(table: SplitTable, sample: int, seed: int = 0) -> dict[int, dict]:
     """Per class: file format counts and JPEG qualities over (a seeded sample of) the existing files."""
     rng = np.random.default_rng(seed)
     stats = {}
+    images = ~table.placeholder_mask()
     for label in (0, 1):
-        rows = np.flatnonzero(table.labels == label)
+        rows = np.flatnonzero((table.labels == label) & images)
         if sample and len(rows) > sample:
             rows = rng.choice(rows, sample, replace=False)
         formats, qualities, unreadable = Counter(), [], 0
@@ -512,8 +539,11 @@ def validate(
             + "  "
             + str(fake).rjust(7)
         )
-    total_real, total_fake = int((table.labels == 0).sum()), int((table.labels == 1).sum())
+    images = ~table.placeholder_mask()
+    total_real, total_fake = int(((table.labels == 0) & images).sum()), int(((table.labels == 1) & images).sum())
     say(f"total: {total_real} real, {total_fake} fake" + ("" if len(header) else ""))
+    for line in placeholder_lines(table):
+        say(line)
     problems += check_paths(table, check_images, default_decode_workers() if workers is None else workers)
     problems += check_groups(table)
     problems += check_identities(table)

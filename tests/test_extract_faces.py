@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import skimage.data as skimage_data
@@ -139,6 +140,30 @@ def test_crop_is_the_enlarged_square_with_black_outside():
     assert wide[20, 20].tolist() == [255, 255, 255] and wide[2, 2].tolist() == [0, 0, 0]
     corner = ef.crop_face(image, ef.Detection((0.0, 0.0, 20.0, 20.0), 1.0), ef.ExtractionSettings(margin=2.0, size=40))
     assert corner[:10, :10].max() == 0  # outside the frame: black, the crop stays centred on the face
+
+
+def test_a_crop_is_cut_from_the_square_alone_with_the_pixels_of_cropping_the_whole_frame():
+    """crop_face hands PIL the square only (a 1080p frame is not copied for each face): the same pixels as PIL's
+    crop of the whole frame, black outside it, for boxes inside, across and beyond the frame's edges."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (270, 480, 3), dtype=np.uint8)
+    settings = ef.ExtractionSettings(margin=1.3, size=64)
+    for _ in range(60):
+        x, y, side = rng.uniform(-150, 520), rng.uniform(-150, 300), rng.uniform(4, 300)
+        detection = ef.Detection((x, y, x + side, y + side * rng.uniform(0.7, 1.4)), 0.9)
+        x0, y0, x1, y1 = ef.square_box(detection.box, settings.margin)
+        whole = Image.fromarray(frame).crop((round(x0), round(y0), round(x1), round(y1)))
+        expected = np.asarray(whole.resize((64, 64), Image.Resampling.BICUBIC))
+        assert np.array_equal(ef.crop_face(frame, detection, settings), expected)
+
+
+def test_crops_are_written_as_lossless_pngs(tmp_path):
+    from data.faces.extract import _write_png
+
+    crop = np.asarray(Image.fromarray(skimage_data.astronaut()).crop((120, 20, 376, 276)))
+    _write_png(tmp_path / "f.png", crop)
+    with Image.open(tmp_path / "f.png") as written:
+        assert written.format == "PNG" and np.array_equal(np.asarray(written.convert("RGB")), crop)
 
 
 def test_faces_in_image_finds_the_real_face(detector):
@@ -282,20 +307,37 @@ def test_extract_tree_index_log_and_settings(source_tree, tmp_path, capsys):
     assert Image.open(out / "a" / "one" / "f000000_0.png").size == (48, 48)
     assert {p.name for p in (out / "b" / "two").glob("*_1.png")} == {"f000000_1.png", "f000006_1.png", "f000011_1.png"}
     assert (out / "c" / "none" / "video.json").is_file() and not list((out / "c" / "none").glob("*.png"))
-    assert not (out / "c" / "broken").exists()
+    assert ef.read_record(out / "c" / "broken")["status"] == "unreadable"  # recorded, without a crop
+    assert not list((out / "c" / "broken").glob("*.png"))
     assert len(list((out / "frames" / "clip01").glob("*.png"))) == 3  # a folder of frames is a video too
     rows = read_csv(out / "faces.csv")
     assert list(rows[0]) == list(ef.INDEX_COLUMNS)
     assert len(rows) == 3 + 6 + 3 and all((out / r["path"]).is_file() for r in rows)
     assert {r["video_id"] for r in rows} == {"a/one", "b/two", "frames/clip01"}
+    videos = read_csv(out / "videos.csv")  # one row per source video, with its status
+    assert list(videos[0]) == list(ef.VIDEO_COLUMNS)
+    assert [(v["video_id"], v["source"], v["status"], v["frames"], v["faces"]) for v in videos] == [
+        ("a/one", "a/one.mp4", "ok", "3", "3"),
+        ("b/two", "b/two.mp4", "ok", "3", "6"),
+        ("c/broken", "c/broken.mp4", "unreadable", "0", "0"),
+        ("c/none", "c/none.mp4", "no-face", "3", "0"),
+        ("frames/clip01", "frames/clip01", "ok", "3", "3"),
+    ]
+    assert videos[2]["reason"].startswith("cannot open") and videos[3]["reason"] == "no face in the 3 sampled frame(s)"
     log = (out / "extraction_log.txt").read_text()
-    assert "unreadable\tc/broken" in log and log.count("no face\tc/none") == 3
+    assert "unreadable\tc/broken\tcannot open" in log and log.count("no face\tc/none") == 3
     record = json.loads((out / "extraction.json").read_text())
     assert record["settings"] == ef.ExtractionSettings(frames=3, size=48).to_dict() and "av" in record["versions"]
     assert (out / "lists" / "test.txt").read_text() == "a/one.mp4\n"  # the dataset's lists travel with the crops
-    # A rerun skips completed videos, retries the broken one, and refuses other settings in the same folder.
+    # A rerun skips every recorded video, the broken one too; --redo STATUS extracts those of that status again.
     assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "3", "--size", "48", "--no-progress"]) == 0
-    assert "skipped (already complete): 4" in capsys.readouterr().out
+    assert "skipped (already complete): 5" in capsys.readouterr().out
+    arguments = ["--frames", "3", "--size", "48", "--no-progress", "--redo", "unreadable", "no-face"]
+    assert run(ef.main, [str(source_tree), "--out", str(out), *arguments]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped (already complete): 3" in printed and "extracted: 1" in printed
+    assert "not readable whole: 1" in printed
+    assert read_csv(out / "videos.csv") == videos
     assert run(ef.main, [str(source_tree), "--out", str(out), "--frames", "4", "--size", "48", "--no-progress"]) == 1
     assert "other settings" in capsys.readouterr().err
 
@@ -314,7 +356,7 @@ def test_parallel_workers_give_the_same_index(source_tree, tmp_path):
     settings = ef.ExtractionSettings(frames=2, size=32)
     ef.extract(source_tree, single, settings, progress=False)
     summary = ef.extract(source_tree, double, settings, workers=2, progress=False)
-    assert summary["unreadable"] == 1 and summary["extracted"] == 4
+    assert summary["status unreadable"] == 1 and summary["extracted"] == 4
     assert (single / "faces.csv").read_text() == (double / "faces.csv").read_text()
 
 
@@ -368,7 +410,7 @@ def test_detection_on_a_downscaled_frame_maps_back_to_the_full_frame(mtcnn):
     for full_face, mapped_face in zip(on_full, mapped):
         np.testing.assert_allclose(mapped_face.box, full_face.box, atol=6)
         np.testing.assert_allclose(mapped_face.landmarks, full_face.landmarks, atol=6)
-    small = np.asarray(Image.fromarray(frame).resize((448, 256), Image.Resampling.BILINEAR))
+    small = cv2.resize(frame, (448, 256), interpolation=cv2.INTER_AREA)  # OpenCV's area averaging
     seen = faces_of(mtcnn.detect([small], landmarks=True)[0])
     assert [tuple(2 * v for v in d.box) for d in seen] == [d.box for d in mapped]  # what the mtcnn saw, x2
     faces = ef.faces_in_image(frame, mtcnn, downscaled)

@@ -4,6 +4,7 @@ its resume rules, and the extraction benchmark (benchmarks/extraction_scale.py) 
 import json
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from data.faces import cli as faces_cli
 from data.faces import detectors
 from data.faces import settings as settings_module
 from data.faces.detectors import Detection, FaceDetector, register_detector
-from data.faces.extract import find_sources
-from data.faces.pipeline import StageSeconds, timed_frames
+from data.faces.pipeline import StageSeconds, prefetched, timed_frames
 from data.faces.settings import ExtractionError, ExtractionSettings
-from data.faces.video import read_video_frames
+from data.faces.sources import find_sources
+from data.faces.video import VideoReadError, read_video_frames
 
 
 def test_two_sources_with_one_name_are_one_sentence_naming_the_first(tmp_path):
@@ -88,7 +89,10 @@ def test_the_summary_says_where_the_time_went(slow_square_detector, tmp_path, ca
     # 2 videos x 3 frames, one frame per detector call: six calls of DETECT_SLEEP seconds each are detection
     assert 6 * DETECT_SLEEP - 0.001 <= split["detecting"] < 6 * DETECT_SLEEP + 0.5
     assert split["decoding"] > 0 and split["writing"] > 0  # PNG frames read, PNG crops and an index written
-    assert sum(split.values()) <= summary["seconds"] + 0.01  # one worker: inside the loop's wall time
+    # one worker: the frames decode in a thread of their own while the detector works, so the decoder's time and
+    # the rest each lie inside the loop's wall time, and may add up past it
+    assert split["decoding"] <= summary["seconds"] + 0.01
+    assert split["detecting"] + split["cropping"] + split["writing"] <= summary["seconds"] + 0.01
     assert summary["frames"] == 6 and summary["faces"] == 6
     # A rerun skips both videos: nothing decoded, detected or written
     assert run(extract_faces.main, arguments) == 0
@@ -108,6 +112,35 @@ def test_decoding_time_is_the_producers_not_the_consumers():
     for _ in timed_frames(slow_frames(), spent):
         time.sleep(0.05)  # the consumer's time (detecting, writing) is not decoding
     assert 0.06 <= spent.decoding < 0.06 + 0.1
+
+
+def test_frames_decode_while_the_detector_works_and_the_decoders_errors_reach_the_consumer():
+    def frames(count, fail_at=None, closed=None):
+        try:
+            for index in range(count):
+                time.sleep(0.05)  # decoding
+                if index == fail_at:
+                    raise VideoReadError("decoding failed after 2 frame(s)", "decode-error")
+                yield index, threading.current_thread().name
+        finally:
+            if closed is not None:
+                closed.append(threading.current_thread().name)
+
+    started = time.perf_counter()
+    seen = []
+    for index, thread in prefetched(frames(6)):
+        time.sleep(0.05)  # detecting
+        seen.append((index, thread))
+    assert time.perf_counter() - started < 0.5  # 6 x (0.05 + 0.05) one after the other: 0.6 s
+    assert [index for index, _ in seen] == list(range(6)) and {thread for _, thread in seen} == {"frames"}
+    with pytest.raises(VideoReadError, match="after 2 frame") as raised:
+        list(prefetched(frames(6, fail_at=2)))
+    assert raised.value.status == "decode-error"
+    closed = []
+    for index, _ in prefetched(frames(100, closed=closed)):
+        if index == 1:
+            break  # the consumer stops: the producer stops too, and closes its video in its own thread
+    assert closed == ["frames"] and not [t for t in threading.enumerate() if t.name == "frames"]
 
 
 def test_the_default_detect_size_is_one_constant_and_old_full_frame_folders_still_resume(
@@ -237,6 +270,7 @@ def test_the_benchmark_end_to_end_on_three_tiny_videos(tmp_path, capsys):
     arguments += ["--resume-workers", "1", "--detect-sizes", "none", "96", "--subset", "3", "--encode-workers", "1"]
     arguments += ["--detector", "opencv-haar", "--frames", "4", "--workdir", str(tmp_path / "work"), "--out", str(out)]
     arguments += ["--no-image-recall"]  # the detector benchmark's images: in the next test, with a fast detector
+    arguments += ["--size-subsets", "160x120", "--compare", "yunet"]  # one frame size alone; another detector
     assert extraction_scale.main(arguments) == 0
     result = json.loads(out.read_text())
     assert {"machine", "git_commit", "command", "load_average_start", "videos", "workers", "resume_check"} <= set(
@@ -247,6 +281,11 @@ def test_the_benchmark_end_to_end_on_three_tiny_videos(tmp_path, capsys):
     assert run_record["exit_code"] == 0 and run_record["peak_rss_mb"] > 0 and "--summary-json" in run_record["command"]
     summary = run_record["summary"]
     assert summary["extracted"] == 3 and all(summary[f"seconds {s}"] >= 0 for s in extraction_scale.STAGES)
+    assert summary["peak MB per worker"] > 0 and 0.0 <= run_record["recall"]["recall_iou_0.5"] <= 1.0
+    assert result["size_subsets"]["160x120"]["videos"] == 2
+    assert result["size_subsets"]["160x120"]["workers"]["workers=1"]["summary"]["extracted"] == 2
+    compared = result["compare"]["yunet"]["workers=1"]
+    assert compared["exit_code"] == 0 and "yunet" in compared["command"] and "recall" in compared
     resume = result["resume_check"]
     assert isinstance(resume["ok"], bool) and resume["rerun"]["exit_code"] == 0
     if resume["killed_part_way"]:  # a kill after the last video is possible on a busy machine: nothing to resume
@@ -258,7 +297,8 @@ def test_the_benchmark_end_to_end_on_three_tiny_videos(tmp_path, capsys):
     assert not (tmp_path / "work" / "runs").exists() and (tmp_path / "work" / "videos" / "manifest.json").is_file()
     assert extraction_scale.main(["--table", str(out)]) == 0
     table = capsys.readouterr().out
-    assert "| workers=1 |" in table and "| 96 |" in table and "Killed after" in table
+    assert "| opencv-haar | all 3 | 1 |" in table and "| opencv-haar | 2 at 160x120 | 1 |" in table
+    assert "| yunet | all 3 | 1 |" in table and "| 96 |" in table and "Killed after" in table
 
 
 def test_detect_sizes_on_the_detector_benchmarks_images(slow_square_detector, monkeypatch):

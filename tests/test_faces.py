@@ -16,8 +16,9 @@ from common.cli import run
 from data import extract_faces, media
 from data.faces import detectors
 from data.faces.detectors import Detection, FaceDetector, register_detector
-from data.faces.extract import extract, find_sources
+from data.faces.extract import extract
 from data.faces.settings import ExtractionError, ExtractionSettings
+from data.faces.sources import find_sources
 from engine.inference.inputs import InputItem, collect_inputs, detector_beside, iter_face_crops
 
 SQUARE = 24  # side of the bright square the toy detector finds

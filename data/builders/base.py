@@ -21,6 +21,7 @@ from common.registry import Registry
 from ..build_index import assign_splits
 from ..media import is_image
 from ..schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, SPLITS
+from .statuses import extraction_record, placeholder_notes, placeholder_row
 
 CROP_NAME = re.compile(r"^f(\d+)_(\d+)\.[A-Za-z]+$")  # data.extract_faces's crop names: f{frame:06d}_{face}.png
 CSV_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)  # every column the builders write: the schema's
@@ -69,7 +70,9 @@ def require_folder(path: Path, expected: str) -> Path:
 
 
 def video_rows(root: Path, video: Video, source_dataset: str) -> list[dict]:
-    """One row per crop image of a video folder; frame / face index from the extraction index or the file names."""
+    """One row per crop image of a video folder; frame / face index from the extraction index or the file names.
+    A video whose extraction record says it gave no crop (no-face, decode-error, too-short, unreadable) has one
+    placeholder row instead (``placeholder_row``)."""
     folder = root / video.folder
     positions: dict[str, tuple[str, str]] = {}
     index = folder / "faces.csv"
@@ -95,8 +98,13 @@ def video_rows(root: Path, video: Video, source_dataset: str) -> list[dict]:
                 "identity": video.identity,
                 "frame": frame,
                 "face_index": face,
+                "extraction_status": "ok",
             }
         )
+    if not rows:
+        record = extraction_record(folder)
+        if record is not None and record["status"] != "ok":
+            rows.append(placeholder_row(video, source_dataset, record))
     return rows
 
 
@@ -153,16 +161,20 @@ def write_csv(out: Path, rows: list[dict]) -> None:
 
 
 def summary_lines(rows: list[dict]) -> list[str]:
-    """Counts per split and class: videos and crops."""
+    """Counts per split and class: videos, crops, and videos without a crop (placeholder rows)."""
     videos: dict[tuple, set] = defaultdict(set)
     crops: Counter = Counter()
+    without: Counter = Counter()
     for row in rows:
         key = (row["split"], "real" if row["label"] == 0 else "fake", row["generator"])
         videos[key].add(row["video_id"])
-        crops[key] += 1
-    lines = [f"{'split':6} {'class':5} {'generator':20} {'videos':>7} {'crops':>8}"]
-    for key in sorted(crops, key=lambda k: (SPLITS.index(k[0]) if k[0] in SPLITS else 9, k[1] != "real", k[2])):
-        lines.append(f"{key[0]:6} {key[1]:5} {key[2]:20} {len(videos[key]):7d} {crops[key]:8d}")
+        if row.get("extraction_status", "ok") in ("", "ok"):
+            crops[key] += 1
+        else:
+            without[key] += 1
+    lines = [f"{'split':6} {'class':5} {'generator':20} {'videos':>7} {'crops':>8} {'no crop':>8}"]
+    for key in sorted(videos, key=lambda k: (SPLITS.index(k[0]) if k[0] in SPLITS else 9, k[1] != "real", k[2])):
+        lines.append(f"{key[0]:6} {key[1]:5} {key[2]:20} {len(videos[key]):7d} {crops[key]:8d} {without[key]:8d}")
     return lines
 
 
@@ -218,11 +230,11 @@ def rows_of_videos(
     notes += [f"count differs from the published one: {m}" for m in mismatches]
     if expected and not mismatches:
         notes.append("video counts match the published counts")
-    empty = [v.folder for v in present if not any(True for _ in _images(root / v.folder))]
+    notes += placeholder_notes(rows)
+    with_rows = {row["video_id"] for row in rows}
+    empty = [v.folder for v in present if v.folder not in with_rows]
     if empty:
-        notes.append(f"{len(empty)} video folder(s) hold no crop (no face found), e.g. {empty[0]}: they have no rows")
+        notes.append(
+            f"{len(empty)} video folder(s) hold no crop and no extraction record, e.g. {empty[0]}: they have no rows"
+        )
     return rows, notes
-
-
-def _images(folder: Path):
-    return (n for n in os.listdir(folder) if is_image(n))

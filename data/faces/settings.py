@@ -10,9 +10,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from common.errors import UserError
+from data.schema import EXTRACTION_STATUSES
 
-# Chosen by benchmarks/face_detectors.py (docs/extraction.md); dlib-hog is DeepfakeBench's, for comparability.
-DEFAULT_DETECTOR = "mtcnn"
+# Chosen by measurement (docs/extraction.md: benchmarks/face_detectors.py and extraction_scale.py): yunet finds the
+# benchmark's faces as mtcnn does at a fraction of its CPU time; mtcnn (--detector mtcnn, the default before) stays
+# for small faces and GPUs; dlib-hog is DeepfakeBench's, for comparability.
+DEFAULT_DETECTOR = "yunet"
 # Longer side of the downscaled frame the detector looks at (None: the full frame); chosen by measurement with
 # benchmarks/extraction_scale.py (docs/extraction.md). Out folders and checkpoints keep the value they were made with.
 DEFAULT_DETECT_SIZE: int | None = 640
@@ -24,6 +27,15 @@ TEMP_PREFIX = ".tmp-"
 DETECT_BATCH = 16  # sampled frames per detector call (batched detectors: mtcnn, dlib-cnn); --batch-size
 MIN_DETECT_SIZE = 64  # below it a frame's faces are too small for any of the detectors
 INDEX_COLUMNS = ("path", "video_id", "frame", "face_index", "box_x0", "box_y0", "box_x1", "box_y1", "score")
+# The index of the source videos: one row per video, its status and why (``reason``); ``source`` is the video's
+# path relative to the source folder (a folder of frames: the folder's), ``frames`` the sampled frames decoded.
+VIDEOS_NAME = "videos.csv"
+VIDEO_COLUMNS = ("video_id", "source", "status", "frames", "faces", "reason")
+# A video's status: ok (faces found), no-face (decoded, no face in any sampled frame), decode-error (opened, its
+# frames do not decode), too-short (fewer frames than --frames asks for), unreadable (not a video that can be opened).
+STATUSES = EXTRACTION_STATUSES  # the split CSV's extraction_status column (data/schema.py) carries them
+SHARDS_DIR = "shards"  # OUT/shards/I-of-N/: a shard's own index, log and record (python -m data.extract_faces merge)
+SHARD_RECORD = "shard.json"
 
 
 class ExtractionError(UserError):

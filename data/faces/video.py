@@ -23,8 +23,21 @@ def sample_indices(frame_count: int, settings: ExtractionSettings) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, frame_count - 1, count).round()})
 
 
+UNREADABLE, DECODE_ERROR, TOO_SHORT = "unreadable", "decode-error", "too-short"  # a video's statuses (settings.py)
+
+
 class VideoReadError(Exception):
-    """A video (or frame folder) that cannot be read; becomes a line in the extraction log, not a crash."""
+    """A video (or frame folder) that cannot be read; becomes its status and reason in the extraction's index (and a
+    line of its log), not a crash. ``status``: unreadable (cannot be opened as a video), decode-error (opened, but
+    its frames do not decode), too-short (fewer frames than the sampling asks for)."""
+
+    def __init__(self, message: str, status: str = UNREADABLE):
+        super().__init__(message)
+        self.status = status
+
+
+def _too_short(count: int, settings: ExtractionSettings, what: str) -> VideoReadError:
+    return VideoReadError(f"{what} {count} frame(s); the sampling asks for {settings.frames} (--frames)", TOO_SHORT)
 
 
 def _video_frame_count(container, stream) -> int:
@@ -37,12 +50,18 @@ def _video_frame_count(container, stream) -> int:
     return 0
 
 
-def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterator[tuple[int, np.ndarray]]:
+def read_video_frames(
+    path: str | Path, settings: ExtractionSettings, whole: bool = False, threads: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, HxWx3 uint8 RGB) for the sampled frames of a video, seeking instead of decoding everything.
 
     A frame's index is its presentation time times the average frame rate; sampled frames past the end of the
     stream come as (index, None). Between two sampled frames that lie
     more than a second apart the reader seeks (to the keyframe before the target) rather than decoding through.
+    ``whole``: a video with fewer frames than ``settings.frames`` asks for is a VideoReadError (too-short), found from
+    its header before anything is decoded, or when its stream ends early (the extraction tool; predict.py takes what
+    there is). ``threads``: 0 lets FFmpeg decode with frame and slice threads over the cores, 1 decodes in the
+    calling thread (about a quarter less CPU time per frame: what workers that share the cores want).
     """
     import av  # PyAV bundles its own FFmpeg libraries: no system ffmpeg needed
 
@@ -54,13 +73,20 @@ def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterato
         if not container.streams.video:
             raise VideoReadError("has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if threads == 1:
+            stream.thread_count = 1
+        else:
+            stream.thread_type = "AUTO"
+            stream.thread_count = threads
         rate = float(stream.average_rate or stream.guessed_rate or 0)
         if rate <= 0:
             raise VideoReadError("has no frame rate")
-        targets = sample_indices(_video_frame_count(container, stream), settings)
+        count = _video_frame_count(container, stream)
+        if whole and settings.frames is not None and 0 < count < settings.frames:
+            raise _too_short(count, settings, "has")
+        targets = sample_indices(count, settings)
         if not targets:
-            raise VideoReadError("has no frames")
+            raise VideoReadError("has no frames (its header gives no frame count or duration)")
         start = stream.start_time or 0
         to_index = lambda pts: int(round((pts - start) * float(stream.time_base) * rate))  # noqa: E731
         position = last = -1  # index of the last decoded and of the last delivered frame
@@ -81,30 +107,41 @@ def read_video_frames(path: str | Path, settings: ExtractionSettings) -> Iterato
                         break
                 else:
                     # The stream ended early (frame counts in headers are estimates): say which frames are missing.
+                    if whole and settings.frames is not None and 0 <= position < settings.frames - 1:
+                        raise _too_short(position + 1, settings, f"ends after (its header says {count})")
                     for missing in targets[number:]:
                         yield missing, None
                     break
         except av.FFmpegError as error:
             raise VideoReadError(
-                f"decoding failed after {delivered} frame(s) ({type(error).__name__}: {error})"
+                f"decoding failed after {delivered} frame(s) ({type(error).__name__}: {error})", DECODE_ERROR
             ) from None
         if delivered == 0:
-            raise VideoReadError("no frame could be decoded")
+            raise VideoReadError("no frame could be decoded", DECODE_ERROR)
 
 
-def read_folder_frames(folder: Path, settings: ExtractionSettings) -> Iterator[tuple[int, np.ndarray]]:
+def read_folder_frames(
+    folder: Path, settings: ExtractionSettings, whole: bool = False
+) -> Iterator[tuple[int, np.ndarray]]:
     """Sampled frames of a folder of frame images (sorted by name; the index is the position in that order)."""
     from data.decoding import ImageDecodeError  # imports torch: kept out of the workers that need only video
     from data.images import load_image  # imports torch: kept out of the workers that need only video
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image(p))
+    if whole and settings.frames is not None and len(files) < settings.frames:
+        raise _too_short(len(files), settings, "holds")
     for index in sample_indices(len(files), settings):
         try:
             yield index, load_image(files[index]).permute(1, 2, 0).numpy()
         except ImageDecodeError as error:
-            raise VideoReadError(str(error)) from None
+            raise VideoReadError(str(error), DECODE_ERROR) from None
 
 
-def read_frames(path: Path, settings: ExtractionSettings) -> Iterator[tuple[int, np.ndarray | None]]:
-    """Sampled frames of a video file or of a folder of frame images."""
-    return read_folder_frames(path, settings) if path.is_dir() else read_video_frames(path, settings)
+def read_frames(
+    path: Path, settings: ExtractionSettings, whole: bool = False, threads: int = 0
+) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Sampled frames of a video file or of a folder of frame images; ``whole``: fewer frames than the sampling asks
+    for is a VideoReadError (too-short); ``threads``: the video decoder's (``read_video_frames``)."""
+    if path.is_dir():
+        return read_folder_frames(path, settings, whole)
+    return read_video_frames(path, settings, whole, threads)
