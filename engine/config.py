@@ -64,6 +64,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "checkpoint-every-steps": 0,  # also write last.pt every N optimizer steps inside an epoch; 0: off
         "log-every": 20,  # steps between progress updates (the only host syncs of the hot loop)
         "deterministic": False,  # torch.use_deterministic_algorithms (exact resume on GPU)
+        # CUDA start-up (docs/performance.md, "The first step"): cuDNN tries every convolution algorithm for each new
+        # input shape (fast later steps, a slow first one), and PyTorch may run attention through cuDNN, which
+        # builds a plan per shape; either can be turned off to measure what the first step pays for it
+        "cudnn-benchmark": True,
+        "cudnn-attention": True,
         "sync-bn": False,  # SyncBatchNorm under DDP
         "max-steps-per-epoch": None,  # cap the optimizer steps of an epoch (quick checks)
         # at selection: a map of probabilities fitted on the validation rows, stored in best.pt (temperature | platt |

@@ -181,7 +181,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         else:
-            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.benchmark = bool(train_cfg["cudnn-benchmark"])
+        torch.backends.cuda.enable_cudnn_sdp(bool(train_cfg["cudnn-attention"]))
         seed_everything(train_cfg["seed"])
         self.data = data if data is not None else build_data(config, dist)
         self.train_loader, self.val_loader = self.data.train_loader, self.data.val_loader
