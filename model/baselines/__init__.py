@@ -1,4 +1,15 @@
 """Baseline detectors of the comparison tables, one file each, registered by name like ``cael``."""
 
 # Importing a module registers its detector.
-from . import cnndet, cross_efficient_vit, efficientnet_b4, efficientnet_sobel, univfd, xception  # noqa: F401
+from . import (  # noqa: F401
+    clip_ln,
+    clip_lora,
+    cnndet,
+    cross_efficient_vit,
+    dinov2_ln,
+    efficientnet_b4,
+    efficientnet_sobel,
+    effort,
+    univfd,
+    xception,
+)
