@@ -174,7 +174,12 @@ FOUNDATION_DEFAULTS: dict[str, Any] = {
     "vision-mlp-dim": 4096,
     "patch-size": 14,
     "l2-normalize": False,  # the head reads the L2-normalised feature (GenD's LinearNorm head)
+    "feature-norm": "none",  # none (every reference) | batchnorm: a batch norm without affine on the pooled feature
 }
+# What may stand between the pooled feature and the head (model config key feature-norm): none, as every reference;
+# batchnorm standardises the feature over the batch (MAE's linear-probe recipe, univfd's probe-norm), for the demo's
+# short runs from random weights; at evaluation a fixed per-feature affine map.
+FEATURE_NORMS = ("none", "batchnorm")
 
 
 class FoundationDetector(Detector):
@@ -200,7 +205,15 @@ class FoundationDetector(Detector):
         self.encoder = build_encoder(self.family, self.config)
         self.encoder.requires_grad_(False)
         self.adapt()
-        self.head = nn.Linear(self.config["vision-width"], self.num_classes)
+        norm = self.config["feature-norm"]
+        if norm not in FEATURE_NORMS:
+            raise ModelConfigError(
+                f"model config key 'feature-norm' of {self.config['name']} is {norm!r}: choose none (the references) "
+                "or batchnorm (a batch norm without affine on the pooled feature)."
+            )
+        width = self.config["vision-width"]
+        self.feature_norm = nn.BatchNorm1d(width, affine=False) if norm == "batchnorm" else nn.Identity()
+        self.head = nn.Linear(width, self.num_classes)
         self.train()
 
     # The ViT inside the detector, for layer-wise learning-rate decay (engine.optim): where its parameters are named
@@ -234,7 +247,7 @@ class FoundationDetector(Detector):
     def forward(self, images: torch.Tensor):
         pixels = self.preprocess(images)
         self.check_size(images)
-        features = self.forward_features(pixels)
+        features = self.feature_norm(self.forward_features(pixels).float())
         logits = self.forward_head(features)
         if not self.training:
             return logits
