@@ -44,7 +44,7 @@ ABLATIONS = [
 # Foundation-model detectors: a large pretrained ViT, frozen but for a small adapted part (GenD, LoRA, Effort).
 FOUNDATION = ["clip_ln", "dinov2_ln", "clip_lora", "effort"]
 # DF40's one-vs-all matrix (its protocol 4: --protocol cross-generator --fold all on the CSV of data.datasets df40):
-# DF40's own detector (DeepfakeBench's Xception) and the foundation detectors whose papers report DF40 sets.
+# DF40's own detector (DeepfakeBench's Xception), GenD's (clip_ln) and Effort's (effort, whose paper reports DF40 sets).
 DF40 = ["xception_deepfakebench", "clip_ln", "effort"]
 BASELINES = [
     "xception",
