@@ -1,7 +1,7 @@
 """DF40 (Yan et al., NeurIPS 2024 Datasets and Benchmarks, "DF40: Toward Next-Generation Deepfake Detection"):
 40 forgery methods, 31 of them made in the FF++ and Celeb-DF domains, read from its published split files.
 
-DF40's splits are DeepfakeBench dataset JSONs (YZY-stack/DF40 README, "JSON files for recording image paths"; read by
+DF40's splits are DeepfakeBench dataset JSONs (YZY-stack/DF40, its "JSON files for recording image paths"; read by
 its DeepfakeBench_DF40/training/dataset/abstract_dataset.py): one file per method and domain, ``<method>_ff.json`` and
 ``<method>_cdf.json`` for the 31 methods of the FF++ and Celeb-DF domains, ``<method>.json`` for the 9 of their own
 domain (DeepFaceLab, HeyGen, MidJourney, WhichisReal, CollabDiff, e4e, StarGAN, StarGANv2, StyleCLIP), each
