@@ -3,6 +3,9 @@
     python -m data.datasets ffpp ROOT [--compression c23] [--out CSV]
     python -m data.datasets celebdf ROOT [--list List_of_testing_videos.txt]
     python -m data.datasets dfdc ROOT | dfdcp ROOT | deeperforensics ROOT | deepfakebench ROOT --json FILE
+    python -m data.datasets df40 ROOT --metadata-root dataset_json/     # DF40's per-method JSONs
+    python -m data.datasets wilddeepfake deepfake_in_the_wild/         # its archives unpacked in place
+    python -m data.datasets celebdfpp ROOT [--list List_of_testing_videos.txt]   # a test set
 
 ROOT is the output of ``python -m data.extract_faces`` run on the dataset as downloaded (same relative layout),
 or any tree with one folder of crop images per video, named after the video without its extension. The metadata

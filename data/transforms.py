@@ -7,6 +7,7 @@
       - {name: blur, p: 0.1, sigma: [0.1, 2.0]}
       - {name: color-jitter, p: 0.3, brightness: 0.2, contrast: 0.2, saturation: 0.2, hue: 0.0}
       - {name: random-crop, resize: 256}       # CNNDetection: shorter side to 256, then a random model-size crop
+      - {name: affine, p: 1.0, degrees: 10, translate: [0.1, 0.1], scale: [0.9, 1.1]}   # rotation, shift, zoom
 
 ``jpeg``, ``blur`` and ``random-crop`` run first, in their config order, on the image at its native resolution
 (before the resize to the model's size: JPEG and blur as UnivFD and SIDBench apply them; ``random-crop`` takes the
@@ -78,6 +79,16 @@ def _color_jitter(size, p=0.3, brightness=0.2, contrast=0.2, saturation=0.2, hue
     return v2.RandomApply([jitter], p=p)
 
 
+def _affine(size, p=1.0, degrees=0.0, translate=None, scale=None):
+    """torchvision's RandomAffine (black fill): GenD's rotation / shift / zoom, DeepfakeBench's rotation."""
+    affine = v2.RandomAffine(
+        degrees=degrees,
+        translate=None if translate is None else _pair(translate, "affine", "translate"),
+        scale=None if scale is None else _pair(scale, "affine", "scale"),
+    )
+    return v2.RandomApply([affine], p=p)
+
+
 def _grayscale(size, p=0.05):
     return v2.RandomGrayscale(p=p)
 
@@ -89,6 +100,7 @@ AUGMENTATIONS = {
     "jpeg": _jpeg,
     "blur": _blur,
     "color-jitter": _color_jitter,
+    "affine": _affine,
     "grayscale": _grayscale,
 }
 

@@ -84,6 +84,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "momentum": 0.9,  # sgd
         "nesterov": False,  # sgd
         "no-decay": ["norm", "bias", "token"],  # exempt from weight decay: norm weights, biases, CLS/position tokens
+        "layer-decay": 1.0,  # ViT backbones: block i of L learns at lr * layer-decay^(L - i) (BEiT / MAE); 1.0: off
         "fused": "auto",  # fused kernels on CUDA
     },
     "schedule": {

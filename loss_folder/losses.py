@@ -3,6 +3,11 @@
 Every loss is called as ``loss(outputs, batch)``: ``outputs`` is the model's logits (B, 2) or its dict with
 ``logits``/``level2_logits``/``level3_logits``; ``batch`` holds ``label`` and, for the multi-task loss, the
 ``level2``/``level3`` targets (-1 where a row has no fine label, e.g. real images).
+
+Any of them also adds the model's own training terms when its dict has them: ``regularizer`` (a weight-space term the
+model computes and weights, e.g. Effort's) as it is, and, with ``uniformity-weight`` / ``alignment-weight`` above 0,
+the uniformity and label-aware alignment of its L2-normalised ``embeddings`` (Wang & Isola, ICML 2020; GenD's
+feature-space losses).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ LOSS_DEFAULTS: dict[str, Any] = {
     "focal-alpha": None,  # focal: weight of the fake class (real: 1 - alpha); null = unweighted
     "level2-weight": 0.5,  # multitask: forgery-type term
     "level3-weight": 0.5,  # multitask: generator term
+    "uniformity-weight": 0.0,  # x log mean exp(-2 ||z_i - z_j||^2) over the batch's pairs of L2-normalised embeddings
+    "alignment-weight": 0.0,  # x mean ||z_i - z_j||^2 over the batch's same-label pairs (GenD: 0.5 and 0.1)
 }
 
 
@@ -121,6 +128,49 @@ def _multitask(config, class_counts):
     )
 
 
+def uniformity(embeddings: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """log of the mean of exp(-t ||z_i - z_j||^2) over the pairs i < j (Wang & Isola's uniformity; GenD clamps the mean
+    at 1e-6 before the log, as here)."""
+    distances = torch.pdist(embeddings.float(), p=2)
+    return distances.square().mul(-t).exp().mean().clamp(min=1e-6).log()
+
+
+def alignment(embeddings: torch.Tensor, labels: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Mean of ||z_i - z_j||^alpha over the pairs i < j of the same label; 0 without such a pair."""
+    same = (labels[:, None] == labels[None, :]).triu(diagonal=1)
+    first, second = same.nonzero(as_tuple=True)
+    if first.numel() == 0:
+        return embeddings.sum() * 0.0
+    embeddings = embeddings.float()
+    return (embeddings[first] - embeddings[second]).norm(dim=1).pow(alpha).mean()
+
+
+class WithModelTerms(nn.Module):
+    """A loss plus the model's training terms: its ``regularizer`` and the weighted feature-space losses."""
+
+    def __init__(self, loss: nn.Module, *, uniformity_weight: float = 0.0, alignment_weight: float = 0.0):
+        super().__init__()
+        self.loss = loss
+        self.uniformity_weight, self.alignment_weight = uniformity_weight, alignment_weight
+
+    def forward(self, outputs, batch) -> torch.Tensor:
+        total = self.loss(outputs, batch)
+        if isinstance(outputs, Mapping) and "regularizer" in outputs:
+            total = total + outputs["regularizer"]
+        if self.uniformity_weight or self.alignment_weight:
+            if not isinstance(outputs, Mapping) or "embeddings" not in outputs:
+                raise ConfigError(
+                    "loss.uniformity-weight and loss.alignment-weight need a detector that returns embeddings in "
+                    "training (clip_ln, dinov2_ln, clip_lora, effort): set both to 0 for this one."
+                )
+            embeddings = outputs["embeddings"]
+            if self.uniformity_weight:
+                total = total + self.uniformity_weight * uniformity(embeddings)
+            if self.alignment_weight:
+                total = total + self.alignment_weight * alignment(embeddings, batch["label"])
+        return total
+
+
 LOSSES = {"ce": _ce, "weighted-ce": _weighted_ce, "focal": _focal, "multitask": _multitask}
 
 
@@ -134,4 +184,11 @@ def build_loss(config: Mapping[str, Any] | None = None, *, class_counts=None) ->
         )
     if config["name"] not in LOSSES:
         raise UnknownKeyError(f"unknown loss {config['name']!r}: choose one of {', '.join(LOSSES)}.")
-    return LOSSES[config["name"]](config, class_counts)
+    for key in ("uniformity-weight", "alignment-weight"):
+        if config[key] < 0:
+            raise ConfigError(f"loss.{key} must be 0 or more; got {config[key]}.")
+    return WithModelTerms(
+        LOSSES[config["name"]](config, class_counts),
+        uniformity_weight=config["uniformity-weight"],
+        alignment_weight=config["alignment-weight"],
+    )

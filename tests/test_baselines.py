@@ -15,7 +15,9 @@ from common.errors import UsageError, UserError
 from data.csv_dataset import SplitDataset
 from data.make_demo import make_demo
 from data.schema import load_table
+from common.config import MODEL_CONFIG_DIR
 from engine.config import load_config
+from loss_folder import logits_of
 from model import build_model, list_models
 from model.baselines.base import ModelConfigError
 from model.preprocess import EDGE_OPERATORS, InputAdapter, PixelNormalizer, edge_magnitude
@@ -31,6 +33,16 @@ TINY_CLIP = {
     "vision-mlp-dim": 64,
     "projection-dim": 16,
 }
+# The foundation detectors' tiny ViT (CLIP's or DINOv2's classes, random weights).
+TINY_VIT = {
+    "image-size": 32,
+    "backbone-image-size": 32,
+    "patch-size": 8,
+    "vision-width": 32,
+    "vision-layers": 2,
+    "vision-heads": 2,
+    "vision-mlp-dim": 64,
+}
 # A tiny offline config of every registered detector (random weights, 32 or 64 px).
 TINY = {
     "cael": {**TINY_MODEL, "image-size": 32},  # 1 fine token, 1 coarse and 1 edge token
@@ -40,6 +52,7 @@ TINY = {
     "cnndet": {"name": "cnndet", "image-size": 32},
     "efficientnet_sobel": {"name": "efficientnet_sobel", "image-size": 32},
     "univfd": {"name": "univfd", **TINY_CLIP},
+    **{name: {"name": name, **TINY_VIT} for name in ("clip_ln", "dinov2_ln", "clip_lora", "effort")},
 }
 ABLATION_SWITCHES = {
     "no_edge": {"streams": ["fine", "coarse"], "aeca-fusion": "none"},
@@ -128,7 +141,7 @@ def test_detector_learns_the_demo_batch_in_a_few_steps(name, demo_batch):
     optimizer = torch.optim.AdamW(trainable, lr=3e-3 if name == "univfd" else 1e-3)
     losses = []
     for _ in range(4):
-        loss = torch.nn.functional.cross_entropy(detector(images), labels)
+        loss = torch.nn.functional.cross_entropy(logits_of(detector(images)), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -175,7 +188,7 @@ def test_univfd_probe_norm_standardises_the_embedding_and_stays_a_linear_probe(d
         build_model({**TINY["univfd"], "probe-norm": "layernorm"})
 
 
-@pytest.mark.parametrize("name", ["xception", "univfd"])
+@pytest.mark.parametrize("name", ["xception", "univfd", "clip_ln", "dinov2_ln", "clip_lora", "effort"])
 def test_pretrained_weights_offline_fail_with_one_sentence(name):
     config = {**TINY[name], "pretrained": True}
     with pytest.raises(
@@ -515,6 +528,7 @@ def test_every_bundled_config_builds_offline(name):
     full widths are hundreds of millions of parameters), keeping every switch the config sets."""
     model_config = load_config(name, ["model.pretrained=false"])["model"]
     shrink = {"cael": TINY["cael"], "cross_efficient_vit": TINY["cael"], "univfd": TINY["univfd"]}
+    shrink.update({name: TINY_VIT for name in ("clip_ln", "dinov2_ln", "clip_lora", "effort")})
     small = {key: value for key, value in shrink.get(model_config["name"], {}).items() if key != "name"}
     detector = build_model({**model_config, **small})
     assert detector.num_classes == 2 and detector.config["name"] == model_config["name"]

@@ -428,7 +428,7 @@ def test_a_registered_builder_is_a_dataset_of_the_command_line(tmp_path, png_byt
     root = tmp_path / "toy"
     crops(root, "clips/a", png_bytes)
     crops(root, "clips/b", png_bytes, frames=(3,))
-    assert "dfdc,dfdcp,ffpp,toy}" in datasets.get_args_parser().format_help()
+    assert "dfdc,dfdcp,ffpp,toy,wilddeepfake}" in datasets.get_args_parser().format_help()
     assert run(datasets.main, ["toy", str(root), "--seed", "7"]) == 1
     assert "1 of 3 listed videos have no crop folder" in capsys.readouterr().err
     assert run(datasets.main, ["toy", str(root), "--seed", "7", "--allow-missing"]) == 0
@@ -459,6 +459,9 @@ def test_each_dataset_is_one_module_of_data_builders_and_data_datasets_reexports
         "dfdcp": "data.builders.dfdc",
         "deeperforensics": "data.builders.deeperforensics",
         "deepfakebench": "data.builders.deepfakebench",
+        "df40": "data.builders.df40",
+        "wilddeepfake": "data.builders.wilddeepfake",
+        "celebdfpp": "data.builders.celebdfpp",
     }
     # the command line's module keeps the names that tests, tools and users import from it: the same objects
     for name in ("BUILDERS", "register_builder", "Video", "DatasetError", "BuildOptions", "build", "rows_of_videos"):

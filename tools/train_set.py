@@ -42,11 +42,31 @@ ABLATIONS = [
     "cael_edge_prewitt",
     "cael_edge_laplacian",
 ]
-BASELINES = ["xception", "efficientnet_b4", "cnndet", "univfd", "cross_efficient_vit", "efficientnet_sobel"]
+# Foundation-model detectors: a large pretrained ViT, frozen but for a small adapted part (GenD, LoRA, Effort).
+FOUNDATION = ["clip_ln", "dinov2_ln", "clip_lora", "effort"]
+# DF40's one-vs-all matrix (its protocol 4: --protocol cross-generator --fold all on the CSV of data.datasets df40):
+# DF40's own detector (DeepfakeBench's Xception), GenD's (clip_ln) and Effort's (effort, whose paper reports DF40 sets).
+DF40 = ["xception_deepfakebench", "clip_ln", "effort"]
+BASELINES = [
+    "xception",
+    "efficientnet_b4",
+    "cnndet",
+    "univfd",
+    "cross_efficient_vit",
+    "efficientnet_sobel",
+    *FOUNDATION,
+]
 # The detectors DeepfakeBench also has, with its input size, normalisation, head and training recipe: rows to put
 # beside its leaderboard (model/configs/*_deepfakebench.yaml name the reference files).
 DEEPFAKEBENCH = ["xception_deepfakebench", "efficientnet_b4_deepfakebench", "cnndet_deepfakebench"]
-SETS = {"ablations": ABLATIONS, "baselines": BASELINES, "all": ABLATIONS + BASELINES, "deepfakebench": DEEPFAKEBENCH}
+SETS = {
+    "ablations": ABLATIONS,
+    "baselines": BASELINES,
+    "all": ABLATIONS + BASELINES,
+    "deepfakebench": DEEPFAKEBENCH,
+    "foundation": FOUNDATION,
+    "df40": DF40,
+}
 
 DEMO_CONFIG = "cael_demo"
 DEMO_CSV = REPO_ROOT / "data" / "demo_data" / "demo.csv"
@@ -76,10 +96,26 @@ DEMO_TRAINING = [
 # by a batch norm without affine before the probe (probe-norm, MAE's linear-probe recipe). One epoch of the probe at
 # lr 1e-2 (simulated on cached features, 3 encoder and 3 probe seeds): 0.50-0.64 without the batch norm, 0.57-0.64
 # with it.
-DEMO_RECIPES = {"univfd": ["optim.lr=1.0e-2"]}
+# The foundation detectors (clip_ln, dinov2_ln, clip_lora, effort) adapt a frozen random ViT whose pooled feature
+# carries the demo's traces weakly (a converged logistic regression on it: 0.62-0.67): a batch norm without affine on
+# that feature (DEMO_MODEL's feature-norm), lr 3e-2 for the head with layer-wise decay 0.1 for the adapted encoder
+# parts (lr 3e-3 and 3e-4: their updates move a random encoder's features faster than the head can follow), and no
+# flip (a random ViT's position embeddings make a flipped face another feature). Chosen on the demo's validation AUC.
+FOUNDATION_DEMO = ["optim.lr=3.0e-2", "optim.layer-decay=0.1", "data.augment=[]"]
+DEMO_RECIPES = {"univfd": ["optim.lr=1.0e-2"], **{name: FOUNDATION_DEMO for name in FOUNDATION}}
 # Baseline model keys for the 64 px demo: random weights; univfd gets a small random CLIP (a ViT-L/14 would not
 # train in minutes on a CPU): 4 px patches (the demo's traces are pixel-level), width 128, a 256-value embedding
 # (a converged logistic regression on it reaches 0.60-0.70, on the former 8 px, 64-wide, 32-value one 0.54-0.67).
+# The foundation detectors' demo encoder: a small random ViT (4 px patches, width 128, two blocks), as univfd's.
+DEMO_VIT = {
+    "feature-norm": "batchnorm",
+    "backbone-image-size": 64,
+    "patch-size": 4,
+    "vision-width": 128,
+    "vision-layers": 2,
+    "vision-heads": 2,
+    "vision-mlp-dim": 128,
+}
 DEMO_MODEL = {
     "default": {"pretrained": False, "pretrained-file": None, "image-size": 64},
     "univfd": {
@@ -92,6 +128,7 @@ DEMO_MODEL = {
         "projection-dim": 256,
         "probe-norm": "batchnorm",
     },
+    **{name: dict(DEMO_VIT) for name in FOUNDATION},
 }
 
 

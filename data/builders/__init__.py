@@ -4,7 +4,16 @@ A new dataset is one module here with one function under ``@register_builder("na
 import line below so that it registers.
 """
 
-from . import celebdf, deeperforensics, deepfakebench, dfdc, ffpp  # noqa: F401  (importing registers the builders)
+from . import (  # noqa: F401  (importing registers the builders)
+    celebdf,
+    celebdfpp,
+    deeperforensics,
+    deepfakebench,
+    df40,
+    dfdc,
+    ffpp,
+    wilddeepfake,
+)
 from .base import BUILDERS, BuildOptions, DatasetError, Video, build, register_builder, rows_of_videos
 
 __all__ = ["BUILDERS", "BuildOptions", "DatasetError", "Video", "build", "register_builder", "rows_of_videos"]

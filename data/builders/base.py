@@ -154,8 +154,10 @@ def check_counts(videos: list[Video], expected: dict) -> list[str]:
 
 
 def write_csv(out: Path, rows: list[dict]) -> None:
+    """The schema's columns, then any other column a builder sets (e.g. DF40's ``df40_set``), in order of appearance."""
+    extra = list(dict.fromkeys(key for row in rows for key in row if key not in CSV_COLUMNS))
     with atomic_output(out) as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=[*CSV_COLUMNS, *extra], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

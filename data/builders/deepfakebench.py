@@ -17,10 +17,14 @@ def deepfakebench_label(name: str) -> int:
     return 0 if re.search(r"(^|[-_ ])real$", name, re.IGNORECASE) or name.lower() == "real" else 1
 
 
+COMPRESSIONS = ("raw", "c23", "c40")
+
+
 def deepfakebench_rows(
-    root: Path, json_path: Path, val_fraction: float = 0.1, seed: int = 0
+    root: Path, json_path: Path, val_fraction: float = 0.1, seed: int = 0, compression: str | None = None
 ) -> tuple[list[dict], list[str]]:
-    """Rows of a DeepfakeBench dataset JSON: {dataset: {label name: {split: [{compression:] {video: {frames}}}}}}."""
+    """Rows of a DeepfakeBench dataset JSON: {dataset: {label name: {split: [{compression:] {video: {frames}}}}}}.
+    ``compression``: where a split holds compression levels (FF++'s raw / c23 / c40), only that one's videos."""
     data = read_json(json_path, "DeepfakeBench dataset JSON")
     if not isinstance(data, dict) or len(data) != 1:
         raise DatasetError(
@@ -54,6 +58,8 @@ def deepfakebench_rows(
             raise DatasetError(
                 f"{json_path} at {'/'.join(trail)} holds {type(node).__name__}: expected a video entry with 'frames'."
             )
+        if compression and node and set(node) <= set(COMPRESSIONS):
+            node = {compression: node[compression]} if compression in node else {}
         for key, child in node.items():
             walk(child, label_name, split, trail + [key])
 

@@ -14,19 +14,15 @@ probe on the frozen embedding. UnivFD's paper has none (the default, ``none``); 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..pretrained import MissingWeightsFileError, PretrainedWeightsError, require_hub
 from ..registry import register_model
 from .base import COMMON_DEFAULTS, Detector, ModelConfigError, init_new_head
+from .foundation import CLIP_MEAN, CLIP_STD, hub_encoder
 
-# CLIP's pixel statistics (openai/CLIP clip.py, _transform).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # What may stand between the frozen embedding and the probe (model config key probe-norm).
 PROBE_NORMS = ("none", "batchnorm")
 # Our config keys -> transformers.CLIPVisionConfig fields.
@@ -46,33 +42,11 @@ def _clip_encoder(config: dict[str, Any]) -> nn.Module:
     if not config["pretrained"]:
         fields = {field: config[key] for key, field in ARCHITECTURE_KEYS.items()}
         return CLIPVisionModelWithProjection(CLIPVisionConfig(image_size=config["clip-image-size"], **fields))
-    source = config["pretrained-file"] or config["clip-model"]
-    if config["pretrained-file"] and not os.path.isdir(source):
-        raise MissingWeightsFileError(
-            f"model config key 'pretrained-file' names {source!r}, which is not a folder: give a local copy of "
-            f"{config['clip-model']} (the folder with config.json and model.safetensors)."
-        )
-    if not config["pretrained-file"]:
-        require_hub(
-            source,
-            source,
-            route=(
-                f"connect once to cache them, or on a connected machine run `hf download {source} --local-dir DIR` "
-                "and set "
-                "model.pretrained-file to that DIR, or set model.pretrained: false to start from random weights"
-            ),
-        )
-    try:
-        encoder = CLIPVisionModelWithProjection.from_pretrained(source)
-    except (OSError, ValueError) as error:  # transformers raises OSError offline or for a missing repository
-        raise PretrainedWeightsError(
-            f"Could not load the CLIP weights {source} through transformers (offline, or HF_HUB_OFFLINE=1?): "
-            "connect once to cache them, or set 'model.pretrained-file' to a local copy of the model folder, "
-            "or set 'model.pretrained: false' to start from random weights."
-        ) from error
+    encoder = hub_encoder(CLIPVisionModelWithProjection, config, hub_key="clip-model", what="CLIP")
     differing = [key for key, field in ARCHITECTURE_KEYS.items() if getattr(encoder.config, field) != config[key]]
     if differing:
         found = ", ".join(f"{key}={getattr(encoder.config, ARCHITECTURE_KEYS[key])}" for key in differing)
+        source = config["pretrained-file"] or config["clip-model"]
         raise ModelConfigError(f"the CLIP weights of {source} have {found}: set these model config keys to match.")
     return encoder
 
@@ -114,6 +88,13 @@ class UnivFD(Detector):
         self.probe_norm = nn.BatchNorm1d(dim, affine=False) if norm == "batchnorm" else nn.Identity()
         self.probe = nn.Linear(dim, self.num_classes)
         init_new_head(self.probe)  # UnivFD's probe initialisation
+
+    # The ViT, for layer-wise learning-rate decay (engine.optim): where its parameters are named, how many blocks.
+    vit_prefix = "encoder."
+
+    @property
+    def vit_depth(self) -> int:
+        return self.config["vision-layers"]
 
     def train(self, mode: bool = True) -> "UnivFD":
         super().train(mode)
