@@ -15,7 +15,6 @@ from common.errors import UsageError, UserError
 from data.csv_dataset import SplitDataset
 from data.make_demo import make_demo
 from data.schema import load_table
-from common.config import MODEL_CONFIG_DIR
 from engine.config import load_config
 from loss_folder import logits_of
 from model import build_model, list_models

@@ -12,7 +12,7 @@ from common.errors import ConfigError, UserError
 from data.protocols import resolve
 from data.schema import load_table
 from engine.config import DEFAULTS, load_config
-from engine.optim import build_optimizer, vit_layer_id
+from engine.training.optim import build_optimizer, vit_layer_id
 from loss_folder import build_loss
 from model import build_model
 from model.baselines.base import ModelConfigError
@@ -396,8 +396,8 @@ def test_a_trained_detector_loads_back_from_its_checkpoint_with_the_same_scores(
     rows exactly as training did: the same AUC as recorded, the same probabilities on a second load."""
     from sklearn.metrics import roc_auc_score
 
+    from common.checkpoint import load_checkpoint
     from data.csv_dataset import SplitDataset
-    from engine.checkpoint import load_checkpoint
     from model.hub import load_detector
 
     csv_path, runs, results = foundation_runs

@@ -6,10 +6,11 @@ The encoder comes from its hub id (``backbone``) through ``transformers`` when `
 of the model folder with ``pretrained-file``, or random with ``pretrained: false`` (tests and the demo build tiny ones
 with the architecture keys). Offline without a cached copy, building fails with one sentence that gives the route.
 
-Frozen parts stay out of training twice over: their parameters have ``requires_grad`` off (so ``engine.optim`` leaves
-them out of the optimiser) and every sub-module none of whose parameters trains is kept in ``eval()`` whatever mode
-the detector is put in. In training mode the detector returns ``{"logits", "embeddings"}`` (the L2-normalised pooled
-feature, for the feature-space losses of ``loss_folder``); in evaluation mode the logits alone.
+Frozen parts stay out of training twice over: their parameters have ``requires_grad`` off (so
+``engine.training.optim`` leaves them out of the optimiser) and every sub-module none of whose parameters trains is
+kept in ``eval()`` whatever mode the detector is put in. In training mode the detector returns
+``{"logits", "embeddings"}`` (the L2-normalised pooled feature, for the feature-space losses of ``loss_folder``); in
+evaluation mode the logits alone.
 """
 
 from __future__ import annotations
@@ -216,8 +217,8 @@ class FoundationDetector(Detector):
         self.head = nn.Linear(width, self.num_classes)
         self.train()
 
-    # The ViT inside the detector, for layer-wise learning-rate decay (engine.optim): where its parameters are named
-    # and how many blocks it has.
+    # The ViT inside the detector, for layer-wise learning-rate decay (engine.training.optim): where its parameters are
+    # named and how many blocks it has.
     vit_prefix = "encoder."
 
     @property

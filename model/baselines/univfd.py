@@ -89,7 +89,8 @@ class UnivFD(Detector):
         self.probe = nn.Linear(dim, self.num_classes)
         init_new_head(self.probe)  # UnivFD's probe initialisation
 
-    # The ViT, for layer-wise learning-rate decay (engine.optim): where its parameters are named, how many blocks.
+    # The ViT, for layer-wise learning-rate decay (engine.training.optim): where its parameters are named, how many
+    # blocks.
     vit_prefix = "encoder."
 
     @property
