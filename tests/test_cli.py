@@ -134,6 +134,20 @@ def test_overrides_keep_valid_unions_and_go_through_one_path():
         apply_overrides(config, {"train.epoch": 3})
 
 
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [
+        ("lr=1e-4", "optim.lr"),
+        ("epochs=3", "train.epochs"),
+        ("dropout=0.1", "model.dropout"),
+        ("optim.lrr=1", "optim.lr"),
+    ],
+)
+def test_a_key_without_its_section_is_found_in_every_section(override, suggestion):
+    with pytest.raises(UnknownKeyError, match=rf"no key '\w+' \(did you mean {suggestion}\?\)"):
+        load_config("cael", [override])
+
+
 def test_the_checkpoint_reader_names_the_file_for_every_bad_file(tmp_path):
     good = save_checkpoint(tmp_path / "good.pt", {"model": {"w": torch.ones(2)}})
     assert torch.equal(read_checkpoint(good)["model"]["w"], torch.ones(2))
