@@ -74,6 +74,15 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
     write_text_atomic(run_dir / "env.json", json.dumps(environment(), indent=2) + "\n")
 
 
+def record_data_fingerprint(run_dir: Path, fingerprint: dict[str, Any]) -> None:
+    """env.json's ``data_fingerprint``: the rows and labels the run reads (``data.fingerprint``; last.pt and best.pt
+    hold the same), written when the run starts or resumes."""
+    path = Path(run_dir) / "env.json"
+    env = json.loads(path.read_text()) if path.is_file() else {}
+    if env.get("data_fingerprint") != fingerprint:
+        write_text_atomic(path, json.dumps({**env, "data_fingerprint": fingerprint}, indent=2) + "\n")
+
+
 class RunLock:
     """An exclusive lock on a run folder (``.lock``, ``flock``): two train.py never write into one run at once.
 
