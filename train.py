@@ -253,12 +253,13 @@ def main(argv=None) -> dict:
     if args.fold == "all":
         return _train_every_fold(args, argv)
     from common.checkpoint import cleanup_partial_writes
+    from data.schema import check_images_under_root
     from engine.config import save_config
     from engine.distributed import cleanup, init_distributed
     from engine.logs import setup_logging
     from engine.training.data_setup import build_data, select_rows
     from engine.training.resume import check_data_present, check_same_data
-    from engine.training.run import RunLock, default_run_name, prepare_run_dir, record_data_fingerprint
+    from engine.training.run import RunLock, StartGuard, default_run_name, prepare_run_dir, record_data_fingerprint
     from engine.training.trainer import Trainer
 
     config, run_dir, resume, name = _resolve(args)
@@ -267,12 +268,14 @@ def main(argv=None) -> dict:
         if complete is not None:
             return complete
         check_data_present(config, run_dir)
-    rows = select_rows(config)  # the CSV and the protocol are read before anything is written
+    # the CSV, the protocol and the images' place are checked before anything is written
+    rows = select_rows(config)
+    check_images_under_root(rows.table, [*rows.train, *rows.val])
     moved = check_same_data(resume, rows.fingerprint(), config, run_dir) if resume is not None else ""
     if moved:
         _say(moved)
     dist = init_distributed()
-    lock = None
+    lock, guard = None, None
     try:
         if run_dir is None:
             run_dir = (
@@ -291,6 +294,7 @@ def main(argv=None) -> dict:
             torch.distributed.broadcast_object_list(shared, src=0)
             run_dir = Path(shared[0])
         if dist.is_main:
+            guard = StartGuard(run_dir)  # what a start that fails wrote is removed
             lock = RunLock(run_dir).acquire()  # before anything is written: a second train.py stops here
         if resume is None and (run_dir / "last.pt").exists():
             raise UsageError(
@@ -309,9 +313,14 @@ def main(argv=None) -> dict:
             logging.getLogger("cael").info(
                 f"removed {len(removed)} partial checkpoint write(s) left by an interrupted run"
             )
-        summary = Trainer(config, run_dir, dist, data=build_data(config, dist, rows), resume=resume).fit()
+        trainer = Trainer(config, run_dir, dist, data=build_data(config, dist, rows), resume=resume)
+        if guard is not None:
+            guard.started()
+        summary = trainer.fit()
     finally:
         cleanup()
+        if guard is not None:
+            guard.remove_if_not_started()
         if lock is not None:
             lock.release()
     if dist.is_main:

@@ -12,6 +12,7 @@ import train
 from common.checkpoint import load_checkpoint, save_checkpoint
 from common.errors import MissingFileError, UsageError
 from data.make_demo import make_demo
+from data.schema import SchemaError
 from engine.config import load_config, save_config
 
 LONGER = ["--set", "train.epochs=2"]  # the fixture's run trained 1 epoch: asking for 2 makes it resumable
@@ -127,6 +128,15 @@ def test_a_csv_of_other_rows_or_labels_is_refused_naming_the_difference(moved, t
     with pytest.raises(UsageError, match="does not hold the rows and labels the run trained on"):
         train.main(["--resume", str(run), "--set", f"data.csv={edited}", *LONGER])
     assert load_checkpoint(run / "last.pt")["epoch"] == 1  # nothing was trained
+
+
+def test_a_wrong_data_root_on_resume_says_no_image_is_there(moved, tmp_path):
+    run, new = moved
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SchemaError, match=r"none of the 104 images of .*demo.csv is under the data root .*empty"):
+        train.main(
+            ["--resume", str(run), "--csv", str(new / "demo.csv"), "--data-root", str(tmp_path / "empty"), *LONGER]
+        )
 
 
 def test_a_checkpoint_without_a_fingerprint_refuses_moved_data_saying_why_and_what_to_do(moved):
