@@ -1,9 +1,10 @@
 """Train CAEL (or any registered detector) on GenFace-style CSV splits.
 
-python train.py                                   # the demo: synthetic data, small CAEL, ~3 min on a CPU
+python train.py                                   # the demo: synthetic data, small CAEL (continues it if interrupted)
 python train.py --config cael --csv splits.csv --protocol cross-generator --fold StyleGAN2
 torchrun --nproc_per_node=4 train.py --config cael --csv splits.csv
 python train.py --resume checkpoint/RUN           # continue an interrupted run exactly
+python train.py --resume checkpoint/RUN --csv /new/place/splits.csv   # ... whose data moved (same rows and labels)
 python train.py --csv splits.csv --out checkpoint/RUN --resume auto   # continue RUN if it has a last.pt, else start
 """
 
@@ -60,8 +61,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         metavar="RUN|auto",
-        help="continue the run in this folder (or its last.pt) exactly where it stopped; 'auto' (with --out): continue "
-        "--out when it holds a last.pt, else start it there (rerun the same command line after a preemption)",
+        help="continue the run in this folder (or its last.pt) exactly where it stopped (with --csv / --data-root: the "
+        "new place of its data, checked against the rows it recorded); 'auto' (with --out): continue --out when it "
+        "holds a last.pt, else start it there (rerun the same command line after a preemption)",
     )
     return parser
 
@@ -177,6 +179,34 @@ def _csv_file(path: Path) -> Path:
     return found
 
 
+def _interrupted_demo_run(config: dict, run_dir: Path | None) -> tuple[dict, Path | None, dict | None]:
+    """The no-argument demo continues its latest run when that run stopped before its end (Ctrl-C, SIGTERM) with the
+    same config, and says so: (its config, folder, last.pt); otherwise (``config``, ``run_dir``, None), saying how to
+    continue an interrupted run of another config."""
+    from engine.training.resume import changed_keys, config_file_edits, describe, resumed_config
+
+    runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/last.pt"), key=lambda path: path.stat().st_mtime)
+    if not runs:
+        return config, run_dir, None
+    checkpoint, latest = _load_resume(runs[-1])
+    state, epochs = checkpoint["state"], checkpoint["config"]["train"]["epochs"]
+    if state["finished"] or (checkpoint["epoch"] >= epochs and not state["step_in_epoch"]):
+        return config, run_dir, None
+    where = f"stopped at step {checkpoint['step']}, {checkpoint['epoch']} of {epochs} epochs done"
+    changed = changed_keys(checkpoint["config"], config)
+    if changed:
+        _say(
+            f"note: the demo run {latest} was interrupted ({where}) with another config ({describe(changed)}): "
+            f"continue it with  python train.py --resume {latest}; starting a new demo run"
+        )
+        return config, run_dir, None
+    _say(
+        f"continuing the interrupted demo run {latest} ({where}); to start a new demo run instead: python train.py "
+        "--out checkpoint/demo-NEW"
+    )
+    return resumed_config(checkpoint, config_file_edits(checkpoint, latest)), latest, checkpoint
+
+
 def _complete_run(checkpoint: dict, config: dict, run_dir: Path) -> dict | None:
     """The summary of a run that has nothing left to train (said in one line), or None when it has."""
     state, done, epochs = checkpoint["state"], checkpoint["epoch"], config["train"]["epochs"]
@@ -263,6 +293,9 @@ def main(argv=None) -> dict:
     from engine.training.trainer import Trainer
 
     config, run_dir, resume, name = _resolve(args)
+    demo = args.config is None and not any([args.csv, args.data_root, args.protocol, args.fold])
+    if demo and resume is None and run_dir is None:  # the README's python train.py, once more
+        config, run_dir, resume = _interrupted_demo_run(config, run_dir)
     if resume is not None:
         complete = _complete_run(resume, config, run_dir)
         if complete is not None:

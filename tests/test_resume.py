@@ -1,6 +1,6 @@
 """train.py --resume of a run whose data moved (--csv NEW, --data-root, --set data.csv, --resume auto): taken when the
 new place holds the rows and labels the run recorded (data.fingerprint), refused naming the difference when not; edits
-to the run's config.yaml are taken or refused, never ignored."""
+to the run's config.yaml are taken or refused, never ignored; the demo continues its interrupted run."""
 
 import shutil
 
@@ -167,3 +167,38 @@ def test_config_yaml_edits_are_taken_or_refused_never_ignored(moved, no_training
         train.main(["--resume", str(run)])
     with pytest.raises(UsageError, match="only data.csv, data.root, train.epochs may change"):
         train.main(["--resume", str(run), "--set", "optim.lr=1e-4"])
+
+
+def test_the_no_argument_demo_continues_its_interrupted_run(trained, tmp_path, monkeypatch, capsys):
+    """``python train.py`` after a Ctrl-C continues the demo run it stopped (and says so), not a new run from step 0;
+    an interrupted run of another config is named with the command that continues it; a finished one is left."""
+    import copy
+
+    _, run = trained
+    monkeypatch.setattr(train, "REPO_ROOT", tmp_path)
+    interrupted = tmp_path / "checkpoint" / "demo-intra-20260101-000000"
+    shutil.copytree(run, interrupted)
+    checkpoint = load_checkpoint(interrupted / "last.pt")
+    checkpoint["config"]["train"]["epochs"] = 2
+    checkpoint["state"]["finished"] = False  # stopped by Ctrl-C at the end of epoch 1 of 2
+    save_checkpoint(interrupted / "last.pt", checkpoint)
+    save_config(checkpoint["config"], interrupted / "config.yaml")
+    config = copy.deepcopy(checkpoint["config"])
+
+    continued, run_dir, resume = train._interrupted_demo_run(copy.deepcopy(config), None)
+    assert run_dir == interrupted and resume["step"] == 4 and continued == config
+    assert (
+        f"continuing the interrupted demo run {interrupted} (stopped at step 4, 1 of 2 epochs done); to start a new demo "
+        "run instead: python train.py --out checkpoint/demo-NEW"
+    ) in capsys.readouterr().out
+
+    other = copy.deepcopy(config)
+    other["optim"]["lr"] = 5e-4
+    assert train._interrupted_demo_run(other, None) == (other, None, None)
+    assert f"continue it with  python train.py --resume {interrupted}; starting a new demo run" in (
+        capsys.readouterr().out
+    )
+    checkpoint["state"]["finished"] = True
+    save_checkpoint(interrupted / "last.pt", checkpoint)
+    assert train._interrupted_demo_run(config, None) == (config, None, None)
+    assert capsys.readouterr().out == ""
