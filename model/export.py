@@ -24,6 +24,7 @@ import yaml
 from torch import nn
 
 from common.atomic import atomic_folder
+from common.config import REPO_ROOT
 from common.errors import UsageError, UserError
 from data.trained_on import DEMO_CAVEAT, training_summary
 
@@ -46,6 +47,42 @@ ONNX_TOLERANCE = 1e-4
 
 class ExportError(UserError):
     """An export that cannot be done as asked; the message says what to do."""
+
+
+# ------------------------------------------------------------------------------------------------ local paths
+def public_path(path: str | Path) -> str:
+    """A path as a shared model folder may show it: relative to the repository when inside it, else its last folder
+    and file name after '.../' (an absolute path names a home or temporary folder of the machine it was made on)."""
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    absolute = Path(os.path.abspath(text))
+    if absolute.is_relative_to(REPO_ROOT):
+        return absolute.relative_to(REPO_ROOT).as_posix()
+    return ".../" + "/".join(absolute.parts[-2:]) if len(absolute.parts) > 2 else absolute.name
+
+
+def public_command(command: str) -> str:
+    """A command line with each absolute path in it (``/x/y``, ``--out=/x/y``) written by ``public_path``."""
+    words = []
+    for word in command.split(" "):
+        option, equals, value = word.partition("=")
+        if equals and os.path.isabs(value):
+            words.append(f"{option}={public_path(value)}")
+        else:
+            words.append(public_path(word) if os.path.isabs(word) else word)
+    return " ".join(words)
+
+
+def _public(value: Any) -> Any:
+    """``value`` (plain YAML values) with every absolute path in it written by ``public_path``."""
+    if isinstance(value, Mapping):
+        return {key: _public(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_public(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return public_path(value)
+    return value
 
 
 # ----------------------------------------------------------------------------------------------- the folder
@@ -72,9 +109,10 @@ def folder_config(pretrained: Pretrained) -> dict[str, Any]:
             "ema": metadata.get("weights") == "ema",
             "code_version": metadata.get("code_version"),
             "validation": _plain(metadata.get("metrics")),
-            "trained_on": _plain(metadata.get("trained_on")),  # data.trained_on record; None: not recorded
+            "trained_on": _public(_plain(metadata.get("trained_on"))),  # data.trained_on record; None: not recorded
         },
-        "run-config": _plain({k: v for k, v in pretrained.config.items() if k != "model"}),
+        # the run's paths without this machine's folders (the folder is made to be shared)
+        "run-config": _public(_plain({k: v for k, v in pretrained.config.items() if k != "model"})),
     }
 
 
@@ -136,7 +174,7 @@ def model_card(
     extraction = pretrained.face_extraction
     fine = pretrained.class_names or {}
     command_line = sys.argv[0].endswith("export.py") or sys.argv[0] == "-m"
-    exported_by = " ".join(sys.argv[1:]) if command_line else f"{Path(pretrained.source).name} ..."
+    exported_by = public_command(" ".join(sys.argv[1:])) if command_line else f"{Path(pretrained.source).name} ..."
     lines = [
         "---",
         "library_name: pytorch",
@@ -185,7 +223,7 @@ def model_card(
         "",
         "## Provenance",
         f"- code: commit `{code.get('commit')}`" + (" (with uncommitted changes)" if code.get("dirty") else ""),
-        f"- training command: `{env.get('command', 'not recorded')}`",
+        f"- training command: `{public_command(env['command']) if env.get('command') else 'not recorded'}`",
         f"- libraries: {', '.join(f'{k} {v}' for k, v in (env.get('libraries') or {}).items())}"
         if env.get("libraries")
         else "- libraries: not recorded",

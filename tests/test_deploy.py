@@ -100,7 +100,10 @@ def test_exported_folder_holds_weights_config_and_model_card_and_loads_back_iden
     assert config["class-names"]["level2"] == ["AM", "EFS", "FS"]
     assert config["run-config"]["data"]["protocol"] == "intra"
     card = (exported / "README.md").read_text()
-    assert "protocol: `intra`" in card and str(csv_path) in card and "decision threshold: 0.3000" in card
+    assert (
+        "protocol: `intra`" in card and f"`.../data/{csv_path.name}`" in card and "decision threshold: 0.3000" in card
+    )
+    assert str(csv_path.parent) not in card and str(csv_path.parent) not in (exported / "config.yaml").read_text()
     assert "AUC 95% CI" in card and "| overall |" in card  # test.py's table with bootstrap intervals
     assert "commit `" in card and "training command:" in card and "someone/cael-demo" in card
 
