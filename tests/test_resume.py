@@ -188,8 +188,8 @@ def test_the_no_argument_demo_continues_its_interrupted_run(trained, tmp_path, m
     continued, run_dir, resume = train._interrupted_demo_run(copy.deepcopy(config), None)
     assert run_dir == interrupted and resume["step"] == 4 and continued == config
     assert (
-        f"continuing the interrupted demo run {interrupted} (stopped at step 4, 1 of 2 epochs done); to start a new demo "
-        "run instead: python train.py --out checkpoint/demo-NEW"
+        f"continuing the interrupted demo run {interrupted} (stopped at step 4, 1 of 2 epochs done); to start a new "
+        "demo run instead: python train.py --out checkpoint/demo-NEW"
     ) in capsys.readouterr().out
 
     other = copy.deepcopy(config)
