@@ -148,7 +148,13 @@ def _run_files(checkpoint: Path, eval_dir: Path | None) -> tuple[dict[str, Any],
 
 
 def model_card(
-    pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[str, Any], tables, *, repo_id: str | None
+    pretrained: Pretrained,
+    config: Mapping[str, Any],
+    env: Mapping[str, Any],
+    tables,
+    *,
+    repo_id: str | None,
+    onnx: bool = False,
 ) -> str:
     """README.md of the folder: what the model is, how it was trained and tested, and how to use it."""
     run = config["run-config"]
@@ -196,6 +202,7 @@ def model_card(
         "from model.hub import load_detector",
         f'model = load_detector("{name}").model   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
         "```",
+        *(_onnx_section(config["preprocessing"]["image-size"], output_names(pretrained.model)) if onnx else []),
         "",
         "## Training",
         f"- data CSV: `{data.get('csv')}` (data root: `{data.get('root') or 'the CSV folder'}`)",
@@ -243,6 +250,25 @@ def model_card(
     return "\n".join(lines) + "\n"
 
 
+def _onnx_section(size: int, outputs: list[str]) -> list[str]:
+    """How to run model.onnx: the card says it, as the message for an ONNX file given to test.py points here."""
+    return [
+        "",
+        f"`{ONNX_FILE}` is the whole detector, preprocessing included (input `images`: uint8 RGB face crops "
+        f"(batch, 3, {size}, {size}); outputs {', '.join(f'`{name}`' for name in outputs)}; score = "
+        "softmax(logits)[:, 1]). With onnxruntime, on a face crop resized as in training (bicubic):",
+        "```python",
+        "import numpy as np, onnxruntime",
+        "from PIL import Image",
+        f'session = onnxruntime.InferenceSession("{ONNX_FILE}", providers=["CPUExecutionProvider"])',
+        f'face = Image.open("face.png").convert("RGB").resize(({size}, {size}), Image.Resampling.BICUBIC)',
+        'logits = session.run(["logits"], {"images": np.asarray(face).transpose(2, 0, 1)[None]})[0]',
+        "score = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)   # probability of fake",
+        "```",
+        "predict.py finds and crops the faces of whole photos and videos first (with the PyTorch weights).",
+    ]
+
+
 def export_folder(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -270,7 +296,7 @@ def export_folder(
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in pretrained.model.state_dict().items()}
         save_file(state, staging / WEIGHTS_FILE, metadata={"format": "pt", "cael": FOLDER_FORMAT})
         (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
-        (staging / "README.md").write_text(model_card(pretrained, config, env, tables, repo_id=repo_id))
+        (staging / "README.md").write_text(model_card(pretrained, config, env, tables, repo_id=repo_id, onnx=onnx))
         difference = None
         if onnx:
             export_onnx(pretrained.model, staging / ONNX_FILE, image_size=pretrained.image_size)

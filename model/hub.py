@@ -296,8 +296,9 @@ def refuse_other_formats(path: str | Path) -> None:
     beside = f" or give the model folder {folder}" if is_model_folder(folder) else ""
     if path.suffix.lower() == ".onnx" or _looks_like_onnx(head):
         raise PretrainedError(
-            f"{path} is an ONNX graph (python -m model.export --onnx writes one): run it with onnxruntime (the "
-            f"model folder's README shows how){beside}, or give RUN/best.pt or the model folder written beside it."
+            f"{path} is an ONNX graph (python -m model.export --onnx writes one), which this command does not run: run "
+            "it with onnxruntime (input 'images': uint8 RGB face crops (batch, 3, S, S); output 'logits'; score = "
+            f"softmax(logits)[:, 1]; docs/using.md, section ONNX, has the code){beside}, or give RUN/best.pt."
         )
     if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(head):
         raise PretrainedError(

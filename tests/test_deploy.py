@@ -189,8 +189,9 @@ def test_test_py_evaluates_a_model_folder(trained, exported, tmp_path):
 
 
 @pytest.mark.slow
-def test_onnx_export_matches_pytorch(trained, reference, tmp_path):
-    """torch.onnx (dynamo) export of the whole detector, preprocessing included; onnxruntime vs PyTorch logits."""
+def test_onnx_export_matches_pytorch(trained, reference, tmp_path, monkeypatch):
+    """torch.onnx (dynamo) export of the whole detector, preprocessing included; onnxruntime vs PyTorch logits; the
+    folder's README runs it as it says."""
     pytest.importorskip("onnxruntime")
     _, best = trained
     result = export_folder(best, tmp_path / "with-onnx", onnx=True)
@@ -204,6 +205,16 @@ def test_onnx_export_matches_pytorch(trained, reference, tmp_path):
     logits = session.run(["logits"], {"images": images.numpy()})[0]
     expected = _logits(reference, images)["logits"].numpy()
     assert np.abs(logits - expected).max() < 1e-4
+
+    card = (result["folder"] / "README.md").read_text()
+    snippet = next(block for block in card.split("```python\n")[1:] if "onnxruntime" in block).split("```")[0]
+    monkeypatch.chdir(result["folder"])
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 72, 3), dtype=np.uint8)).save("face.png")
+    namespace: dict = {}
+    exec(snippet, namespace)  # the card's code, as a reader copies it
+    face = torch.from_numpy(np.asarray(namespace["face"])).permute(2, 0, 1)[None]
+    expected = torch.softmax(_logits(reference, face)["logits"], dim=1)[:, 1].numpy()
+    assert np.abs(namespace["score"] - expected).max() < 1e-4
 
 
 def test_an_onnx_file_given_as_a_checkpoint_is_named_with_what_takes_it(trained, tmp_path, capsys):

@@ -1,13 +1,15 @@
 """The model folder's card and config.yaml travel to the hub: no absolute path of the machine that wrote them (home
-or temporary folders)."""
+or temporary folders), and a folder with model.onnx says how to run it, as the message for an ONNX file given to
+test.py says where to look."""
 
+import pytest
 import yaml
 from conftest import TINY_MODEL
 
 from engine.config import load_config
 from model import build_model
 from model.export import folder_config, model_card, public_command, public_path
-from model.hub import Pretrained
+from model.hub import Pretrained, PretrainedError, load_detector
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -44,3 +46,19 @@ def test_the_card_and_config_name_no_folder_of_this_machine(tmp_path):
     assert config["source"]["trained_on"]["root"] == ".../someone/faces"
     assert public_path(ROOT / "data" / "demo_data" / "demo.csv") == "data/demo_data/demo.csv"  # inside the repo
     assert public_command("train.py --csv rel.csv") == "train.py --csv rel.csv"
+
+
+def test_a_folder_with_onnx_says_how_to_run_it_and_an_onnx_file_given_to_a_command_says_where_that_is(tmp_path):
+    pretrained = _pretrained(tmp_path)
+    config = folder_config(pretrained)
+    card = model_card(pretrained, config, {}, [], repo_id=None, onnx=True)
+    assert 'onnxruntime.InferenceSession("model.onnx"' in card and "(batch, 3, 64, 64)" in card
+    assert "onnxruntime" not in model_card(pretrained, config, {}, [], repo_id=None)
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"\x08\x08\x12\x07pytorch")
+    with pytest.raises(PretrainedError) as error:
+        load_detector(graph)
+    message = str(error.value)
+    assert "run it with onnxruntime (input 'images'" in message and "docs/using.md, section ONNX" in message
+    assert "README" not in message
+    assert "onnxruntime.InferenceSession" in (ROOT / "docs" / "using.md").read_text()
