@@ -326,3 +326,38 @@ def test_the_grad_cam_grid_heads_columns_by_what_they_show_names_rows_whole_and_
     title_bottom = figure._suptitle.get_window_extent(renderer).y0
     headers_top = max(axis.title.get_window_extent(renderer).y1 for axis in grid if axis.get_title())
     assert 0 <= title_bottom - headers_top < 0.15 * figure.dpi  # no blank band under the title
+
+
+def test_a_fold_roc_names_its_own_generator_and_draws_the_unseen_ones_alone_under_a_whole_title(tmp_path):
+    """A cross-generator run trained on gA: its overall curve pools gA's test fakes (in-domain) with the unseen
+    generators'; the figure says so, draws the unseen ones alone, and its long title is wrapped, not cut."""
+    table = _table(tmp_path, perfect=("gA",))
+    groups = report_groups(table, np.arange(len(table)), ["generator"])
+    scores = np.array([float(s) for s in table.column("score")])
+    results = {g: {"clean": {"auc": roc_auc_score(table.labels[r], scores[r])}} for g, r in groups.items()}
+    title = figures.describe_run("cael_demo", "cross-generator", "gA", "test rows of a-long-name-of-a-split-file.csv")
+    captured = []
+    figures.plot_roc(
+        tmp_path / "roc.png", table, groups, scores, results, title, fold="gA", figure_hook=captured.append
+    )
+    (axis,) = [a for a in captured[0].axes if a.get_visible()]
+    legend = [t.get_text() for t in axis.get_legend().get_texts()]
+    unseen = np.flatnonzero(np.asarray(table.column("generator")) != "gA")
+    unseen_auc = roc_auc_score(table.labels[unseen], scores[unseen])
+    assert legend[:2] == [
+        f"overall: gA + unseen (AUC {100 * results['overall']['clean']['auc']:.2f})",
+        f"unseen generators only (AUC {100 * unseen_auc:.2f})",
+    ]
+    assert "gA, trained on (AUC 100.00)" in legend and "gB (AUC" in legend[3]
+    lines = _lines_by_label(axis)
+    assert (
+        lines["unseen generators only"].get_color() == "#000000"
+        and lines["unseen generators only"].get_linestyle() == "--"
+    )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(captured[0])
+    canvas.draw()
+    box = captured[0]._suptitle.get_window_extent(canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= canvas.get_width_height()[0]  # wrapped onto lines, none cut at the sides
+    assert captured[0]._suptitle.get_text().replace("\n", " ") == title

@@ -96,6 +96,7 @@ def write_report(
         figure_title,
         log_fpr=bool(config["eval"].get("roc-log-fpr")),
         palettes=palettes,
+        fold=resolved.fold,  # its own group is in-domain: named, and the unseen ones drawn alone too
     )
     named_fine = {level: (values, class_names[level]) for level, values in fine.items() if class_names.get(level)}
     write_predictions(out_dir / "predictions.csv", table, np.sort(resolved.test), scores, named_fine)
