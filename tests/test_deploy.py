@@ -207,7 +207,8 @@ def test_onnx_export_matches_pytorch(trained, reference, tmp_path, monkeypatch):
     assert np.abs(logits - expected).max() < 1e-4
 
     card = (result["folder"] / "README.md").read_text()
-    snippet = next(block for block in card.split("```python\n")[1:] if "onnxruntime" in block).split("```")[0]
+    blocks = [block.split("```")[0] for block in card.split("```python\n")[1:]]
+    snippet = next(block for block in blocks if "onnxruntime" in block)
     monkeypatch.chdir(result["folder"])
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 72, 3), dtype=np.uint8)).save("face.png")
     namespace: dict = {}
