@@ -96,7 +96,9 @@ def set_title(figure, title: str, *, fontsize: float = 10) -> None:
 
     # an average character of the default sans-serif font is about 0.55 em wide
     width = max(20, int(figure.get_figwidth() * 72 / (0.55 * fontsize)))
-    lines = [wrapped for line in title.split("\n") for wrapped in textwrap.wrap(line, width, break_on_hyphens=False) or [""]]
+    lines = [
+        wrapped for line in title.split("\n") for wrapped in textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    ]
     figure.suptitle("\n".join(lines), fontsize=fontsize)
 
 
