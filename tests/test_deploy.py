@@ -390,8 +390,22 @@ def test_predict_with_nothing_readable_is_one_clear_error(exported, tmp_path, ca
         ],
     )
     assert status == 1
-    assert capsys.readouterr().err.strip().startswith("error: none of the 1 inputs could be scored")
-    assert (tmp_path / "out" / "inputs.csv").is_file()  # what was tried is still written
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: none of the 1 inputs could be scored ({tmp_path / 'broken.jpg'}: ")  # why, itself
+    assert err.endswith(f"nothing was written to {tmp_path / 'out'}.")
+    assert not (tmp_path / "out").exists()  # no folder of empty outputs
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "predictions.json").write_text("{}")
+    args = [
+        "--checkpoint",
+        str(exported),
+        str(tmp_path / "broken.jpg"),
+        "--no-detect",
+        "--out",
+        str(tmp_path / "earlier"),
+    ]
+    assert run(predict.main, [*args, "--quiet"]) == 1
+    assert [p.name for p in (tmp_path / "earlier").iterdir()] == ["predictions.json"]  # kept as it was
 
 
 def test_predict_detection_without_the_detectors_package_is_one_clear_error(exported, tmp_path, monkeypatch, capsys):
