@@ -282,6 +282,8 @@ def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     if args.fold == "all":
         return _train_every_fold(args, argv)
+    import numpy as np
+
     from common.checkpoint import cleanup_partial_writes
     from data.schema import check_images_under_root
     from engine.config import save_config
@@ -303,7 +305,7 @@ def main(argv=None) -> dict:
         check_data_present(config, run_dir)
     # the CSV, the protocol and the images' place are checked before anything is written
     rows = select_rows(config)
-    check_images_under_root(rows.table, [*rows.train, *rows.val])
+    check_images_under_root(rows.table, np.concatenate([rows.train, rows.val]))
     moved = check_same_data(resume, rows.fingerprint(), config, run_dir) if resume is not None else ""
     if moved:
         _say(moved)
