@@ -329,8 +329,9 @@ def main(argv=None) -> dict:
             torch.distributed.broadcast_object_list(shared, src=0)
             run_dir = Path(shared[0])
         if dist.is_main:
-            guard = StartGuard(run_dir)  # what a start that fails wrote is removed
+            guard = StartGuard(run_dir)  # what a start that fails wrote is removed (once the lock is ours)
             lock = RunLock(run_dir).acquire()  # before anything is written: a second train.py stops here
+            guard.arm()
         if resume is None and (run_dir / "last.pt").exists():
             raise UsageError(
                 f"{run_dir} already holds a run: continue it with --resume {run_dir} (or --resume auto), or choose "

@@ -349,6 +349,22 @@ def test_a_start_that_fails_leaves_no_run_folder_behind(demo, tmp_path):
     assert [path.name for path in existing.iterdir()] == ["notes.txt"]
 
 
+def test_a_start_stopped_by_another_runs_lock_removes_nothing_of_that_run(demo, tmp_path, monkeypatch):
+    """The other run may write between this start's look at the folder and its try at the lock: none of it goes."""
+    from common.errors import UserError
+    from engine.training import run as run_module
+
+    def busy(self):
+        (self.run_dir / "written-by-the-other-run").parent.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "written-by-the-other-run").write_text("theirs")
+        raise UserError(f"{self.run_dir} is in use by another training run")
+
+    monkeypatch.setattr(run_module.RunLock, "acquire", busy)
+    with pytest.raises(UserError, match="in use by another training run"):
+        train.main(["--csv", str(demo), "--out", str(tmp_path / "busy"), *QUICK])
+    assert (tmp_path / "busy" / "written-by-the-other-run").read_text() == "theirs"
+
+
 def test_a_data_root_without_the_images_is_named_before_training(demo, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SchemaError) as error:

@@ -85,14 +85,19 @@ def record_data_fingerprint(run_dir: Path, fingerprint: dict[str, Any]) -> None:
 
 class StartGuard:
     """Removes what a start of train.py wrote into its run folder when the start fails (a bad CSV, a model that
-    cannot be built): the folder itself if this start created it, else only the entries it added. Once training has
-    begun (``started``), nothing is removed: a checkpoint or the log of a failed epoch is the user's to keep."""
+    cannot be built): the folder itself if this start created it, else only the entries it added. Made before the
+    run's lock is taken and ``armed`` once it is: a start stopped by the lock of another run touches nothing of that
+    run. Once training has begun (``started``), nothing is removed: a checkpoint or the log of a failed epoch is the
+    user's to keep."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.created = not self.run_dir.exists()
         self.before = set() if self.created else {entry.name for entry in self.run_dir.iterdir()}
-        self.begun = False
+        self.armed = self.begun = False
+
+    def arm(self) -> None:
+        self.armed = True
 
     def started(self) -> None:
         self.begun = True
@@ -101,7 +106,7 @@ class StartGuard:
         import logging
         import shutil
 
-        if self.begun or not self.run_dir.is_dir():
+        if not self.armed or self.begun or not self.run_dir.is_dir():
             return
         logger = logging.getLogger("cael")
         for handler in list(logger.handlers):  # train.log is closed before its folder goes
