@@ -106,13 +106,13 @@ def check_same_data(checkpoint: dict[str, Any], fingerprint: dict[str, Any], con
     moved = [key for key in ("csv", "root") if saved.get(key) != data.get(key)]
     recorded = checkpoint.get("data_fingerprint")
     if recorded is None:
+        old_place = f"data.csv {saved.get('csv')}" + (f", data.root {saved['root']}" if saved.get("root") else "")
         if moved:
             raise UsageError(
                 f"--resume {run_dir}: its last.pt was written before runs recorded a fingerprint of their data, so "
                 f"train.py cannot check that {data['csv']} holds the rows the run trained on: make its data readable "
-                f"at the old place again (data.csv {saved.get('csv')}, data.root {saved.get('root')}; a symbolic link "
-                "will do) and resume once without --csv: the next checkpoint records the fingerprint, and later "
-                "resumes may move the data."
+                f"at the old place again ({old_place}; a symbolic link will do) and resume once without --csv: the "
+                "next checkpoint records the fingerprint, and later resumes may move the data."
             )
         return ""
     differences = fingerprint_differences(recorded, fingerprint)
