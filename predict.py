@@ -64,6 +64,10 @@ def checkpoint_identity(checkpoint: str) -> dict:
     return {"path": str(path.resolve()), "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
 
 
+class NothingScored(Exception):
+    """Inside the writer: no input was scored, so nothing is written (predict.py raises the user's error after)."""
+
+
 def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     if args.batch_size < 1:
@@ -112,6 +116,7 @@ def main(argv=None) -> dict:
     model = pretrained.model.to(device)
     started = time.time()
     out = Path(args.out)
+    out_existed = out.exists()
     # a run stopped half-way and started again with the same checkpoint and settings reuses what it wrote
     key = {
         "checkpoint": checkpoint_identity(args.checkpoint),
@@ -160,6 +165,8 @@ def main(argv=None) -> dict:
                     journal.append(entry)
                 writer.add(entry)
             tally = writer.tally
+            if tally.scored == 0:  # no outputs (and no folder, unless it was there): the error says why
+                raise NothingScored
             header = {
                 "checkpoint": str(args.checkpoint),
                 "threshold": pretrained.threshold,
@@ -184,6 +191,16 @@ def main(argv=None) -> dict:
     except KeyboardInterrupt:
         print(f"stopped: the inputs scored so far are kept in {journal.path}; the same command continues", flush=True)
         raise
+    except NothingScored:
+        journal.remove()
+        if not out_existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        reasons = "; ".join(f"{entry['input']}: {entry['status']}" for entry in tally.unscored_head[:3])
+        more = f" (and {tally.inputs - 3} more)" if tally.inputs > 3 else ""
+        raise InputError(
+            f"none of the {tally.inputs} inputs could be scored ({reasons}{more}): check the paths and formats; "
+            f"nothing was written to {out}."
+        ) from None
     journal.remove()
     for note in notes:
         print(note)
@@ -194,10 +211,6 @@ def main(argv=None) -> dict:
         f"\n{tally.scored} of {tally.inputs} inputs scored ({tally.faces} faces) in {header['seconds']:.1f} s; "
         f"written to {paths['json'].parent}"
     )
-    if tally.scored == 0:
-        raise InputError(
-            f"none of the {tally.inputs} inputs could be scored (see {paths['inputs']}): check the paths and formats."
-        )
     # every input's entry is in predictions.json ("inputs"); the first ones are kept here for callers
     return {"head": tally.head, "inputs": tally.inputs, "paths": paths, **header}
 

@@ -1,6 +1,6 @@
 """Evaluate detectors: protocol tables (AUC, AP, EER, accuracies, CIs) for papers.
 
-python test.py                                                # the latest demo run, on the demo data
+python test.py                                                # the latest finished demo run, on the demo data
 python test.py --checkpoint checkpoint/RUN/best.pt           # its own protocol, fold and CSV
 python test.py --checkpoint RUN/best.pt --csv other.csv --protocol cross-dataset
 python test.py --runs checkpoint/xgen --protocol cross-generator   # one run per fold -> train x test matrix
@@ -150,13 +150,26 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def _latest_demo_checkpoint() -> Path:
-    runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/best.pt"), key=lambda p: p.stat().st_mtime)
-    if not runs:
+    """best.pt of the latest demo run that finished (its last.pt says so; an interrupted run is left out)."""
+    from common.checkpoint import read_checkpoint
+
+    finished = []
+    for best in (REPO_ROOT / "checkpoint").glob("demo-*/best.pt"):
+        last = best.parent / "last.pt"
+        if not last.is_file():
+            continue
+        checkpoint = read_checkpoint(last)
+        state, epochs = checkpoint.get("state") or {}, (checkpoint.get("config") or {}).get("train", {}).get("epochs")
+        if state.get("finished") or (
+            epochs is not None and checkpoint.get("epoch", 0) >= epochs and not state.get("step_in_epoch")
+        ):
+            finished.append(best)
+    if not finished:
         raise UserError(
-            "no demo run found under checkpoint/: run `python train.py` first (it trains the demo), "
-            "or pass --checkpoint."
+            "no finished demo run under checkpoint/: run `python train.py` first (it trains the demo, or continues "
+            "an interrupted demo run), or pass --checkpoint."
         )
-    return runs[-1]
+    return max(finished, key=lambda best: (best.parent / "last.pt").stat().st_mtime)
 
 
 def _overrides(args) -> dict:
@@ -255,6 +268,8 @@ def main(argv=None) -> dict:
             )
         else:
             checkpoint = Path(args.checkpoint) if args.checkpoint else _latest_demo_checkpoint()
+            if not args.checkpoint and dist.is_main:
+                print(f"no --checkpoint given: scoring the latest finished demo run, {checkpoint}", flush=True)
             requested = load_config(args.config) if args.config else None
             result = evaluate_checkpoint(
                 checkpoint,

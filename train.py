@@ -1,9 +1,10 @@
 """Train CAEL (or any registered detector) on GenFace-style CSV splits.
 
-python train.py                                   # the demo: synthetic data, small CAEL, ~3 min on a CPU
+python train.py                                   # the demo: synthetic data, small CAEL (continues it if interrupted)
 python train.py --config cael --csv splits.csv --protocol cross-generator --fold StyleGAN2
 torchrun --nproc_per_node=4 train.py --config cael --csv splits.csv
 python train.py --resume checkpoint/RUN           # continue an interrupted run exactly
+python train.py --resume checkpoint/RUN --csv /new/place/splits.csv   # ... whose data moved (same rows and labels)
 python train.py --csv splits.csv --out checkpoint/RUN --resume auto   # continue RUN if it has a last.pt, else start
 """
 
@@ -60,8 +61,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         metavar="RUN|auto",
-        help="continue the run in this folder (or its last.pt) exactly where it stopped; 'auto' (with --out): continue "
-        "--out when it holds a last.pt, else start it there (rerun the same command line after a preemption)",
+        help="continue the run in this folder (or its last.pt) exactly where it stopped (with --csv / --data-root: the "
+        "new place of its data, checked against the rows it recorded); 'auto' (with --out): continue --out when it "
+        "holds a last.pt, else start it there (rerun the same command line after a preemption)",
     )
     return parser
 
@@ -81,18 +83,28 @@ def _resolve(args) -> tuple[dict, Path | None, dict | None, str | None]:
     if args.resume == AUTO:
         return _resolve_auto(args)
     if args.resume:
-        if args.config or args.csv or args.data_root or args.protocol or args.fold:
+        from engine.training.resume import config_file_edits, refuse_other_overrides, resumed_config
+
+        if args.config or args.protocol or args.fold:
             raise UsageError(
-                "--resume continues a run with its own config: drop --config/--csv/--data-root/--protocol/--fold "
-                "(or rerun the run's own command line with --resume auto)."
+                "--resume continues a run with its own config: drop --config/--protocol/--fold (data that moved: "
+                "--csv NEW and --data-root ROOT; a longer run: --set train.epochs=N)."
             )
-        for override in args.overrides:
-            if not override.strip().startswith("train.epochs="):
-                raise UsageError(f"--resume: only train.epochs may change (got --set {override}).")
+        refuse_other_overrides(args.overrides)
         checkpoint, run_dir = _load_resume(args.resume)
-        config = _resumed_config(checkpoint, args.overrides)
-        return config, run_dir, checkpoint, None
+        changes = {**config_file_edits(checkpoint, run_dir), **_data_arguments(args)}
+        return resumed_config(checkpoint, changes, args.overrides), run_dir, checkpoint, None
     return _resolve_new(args)
+
+
+def _data_arguments(args) -> dict:
+    """--csv and --data-root as config values (absolute paths)."""
+    given = {}
+    if args.csv:
+        given["data.csv"] = str(_csv_file(Path(args.csv)).resolve())
+    if args.data_root:
+        given["data.root"] = str(Path(args.data_root).resolve())
+    return given
 
 
 def _load_resume(path) -> tuple[dict, Path]:
@@ -101,17 +113,11 @@ def _load_resume(path) -> tuple[dict, Path]:
     return load_resume(path)
 
 
-def _resumed_config(checkpoint: dict, overrides) -> dict:
-    """The run's own config with ``overrides`` applied; the checkpoint keeps the config it was saved with."""
-    import copy
-
-    from engine.config import apply_overrides
-
-    return apply_overrides(copy.deepcopy(checkpoint["config"]), overrides)
-
-
 def _resolve_auto(args) -> tuple[dict, Path | None, dict | None, str | None]:
-    """``--resume auto``: the run in --out when it holds a last.pt (with the same config), else a new run there."""
+    """``--resume auto``: the run in --out when it holds a last.pt (with the same config but for its data's place and
+    train.epochs), else a new run there."""
+    from engine.training.resume import MAY_CHANGE, changed_keys, config_file_edits, describe, resumed_config, value_at
+
     if not args.out:
         raise UsageError(
             "--resume auto needs --out RUN: the default run folder is named after the start time, so a rerun would "
@@ -122,34 +128,18 @@ def _resolve_auto(args) -> tuple[dict, Path | None, dict | None, str | None]:
         _say(f"--resume auto: {run_dir} holds no last.pt: starting a new run there")
         return config, run_dir, None, name
     checkpoint, run_dir = _load_resume(run_dir)
-    changed = _differences(checkpoint["config"], config, ignore=("train.epochs",))
+    config_file_edits(checkpoint, run_dir)  # an edit it would not take is an error, never ignored
+    # no extraction record beside a moved CSV: the run's own stands (its rows are checked by their fingerprint)
+    unrecorded = ("data.face-extraction",) if config["data"]["face-extraction"] is None else ()
+    changed = changed_keys(checkpoint["config"], config, ignore=(*MAY_CHANGE, *unrecorded))
     if changed:
         raise UsageError(
-            f"--resume auto: {run_dir} holds a run with another config ({'; '.join(changed[:3])}): rerun its own "
+            f"--resume auto: {run_dir} holds a run with another config ({describe(changed)}): rerun its own "
             "command line, or choose another --out."
         )
     _say(f"--resume auto: {run_dir} holds a run (last.pt at step {checkpoint['step']}): continuing it")
-    return _resumed_config(checkpoint, [f"train.epochs={config['train']['epochs']}"]), run_dir, checkpoint, name
-
-
-def _differences(saved: dict, given: dict, *, ignore=(), prefix: str = "") -> list[str]:
-    """'key: saved -> given' for every config value both name and that differ (keys of only one side are skipped:
-    a newer version of the code may add defaults)."""
-    found = []
-    for key in saved.keys() & given.keys():
-        dotted = prefix + key
-        if dotted in ignore:
-            continue
-        a, b = saved[key], given[key]
-        if isinstance(a, dict) and isinstance(b, dict):
-            found += _differences(a, b, ignore=ignore, prefix=dotted + ".")
-        elif _plain(a) != _plain(b):
-            found.append(f"{dotted}: {a!r} -> {b!r}")
-    return sorted(found)
-
-
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+    changes = {key: value_at(config, key) for key in MAY_CHANGE}
+    return resumed_config(checkpoint, changes), run_dir, checkpoint, name
 
 
 def _say(text: str) -> None:
@@ -163,12 +153,7 @@ def _resolve_new(args) -> tuple[dict, Path | None, dict | None, str | None]:
     data_args = [args.csv, args.data_root, args.protocol, args.fold]
     demo = args.config is None and not any(data_args)
     name = DEMO_CONFIG if demo else (args.config or "cael")
-    given = {
-        "data.csv": args.csv and str(_csv_file(Path(args.csv)).resolve()),
-        "data.root": args.data_root and str(Path(args.data_root).resolve()),
-        "data.protocol": args.protocol,
-        "data.fold": args.fold,
-    }
+    given = {**_data_arguments(args), "data.protocol": args.protocol, "data.fold": args.fold}
     config = load_config(name, {key: value for key, value in given.items() if value})
     apply_overrides(config, args.overrides)
     if not config["data"]["csv"]:
@@ -192,6 +177,34 @@ def _csv_file(path: Path) -> Path:
     found = csv_in_folder(path)
     _say(f"--csv {path} is a folder: training on {found}, the one CSV inside it")
     return found
+
+
+def _interrupted_demo_run(config: dict, run_dir: Path | None) -> tuple[dict, Path | None, dict | None]:
+    """The no-argument demo continues its latest run when that run stopped before its end (Ctrl-C, SIGTERM) with the
+    same config, and says so: (its config, folder, last.pt); otherwise (``config``, ``run_dir``, None), saying how to
+    continue an interrupted run of another config."""
+    from engine.training.resume import changed_keys, config_file_edits, describe, resumed_config
+
+    runs = sorted((REPO_ROOT / "checkpoint").glob("demo-*/last.pt"), key=lambda path: path.stat().st_mtime)
+    if not runs:
+        return config, run_dir, None
+    checkpoint, latest = _load_resume(runs[-1])
+    state, epochs = checkpoint["state"], checkpoint["config"]["train"]["epochs"]
+    if state["finished"] or (checkpoint["epoch"] >= epochs and not state["step_in_epoch"]):
+        return config, run_dir, None
+    where = f"stopped at step {checkpoint['step']}, {checkpoint['epoch']} of {epochs} epochs done"
+    changed = changed_keys(checkpoint["config"], config)
+    if changed:
+        _say(
+            f"note: the demo run {latest} was interrupted ({where}) with another config ({describe(changed)}): "
+            f"continue it with  python train.py --resume {latest}; starting a new demo run"
+        )
+        return config, run_dir, None
+    _say(
+        f"continuing the interrupted demo run {latest} ({where}); to start a new demo run instead: python train.py "
+        "--out checkpoint/demo-NEW"
+    )
+    return resumed_config(checkpoint, config_file_edits(checkpoint, latest)), latest, checkpoint
 
 
 def _complete_run(checkpoint: dict, config: dict, run_dir: Path) -> dict | None:
@@ -269,19 +282,35 @@ def main(argv=None) -> dict:
     args = get_args_parser().parse_args(argv)
     if args.fold == "all":
         return _train_every_fold(args, argv)
+    import numpy as np
+
     from common.checkpoint import cleanup_partial_writes
+    from data.schema import check_images_under_root
+    from engine.config import save_config
     from engine.distributed import cleanup, init_distributed
     from engine.logs import setup_logging
-    from engine.training.run import RunLock, default_run_name, prepare_run_dir
+    from engine.training.data_setup import build_data, select_rows
+    from engine.training.resume import check_data_present, check_same_data
+    from engine.training.run import RunLock, StartGuard, default_run_name, prepare_run_dir, record_data_fingerprint
     from engine.training.trainer import Trainer
 
     config, run_dir, resume, name = _resolve(args)
+    demo = args.config is None and not any([args.csv, args.data_root, args.protocol, args.fold])
+    if demo and resume is None and run_dir is None:  # the README's python train.py, once more
+        config, run_dir, resume = _interrupted_demo_run(config, run_dir)
     if resume is not None:
         complete = _complete_run(resume, config, run_dir)
         if complete is not None:
             return complete
+        check_data_present(config, run_dir)
+    # the CSV, the protocol and the images' place are checked before anything is written
+    rows = select_rows(config)
+    check_images_under_root(rows.table, np.concatenate([rows.train, rows.val]))
+    moved = check_same_data(resume, rows.fingerprint(), config, run_dir) if resume is not None else ""
+    if moved:
+        _say(moved)
     dist = init_distributed()
-    lock = None
+    lock, guard = None, None
     try:
         if run_dir is None:
             run_dir = (
@@ -300,7 +329,9 @@ def main(argv=None) -> dict:
             torch.distributed.broadcast_object_list(shared, src=0)
             run_dir = Path(shared[0])
         if dist.is_main:
+            guard = StartGuard(run_dir)  # what a start that fails wrote is removed (once the lock is ours)
             lock = RunLock(run_dir).acquire()  # before anything is written: a second train.py stops here
+            guard.arm()
         if resume is None and (run_dir / "last.pt").exists():
             raise UsageError(
                 f"{run_dir} already holds a run: continue it with --resume {run_dir} (or --resume auto), or choose "
@@ -309,15 +340,23 @@ def main(argv=None) -> dict:
         if dist.is_main:
             if resume is None:
                 prepare_run_dir(run_dir, config)
+            else:
+                save_config(config, run_dir / "config.yaml")  # what the run continues with (a moved CSV, epochs)
+            record_data_fingerprint(run_dir, rows.fingerprint())
             removed = cleanup_partial_writes(run_dir)
         setup_logging(run_dir, dist.is_main)
         if dist.is_main and removed:
             logging.getLogger("cael").info(
                 f"removed {len(removed)} partial checkpoint write(s) left by an interrupted run"
             )
-        summary = Trainer(config, run_dir, dist, resume=resume).fit()
+        trainer = Trainer(config, run_dir, dist, data=build_data(config, dist, rows), resume=resume)
+        if guard is not None:
+            guard.started()
+        summary = trainer.fit()
     finally:
         cleanup()
+        if guard is not None:
+            guard.remove_if_not_started()
         if lock is not None:
             lock.release()
     if dist.is_main:

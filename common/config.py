@@ -136,12 +136,32 @@ def set_value(config: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(node, dict) or part not in node:
             where = ".".join(parts[:depth]) or "the config"
             options = list(node) if isinstance(node, dict) else []
-            hint = did_you_mean(part, options, prefix="".join(f"{p}." for p in parts[:depth]))
+            hint = _elsewhere(config, parts[depth:]) or did_you_mean(
+                part, options, prefix="".join(f"{p}." for p in parts[:depth])
+            )
             raise UnknownKeyError(f"unknown config key '{dotted}': {where} has no key '{part}'{hint}.")
         if depth == len(parts) - 1:
             node[part] = value
         else:
             node = node[part]
+
+
+def _dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    keys = []
+    for key, value in node.items():
+        keys.append(prefix + str(key))
+        keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _elsewhere(config: dict[str, Any], tail: list[str]) -> str:
+    """`` (did you mean optim.lr?)`` for a key given without its section (``lr``): the keys of any section that end
+    with ``tail``; "" when none does."""
+    suffix = ".".join(tail)
+    found = [key for key in _dotted_keys(config) if key.endswith("." + suffix)]
+    return f" (did you mean {' or '.join(found[:3])}?)" if found else ""
 
 
 def _type_name(types: tuple[type, ...]) -> str:

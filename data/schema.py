@@ -450,3 +450,31 @@ def load_table(csv_path: str | Path, root: str | Path | None = None) -> SplitTab
             "full report."
         )
     return table
+
+
+ROOT_SAMPLE = 32  # images looked up before a run starts: enough to tell a wrong data root, cheap on any file system
+
+
+def check_images_under_root(table: SplitTable, rows: Sequence[int] | np.ndarray, sample: int = ROOT_SAMPLE) -> None:
+    """An error when none of ``sample`` images spread over ``rows`` exists: the data root (or the CSV's absolute
+    paths) points where the images are not, which would otherwise surface as one missing image after loading began.
+    Some missing images are left to ``data.on-error``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return
+    picked = rows[np.unique(np.linspace(0, len(rows) - 1, min(sample, len(rows))).round().astype(np.int64))]
+    paths = table.resolved_paths(picked.tolist())
+    if any(os.path.exists(path) for path in paths):
+        return
+    absolute = all(os.path.isabs(table.columns["path"][row]) for row in picked.tolist())
+    checked = f"none of {len(paths)} spread over them exists, e.g. {paths[0]}"
+    if absolute:
+        raise SchemaError(
+            f"the {len(rows):,} images of {table.csv_path} are not where its absolute paths say ({checked}): the "
+            "images moved; write the CSV again with paths relative to a data root (python -m data.build_index) and "
+            "pass --data-root."
+        )
+    raise SchemaError(
+        f"none of the {len(rows):,} images of {table.csv_path} is under the data root {table.root} ({checked}): pass "
+        "--data-root DIR, the folder the CSV's paths are relative to (default: the CSV's own folder)."
+    )

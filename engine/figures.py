@@ -89,6 +89,19 @@ def describe_run(detector: str | None, protocol: str | None, fold: str | None = 
     return f"{text}: {data}" if data else text
 
 
+def set_title(figure, title: str, *, fontsize: float = 10) -> None:
+    """The figure's title, each line wrapped at ', ' / ': ' / spaces to the figure's width (a long title of a
+    one-panel figure was cut on both sides)."""
+    import textwrap
+
+    # an average character of the default sans-serif font is about 0.55 em wide
+    width = max(20, int(figure.get_figwidth() * 72 / (0.55 * fontsize)))
+    lines = [
+        wrapped for line in title.split("\n") for wrapped in textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    ]
+    figure.suptitle("\n".join(lines), fontsize=fontsize)
+
+
 def save_figure(
     figure, png_path: Path, *, dpi: int = FIGURE_DPI, figure_hook: Callable[[Any], None] | None = None
 ) -> list[Path]:
@@ -191,37 +204,80 @@ def named_members(members: list[tuple[str, str]], auc: Mapping[str, float], most
     return [m for m in members if m[0] in chosen], [m for m in members if m[0] not in chosen]
 
 
-def roc_figure(table, groups, scores, results, *, title: str, log_fpr: bool = False, palettes=None):
+UNSEEN = "unseen"  # the curve of a fold's test rows without those of its own (training) fold
+
+
+def fold_groups(groups: Iterable[str], fold: str | None) -> tuple[str, str] | None:
+    """(level, group key) of the group that is a fold's own (``generator=StyleGAN2`` for fold StyleGAN2): the test
+    rows of what the run trained on, in-domain; None without a fold or when no group is the fold's."""
+    if fold is None:
+        return None
+    for group in groups:
+        level, _, name = group.partition("=")
+        if group != OVERALL and name == fold:
+            return level, group
+    return None
+
+
+def unseen_rows(table, rows: np.ndarray, level: str, fold: str) -> np.ndarray:
+    """``rows`` without those of the fold's own value in ``level`` (its training generator's fakes, its training
+    dataset's rows): what a cross-generator, cross-forgery or cross-dataset result means by unseen."""
+    return rows[np.asarray(table.column(level), dtype=object)[rows] != fold]
+
+
+def roc_figure(
+    table, groups, scores, results, *, title: str, log_fpr: bool = False, palettes=None, fold: str | None = None
+):
     """One ROC panel per level (forgery type, generator, dataset), overall in black in each; AUC in the legends.
 
     ``groups``: group key -> test rows; ``results[group]['clean']['auc']`` (None: not drawn, it has no AUC). A panel
     with more than ``ROC_MAX_NAMED`` members names its lowest and highest AUCs and draws the rest thin and grey.
+    ``fold``: the fold the run trained on; its own group is marked "trained on", overall says that it pools that
+    in-domain group with the unseen ones, and the unseen rows alone get a curve of their own (black, dashed; its AUC
+    is sklearn's roc_auc_score of those rows, recomputable from predictions.csv).
     """
+    from sklearn.metrics import roc_auc_score
+
     palettes = palettes if palettes is not None else table_palettes(table)
     drawn = [g for g in groups if results[g]["clean"].get("auc") is not None]
     auc = {g: results[g]["clean"]["auc"] for g in drawn}
     panels = roc_panels(drawn)
     figure, axes = new_figure(len(panels))
+    own = fold_groups(drawn, fold)
+    rows_of = dict(groups)
+    labels = {OVERALL: OVERALL}
+    if own is not None and OVERALL in drawn:
+        level, own_group = own
+        kind = LEVEL_TITLES.get(level, level)
+        labels[OVERALL] = f"overall: {fold} + unseen"
+        labels[own_group] = f"{fold}, trained on"
+        unseen = unseen_rows(table, np.asarray(groups[OVERALL]), level, fold)
+        unseen = unseen[np.isfinite(scores[unseen])]
+        if len(np.unique(table.labels[unseen])) == 2:
+            rows_of[UNSEEN], auc[UNSEEN] = unseen, float(roc_auc_score(table.labels[unseen], scores[unseen]))
+            labels[UNSEEN] = f"unseen {kind}s only"  # overall without the fold's own rows
 
     def vertices(group):
-        rows = groups[group]
+        rows = rows_of[group]
         rows = rows[np.isfinite(scores[rows])]
         return roc_vertices(table.labels[rows], scores[rows], log_fpr=log_fpr)
 
     for axis, (level, members) in zip(axes, panels.items()):
         named, others = named_members(members, auc)
-        curves = ([(OVERALL, OVERALL)] if OVERALL in drawn else []) + named
+        pooled = [(g, g) for g in (OVERALL, UNSEEN) if g in rows_of and (g == UNSEEN or OVERALL in drawn)]
+        curves = pooled + named
         for position, (group, name) in enumerate(curves):
             fpr, tpr = vertices(group)
-            style = {"linestyle": "-", "lw": 2.2}
-            if group != OVERALL:
-                fpr, tpr, marked = with_markers(fpr, tpr, position - 1, log_fpr=log_fpr)
-                style = {**style_of(position - 1), "markevery": list(marked), "lw": 1.5}
+            style = {"linestyle": "-" if group == OVERALL else "--", "lw": 2.2}
+            colour = OVERALL_COLOUR if group in (OVERALL, UNSEEN) else colour_of(palettes, level, name)
+            if group not in (OVERALL, UNSEEN):
+                fpr, tpr, marked = with_markers(fpr, tpr, position - len(pooled), log_fpr=log_fpr)
+                style = {**style_of(position - len(pooled)), "markevery": list(marked), "lw": 1.5}
             axis.plot(
                 fpr,
                 tpr,
-                color=colour_of(palettes, level, name),
-                label=f"{name} (AUC {100 * auc[group]:.2f})",
+                color=colour,
+                label=f"{labels.get(group, name)} (AUC {100 * auc[group]:.2f})",
                 **style,
             )
         if others:  # drawn under the named curves (zorder), with one legend entry, the last
@@ -230,7 +286,7 @@ def roc_figure(table, groups, scores, results, *, title: str, log_fpr: bool = Fa
         for count, (group, _) in enumerate(others):
             axis.plot(*vertices(group), color=OTHERS_COLOUR, lw=0.6, zorder=1, label=label if count == 0 else "_")
         _roc_axes(axis, level, log_fpr, of=len(members) if others else None)
-    figure.suptitle(title, fontsize=10)
+    set_title(figure, title)
     return figure
 
 
@@ -264,9 +320,10 @@ def plot_roc(
     log_fpr: bool = False,
     palettes=None,
     figure_hook=None,
+    fold: str | None = None,
 ) -> list[Path]:
     """``roc_figure`` written to ``path`` (PNG) and the PDF beside it."""
-    figure = roc_figure(table, groups, scores, results, title=title, log_fpr=log_fpr, palettes=palettes)
+    figure = roc_figure(table, groups, scores, results, title=title, log_fpr=log_fpr, palettes=palettes, fold=fold)
     return save_figure(figure, path, figure_hook=figure_hook)
 
 
@@ -287,7 +344,7 @@ def confusion_figure(matrix: np.ndarray, names: Sequence[str], title: str, *, pa
     axis.set_xlabel("predicted", fontsize=8)
     axis.set_ylabel("true", fontsize=8)
     figure.colorbar(image, ax=axis, shrink=0.8).ax.tick_params(labelsize=7)
-    figure.suptitle(title, fontsize=9)
+    set_title(figure, title, fontsize=9)
     return figure
 
 
@@ -329,5 +386,5 @@ def curves_figure(history: Sequence[Mapping[str, Any]], title: str, selected_epo
     left.set_title("loss", fontsize=9)
     right.set_ylabel("validation metric (0-1)", fontsize=8)
     right.set_title("validation", fontsize=9)
-    figure.suptitle(title, fontsize=10)
+    set_title(figure, title)
     return figure

@@ -27,6 +27,7 @@ import yaml
 from torch import nn
 
 from common.atomic import atomic_folder
+from common.config import REPO_ROOT
 from common.errors import UsageError, UserError
 from data.trained_on import DEMO_CAVEAT, training_summary
 
@@ -58,6 +59,42 @@ class ExportError(UserError):
     """An export that cannot be done as asked; the message says what to do."""
 
 
+# ------------------------------------------------------------------------------------------------ local paths
+def public_path(path: str | Path) -> str:
+    """A path as a shared model folder may show it: relative to the repository when inside it, else its last folder
+    and file name after '.../' (an absolute path names a home or temporary folder of the machine it was made on)."""
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    absolute = Path(os.path.abspath(text))
+    if absolute.is_relative_to(REPO_ROOT):
+        return absolute.relative_to(REPO_ROOT).as_posix()
+    return ".../" + "/".join(absolute.parts[-2:]) if len(absolute.parts) > 2 else absolute.name
+
+
+def public_command(command: str) -> str:
+    """A command line with each absolute path in it (``/x/y``, ``--out=/x/y``) written by ``public_path``."""
+    words = []
+    for word in command.split(" "):
+        option, equals, value = word.partition("=")
+        if equals and os.path.isabs(value):
+            words.append(f"{option}={public_path(value)}")
+        else:
+            words.append(public_path(word) if os.path.isabs(word) else word)
+    return " ".join(words)
+
+
+def _public(value: Any) -> Any:
+    """``value`` (plain YAML values) with every absolute path in it written by ``public_path``."""
+    if isinstance(value, Mapping):
+        return {key: _public(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_public(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return public_path(value)
+    return value
+
+
 # ----------------------------------------------------------------------------------------------- the folder
 def folder_config(pretrained: Pretrained) -> dict[str, Any]:
     """The content of config.yaml: everything needed to use the weights exactly as they were trained."""
@@ -82,9 +119,10 @@ def folder_config(pretrained: Pretrained) -> dict[str, Any]:
             "ema": metadata.get("weights") == "ema",
             "code_version": metadata.get("code_version"),
             "validation": _plain(metadata.get("metrics")),
-            "trained_on": _plain(metadata.get("trained_on")),  # data.trained_on record; None: not recorded
+            "trained_on": _public(_plain(metadata.get("trained_on"))),  # data.trained_on record; None: not recorded
         },
-        "run-config": _plain({k: v for k, v in pretrained.config.items() if k != "model"}),
+        # the run's paths without this machine's folders (the folder is made to be shared)
+        "run-config": _public(_plain({k: v for k, v in pretrained.config.items() if k != "model"})),
     }
 
 
@@ -140,7 +178,13 @@ def _probability_line(calibration: Mapping[str, Any] | None) -> str:
 
 
 def model_card(
-    pretrained: Pretrained, config: Mapping[str, Any], env: Mapping[str, Any], tables, *, repo_id: str | None
+    pretrained: Pretrained,
+    config: Mapping[str, Any],
+    env: Mapping[str, Any],
+    tables,
+    *,
+    repo_id: str | None,
+    onnx: bool = False,
 ) -> str:
     """README.md of the folder: what the model is, how it was trained and tested, and how to use it."""
     run = config["run-config"]
@@ -166,7 +210,7 @@ def model_card(
     extraction = pretrained.face_extraction
     fine = pretrained.class_names or {}
     command_line = sys.argv[0].endswith("export.py") or sys.argv[0] == "-m"
-    exported_by = " ".join(sys.argv[1:]) if command_line else f"{Path(pretrained.source).name} ..."
+    exported_by = public_command(" ".join(sys.argv[1:])) if command_line else f"{Path(pretrained.source).name} ..."
     lines = [
         "---",
         "library_name: pytorch",
@@ -196,6 +240,7 @@ def model_card(
         "from model.hub import load_detector",
         f'model = load_detector("{name}").model   # eval mode; model(uint8 (B, 3, H, W) RGB images) -> logits',
         "```",
+        *(_onnx_section(config["preprocessing"]["image-size"], output_names(pretrained.model)) if onnx else []),
         "",
         "## Training",
         f"- data CSV: `{data.get('csv')}` (data root: `{data.get('root') or 'the CSV folder'}`)",
@@ -224,7 +269,7 @@ def model_card(
         "",
         "## Provenance",
         f"- code: commit `{code.get('commit')}`" + (" (with uncommitted changes)" if code.get("dirty") else ""),
-        f"- training command: `{env.get('command', 'not recorded')}`",
+        f"- training command: `{public_command(env['command']) if env.get('command') else 'not recorded'}`",
         f"- libraries: {', '.join(f'{k} {v}' for k, v in (env.get('libraries') or {}).items())}"
         if env.get("libraries")
         else "- libraries: not recorded",
@@ -242,6 +287,25 @@ def model_card(
         "```",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _onnx_section(size: int, outputs: list[str]) -> list[str]:
+    """How to run model.onnx: the card says it, as the message for an ONNX file given to test.py points here."""
+    return [
+        "",
+        f"`{ONNX_FILE}` is the whole detector, preprocessing included (input `images`: uint8 RGB face crops "
+        f"(batch, 3, {size}, {size}); outputs {', '.join(f'`{name}`' for name in outputs)}; score = "
+        "softmax(logits)[:, 1]). With onnxruntime, on a face crop resized as in training (bicubic):",
+        "```python",
+        "import numpy as np, onnxruntime",
+        "from PIL import Image",
+        f'session = onnxruntime.InferenceSession("{ONNX_FILE}", providers=["CPUExecutionProvider"])',
+        f'face = Image.open("face.png").convert("RGB").resize(({size}, {size}), Image.Resampling.BICUBIC)',
+        'logits = session.run(["logits"], {"images": np.asarray(face).transpose(2, 0, 1)[None]})[0]',
+        "score = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)   # probability of fake",
+        "```",
+        "predict.py finds and crops the faces of whole photos and videos first (with the PyTorch weights).",
+    ]
 
 
 def export_folder(
@@ -271,7 +335,7 @@ def export_folder(
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in pretrained.model.state_dict().items()}
         save_file(state, staging / WEIGHTS_FILE, metadata={"format": "pt", "cael": FOLDER_FORMAT})
         (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
-        (staging / "README.md").write_text(model_card(pretrained, config, env, tables, repo_id=repo_id))
+        (staging / "README.md").write_text(model_card(pretrained, config, env, tables, repo_id=repo_id, onnx=onnx))
         write_app(staging)
         difference = None
         if onnx:

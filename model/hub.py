@@ -227,8 +227,60 @@ def _load_released(checkpoint: Any, requested_config: dict[str, Any] | None, pat
             f"{path} is not a checkpoint written by train.py (a dict with 'model' and 'config') nor a released CAEL "
             "state dict: give RUN/best.pt."
         )
+    requested_model = (requested_config or {}).get("model", requested_config) or {}
+    if requested_model.get("name", "cael") != "cael":  # the released code's checkpoints are CAELs only
+        return _load_bare_state_dict(checkpoint, requested_config, path)
     model, config, _, _ = load_released_checkpoint(checkpoint, requested_config)
     return Pretrained(model=model.eval(), config=config, source=str(path), released=True)
+
+
+def _load_bare_state_dict(checkpoint: dict, requested_config: dict[str, Any], path: str | Path) -> Pretrained:
+    """A bare state dict given with the config of another detector than CAEL (``--config xception``): the detector
+    of that config holding it when its weights fit exactly (a timm network's own names are tried under the
+    detector's ``network.``), else one error saying what the file holds and what takes it."""
+    from .convert_released import ReleasedCheckpointError, unwrap_state_dict
+
+    config = dict(requested_config) if "model" in requested_config else {"model": dict(requested_config)}
+    name = config["model"].get("name")
+    try:
+        state_dict = unwrap_state_dict(checkpoint, str(path))
+    except ReleasedCheckpointError as error:
+        raise PretrainedError(f"{error} give RUN/best.pt written by train.py.") from None
+    model = build_model(without_downloads(config["model"]))
+    expected = model.state_dict()
+    for prefix in ("", "network."):
+        candidate = {prefix + key: value for key, value in state_dict.items()}
+        if candidate.keys() == expected.keys() and all(candidate[k].shape == expected[k].shape for k in expected):
+            model.load_state_dict(candidate)
+            return Pretrained(model=model.eval(), config=config, source=str(path))
+    prefix = "network." if hasattr(model, "network") else ""
+    candidate = {prefix + key: value for key, value in state_dict.items()}
+    missing, unexpected = sorted(expected.keys() - candidate.keys()), sorted(candidate.keys() - expected.keys())
+    shapes = [
+        f"{k} {tuple(candidate[k].shape)} (the {name}: {tuple(expected[k].shape)})"
+        for k in sorted(expected.keys() & candidate.keys())
+        if candidate[k].shape != expected[k].shape
+    ]
+    found = "; ".join(
+        part
+        for part in (
+            f"{len(missing)} weight(s) missing, e.g. {', '.join(missing[:3])}" if missing else "",
+            f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:3])}" if unexpected else "",
+            f"{len(shapes)} of another shape: {', '.join(shapes[:2])}" if shapes else "",
+        )
+        if part
+    )
+    backbone = (
+        f"; weights of the {name} network with another classifier (a backbone's ImageNet weights, say) start a "
+        f"training with --set model.pretrained-file={path}"
+        if not missing and not unexpected
+        else ""
+    )
+    raise PretrainedError(
+        f"{path} is a bare state dict (not a checkpoint written by train.py) that does not fit the {name} of --config "
+        f"({found}){backbone}: give RUN/best.pt written by train.py, or a model folder written by python -m "
+        "model.export."
+    )
 
 
 def refuse_other_formats(path: str | Path) -> None:
@@ -244,8 +296,9 @@ def refuse_other_formats(path: str | Path) -> None:
     beside = f" or give the model folder {folder}" if is_model_folder(folder) else ""
     if path.suffix.lower() == ".onnx" or _looks_like_onnx(head):
         raise PretrainedError(
-            f"{path} is an ONNX graph (python -m model.export --onnx writes one): run it with onnxruntime (the "
-            f"model folder's README shows how){beside}, or give RUN/best.pt or the model folder written beside it."
+            f"{path} is an ONNX graph (python -m model.export --onnx writes one), which this command does not run: run "
+            "it with onnxruntime (input 'images': uint8 RGB face crops (batch, 3, S, S); output 'logits'; score = "
+            f"softmax(logits)[:, 1]; docs/using.md, section ONNX, has the code){beside}, or give RUN/best.pt."
         )
     if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(head):
         raise PretrainedError(
@@ -283,8 +336,14 @@ def check_requested_config(checkpoint_model: dict[str, Any], requested: dict[str
     """An error unless a checkpoint's model config computes what ``requested`` asks for (training-only keys aside)."""
     from .registry import model_defaults
 
+    have, want = checkpoint_model.get("name", "cael"), requested.get("name", "cael")
+    if have != want:  # another architecture: its keys differ in everything, and the names say why
+        raise CheckpointMismatchError(
+            f"{source} is a {have} (its model.name), you asked for {want} (--config): drop --config to use the {have} "
+            f"it holds, or give a checkpoint of a {want}."
+        )
     # a checkpoint written before a model key existed holds that key's default
-    defaults = model_defaults(checkpoint_model.get("name", "cael"))
+    defaults = model_defaults(have)
     checkpoint_model = {**{k: v for k, v in defaults.items() if v is not None}, **checkpoint_model}
     differing = sorted(
         key

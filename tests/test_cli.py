@@ -134,6 +134,20 @@ def test_overrides_keep_valid_unions_and_go_through_one_path():
         apply_overrides(config, {"train.epoch": 3})
 
 
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [
+        ("lr=1e-4", "optim.lr"),
+        ("epochs=3", "train.epochs"),
+        ("dropout=0.1", "model.dropout"),
+        ("optim.lrr=1", "optim.lr"),
+    ],
+)
+def test_a_key_without_its_section_is_found_in_every_section(override, suggestion):
+    with pytest.raises(UnknownKeyError, match=rf"no key '\w+' \(did you mean {suggestion}\?\)"):
+        load_config("cael", [override])
+
+
 def test_the_checkpoint_reader_names_the_file_for_every_bad_file(tmp_path):
     good = save_checkpoint(tmp_path / "good.pt", {"model": {"w": torch.ones(2)}})
     assert torch.equal(read_checkpoint(good)["model"]["w"], torch.ones(2))
@@ -219,3 +233,38 @@ def test_sigterm_inside_sigterm_interrupts_is_a_ctrl_c_that_with_blocks_clean_up
         time.sleep(5)  # the handler raises before this ends
     assert list(tmp_path.iterdir()) == []  # the temporary file went with the interrupted block
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_test_py_without_arguments_scores_the_latest_finished_demo_run_and_says_which(tmp_path, monkeypatch, capsys):
+    """An interrupted demo run, newer than the finished one, is not what `python test.py` scores."""
+    import test as test_script
+    from engine.evaluation import evaluate
+
+    def demo_run(name, finished, mtime):
+        run_dir = tmp_path / "checkpoint" / name
+        run_dir.mkdir(parents=True)
+        state = {"finished": finished, "step_in_epoch": 0}
+        save_checkpoint(
+            run_dir / "last.pt", {"state": state, "epoch": 2 if finished else 1, "config": {"train": {"epochs": 2}}}
+        )
+        save_checkpoint(run_dir / "best.pt", {"model": {}})
+        os.utime(run_dir / "last.pt", (mtime, mtime))
+        return run_dir / "best.pt"
+
+    monkeypatch.setattr(test_script, "REPO_ROOT", tmp_path)
+    with pytest.raises(UserError, match="no finished demo run under checkpoint/: run `python train.py` first"):
+        test_script._latest_demo_checkpoint()
+    older = demo_run("demo-intra-20260101-000000", True, 1_000)
+    demo_run("demo-intra-20260102-000000", True, 2_000)
+    os.utime(tmp_path / "checkpoint" / "demo-intra-20260102-000000" / "last.pt", (500, 500))  # finished earlier
+    demo_run("demo-intra-20260103-000000", False, 3_000)  # interrupted (Ctrl-C), the newest
+    scored = []
+    monkeypatch.setattr(
+        evaluate,
+        "evaluate_checkpoint",
+        lambda checkpoint, **_: scored.append(checkpoint) or {"console": "the tables", "out_dir": "x"},
+    )
+    test_script.main(["--quiet"])
+    assert scored == [older]
+    out = capsys.readouterr().out
+    assert out.startswith(f"no --checkpoint given: scoring the latest finished demo run, {older}\n")

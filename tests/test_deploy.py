@@ -108,7 +108,10 @@ def test_exported_folder_holds_weights_config_and_model_card_and_loads_back_iden
     assert config["class-names"]["level2"] == ["AM", "EFS", "FS"]
     assert config["run-config"]["data"]["protocol"] == "intra"
     card = (exported / "README.md").read_text()
-    assert "protocol: `intra`" in card and str(csv_path) in card and "decision threshold: 0.3000" in card
+    assert (
+        "protocol: `intra`" in card and f"`.../data/{csv_path.name}`" in card and "decision threshold: 0.3000" in card
+    )
+    assert str(csv_path.parent) not in card and str(csv_path.parent) not in (exported / "config.yaml").read_text()
     assert "AUC 95% CI" in card and "| overall |" in card  # test.py's table with bootstrap intervals
     assert "commit `" in card and "training command:" in card and "someone/cael-demo" in card
 
@@ -194,8 +197,9 @@ def test_test_py_evaluates_a_model_folder(trained, exported, tmp_path):
 
 
 @pytest.mark.slow
-def test_onnx_export_matches_pytorch(trained, reference, tmp_path):
-    """torch.onnx (dynamo) export of the whole detector, preprocessing included; onnxruntime vs PyTorch logits."""
+def test_onnx_export_matches_pytorch(trained, reference, tmp_path, monkeypatch):
+    """torch.onnx (dynamo) export of the whole detector, preprocessing included; onnxruntime vs PyTorch logits; the
+    folder's README runs it as it says."""
     pytest.importorskip("onnxruntime")
     _, best = trained
     result = export_folder(best, tmp_path / "with-onnx", onnx=True)
@@ -209,6 +213,17 @@ def test_onnx_export_matches_pytorch(trained, reference, tmp_path):
     logits = session.run(["logits"], {"images": images.numpy()})[0]
     expected = _logits(reference, images)["logits"].numpy()
     assert np.abs(logits - expected).max() < 1e-4
+
+    card = (result["folder"] / "README.md").read_text()
+    blocks = [block.split("```")[0] for block in card.split("```python\n")[1:]]
+    snippet = next(block for block in blocks if "onnxruntime" in block)
+    monkeypatch.chdir(result["folder"])
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 72, 3), dtype=np.uint8)).save("face.png")
+    namespace: dict = {}
+    exec(snippet, namespace)  # the card's code, as a reader copies it
+    face = torch.from_numpy(np.asarray(namespace["face"])).permute(2, 0, 1)[None]
+    expected = torch.softmax(_logits(reference, face)["logits"], dim=1)[:, 1].numpy()
+    assert np.abs(namespace["score"] - expected).max() < 1e-4
 
 
 def test_an_onnx_file_given_as_a_checkpoint_is_named_with_what_takes_it(trained, tmp_path, capsys):
@@ -385,8 +400,22 @@ def test_predict_with_nothing_readable_is_one_clear_error(exported, tmp_path, ca
         ],
     )
     assert status == 1
-    assert capsys.readouterr().err.strip().startswith("error: none of the 1 inputs could be scored")
-    assert (tmp_path / "out" / "inputs.csv").is_file()  # what was tried is still written
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: none of the 1 inputs could be scored ({tmp_path / 'broken.jpg'}: ")  # why, itself
+    assert err.endswith(f"nothing was written to {tmp_path / 'out'}.")
+    assert not (tmp_path / "out").exists()  # no folder of empty outputs
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "predictions.json").write_text("{}")
+    args = [
+        "--checkpoint",
+        str(exported),
+        str(tmp_path / "broken.jpg"),
+        "--no-detect",
+        "--out",
+        str(tmp_path / "earlier"),
+    ]
+    assert run(predict.main, [*args, "--quiet"]) == 1
+    assert [p.name for p in (tmp_path / "earlier").iterdir()] == ["predictions.json"]  # kept as it was
 
 
 def test_predict_detection_without_the_detectors_package_is_one_clear_error(exported, tmp_path, monkeypatch, capsys):

@@ -272,6 +272,22 @@ def test_the_readme_is_a_front_door():
     assert "--index-url https://download.pytorch.org/whl/cpu" in text
 
 
+def test_the_output_folders_the_docs_name_are_not_committed_by_mistake():
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in (
+        "predictions/predictions.json",
+        "exported/cael-genface/model.safetensors",
+        "explain/grid.png",
+        "checkpoint/demo-intra-20260101-000000/best.pt",
+    ):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, capture_output=True)
+        assert ignored.returncode == 0, f"{path} is not git-ignored (.gitignore)"
+
+
 @pytest.mark.parametrize("path", doc_files(), ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_relative_link_resolves(path):
     assert link_problems(path) == []

@@ -16,6 +16,7 @@ import train
 from data.make_demo import make_demo
 from data.perturb import parse_perturbations
 from data.protocols import ProtocolError
+from data.schema import SchemaError
 from engine.evaluation.folds import evaluate_runs
 from model.hub import CheckpointMismatchError
 
@@ -360,6 +361,15 @@ def test_clear_errors(trained, tmp_path):
         parse_perturbations("jpeg70")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         test_script.main(["--checkpoint", str(tmp_path / "missing.pt")])
+
+
+def test_a_data_root_without_the_images_is_named_before_scoring(trained, tmp_path):
+    csv_path, checkpoint = trained
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SchemaError) as error:
+        test_script.main(["--checkpoint", str(checkpoint), "--data-root", str(tmp_path / "empty"), "--quiet"])
+    assert f"of {csv_path} is under the data root {tmp_path / 'empty'} (none of " in str(error.value)
+    assert "on-error" not in str(error.value)
 
 
 def test_perturbations_are_deterministic_and_change_the_image():

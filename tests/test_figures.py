@@ -287,3 +287,77 @@ def test_rows_without_a_value_get_a_colour_of_their_own(tmp_path):
     rows = [{"path": f"{i}.png", "label": 1, "generator": ["gA", "gB", ""][i % 3]} for i in range(6)]
     palette = figures.table_palettes(load_table(write_rows(tmp_path / "p.csv", rows)))["generator"]
     assert len({palette[name] for name in ("gA", "gB", "(missing)")}) == 3
+
+
+def test_the_grad_cam_grid_heads_columns_by_what_they_show_names_rows_whole_and_wastes_no_band(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    names = ["DemoFace-A-gan-upsample-0010", "DemoFace-B-attr-mouth-0002_3.png", "x.png"]
+    explanations = [
+        explain.Explanation(
+            name,
+            rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+            rng.uniform(size=(64, 64)),
+            score,
+            cams={stream: rng.uniform(size=(64, 64)) for stream in explain.STREAMS},
+            attention={entry[0]: rng.uniform(size=(2, 2)) for entry in explain.ATTENTIONS},
+            self_weight={entry[0]: 0.3 for entry in explain.ATTENTIONS},
+        )
+        for name, score in zip(names, (0.754, 0.123, 0.5))
+    ]
+    captured, save = [], figures.save_figure
+    monkeypatch.setattr(
+        explain.figures, "save_figure", lambda figure, path: captured.append(figure) or save(figure, path)
+    )
+    explain.save_grid(tmp_path / "grid.png", explanations, method="gradcam", target_name="fake")
+    (figure,) = captured
+    grid = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
+    headers = [axis.get_title() for axis in grid if axis.get_title()]
+    assert headers[:2] == ["input", "Sobel edge map"] and len(headers) == 9  # no face's score in a column header
+    labels = [axis.get_ylabel() for axis in grid if axis.get_ylabel()]
+    assert [label.rsplit("\n", 1)[0].replace("\n", "") for label in labels] == names  # whole names, wrapped
+    assert [label.rsplit("\n", 1)[1] for label in labels] == ["P(fake) 0.754", "P(fake) 0.123", "P(fake) 0.500"]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)  # as save_figure drew it (pyplot detached its canvas on closing)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    label_boxes = [axis.yaxis.label.get_window_extent(renderer) for axis in grid if axis.get_ylabel()]
+    assert min(box.x0 for box in label_boxes) >= 0  # nothing cut at the left edge
+    title_bottom = figure._suptitle.get_window_extent(renderer).y0
+    headers_top = max(axis.title.get_window_extent(renderer).y1 for axis in grid if axis.get_title())
+    assert 0 <= title_bottom - headers_top < 0.15 * figure.dpi  # no blank band under the title
+
+
+def test_a_fold_roc_names_its_own_generator_and_draws_the_unseen_ones_alone_under_a_whole_title(tmp_path):
+    """A cross-generator run trained on gA: its overall curve pools gA's test fakes (in-domain) with the unseen
+    generators'; the figure says so, draws the unseen ones alone, and its long title is wrapped, not cut."""
+    table = _table(tmp_path, perfect=("gA",))
+    groups = report_groups(table, np.arange(len(table)), ["generator"])
+    scores = np.array([float(s) for s in table.column("score")])
+    results = {g: {"clean": {"auc": roc_auc_score(table.labels[r], scores[r])}} for g, r in groups.items()}
+    title = figures.describe_run("cael_demo", "cross-generator", "gA", "test rows of a-long-name-of-a-split-file.csv")
+    captured = []
+    figures.plot_roc(
+        tmp_path / "roc.png", table, groups, scores, results, title, fold="gA", figure_hook=captured.append
+    )
+    (axis,) = [a for a in captured[0].axes if a.get_visible()]
+    legend = [t.get_text() for t in axis.get_legend().get_texts()]
+    unseen = np.flatnonzero(np.asarray(table.column("generator")) != "gA")
+    unseen_auc = roc_auc_score(table.labels[unseen], scores[unseen])
+    assert legend[:2] == [
+        f"overall: gA + unseen (AUC {100 * results['overall']['clean']['auc']:.2f})",
+        f"unseen generators only (AUC {100 * unseen_auc:.2f})",
+    ]
+    assert "gA, trained on (AUC 100.00)" in legend and "gB (AUC" in legend[3]
+    lines = _lines_by_label(axis)
+    assert (
+        lines["unseen generators only"].get_color() == "#000000"
+        and lines["unseen generators only"].get_linestyle() == "--"
+    )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(captured[0])
+    canvas.draw()
+    box = captured[0]._suptitle.get_window_extent(canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= canvas.get_width_height()[0]  # wrapped onto lines, none cut at the sides
+    assert captured[0]._suptitle.get_text().replace("\n", " ") == title

@@ -313,6 +313,69 @@ def test_missing_protocol_column_is_one_clear_error(demo, tmp_path):
         )
 
 
+def test_a_start_that_fails_leaves_no_run_folder_behind(demo, tmp_path):
+    """A typo in --csv, a CSV without the protocol's column, or a setup error after the folder was made: nothing is
+    left that test.py --runs would list as an unfinished run; a folder that existed keeps exactly what it held."""
+    with pytest.raises(SchemaError, match="does not exist"):
+        train.main(["--csv", str(demo.parent / "demo-typo.csv"), "--out", str(tmp_path / "typo"), *QUICK])
+    no_generator = _rewrite(
+        demo, tmp_path, lambda rows: [{k: v for k, v in r.items() if k != "generator"} for r in rows]
+    )
+    with pytest.raises(ProtocolError, match="column 'generator'"):
+        train.main(
+            [
+                "--csv",
+                str(no_generator),
+                "--data-root",
+                str(demo.parent),
+                "--protocol",
+                "cross-generator",
+                "--fold",
+                "swap-blend",
+                "--out",
+                str(tmp_path / "column"),
+                *QUICK,
+            ]
+        )
+    too_big = ["--set", "train.batch-size=100000"]  # fails in the trainer's setup, after the folder was written
+    with pytest.raises(SchemaError, match="gives no full step"):
+        train.main(["--csv", str(demo), "--out", str(tmp_path / "setup"), *QUICK, *too_big])
+    assert not any((tmp_path / name).exists() for name in ("typo", "column", "setup"))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    with pytest.raises(SchemaError, match="gives no full step"):
+        train.main(["--csv", str(demo), "--out", str(existing), *QUICK, *too_big])
+    assert [path.name for path in existing.iterdir()] == ["notes.txt"]
+
+
+def test_a_start_stopped_by_another_runs_lock_removes_nothing_of_that_run(demo, tmp_path, monkeypatch):
+    """The other run may write between this start's look at the folder and its try at the lock: none of it goes."""
+    from common.errors import UserError
+    from engine.training import run as run_module
+
+    def busy(self):
+        (self.run_dir / "written-by-the-other-run").parent.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "written-by-the-other-run").write_text("theirs")
+        raise UserError(f"{self.run_dir} is in use by another training run")
+
+    monkeypatch.setattr(run_module.RunLock, "acquire", busy)
+    with pytest.raises(UserError, match="in use by another training run"):
+        train.main(["--csv", str(demo), "--out", str(tmp_path / "busy"), *QUICK])
+    assert (tmp_path / "busy" / "written-by-the-other-run").read_text() == "theirs"
+
+
+def test_a_data_root_without_the_images_is_named_before_training(demo, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SchemaError) as error:
+        train.main(["--csv", str(demo), "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), *QUICK])
+    assert f"of {demo} is under the data root {tmp_path / 'empty'} (none of 32 spread over them exists" in str(
+        error.value
+    )
+    assert "pass --data-root DIR" in str(error.value) and "on-error" not in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
 def _copy_with_garbage(demo: Path, root: Path, is_garbage) -> Path:
     """A copy of the demo under ``root`` where the rows ``is_garbage(row)`` picks hold bytes that are no image."""
     for row in csv.DictReader(open(demo)):

@@ -5,6 +5,7 @@ One quick run on the demo data (module fixture); nothing is downloaded (HF_HUB_O
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,7 +84,14 @@ def test_exported_folder_and_model_card_carry_the_record(demo_run, photo, tmp_pa
     _, run_dir = demo_run
     folder = export_folder(run_dir / "best.pt", tmp_path / "exported")["folder"]
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    assert config["source"]["trained_on"] == read_checkpoint(run_dir / "best.pt")["trained_on"]
+    recorded = read_checkpoint(run_dir / "best.pt")["trained_on"]
+    csv_path = Path(recorded["csv"])  # shared folders name no folder of this machine (model.export.public_path)
+    public = {
+        **recorded,
+        "csv": f".../{csv_path.parent.name}/{csv_path.name}",
+        "root": f".../{Path(recorded['root']).parent.name}/{Path(recorded['root']).name}",
+    }
+    assert config["source"]["trained_on"] == public
     card = (folder / "README.md").read_text()
     assert f"**Caveat: {DEMO_CAVEAT}.**" in card and "- trained on synthetic 64 px demo data" in card
     _, printed = _predict(folder, [photo], tmp_path / "out", capsys)

@@ -192,6 +192,8 @@ PANEL_TITLES = {"fine": "CAM fine appearance", "coarse": "CAM coarse appearance"
 
 
 def _panels(explanation: Explanation):
+    """[(column header, panel title, draw)]: the header names what a column of ``grid.png`` shows (the same for every
+    face); the title adds this face's numbers (its own figure)."""
     """(title, draw function) of every panel of one face, left to right."""
     size = explanation.image.shape[0]
     extent = (0, size, size, 0)
@@ -221,13 +223,19 @@ def _panels(explanation: Explanation):
 
         return draw
 
-    panels = [(f"input, P(fake) {explanation.score:.3f}", face), ("Sobel edge map (edge stream input)", edges)]
-    panels += [(PANEL_TITLES[s], overlay(explanation.cams[s])) for s in STREAMS if s in explanation.cams]
+    panels = [
+        ("input", f"input, P(fake) {explanation.score:.3f}", face),
+        ("Sobel edge map", "Sobel edge map (edge stream input)", edges),
+    ]
+    panels += [
+        (PANEL_TITLES[s], PANEL_TITLES[s], overlay(explanation.cams[s])) for s in STREAMS if s in explanation.cams
+    ]
     for name, title, _, _ in ATTENTIONS:
         if name in explanation.attention:
             grid = explanation.attention[name]
             panels.append(
                 (
+                    title,
                     f"{title}\n({grid.shape[0]}x{grid.shape[1]} patches, self {explanation.self_weight[name]:.2f})",
                     attention(grid),
                 )
@@ -244,7 +252,7 @@ def save_explanation(path: Path, explanation: Explanation, *, method: str, targe
     rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns + 0.8, 3.2 * rows), squeeze=False)
     mappable = None
-    for ax, (title, draw) in zip(axes.flat, panels):
+    for ax, (_, title, draw) in zip(axes.flat, panels):
         drawn = draw(ax)
         mappable = drawn if drawn is not None else mappable
         ax.set_title(title, fontsize=8)
@@ -259,27 +267,52 @@ def save_explanation(path: Path, explanation: Explanation, *, method: str, targe
     return path
 
 
+GRID_LABEL_WIDTH = 18  # characters a line of a row label: whole file names, wrapped, never cut
+
+
+def grid_row_label(explanation: Explanation) -> str:
+    """The label left of a row of ``grid.png``: the input's whole name, wrapped after its hyphens, underscores and
+    dots (never cut), and its P(fake)."""
+    import re
+
+    lines = [""]
+    for piece in re.findall(r"[^-_.]+[-_.]?|[-_.]", explanation.title):
+        while len(piece) > GRID_LABEL_WIDTH:  # a name without separators: hard breaks
+            lines += [piece[:GRID_LABEL_WIDTH], ""]
+            piece = piece[GRID_LABEL_WIDTH:]
+        if lines[-1] and len(lines[-1]) + len(piece) > GRID_LABEL_WIDTH:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(line for line in lines if line) + f"\nP(fake) {explanation.score:.3f}"
+
+
 def save_grid(path: Path, explanations: list[Explanation], *, method: str, target_name: str) -> Path:
-    """One row per face, the panels as columns, one colour bar."""
+    """One row per face (labelled with its name and P(fake)), the panels as columns (headed by what they show),
+    one colour bar; laid out by matplotlib's constrained layout, so nothing is cut and no band is left empty."""
     panel_sets = [_panels(e) for e in explanations]
     columns = max(len(p) for p in panel_sets)
     figure, axes = plt.subplots(
-        len(explanations), columns, figsize=(1.9 * columns + 1.0, 2.0 * len(explanations) + 0.6), squeeze=False
+        len(explanations),
+        columns,
+        figsize=(1.6 * columns + 2.2, 1.6 * len(explanations) + 0.7),
+        squeeze=False,
+        layout="constrained",
     )
     mappable = None
+    headers = max(panel_sets, key=len)
     for row, (explanation, panels) in enumerate(zip(explanations, panel_sets)):
-        for column, (title, draw) in enumerate(panels):
+        for column, (_, _, draw) in enumerate(panels):
             ax = axes[row, column]
             drawn = draw(ax)
             mappable = drawn if drawn is not None else mappable
             ax.set_xticks([])
             ax.set_yticks([])
-            if row == 0:
-                ax.set_title(title.split("\n")[0].replace(", P(fake)", "").split(" (")[0], fontsize=6)
-        axes[row, 0].set_ylabel(f"{explanation.title[:28]}\n{explanation.score:.3f}", fontsize=6)
+        axes[row, 0].set_ylabel(grid_row_label(explanation), rotation=0, ha="right", va="center", fontsize=7)
         for column in range(len(panels), columns):
             axes[row, column].axis("off")
-    figure.suptitle(f"{method} for class '{target_name}'; left label: input and P(fake)", fontsize=8)
+    for column, (header, _, _) in enumerate(headers):
+        axes[0, column].set_title(header, fontsize=7)
+    figure.suptitle(f"{method} for class '{target_name}'", fontsize=9)
     if mappable is not None:
         figure.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, label="relative weight")
     figures.save_figure(figure, path)

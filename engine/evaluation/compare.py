@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from common.errors import UsageError, UserError
-from data.fingerprint import fingerprint, row_keys
+from data.fingerprint import row_keys, rows_fingerprint
 from data.protocols import report_groups
 from data.schema import SchemaError, SplitTable, load_table
 
@@ -96,7 +96,7 @@ def find_predictions(source: str, evaluate) -> Path:
 def read_result(path: Path) -> Result:
     table = load_table(path, root=path.parent)
     scores = read_prediction_scores(table, path)["clean"]
-    keys = row_keys(table.column("path")).tolist()
+    keys = row_keys(table, np.arange(len(table))).tolist()
     index = {key: row for row, key in enumerate(keys)}  # rows are matched by dictionary: no string sort
     if len(index) != len(keys):
         twice = next(key for row, key in enumerate(keys) if index[key] != row)
@@ -211,7 +211,7 @@ def compare(
             if len(names):
                 unscored[f"{detector.name} ({result.path})"] = dict(zip(names.tolist(), counts.tolist()))
     rows = matched.positions[0][0][scored]  # the reference's rows compared
-    compared_fingerprint = fingerprint([reference.keys[r] for r in rows.tolist()], reference.table.labels[rows])
+    compared_fingerprint = rows_fingerprint(reference.table, rows)
     groups = report_groups(reference.table, rows, resolved.report)
     matched_index = np.full(len(reference.table), -1, dtype=np.int64)  # reference row -> its index among the matched
     matched_index[matched.positions[0][0]] = np.arange(len(matched.reference_rows))

@@ -14,7 +14,7 @@ import numpy as np
 
 from common.config import deep_merge
 from data.protocols import load_protocol, require, resolve
-from data.schema import SchemaError, SplitTable, load_table
+from data.schema import SchemaError, SplitTable, check_images_under_root, load_table
 from engine.config import DEFAULTS, apply_overrides, flatten_overrides, load_config
 from engine.distributed import DistInfo
 from model.hub import load_detector
@@ -83,6 +83,7 @@ def plan_evaluation(
     table = load_table(data["csv"], data["root"])
     resolved = resolve(data["protocol"], table, data["fold"], data.get("reals", "matched"))
     require(resolved, "test", table, both_classes=False)
+    check_images_under_root(table, resolved.test)  # a wrong --data-root, said before the model runs
     out_dir = out_dir or _default_eval_parent(checkpoint) / default_eval_name(
         resolved, own_data, config["data"], perturbations
     )

@@ -140,6 +140,7 @@ def write_report(
         figure_title,
         log_fpr=bool(eval_config.get("roc-log-fpr")),
         palettes=palettes,
+        fold=resolved.fold,  # its own group is in-domain: named, and the unseen ones drawn alone too
     )
     shown, key = (calibrated, "calibration_calibrated") if calibrated is not None else (counted["clean"], "calibration")
     which = "calibrated probabilities" if calibrated is not None else "the model's probabilities"

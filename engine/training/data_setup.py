@@ -13,8 +13,9 @@ from torch.utils.data import DataLoader
 from common.errors import ConfigError
 from common.keys import Keys
 from data.csv_dataset import SplitDataset
+from data.fingerprint import splits_fingerprint
 from data.loader import build_loader, resolve_workers
-from data.protocols import require, resolve
+from data.protocols import ResolvedProtocol, require, resolve
 from data.schema import SchemaError, SplitTable, load_table
 from data.targets import fine_targets
 from data.trained_on import describe_training_data
@@ -42,6 +43,7 @@ class TrainData:
     table: SplitTable | None = None  # the CSV the rows come from (video and frame keys of validation); None: no CSV
     bn_loader: DataLoader | None = None  # train.precise-bn: a fixed subset of training rows, evaluation transforms
     trained_on: dict[str, Any] | None = None  # data.trained_on record of the rows read, kept in every checkpoint
+    fingerprint: dict[str, Any] | None = None  # data.fingerprint of the protocol's subsets, kept in every checkpoint
 
     def video_keys(self, rows: np.ndarray) -> Keys | None:
         """Each row's video as an integer code (built once per table): validation groups rows without strings."""
@@ -51,18 +53,47 @@ class TrainData:
         return self.table.frame_codes(np.asarray(rows)) if self.table is not None else None
 
 
-def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
-    """The loaders of the protocol's training and validation rows of ``data.csv`` (this rank's share; the test rows
-    are never opened), with the fine-grained targets of the model config."""
-    data_cfg, model_cfg, precise_bn = config["data"], config["model"], config["train"]["precise-bn"]
-    if not isinstance(precise_bn, int) or precise_bn < 0:
-        raise ConfigError(f"train.precise-bn must be a number of training images >= 0 (0: off); got {precise_bn!r}.")
+@dataclass
+class RunRows:
+    """The rows of a run: its CSV and the protocol's training, validation and test rows of it (read, not opened)."""
+
+    table: SplitTable
+    resolved: ResolvedProtocol
+    train: np.ndarray
+    val: np.ndarray
+
+    @property
+    def test(self) -> np.ndarray:
+        return self.resolved.test
+
+    def fingerprint(self) -> dict[str, Any]:
+        """``data.fingerprint.splits_fingerprint`` of the train, val and test rows (computed once)."""
+        if "_fingerprint" not in self.__dict__:
+            subsets = {"train": self.train, "val": self.val, "test": self.test}
+            self.__dict__["_fingerprint"] = splits_fingerprint(self.table, subsets)
+        return self.__dict__["_fingerprint"]
+
+
+def select_rows(config: dict[str, Any]) -> RunRows:
+    """The CSV of ``data.csv`` and the protocol's subsets of it: every error of the CSV, the protocol or the fold comes
+    from here, before anything is written."""
+    data_cfg = config["data"]
     if not data_cfg["csv"]:
         raise SchemaError("no training data: pass --csv SPLITS.csv (or set data.csv in the config).")
     table = load_table(data_cfg["csv"], data_cfg["root"])
     resolved = resolve(data_cfg["protocol"], table, data_cfg["fold"], data_cfg.get("reals", "matched"))
-    train_rows = require(resolved, "train", table)
-    val_rows = require(resolved, "val", table)
+    return RunRows(table, resolved, require(resolved, "train", table), require(resolved, "val", table))
+
+
+def build_data(config: dict[str, Any], dist: DistInfo, rows: RunRows | None = None) -> TrainData:
+    """The loaders of the protocol's training and validation rows of ``data.csv`` (this rank's share; the test rows
+    are never opened), with the fine-grained targets of the model config. ``rows``: ``select_rows(config)`` when the
+    caller has it already."""
+    data_cfg, model_cfg, precise_bn = config["data"], config["model"], config["train"]["precise-bn"]
+    if not isinstance(precise_bn, int) or precise_bn < 0:
+        raise ConfigError(f"train.precise-bn must be a number of training images >= 0 (0: off); got {precise_bn!r}.")
+    rows = rows if rows is not None else select_rows(config)
+    table, resolved, train_rows, val_rows = rows.table, rows.resolved, rows.train, rows.val
     targets, class_names = fine_targets(table, train_rows, model_cfg)
     common = dict(
         size=model_cfg["image-size"],
@@ -109,4 +140,14 @@ def build_data(config: dict[str, Any], dist: DistInfo) -> TrainData:
         f"test rows ({len(resolved.test)}) are not read by training"
     )
     trained_on = describe_training_data(table, {"train": train_rows, "val": val_rows})
-    return TrainData(train_loader, val_loader, table.labels, class_counts, class_names, table, bn_loader, trained_on)
+    return TrainData(
+        train_loader,
+        val_loader,
+        table.labels,
+        class_counts,
+        class_names,
+        table,
+        bn_loader,
+        trained_on,
+        rows.fingerprint(),
+    )

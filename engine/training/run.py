@@ -74,6 +74,56 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
     write_text_atomic(run_dir / "env.json", json.dumps(environment(), indent=2) + "\n")
 
 
+def record_data_fingerprint(run_dir: Path, fingerprint: dict[str, Any]) -> None:
+    """env.json's ``data_fingerprint``: the rows and labels the run reads (``data.fingerprint``; last.pt and best.pt
+    hold the same), written when the run starts or resumes."""
+    path = Path(run_dir) / "env.json"
+    env = json.loads(path.read_text()) if path.is_file() else {}
+    if env.get("data_fingerprint") != fingerprint:
+        write_text_atomic(path, json.dumps({**env, "data_fingerprint": fingerprint}, indent=2) + "\n")
+
+
+class StartGuard:
+    """Removes what a start of train.py wrote into its run folder when the start fails (a bad CSV, a model that
+    cannot be built): the folder itself if this start created it, else only the entries it added. Made before the
+    run's lock is taken and ``armed`` once it is: a start stopped by the lock of another run touches nothing of that
+    run. Once training has begun (``started``), nothing is removed: a checkpoint or the log of a failed epoch is the
+    user's to keep."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.created = not self.run_dir.exists()
+        self.before = set() if self.created else {entry.name for entry in self.run_dir.iterdir()}
+        self.armed = self.begun = False
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def started(self) -> None:
+        self.begun = True
+
+    def remove_if_not_started(self) -> None:
+        import logging
+        import shutil
+
+        if not self.armed or self.begun or not self.run_dir.is_dir():
+            return
+        logger = logging.getLogger("cael")
+        for handler in list(logger.handlers):  # train.log is closed before its folder goes
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == self.run_dir:
+                handler.close()
+                logger.removeHandler(handler)
+        added = [self.run_dir] if self.created else [e for e in self.run_dir.iterdir() if e.name not in self.before]
+        for entry in added:
+            try:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink(missing_ok=True)
+            except OSError as error:  # the start's own error is the one to report; this one is said beside it
+                logger.warning(f"{entry} was written by the failed start and could not be removed: {error}")
+
+
 class RunLock:
     """An exclusive lock on a run folder (``.lock``, ``flock``): two train.py never write into one run at once.
 

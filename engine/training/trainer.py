@@ -293,6 +293,7 @@ class Trainer:
             "calibration": calibration,
             "code_version": code_version(),
             "trained_on": self.data.trained_on,  # what predict.py / the model card say it knows (None: not recorded)
+            "data_fingerprint": self.data.fingerprint,  # rows and labels read (data.fingerprint; None: not recorded)
         }
 
     def _save_last(self) -> None:
