@@ -94,6 +94,9 @@ def settings(dry: bool, jpeg_csv: Path, cache_csv: Path | None) -> dict[str, lis
         f"infer-{name}-compile": setting("infer", "--compile", warmup=compiled_warm),
         f"infer-{name}-cudagraphs": setting("infer", "--compile", "reduce-overhead", warmup=compiled_warm),
         f"train-{name}-cudagraphs": setting("train", "--compile", "reduce-overhead", warmup=compiled_warm),
+        # the first step's suspects (issue 33), one switched off at a time: warmup_s[0] is the first step
+        f"train-{name}-nobench": setting("train", "--no-cudnn-benchmark"),
+        f"train-{name}-nocudnnsdp": setting("train", "--no-cudnn-attention"),
     }
     if not dry:
         runs["infer-bf16-cl-b128"] = setting("infer", size="128")

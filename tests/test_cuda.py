@@ -38,7 +38,7 @@ def cuda_images(images):
 
 
 def _records(run: Path) -> list[dict]:
-    timing = {"epoch_seconds", "train_images_per_s", "first_step_s", "first_batch_s"}
+    timing = {"epoch_seconds", "val_seconds", "train_images_per_s", "first_step_s", "first_batch_s"}
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in timing} for line in lines]
 

@@ -249,9 +249,12 @@ def test_evaluation_figures_carry_the_protocol_not_the_folder(tmp_path, monkeypa
     out = tmp_path / "cael_demo-20261202-041500" / "eval-intra"
     predictions = write_rows(tmp_path / "p.csv", rows)
     test_script.main(["--predictions", str(predictions), "--protocol", "intra", "--out", str(out), "--bootstrap", "0"])
-    (roc,) = captured
+    roc, reliability, risk_coverage = captured  # and the calibration figures, titled the same way
     assert roc._suptitle.get_text() == "protocol intra: test rows of p.csv"
-    assert (out / "roc.pdf").read_bytes().startswith(b"%PDF")
+    assert reliability._suptitle.get_text().startswith("protocol intra: test rows of p.csv")
+    assert "risk-coverage" in risk_coverage._suptitle.get_text()
+    for name in ("roc", "reliability", "risk_coverage"):
+        assert (out / f"{name}.pdf").read_bytes().startswith(b"%PDF")
 
 
 @pytest.mark.slow

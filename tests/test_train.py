@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A quick, deterministic CPU run of the demo config: tiny budget, a checkpoint every 2 steps, dropout and
 # random augmentation on (so exact resume must restore the RNG and the data position).
 QUICK = quick_args()
-TIMING_KEYS = {"epoch_seconds", "train_images_per_s", "first_step_s", "first_batch_s"}
+TIMING_KEYS = {"epoch_seconds", "val_seconds", "train_images_per_s", "first_step_s", "first_batch_s"}
 
 
 @pytest.fixture(scope="module")

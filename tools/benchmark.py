@@ -180,7 +180,8 @@ def measure(args) -> dict:
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.precision == "fp16" and device.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA device.")
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
+    torch.backends.cuda.enable_cudnn_sdp(not args.no_cudnn_attention)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -260,6 +261,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", default="synthetic", help="synthetic, or a split CSV for end-to-end loading")
     parser.add_argument("--data-root", help="root of the CSV's paths")
     parser.add_argument("--workers", default="auto", help="loader processes for --source CSV")
+    parser.add_argument(
+        "--no-cudnn-benchmark",
+        action="store_true",
+        help="leave cuDNN's autotuning off (train.cudnn-benchmark: false): the first step's cost without it",
+    )
+    parser.add_argument(
+        "--no-cudnn-attention",
+        action="store_true",
+        help="no cuDNN attention (train.cudnn-attention: false): attention through the other SDPA kernels",
+    )
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")

@@ -684,7 +684,9 @@ class Trainer:
             started = time.perf_counter()
             train_metrics = self.train_one_epoch()
             self._check_skipped(train_metrics, state.epoch + 1)
+            validating = time.perf_counter()
             val_metrics, val_predictions = self.validate()
+            val_seconds = time.perf_counter() - validating
             if key not in val_metrics:
                 raise UnknownKeyError(
                     f"train.select-metric {select!r} is not a validation metric: choose one of "
@@ -696,6 +698,7 @@ class Trainer:
                 **train_metrics,
                 **val_metrics,
                 "epoch_seconds": time.perf_counter() - started,
+                "val_seconds": val_seconds,
             }
             value = val_metrics[key]
             improved = is_better(select, value, state.best_value)
