@@ -90,7 +90,7 @@ def test_slow_pss_readings_are_spaced_by_what_they_cost(monkeypatch):
         time.sleep(0.04)
         return 1 << 20
 
-    monkeypatch.setattr(scale, "proportional_bytes", slow_pss)
+    monkeypatch.setattr(measure, "proportional_bytes", slow_pss)
     measured = measure.run_command([sys.executable, "-c", "import time; time.sleep(1.5)"], timeout=60, environment=None)
     record = measured.record
     assert record["exit_code"] == 0
