@@ -94,9 +94,11 @@ def settings(dry: bool, jpeg_csv: Path, cache_csv: Path | None) -> dict[str, lis
         f"infer-{name}-compile": setting("infer", "--compile", warmup=compiled_warm),
         f"infer-{name}-cudagraphs": setting("infer", "--compile", "reduce-overhead", warmup=compiled_warm),
         f"train-{name}-cudagraphs": setting("train", "--compile", "reduce-overhead", warmup=compiled_warm),
-        # the first step's suspects (issue 33), one switched off at a time: warmup_s[0] is the first step
-        f"train-{name}-nobench": setting("train", "--no-cudnn-benchmark"),
-        f"train-{name}-nocudnnsdp": setting("train", "--no-cudnn-attention"),
+        # the first step's suspects (issue 33), the defaults (autotuning and cuDNN attention off) with one switched
+        # back on, and channels-last off: warmup_s[0] is the first step (a fresh process for each: run_gpu.sh startup)
+        f"train-{name}-bench": setting("train", "--cudnn-benchmark"),
+        f"train-{name}-cudnnsdp": setting("train", "--cudnn-attention"),
+        f"train-{name.replace('-cl', '')}": [x for x in setting("train") if x != "--channels-last"],
     }
     if not dry:
         runs["infer-bf16-cl-b128"] = setting("infer", size="128")

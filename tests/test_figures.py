@@ -364,3 +364,29 @@ def test_a_fold_roc_names_its_own_generator_and_draws_the_unseen_ones_alone_unde
     box = captured[0]._suptitle.get_window_extent(canvas.get_renderer())
     assert 0 <= box.x0 and box.x1 <= canvas.get_width_height()[0]  # wrapped onto lines, none cut at the sides
     assert captured[0]._suptitle.get_text().replace("\n", " ") == title
+
+
+def test_curves_are_drawn_at_most_once_a_minute_and_always_when_the_run_ends(tmp_path, monkeypatch):
+    # the drawing costs 1-3 s: a two-epoch demo paid it twice on its critical path; a long run still sees each epoch
+    from engine.training import records
+
+    history = [
+        {"epoch": e, "step": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "val_auc": 0.5 + 0.1 * e} for e in (1, 2)
+    ]
+    drawn = []
+    monkeypatch.setattr(records, "save_figure", lambda figure, path: drawn.append(path) or [path])
+    recorder = RunRecorder(tmp_path, tensorboard=False)
+    for record in history:
+        recorder.record(record, record["step"])
+    assert drawn == []  # two quick epochs: nothing drawn yet
+    recorder.close()
+    recorder.close()  # twice is once
+    assert drawn == [tmp_path / "curves.png"]
+    monkeypatch.setattr(records, "PLOT_EVERY_S", 0.0)  # epochs longer than the interval: drawn after each
+    (tmp_path / "metrics.jsonl").unlink()
+    recorder = RunRecorder(tmp_path, tensorboard=False)
+    for record in history:
+        recorder.record(record, record["step"])
+    assert len(drawn) == 3
+    recorder.close()
+    assert len(drawn) == 3  # nothing left undrawn

@@ -109,6 +109,8 @@ def test_benchmark_reports_model_only_and_end_to_end_numbers(demo, tmp_path):
         result["end_to_end"]["images_per_s"] / result["model_only"]["images_per_s"]
     )
     assert saved["mode"] == "train" and saved["channels_last"] is True and saved["parameters"] == result["parameters"]
+    # cuDNN's switches as train.py sets them from the config (the demo's: autotuning off, cuDNN attention on)
+    assert saved["cudnn_benchmark"] is False and saved["cudnn_attention"] is True
     # the command line a user types (it once shadowed its own measuring function and failed before measuring)
     done = subprocess.run(
         [

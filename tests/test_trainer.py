@@ -165,3 +165,42 @@ def test_precise_bn_runs_before_every_validation_and_is_checked(tmp_path):
     config = load_config(None, {"train.precise-bn": -1})
     with pytest.raises(ConfigError, match="train.precise-bn must be a number of training images >= 0"):
         build_data(config, DistInfo())
+
+
+def test_channels_last_setting_true_false_or_on_the_cpu_only():
+    from engine.device import channels_last_on
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)  # a device object: no GPU is needed to name one
+    assert [channels_last_on(True, d) for d in (cpu, cuda)] == [True, True]
+    assert [channels_last_on(False, d) for d in (cpu, cuda)] == [False, False]
+    assert [channels_last_on("cpu", d) for d in (cpu, cuda)] == [True, False]
+    with pytest.raises(ConfigError, match=r"train.channels-last must be true, false or cpu.*'gpu'"):
+        channels_last_on("gpu", cpu)
+    with pytest.raises(ConfigError, match="train.channels-last must be"):
+        load_config("cael_demo", ["train.channels-last=[1]"])
+
+
+def test_first_step_switches_are_off_by_default_and_the_demo_keeps_its_measured_ones():
+    # measured on an H200 (docs/performance.md, "The first step"): autotuning cost the first step 30 s, cuDNN attention
+    # 2.5 s at 224 px; the demo ran under 30 s without channels-last on the GPU, with cuDNN attention on
+    released, demo = load_config("cael_released", []), load_config("cael_demo", [])
+    assert released["train"]["cudnn-benchmark"] is False and released["train"]["cudnn-attention"] is False
+    assert released["train"]["channels-last"] is True
+    assert demo["train"]["cudnn-benchmark"] is False and demo["train"]["cudnn-attention"] is True
+    assert demo["train"]["channels-last"] == "cpu"
+
+
+def test_the_setup_line_names_the_first_step_switches_on_a_gpu(monkeypatch):
+    from engine.training.trainer import describe_setup
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    config = load_config("cael_demo", [])
+    one = DistInfo()
+    line = describe_setup(torch.device("cuda", 0), "bf16", config, one, 32, 1)
+    assert "channels-last off" in line and "cuDNN autotuning off" in line and "cuDNN attention on" in line
+    config["train"]["cudnn-benchmark"] = True
+    assert "cuDNN autotuning on" in describe_setup(torch.device("cuda", 0), "bf16", config, one, 32, 1)
+    config["train"]["deterministic"] = True  # deterministic runs never autotune
+    assert "cuDNN autotuning off" in describe_setup(torch.device("cuda", 0), "bf16", config, one, 32, 1)
+    cpu_line = describe_setup(torch.device("cpu"), "fp32", load_config("cael_demo", []), one, 32, 1)
+    assert "channels-last on" in cpu_line and "cuDNN" not in cpu_line

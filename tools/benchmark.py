@@ -180,8 +180,11 @@ def measure(args) -> dict:
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.precision == "fp16" and device.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA device.")
-    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
-    torch.backends.cuda.enable_cudnn_sdp(not args.no_cudnn_attention)
+    # as train.py runs it: the config's train.cudnn-benchmark / train.cudnn-attention, unless a switch says otherwise
+    cudnn_benchmark = config["train"]["cudnn-benchmark"] if args.cudnn_benchmark is None else args.cudnn_benchmark
+    cudnn_attention = config["train"]["cudnn-attention"] if args.cudnn_attention is None else args.cudnn_attention
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+    torch.backends.cuda.enable_cudnn_sdp(bool(cudnn_attention))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -195,6 +198,8 @@ def measure(args) -> dict:
         "batch": args.batch,
         "precision": args.precision,
         "channels_last": args.channels_last,
+        "cudnn_benchmark": bool(cudnn_benchmark),
+        "cudnn_attention": bool(cudnn_attention),
         "compile": args.compile or False,
         "compiled": compiled,
         "image_size": size,
@@ -262,14 +267,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", help="root of the CSV's paths")
     parser.add_argument("--workers", default="auto", help="loader processes for --source CSV")
     parser.add_argument(
-        "--no-cudnn-benchmark",
-        action="store_true",
-        help="leave cuDNN's autotuning off (train.cudnn-benchmark: false): the first step's cost without it",
+        "--cudnn-benchmark",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cuDNN's autotuning on or off (default: the config's train.cudnn-benchmark, off): its first-step cost",
     )
     parser.add_argument(
-        "--no-cudnn-attention",
-        action="store_true",
-        help="no cuDNN attention (train.cudnn-attention: false): attention through the other SDPA kernels",
+        "--cudnn-attention",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="attention through cuDNN or the other SDPA kernels (default: the config's train.cudnn-attention, off)",
     )
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)

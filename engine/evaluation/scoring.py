@@ -15,7 +15,7 @@ from data.csv_dataset import SplitDataset
 from data.loader import build_loader
 from data.perturb import Perturbation
 from data.schema import SplitTable
-from engine.device import resolve_precision
+from engine.device import channels_last_on, resolve_precision
 from engine.inference.forward import score_loader
 
 from .coverage import scoring_statuses
@@ -41,7 +41,7 @@ def _subset_predictions(
         loader,
         device,
         precision=precision,
-        channels_last=bool(config["train"]["channels-last"]),
+        channels_last=channels_last_on(config["train"]["channels-last"], device),
         progress=progress,
         description=description,
     )
@@ -93,7 +93,7 @@ def score_table(
     A non-finite model output stops evaluation with the rows named, unless ``eval.allow-nonfinite`` is on.
     """
     model.to(device)
-    if config["train"]["channels-last"]:
+    if channels_last_on(config["train"]["channels-last"], device):
         model.to(memory_format=torch.channels_last)
     allow = bool(config["eval"].get("allow-nonfinite", False))
     clean = _subset_predictions(model, table, rows, config, device, workers=workers, progress=progress)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,20 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+# drawing the curves costs 1-3 s (matplotlib, PNG and PDF): after an epoch only when this long has passed since the
+# last drawing, and always when the run ends, so a two-epoch demo draws them once and a long run after every epoch
+PLOT_EVERY_S = 60.0
+
+
 class RunRecorder:
-    """Appends one record per epoch; rewrites the plot each time. Does nothing on ranks other than 0."""
+    """Appends one record per epoch; redraws the curves at most every PLOT_EVERY_S seconds and when closed. Does
+    nothing on ranks other than 0."""
 
     def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True):
         self.run_dir, self.enabled = run_dir, enabled
         self.writer = None
+        self._plotted_at = time.monotonic()
+        self._unplotted = False
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -81,16 +90,24 @@ class RunRecorder:
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch", "step"):
                     self.writer.add_scalar(key.replace("_", "/", 1), value, step)
             self.writer.flush()
-        self.plot(history)
+        self._unplotted = True
+        if time.monotonic() - self._plotted_at >= PLOT_EVERY_S:
+            self.plot(history)
 
     def plot(self, history: list[dict[str, Any]]) -> list[Path]:
         """curves.png and curves.pdf, titled with the run's detector and protocol (from its config.yaml)."""
         figure = curves_figure(history, run_title(self.run_dir), selected_epoch(history))
-        return save_figure(figure, self.run_dir / "curves.png")
+        written = save_figure(figure, self.run_dir / "curves.png")
+        self._plotted_at, self._unplotted = time.monotonic(), False
+        return written
 
     def close(self) -> None:
+        """The curves of every record (if some are not drawn yet) and the TensorBoard writer closed; twice is once."""
+        if self.enabled and self._unplotted:
+            self.plot(self.history())
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
 
 
 def run_title(run_dir: Path) -> str:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from common.checkpoint import load_checkpoint, save_checkpoint
 from common.errors import ConfigError, MissingFileError, UnknownKeyError, UsageError, UserError
 from data.schema import SchemaError
-from engine.device import autocast, compile_model, resolve_precision, to_device
+from engine.device import autocast, channels_last_on, compile_model, resolve_precision, to_device
 from engine.distributed import DistInfo, barrier, device_for, gather_objects
 from engine.evaluation.calibration import METHODS as CALIBRATION_METHODS
 from engine.evaluation.calibration import fit_calibration, uncertain_band
@@ -131,10 +131,14 @@ def describe_setup(
     processes = f"{dist.world_size} process{'es' if dist.world_size > 1 else ''}" + (" (DDP)" if dist.enabled else "")
     global_batch = batch_size * dist.world_size * accumulate
     switches = [
-        f"channels-last {'on' if train_cfg['channels-last'] else 'off'}",
+        f"channels-last {'on' if channels_last_on(train_cfg['channels-last'], device) else 'off'}",
         f"compile {train_cfg['compile'] or 'off'}",
         f"deterministic {'on' if train_cfg['deterministic'] else 'off'}",
     ]
+    if device.type == "cuda":  # what the first step pays for (docs/performance.md, "The first step")
+        autotuning = train_cfg["cudnn-benchmark"] and not train_cfg["deterministic"]
+        switches.append(f"cuDNN autotuning {'on' if autotuning else 'off'}")
+        switches.append(f"cuDNN attention {'on' if train_cfg['cudnn-attention'] else 'off'}")
     return (
         f"device {where}, precision {precision}, {', '.join(switches)}; {processes}, global batch {global_batch} "
         f"({batch_size} x {dist.world_size} x {accumulate} accumulated); optim.lr {config['optim']['lr']:g} applies to "
@@ -164,7 +168,7 @@ class Trainer:
         train_cfg = config["train"]
         self.device = device_for(dist, train_cfg["device"])
         self.precision = resolve_precision(train_cfg["precision"], self.device)
-        self.channels_last = bool(train_cfg["channels-last"])
+        self.channels_last = channels_last_on(train_cfg["channels-last"], self.device)
         self.accumulate = int(train_cfg["accumulate"])
         if self.accumulate < 1:
             raise ConfigError("train.accumulate must be at least 1.")
@@ -672,7 +676,10 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         with self._signals_save_and_stop():
-            return self._fit()
+            try:
+                return self._fit()
+            finally:  # also when stopped (a signal, patience, an error): the curves show every recorded epoch
+                self.recorder.close()
 
     def _fit(self) -> dict[str, Any]:
         train_cfg = self.config["train"]
@@ -726,7 +733,6 @@ class Trainer:
                 state.finished = True
             state.finished = state.finished or state.epoch >= train_cfg["epochs"]
             self._save_last()
-        self.recorder.close()
         return {
             "run_dir": str(self.run_dir),
             "select_metric": select,
