@@ -70,6 +70,7 @@ def test_resume_tolerates_a_torn_last_record_and_removes_partial_writes(demo, tm
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint_at_the_current_step(demo, tmp_path, monkeypatch):
+    handler_before = signal.getsignal(signal.SIGINT)
     args = ["--csv", str(demo), *QUICK]
     train.main([*args, "--out", str(tmp_path / "straight")])
     import loss_folder.losses as losses
@@ -94,7 +95,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint_at_the_current_step(demo, tmp_path,
     assert caught.value.exit_code == 130
     assert load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 3
     monkeypatch.setitem(losses.LOSSES, "ce", original)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    # the handler is put back: the one the test began with (SIG_IGN when pytest runs as a background job of a shell)
+    assert signal.getsignal(signal.SIGINT) is handler_before
     train.main(["--resume", str(tmp_path / "stopped")])
     first, second = (
         load_checkpoint(tmp_path / "straight" / "last.pt"),
