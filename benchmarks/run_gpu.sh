@@ -17,8 +17,11 @@
 #   cudagraphs-train
 #   startup, scale-runs (issue 33): the demo's start-up with each suspect of its first-step stall switched off
 #   (benchmarks/gpu_startup.py) and the released configuration's first step; scale.py's runs stage at a million rows.
-#   issue33 = startup scale-runs cudagraphs-train extract-scale, in that order: bash benchmarks/run_gpu.sh OUT issue33
+#   issue33 = startup scale-runs cudagraphs-train extract-scale foundation, in that order:
+#   bash benchmarks/run_gpu.sh OUT issue33
 #   (the default budget, 560 s: the first two fit, about 4 minutes each; what does not fit is skipped, and said).
+#   foundation (issue 31): clip_ln, dinov2_ln, clip_lora and effort, inference and training, bf16, batch 64, model
+#   alone (about 20 s each; issue33-rest runs it after the CUDA-graph step and the extraction).
 #   --dry: tiny, on the CPU, to check the script before spending GPU time.
 #   A lent machine returns at most 8 files: write OUT_DIR outside the folder that comes back and pack it into one
 #   archive there, e.g. bash benchmarks/run_gpu.sh /tmp/h200 issue33; tar czf $OUT/h200.tgz -C /tmp h200
@@ -175,10 +178,27 @@ run_scale_runs() {
   fi
 }
 
+# 8. the foundation detectors' cost on the GPU (issue 31: docs/baselines.md's GPU rows), model alone, random weights
+run_foundation() {
+  local config mode
+  for config in clip_ln dinov2_ln clip_lora effort; do
+    for mode in infer train; do
+      if [ -z "$dry" ]; then
+        step "foundation-$config-$mode" 90 "$out/foundation.log" "$py" tools/benchmark.py --config "$config" \
+          --device cuda --precision bf16 --batch 64 --mode "$mode" --warmup 3 --steps 10 \
+          --out "$out/gpu-$config-$mode-bf16-b64.json"
+      elif [ "$config:$mode" = "clip_ln:infer" ]; then  # one, tiny: the command line, not the speed
+        step "foundation-$config-$mode" 300 "$out/foundation.log" "$py" tools/benchmark.py --config "$config" \
+          --device cpu --batch 1 --mode "$mode" --warmup 1 --steps 1 --out "$out/cpu-$config-$mode-dry.json"
+      fi
+    done
+  done
+}
+
 # issue33: the four measurements of "CUDA, third round" in the order of their importance; within the default budget
 # the first two fit, a step that does not is skipped and said so (the rest: bash ... OUT issue33-rest)
-steps=${steps//issue33-rest/cudagraphs-train extract-scale}
-steps=${steps//issue33/startup scale-runs cudagraphs-train extract-scale}
+steps=${steps//issue33-rest/cudagraphs-train extract-scale foundation}
+steps=${steps//issue33/startup scale-runs cudagraphs-train extract-scale foundation}
 
 # the steps run in the order given; 2. and 4. are throughput at the released hyper-parameters, 224 px
 for name in $steps; do
@@ -201,7 +221,8 @@ for name in $steps; do
     extract-scale:*) run_extract_scale ;;
     startup:*) run_startup ;;
     scale-runs:*) run_scale_runs ;;
-    *) echo "unknown step '$name': choose from tests eager e2e compile-train demo compile-infer cudagraphs cudagraphs-train extract extract-scale startup scale-runs issue33 issue33-rest" >&2
+    foundation:*) run_foundation ;;
+    *) echo "unknown step '$name': choose from tests eager e2e compile-train demo compile-infer cudagraphs cudagraphs-train extract extract-scale startup scale-runs foundation issue33 issue33-rest" >&2
        status=1 ;;
   esac
 done
