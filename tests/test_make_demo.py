@@ -71,3 +71,15 @@ def test_make_demo_is_seeded(demos):
         assert original == (same.parent / relative).read_bytes()
         assert original != (other.parent / relative).read_bytes()
     assert demos["a"].read_bytes() != other.read_bytes()
+
+
+def test_the_files_are_the_same_whatever_the_number_of_processes(tmp_path, demos):
+    # every random draw is made in one sequence before the frames are drawn: two processes write what one writes
+    two = make_demo(tmp_path / "two", seed=0, identities=6, fakes_per_generator=8, workers=2)
+    one = demos["a"]
+    assert two.read_bytes() == one.read_bytes()
+    files = sorted(p.relative_to(one.parent) for p in one.parent.rglob("*.png"))
+    assert len(files) == 96
+    assert all((two.parent / f).read_bytes() == (one.parent / f).read_bytes() for f in files)
+    with pytest.raises(ValueError, match="workers must be 1 or more"):
+        make_demo(tmp_path / "none", identities=6, fakes_per_generator=8, workers=0)
