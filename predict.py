@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.cli import run, sigterm_interrupts
+from common.cli import add_scoring_arguments, run, sigterm_interrupts
 from common.errors import UsageError
 
 
@@ -35,17 +35,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-detect", action="store_true", help="the images are face crops already: score them as they are"
     )
-    parser.add_argument(
-        "--detector", help="face detector to use instead of the checkpoint's (a name registered in data.extract_faces)"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass (default 64)")
-    parser.add_argument("--device", default="auto", help="cuda, cuda:1, cpu (default: CUDA when present)")
-    parser.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        default="auto",
-        help="autocast precision (default: bf16 on CUDA)",
-    )
+    add_scoring_arguments(parser, "autocast precision (default: bf16 on CUDA)")
     parser.add_argument(
         "--calibration",
         help="a calibration.json written by test.py --calibrate, used instead of the map stored in the checkpoint",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
@@ -83,3 +84,15 @@ def run(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> 
     if isinstance(result, int) and not isinstance(result, bool):  # a main that returns its own exit status
         return result
     return 0 if result is None or result else 1
+
+
+def add_scoring_arguments(parser: argparse.ArgumentParser, precision_help: str) -> None:
+    """The options that say how faces are found and scored, the same in predict.py and the web page (tools/app.py)."""
+    parser.add_argument(
+        "--detector", help="face detector to use instead of the checkpoint's (a name registered in data.extract_faces)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass (default 64)")
+    parser.add_argument("--device", default="auto", help="cuda, cuda:1, cpu (default: CUDA when present)")
+    parser.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help=precision_help
+    )

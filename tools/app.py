@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.cli import run  # noqa: E402
+from common.cli import add_scoring_arguments, run  # noqa: E402
 from common.errors import UsageError, UserError  # noqa: E402
 from data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES  # noqa: E402
 
@@ -66,17 +66,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--queue-size", type=int, default=8, help="requests that may wait for a worker; more are refused (default 8)"
     )
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest file accepted, in MB (default 50)")
-    parser.add_argument(
-        "--detector", help="face detector to use instead of the checkpoint's (a name registered in data.extract_faces)"
-    )
-    parser.add_argument("--batch-size", type=int, default=64, help="faces per forward pass (default 64)")
-    parser.add_argument("--device", default="auto", help="cuda, cuda:1, cpu (default: CUDA when present)")
-    parser.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        default="auto",
-        help="autocast precision of the scores (default: bf16 on CUDA), as predict.py's",
-    )
+    add_scoring_arguments(parser, "autocast precision of the scores (default: bf16 on CUDA), as predict.py's")
     parser.add_argument("--cam-method", choices=CAM_METHODS, default="gradcam", help="class-activation method")
     return parser
 

@@ -21,7 +21,7 @@ from common.registry import Registry
 from ..build_index import assign_splits
 from ..media import is_image
 from ..schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, SPLITS
-from .statuses import extraction_record, placeholder_notes, placeholder_row
+from .statuses import extraction_record, placeholder_notes, placeholder_row, video_columns
 
 CROP_NAME = re.compile(r"^f(\d+)_(\d+)\.[A-Za-z]+$")  # data.extract_faces's crop names: f{frame:06d}_{face}.png
 CSV_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)  # every column the builders write: the schema's
@@ -81,6 +81,7 @@ def video_rows(root: Path, video: Video, source_dataset: str) -> list[dict]:
             for record in csv.DictReader(handle):
                 positions[Path(record["path"]).name] = (record.get("frame", ""), record.get("face_index", ""))
     rows = []
+    columns = video_columns(video, source_dataset)
     for name in sorted(os.listdir(folder)):
         if not is_image(name):
             continue
@@ -89,13 +90,7 @@ def video_rows(root: Path, video: Video, source_dataset: str) -> list[dict]:
         rows.append(
             {
                 "path": f"{video.folder}/{name}",
-                "label": video.label,
-                "split": video.split,
-                "forgery_type": video.forgery_type,
-                "generator": video.generator,
-                "source_dataset": source_dataset,
-                "video_id": video.folder,
-                "identity": video.identity,
+                **columns,
                 "frame": frame,
                 "face_index": face,
                 "extraction_status": "ok",

@@ -17,13 +17,9 @@ def extraction_record(folder: Path) -> dict | None:
     return read_record(folder)
 
 
-def placeholder_row(video, source_dataset: str, record: dict) -> dict:
-    """The one row of a listed video that gave no crop: its own file as the path (beside where its crop folder is,
-    relative as the crops' paths are), its labels and groups as its crops would have, and its extraction status."""
-    folder = PurePosixPath(video.folder)
-    source_name = PurePosixPath(record.get("source_path") or video.folder).name
+def video_columns(video, source_dataset: str) -> dict:
+    """The columns every row of a video carries, a crop's or its placeholder's: labels, groups, video and identity."""
     return {
-        "path": str(folder.parent / source_name) if str(folder.parent) != "." else source_name,
         "label": video.label,
         "split": video.split,
         "forgery_type": video.forgery_type,
@@ -31,6 +27,17 @@ def placeholder_row(video, source_dataset: str, record: dict) -> dict:
         "source_dataset": source_dataset,
         "video_id": video.folder,
         "identity": video.identity,
+    }
+
+
+def placeholder_row(video, source_dataset: str, record: dict) -> dict:
+    """The one row of a listed video that gave no crop: its own file as the path (beside where its crop folder is,
+    relative as the crops' paths are), its labels and groups as its crops would have, and its extraction status."""
+    folder = PurePosixPath(video.folder)
+    source_name = PurePosixPath(record.get("source_path") or video.folder).name
+    return {
+        "path": str(folder.parent / source_name) if str(folder.parent) != "." else source_name,
+        **video_columns(video, source_dataset),
         "frame": "",
         "face_index": "",
         "extraction_status": record["status"],
