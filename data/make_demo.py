@@ -329,7 +329,7 @@ def make_demo(
             _draw_frame(frame)
     else:  # spawned (not forked: the caller may hold threads, e.g. train.py with torch imported)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for _ in pool.map(_draw_frame, frames, chunksize=max(1, len(frames) // (4 * workers))):
+            for _ in pool.map(_draw_frame, frames, chunksize=max(1, min(64, len(frames) // (4 * workers)))):
                 pass
     csv_path = out / "demo.csv"
     with open(csv_path, "w", newline="") as handle:

@@ -149,6 +149,11 @@ def check_config(config: dict[str, Any], where: str = "the config") -> dict[str,
             allowed = ALLOWED_TYPES.get((section, key)) or types_of_default(default)
             if allowed is not None:
                 values[key] = coerce_value(f"{section}.{key}", values[key], allowed)
+    channels_last = (config.get("train") or {}).get("channels-last")
+    if isinstance(channels_last, str) and channels_last != "cpu":  # refused before any data is read
+        from engine.device import channels_last_on
+
+        channels_last_on(channels_last, None)
     model = config.get("model")
     if isinstance(model, dict):
         from model.registry import check_model_config

@@ -178,6 +178,8 @@ def test_channels_last_setting_true_false_or_on_the_cpu_only():
         channels_last_on("gpu", cpu)
     with pytest.raises(ConfigError, match="train.channels-last must be"):
         load_config("cael_demo", ["train.channels-last=[1]"])
+    with pytest.raises(ConfigError, match="train.channels-last must be true, false or cpu"):  # at load, not at training
+        load_config("cael_demo", ["train.channels-last=gpu"])
 
 
 def test_first_step_switches_are_off_by_default_and_the_demo_keeps_its_measured_ones():
