@@ -173,20 +173,26 @@ def test_detect_size_is_a_flag_stored_with_the_settings_and_older_records_still_
 
 
 def test_freed_memory_goes_back_to_the_system_after_every_video(toy_detector, tmp_path, monkeypatch):
-    """glibc keeps what a worker freed: without a trim after each video its resident size climbs video after video."""
+    """glibc keeps what a worker freed: without a trim between videos its resident size climbs video after video; the
+    trim happens once the worker holds more than the bound (below it the freed buffers serve the next video)."""
     import importlib
     import platform
 
-    from common.memory import release_freed_memory
+    from common.memory import keep_freed_memory, release_freed_memory, resident_mb
 
     extract_module = importlib.import_module("data.faces.extract")  # the module (data.faces.extract is the function)
 
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert release_freed_memory() is glibc
+    assert keep_freed_memory() is glibc
+    if glibc:
+        assert resident_mb() > 1
+        assert release_freed_memory(above_mb=resident_mb() + 1e6) is False  # under the bound: kept
+        assert release_freed_memory(above_mb=0) is True
     for name in ("a", "b", "c"):
         frame_folder(tmp_path / "src" / name, 2)
     releases = []
-    monkeypatch.setattr(extract_module, "release_freed_memory", lambda: releases.append(1) or True)
+    monkeypatch.setattr(extract_module, "release_freed_memory", lambda above_mb: releases.append(above_mb) or True)
     settings = ExtractionSettings(detector="toy-square", frames=2, size=16)
     summary = extract(tmp_path / "src", tmp_path / "out", settings, progress=False)
-    assert summary["extracted"] == 3 and len(releases) == 3
+    assert summary["extracted"] == 3 and releases == [extract_module.RELEASE_ABOVE_MB] * 3

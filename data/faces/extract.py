@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import write_text_atomic
-from common.memory import release_freed_memory
+from common.memory import keep_freed_memory, release_freed_memory
 from data.media import VIDEO_SUFFIXES
 
 from .detectors import FaceDetector, build_detector, check_align
@@ -171,6 +171,7 @@ def _init_worker(
         # The cores shared among the workers: each torch process would otherwise use all of them (4.0 frames/s with
         # 2 workers on 2 cores instead of 8.8 with one).
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    keep_freed_memory()  # freed frame buffers serve the next frame (returned between videos: extract_and_release)
     _worker["detector"] = build_detector(detector_name, device)
     _worker["batch_size"] = batch_size
     _worker["settings"] = ExtractionSettings.from_dict(settings)
@@ -200,11 +201,16 @@ def decode_threads(workers: int) -> int:
     return 0 if (os.cpu_count() or 1) // max(1, workers) > 1 else 1
 
 
+RELEASE_ABOVE_MB = 512  # a worker returns its freed memory after a video once its resident size is above this
+
+
 def extract_and_release(*arguments) -> VideoResult:
-    """``extract_video``, then the memory it freed goes back to the system: without it a worker's resident size climbs
-    with every video (glibc keeps freed frame buffers: 1.9 GB after 40 videos instead of 0.8; common/memory.py)."""
+    """``extract_video``, then the memory it freed goes back to the system when the process holds more than
+    RELEASE_ABOVE_MB: without it a worker's resident size climbs with every video (glibc keeps freed frame buffers:
+    mtcnn's workers held 1.9 GB after 40 videos instead of 0.8; common/memory.py). Below the bound the freed buffers
+    serve the next video (a yunet worker stays near 330 MB)."""
     result = extract_video(*arguments)
-    release_freed_memory()
+    release_freed_memory(above_mb=RELEASE_ABOVE_MB)
     result.peak_mb = peak_resident_mb()
     return result
 
@@ -276,6 +282,7 @@ def _run_videos(
                 bar.update()
                 yield result
     else:
+        keep_freed_memory()
         for path, video_id, source_path in items:
             result = extract_and_release(path, video_id, out, detector, settings, batch_size, source_path, redo)
             faces_found, failed = faces_found + result.faces, failed + (result.error is not None)
