@@ -245,6 +245,7 @@ def extraction_command(
     command += ["--detector", detector or args.detector, "--no-progress"]
     command += ["--summary-json", str(out.with_suffix(".summary.json"))]
     command += ["--frames", str(args.frames)] if args.frames else []
+    command += ["--full-search-every", str(args.full_search_every)] if args.full_search_every else []
     command += ["--device", args.device] if args.device != "cpu" else []
     command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     return command + (["--detect-size", "0" if detect_size == "full" else detect_size] if detect_size else [])
@@ -554,6 +555,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, help="the tool's --batch-size (default: its own)")
     parser.add_argument("--frames", type=int, help="sampled frames per video (default: the tool's, 32)")
     parser.add_argument(
+        "--full-search-every",
+        type=int,
+        metavar="K",
+        help="the tool's --full-search-every (default: its own; 1: every sampled frame searched whole)",
+    )
+    parser.add_argument(
         "--no-image-recall", action="store_true", help="skip the detect sizes on the detector benchmark's images"
     )
     parser.add_argument(
@@ -648,6 +655,7 @@ def benchmark(args, workdir: Path) -> dict:
         "load_average_end": [round(v, 2) for v in os.getloadavg()],
         "detector": args.detector,
         "frames_per_video": args.frames,
+        "full_search_every": args.full_search_every,
         "videos": videos,
         "subset": min(args.subset, len(plan)) if args.detect_sizes else None,
         **result,

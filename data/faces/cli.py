@@ -1,8 +1,8 @@
 """Face extraction: sampled video frames (or folders of frame images) -> detected, square face crops + an index.
 
     python -m data.extract_faces SRC --out DIR [--frames 32 | --stride K] [--margin 1.3] [--size 256]
-                                 [--max-faces N] [--align] [--detector yunet] [--detect-size N] [--workers N]
-                                 [--redo STATUS ...] [--shard I/N] [--summary-json FILE]
+                                 [--max-faces N] [--align] [--detector yunet] [--detect-size N] [--full-search-every K]
+                                 [--workers N] [--redo STATUS ...] [--shard I/N] [--summary-json FILE]
     python -m data.extract_faces SRC --out DIR --detector mtcnn --device cuda --batch-size 32   # on a GPU
     python -m data.extract_faces merge DIR [MORE_DIRS ...] [--out DIR]     # join the outputs of --shard I/N runs
 
@@ -15,7 +15,8 @@ video whose status is not ok is recorded too and skipped by a rerun; ``--redo ST
 ``--shard I/N`` extracts the I-th of N shares of the videos (by a hash of each one's relative path): run N of them,
 on as many machines, into one folder or several, then ``merge``. Decoding seeks to the sampled frames; a video is
 never decoded whole into memory. ``--detect-size N`` runs the detector on frames downscaled to at most N pixels on
-their longer side and crops from the full-resolution frame.
+their longer side and crops from the full-resolution frame; ``--full-search-every K`` searches the whole frame every
+K-th sampled frame and, in between, only around the faces of the frame before (data/faces/search.py).
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="detect on frames downscaled to at most N pixels on the longer side, crop from the full frame; "
         f"0 or full: detect on the full frame (default: {_detect_size_name(defaults.detect_size)})",
     )
+    parser.add_argument(
+        "--full-search-every",
+        type=int,
+        metavar="K",
+        default=defaults.full_search_every,
+        help="search the whole frame every K-th sampled frame (and wherever a known face is lost), in between only "
+        "around the faces of the frame before; a face that appears meanwhile is found at the next whole search "
+        f"(default {defaults.full_search_every}; 1: every frame whole, as before)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (detectors that support it: mtcnn)")
     parser.add_argument(
         "--batch-size",
@@ -154,6 +164,7 @@ def settings_from_args(args) -> ExtractionSettings:
         max_faces=args.max_faces,
         align=args.align,
         min_score=args.min_score,
+        full_search_every=args.full_search_every,
         **detect_size,
     )
 

@@ -230,10 +230,13 @@ def _other_settings(out: Path, settings_file: Path, previous: ExtractionSettings
     there, now = previous.to_dict(), settings.to_dict()
     differing = [name for name in there if there[name] != now[name]]
     said = ", ".join(f"{name} {json.dumps(there[name])} there, {json.dumps(now[name])} now" for name in differing)
-    hint = ""
+    hints = []
     if "detect_size" in differing:  # the default may have changed since that folder was made
         size = previous.detect_size
-        hint = f" (--detect-size {size})" if size else " (--detect-size 0: the full frame)"
+        hints.append(f"--detect-size {size}" if size else "--detect-size 0: the full frame")
+    if "full_search_every" in differing:
+        hints.append(f"--full-search-every {previous.full_search_every}")
+    hint = f" ({'; '.join(hints)})" if hints else ""
     return (
         f"{out} was extracted with other settings ({said}; see {settings_file}): pass the same settings to continue "
         f"it{hint}, or a new --out folder."
@@ -330,7 +333,8 @@ def extract(
     cropped and written, so decoding overlaps the three others: with W workers, decoding and the three others each
     add up to at most W times ``seconds``. "peak MB per worker" is the largest peak resident memory of a process
     that extracted a video. The status counts are over all the videos of the index (those skipped as complete
-    included).
+    included). "frames searched whole" and "frames searched around known faces" count the detector's searches
+    (``data.faces.search``): a frame whose known face was lost around it is counted in both.
     """
     source, out = Path(source), Path(out)
     redo = check_redo(redo)
@@ -365,6 +369,8 @@ def extract(
         "frames without a face": sum(len(r.frames_without_face) for r in processed),
         "sampled frames not decoded": sum(len(r.missing) for r in processed),
         "faces": sum(r.faces for r in processed),
+        "frames searched whole": spent.whole_searches,
+        "frames searched around known faces": spent.window_searches,
         "index rows": written["index rows"],
         "seconds": round(seconds, 2),
         "videos/s": round(len(processed) / seconds, 3) if seconds > 0 else None,

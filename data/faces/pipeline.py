@@ -15,7 +15,8 @@ import numpy as np
 from common.batching import batched
 
 from .crop import Face, faces_from_detections
-from .detectors import Detection, FaceDetector, check_align
+from .detectors import FaceDetector, check_align
+from .search import FaceSearch, _mapped, whole_frame_view
 from .settings import DETECT_BATCH, ExtractionError, ExtractionSettings
 from .video import VideoReadError, read_frames
 
@@ -23,18 +24,23 @@ from .video import VideoReadError, read_frames
 @dataclass
 class StageSeconds:
     """Wall seconds one video spent decoding (seeks included), detecting (the downscaling included), cropping and
-    writing its crops and index: a few clock readings per batch of frames, nothing per pixel."""
+    writing its crops and index: a few clock readings per batch of frames, nothing per pixel. Beside them, how many
+    of its sampled frames the detector searched whole and how many around known faces only (``FaceSearch``)."""
 
     decoding: float = 0.0
     detecting: float = 0.0
     cropping: float = 0.0
     writing: float = 0.0
+    whole_searches: int = 0
+    window_searches: int = 0
 
     def add(self, other: "StageSeconds") -> None:
         self.decoding += other.decoding
         self.detecting += other.detecting
         self.cropping += other.cropping
         self.writing += other.writing
+        self.whole_searches += other.whole_searches
+        self.window_searches += other.window_searches
 
     def total(self) -> float:
         return self.decoding + self.detecting + self.cropping + self.writing
@@ -111,38 +117,14 @@ def prefetched(items: Iterable, depth: int = 4) -> Iterator:
         thread.join()
 
 
-def _downscaled(image: np.ndarray, longest: int) -> tuple[np.ndarray, float, float]:
-    """``image`` shrunk to at most ``longest`` pixels on its longer side, and the factors from its pixels back to
-    the original's (x, y); the image itself when it is small enough."""
-    height, width = image.shape[:2]
-    if max(height, width) <= longest:
-        return image, 1.0, 1.0
-    import cv2
-
-    scale = longest / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    # OpenCV's area averaging (no aliasing at large factors): 3 ms for a 1080p frame, where Pillow's antialiased
-    # bilinear, used before, took 11.5 ms (the detector's boxes move by about a pixel)
-    small = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
-    return small, width / size[0], height / size[1]
-
-
-def _scaled(detection: Detection, x_factor: float, y_factor: float) -> Detection:
-    x0, y0, x1, y1 = detection.box
-    box = (x0 * x_factor, y0 * y_factor, x1 * x_factor, y1 * y_factor)
-    landmarks = None if detection.landmarks is None else detection.landmarks * np.array([x_factor, y_factor])
-    return Detection(box, detection.score, landmarks)
-
-
 def detect_in_frames(detector: FaceDetector, images: list[np.ndarray], settings: ExtractionSettings):
-    """The detector's answers for RGB frames, in each frame's own pixels. With ``settings.detect_size`` it looks at
-    the frames downscaled to that longer side (the DFDC winners' practice: far fewer pixels for the detector), and
-    its boxes and landmarks are mapped back so that the crops come from the full-resolution frames."""
-    if settings.detect_size is None:
-        return detector.detect(images, settings.align)
-    shrunk = [_downscaled(image, settings.detect_size) for image in images]
-    answers = detector.detect([small for small, _, _ in shrunk], settings.align)
-    return [[_scaled(d, x, y) for d in found] for found, (_, x, y) in zip(answers, shrunk)]
+    """The detector's answers for RGB frames searched whole, in each frame's own pixels. With
+    ``settings.detect_size`` it looks at the frames downscaled to that longer side (the DFDC winners' practice: far
+    fewer pixels for the detector), and its boxes and landmarks are mapped back so that the crops come from the
+    full-resolution frames."""
+    views = [whole_frame_view(image, settings) for image in images]
+    answers = detector.detect([view for view, _ in views], settings.align)
+    return [[_mapped(d, *mapping) for d in found] for found, (_, mapping) in zip(answers, views)]
 
 
 def faces_of_frames(
@@ -152,16 +134,20 @@ def faces_of_frames(
     batch_size: int = DETECT_BATCH,
     seconds: StageSeconds | None = None,
 ) -> Iterator[tuple[int, list[Face]]]:
-    """(frame index, its face crops, the largest first; empty when it has none) for every (index, RGB frame),
-    ``batch_size`` frames per detector call; the detector's and the cropping's time is added to ``seconds``."""
+    """(frame index, its face crops, the largest first; empty when it has none) for every (index, RGB frame) of one
+    video, in order, ``batch_size`` frames per detector call, searched whole or around the faces of the frame before
+    (``FaceSearch``: ``settings.full_search_every``); the detector's and the cropping's time is added to ``seconds``,
+    and the frames searched each way too."""
+    search = FaceSearch(detector, settings)
     for batch in batched(frames, batch_size):
         started = time.perf_counter()
-        answers = detect_in_frames(detector, [image for _, image in batch], settings)
+        answers = search.detect([image for _, image in batch])
         detected = time.perf_counter()
         crops = [faces_from_detections(image, found, settings, index) for (index, image), found in zip(batch, answers)]
         if seconds is not None:
             seconds.detecting += detected - started
             seconds.cropping += time.perf_counter() - detected
+            seconds.whole_searches, seconds.window_searches = search.whole_searches, search.window_searches
         yield from zip([index for index, _ in batch], crops)
 
 

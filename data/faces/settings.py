@@ -19,6 +19,10 @@ DEFAULT_DETECTOR = "yunet"
 # Longer side of the downscaled frame the detector looks at (None: the full frame); chosen by measurement with
 # benchmarks/extraction_scale.py (docs/extraction.md). Out folders and checkpoints keep the value they were made with.
 DEFAULT_DETECT_SIZE: int | None = 640
+# Search the whole frame every this many sampled frames (and wherever a known face is lost), in between only around
+# the faces of the frame before (data/faces/search.py); 1: every frame whole. Chosen by measurement
+# (docs/extraction.md).
+DEFAULT_FULL_SEARCH_EVERY = 4
 INDEX_NAME = "faces.csv"
 SETTINGS_NAME = "extraction.json"
 LOG_NAME = "extraction_log.txt"
@@ -62,6 +66,8 @@ class ExtractionSettings:
     # Detect on the frame downscaled to at most this many pixels on its longer side, crop from the full frame;
     # None: detect on the full frame. Read when a setting is made, so DEFAULT_DETECT_SIZE is the one place to change.
     detect_size: int | None = field(default_factory=lambda: DEFAULT_DETECT_SIZE)
+    # The whole frame is searched every this many sampled frames, in between around the faces of the frame before.
+    full_search_every: int = field(default_factory=lambda: DEFAULT_FULL_SEARCH_EVERY)
 
     def __post_init__(self):
         if (self.frames is None) == (self.stride is None):
@@ -80,6 +86,12 @@ class ExtractionSettings:
         if not (isinstance(self.min_score, (int, float)) and math.isfinite(self.min_score)):
             raise ExtractionError(f"face extraction setting min_score must be a finite number, not {self.min_score!r}.")
         _positive_int_or_none("detect_size", self.detect_size)
+        if not isinstance(self.full_search_every, int) or isinstance(self.full_search_every, bool):
+            raise ExtractionError(
+                f"face extraction setting full_search_every must be a positive integer (1: search every frame whole), "
+                f"not {self.full_search_every!r}."
+            )
+        _positive_int_or_none("full_search_every", self.full_search_every)
         if self.detect_size is not None and self.detect_size < MIN_DETECT_SIZE:
             raise ExtractionError(
                 f"face extraction setting detect_size must be at least {MIN_DETECT_SIZE} pixels (or null, "
@@ -91,9 +103,9 @@ class ExtractionSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ExtractionSettings":
-        """Settings from a record; one written before detect_size existed detected on the full frame (null), whatever
-        the default is now."""
-        values = {"detect_size": None, **values}
+        """Settings from a record; one written before detect_size existed detected on the full frame (null), one
+        written before full_search_every existed searched every frame whole (1), whatever the defaults are now."""
+        values = {"detect_size": None, "full_search_every": 1, **values}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
