@@ -255,8 +255,10 @@ def test_mtcnn_finds_the_real_faces_in_one_batch_with_eye_landmarks(mtcnn):
     single = [mtcnn.detect([image])[0] for image in (portrait, mirrored)]
     assert [[d.box for d in found] for found in single] == [[d.box for d in found] for found in batched[:2]]
     assert all(d.landmarks is None for found in single for d in found)
-    # Images of different sizes (a folder of frames) go one by one.
-    assert [len(found) for found in mtcnn.detect([portrait, portrait[:300]])] == [1, 1]
+    # Images of different sizes (a folder of frames, windows around faces) go in one call per size, answered in order.
+    mixed = mtcnn.detect([portrait, blank[:300], mirrored, portrait[:300]])
+    assert [len(found) for found in mixed] == [1, 0, 1, 1]
+    assert [d.box for d in mixed[2]] == [d.box for d in batched[1]]
 
 
 def test_mtcnn_crops_video_frames_aligned_and_explains_a_missing_gpu(tmp_path, mtcnn, monkeypatch):

@@ -383,10 +383,13 @@ class MtcnnDetector(FaceDetector):
         images = [np.ascontiguousarray(image, dtype=np.uint8) for image in images]
         if not images:
             return []
-        # One batched call for frames of one size (every frame of a video); one call per image otherwise.
-        groups = [np.stack(images)] if len({image.shape for image in images}) == 1 else [i[None] for i in images]
-        answers = []
-        for batch in groups:
-            boxes, probabilities, points = self._mtcnn.detect(batch, landmarks=True)
-            answers += [self._detections(*found, landmarks) for found in zip(boxes, probabilities, points)]
+        # One batched call per image size (the whole frames of a video share one; windows around faces vary)
+        by_shape: dict[tuple, list[int]] = {}
+        for position, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(position)
+        answers: list = [None] * len(images)
+        for positions in by_shape.values():
+            boxes, probabilities, points = self._mtcnn.detect(np.stack([images[p] for p in positions]), landmarks=True)
+            for position, found in zip(positions, zip(boxes, probabilities, points)):
+                answers[position] = self._detections(*found, landmarks)
         return answers
