@@ -2,7 +2,8 @@
 
 One job per module: ``settings`` (what changes the crops, the output's file names), ``sources`` (the videos under a
 source, the list files beside them), ``detectors`` (the detector registry and its backends), ``video`` (reading
-sampled frames), ``crop`` (detections -> crops), ``pipeline`` (the one frames -> detect -> crop loop, shared with
+sampled frames), ``search`` (where the detector looks: whole frames, or around the known faces), ``crop`` (detections
+-> crops), ``pipeline`` (the one frames -> detect -> crop loop, shared with
 predict.py), ``extract`` (the tool's run and resume), ``index`` (the per-crop and per-video indexes, with each
 video's status), ``shards`` (``--shard I/N`` and ``merge``), ``cli``.
 A new detector is one ``FaceDetector`` subclass under ``@register_detector("name")`` in ``detectors``.
@@ -28,9 +29,11 @@ from .detectors import (
 from .extract import VideoResult, extract, extract_video
 from .index import read_record, read_videos_index, write_index
 from .pipeline import StageSeconds, detect_in_frames, faces_in_image, faces_in_video, faces_of_frames
+from .search import FaceSearch
 from .settings import (
     DEFAULT_DETECT_SIZE,
     DEFAULT_DETECTOR,
+    DEFAULT_FULL_SEARCH_EVERY,
     DETECT_BATCH,
     INDEX_COLUMNS,
     INDEX_NAME,
@@ -51,6 +54,7 @@ from .video import VideoReadError, read_folder_frames, read_frames, read_video_f
 __all__ = [
     "DEFAULT_DETECT_SIZE",
     "DEFAULT_DETECTOR",
+    "DEFAULT_FULL_SEARCH_EVERY",
     "DETECT_BATCH",
     "INDEX_COLUMNS",
     "INDEX_NAME",
@@ -66,6 +70,7 @@ __all__ = [
     "ExtractionSettings",
     "Face",
     "FaceDetector",
+    "FaceSearch",
     "MtcnnDetector",
     "OpenCvHaarDetector",
     "Shard",
