@@ -1,13 +1,17 @@
 """Test setup: offline (no hub downloads ever), deterministic, tiny CPU configs."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 # Before anything imports huggingface_hub: tests never download, and never see a user's cache.
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="cael-tests-hf-"))
+if "HF_HOME" not in os.environ:  # a cache of our own, removed when the session ends (none left behind in /tmp)
+    os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="cael-tests-hf-")
+    atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS for the CUDA resume test
 
