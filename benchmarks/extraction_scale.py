@@ -426,8 +426,8 @@ def render_table(result: dict) -> str:
         "| detector | videos | workers | wall s | videos/s | frames/s | peak MB | MB per worker | recall | false "
         + "boxes | "
         + " | ".join(f"s {s}" for s in STAGES)
-        + " |",
-        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES),
+        + " | frames searched whole / around faces |",
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES) + "---|",
     ]
     detector, count = result.get("detector", ""), videos["videos"]
     rows = [(detector, f"all {count}", result.get("workers", {}))]
@@ -438,6 +438,9 @@ def render_table(result: dict) -> str:
     for name, which, runs in rows:
         for workers, record in runs.items():
             cells = [name, which, workers.split("=")[-1], *_run_cells(record, stages=True, recall=True)]
+            summary = record.get("summary") or {}
+            searches = (summary.get("frames searched whole"), summary.get("frames searched around known faces"))
+            cells.append(f"{searches[0]:,} / {searches[1]:,}" if None not in searches else "")
             lines.append("| " + " | ".join(cells) + " |")
     resume = result.get("resume_check")
     if resume:
