@@ -163,6 +163,12 @@ def test_the_extraction_loop_counts_the_searches_and_old_records_search_every_fr
     assert (seconds.whole_searches, seconds.window_searches) == (3, 6)
     # detect_in_frames (benchmarks, single images) always searches whole
     assert boxes(detect_in_frames(Blobs(), [f for _, f in frames[:2]], settings)) == boxes([f for _, f in faces[:2]])
+    # yunet searches around known faces by default; the other detectors search every frame whole (mtcnn alone is
+    # the default before), unless asked
+    assert ExtractionSettings().full_search_every == 4
+    assert ExtractionSettings(detector="mtcnn").full_search_every == 1
+    assert ExtractionSettings(detector="mtcnn", full_search_every=4).full_search_every == 4
+    assert ExtractionSettings.from_dict(ExtractionSettings(detector="mtcnn").to_dict()).full_search_every == 1
     record = ExtractionSettings().to_dict()
     del record["full_search_every"]
     assert ExtractionSettings.from_dict(record).full_search_every == 1

@@ -33,11 +33,13 @@ from .detectors import list_detectors
 from .extract import extract
 from .settings import (
     DEFAULT_DETECTOR,
+    DEFAULT_FULL_SEARCH_EVERY,
     DETECT_BATCH,
     INDEX_NAME,
     LOG_NAME,
     STATUSES,
     VIDEOS_NAME,
+    WINDOW_SEARCH_DETECTORS,
     ExtractionError,
     ExtractionSettings,
 )
@@ -103,10 +105,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--full-search-every",
         type=int,
         metavar="K",
-        default=defaults.full_search_every,
         help="search the whole frame every K-th sampled frame (and wherever a known face is lost), in between only "
         "around the faces of the frame before; a face that appears meanwhile is found at the next whole search "
-        f"(default {defaults.full_search_every}; 1: every frame whole, as before)",
+        f"(default {DEFAULT_FULL_SEARCH_EVERY} with {', '.join(WINDOW_SEARCH_DETECTORS)}, 1 with the other "
+        "detectors: every frame whole, as before)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (detectors that support it: mtcnn)")
     parser.add_argument(

@@ -20,9 +20,12 @@ DEFAULT_DETECTOR = "yunet"
 # benchmarks/extraction_scale.py (docs/extraction.md). Out folders and checkpoints keep the value they were made with.
 DEFAULT_DETECT_SIZE: int | None = 640
 # Search the whole frame every this many sampled frames (and wherever a known face is lost), in between only around
-# the faces of the frame before (data/faces/search.py); 1: every frame whole. Chosen by measurement
-# (docs/extraction.md).
+# the faces of the frame before (data/faces/search.py); 1: every frame whole. The default for yunet, chosen by
+# measurement (docs/extraction.md); the other detectors search every frame whole unless asked (mtcnn is the choice
+# for small faces and crowds, where people come and go, and batches whole frames on a GPU): --detector mtcnn alone
+# is the default before.
 DEFAULT_FULL_SEARCH_EVERY = 4
+WINDOW_SEARCH_DETECTORS = ("yunet",)
 INDEX_NAME = "faces.csv"
 SETTINGS_NAME = "extraction.json"
 LOG_NAME = "extraction_log.txt"
@@ -66,8 +69,9 @@ class ExtractionSettings:
     # Detect on the frame downscaled to at most this many pixels on its longer side, crop from the full frame;
     # None: detect on the full frame. Read when a setting is made, so DEFAULT_DETECT_SIZE is the one place to change.
     detect_size: int | None = field(default_factory=lambda: DEFAULT_DETECT_SIZE)
-    # The whole frame is searched every this many sampled frames, in between around the faces of the frame before.
-    full_search_every: int = field(default_factory=lambda: DEFAULT_FULL_SEARCH_EVERY)
+    # The whole frame is searched every this many sampled frames, in between around the faces of the frame before;
+    # None: the detector's default (DEFAULT_FULL_SEARCH_EVERY for WINDOW_SEARCH_DETECTORS, else 1), stored resolved.
+    full_search_every: int | None = None
 
     def __post_init__(self):
         if (self.frames is None) == (self.stride is None):
@@ -86,6 +90,9 @@ class ExtractionSettings:
         if not (isinstance(self.min_score, (int, float)) and math.isfinite(self.min_score)):
             raise ExtractionError(f"face extraction setting min_score must be a finite number, not {self.min_score!r}.")
         _positive_int_or_none("detect_size", self.detect_size)
+        if self.full_search_every is None:
+            default = DEFAULT_FULL_SEARCH_EVERY if self.detector in WINDOW_SEARCH_DETECTORS else 1
+            object.__setattr__(self, "full_search_every", default)
         if not isinstance(self.full_search_every, int) or isinstance(self.full_search_every, bool):
             raise ExtractionError(
                 f"face extraction setting full_search_every must be a positive integer (1: search every frame whole), "
