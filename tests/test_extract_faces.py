@@ -116,6 +116,64 @@ def test_seeking_reader_returns_exactly_the_sampled_frames(tmp_path):
     assert all(abs(float(image.mean()) - levels[index]) < 4.0 for index, image in read)
 
 
+class _CountingContainer:
+    """A PyAV container whose decoded frames are counted (the work a reading policy costs)."""
+
+    def __init__(self, container, counts):
+        self._container, self._counts = container, counts
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        self._container.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._container.__exit__(*exc)
+
+    def decode(self, *args, **kwargs):
+        for frame in self._container.decode(*args, **kwargs):
+            self._counts.append(frame.pts)
+            yield frame
+
+
+def test_the_reader_seeks_only_when_a_keyframe_lies_between_and_reads_the_same_frames(tmp_path, monkeypatch):
+    """The container's keyframe index decides between seeking and decoding on: the same frames, fewer decoded."""
+    texture = np.random.default_rng(0).integers(0, 40, (32, 32, 3), dtype=np.uint8)  # regular keyframes (no cuts)
+    images = [np.full((32, 32, 3), (4 * i) % 250 // 2, dtype=np.uint8) + texture for i in range(120)]
+    path = write_video(tmp_path / "levels.mp4", images, 25, 7)
+    settings = ef.ExtractionSettings(frames=24)  # about 5 frames apart, a keyframe every 7: sometimes between
+    real_open = av.open
+
+    def read(with_index: bool):
+        counts: list = []
+        monkeypatch.setattr(av, "open", lambda *a, **k: _CountingContainer(real_open(*a, **k), counts))
+        if not with_index:
+            monkeypatch.setattr(video, "_keyframes", lambda stream, to_index: [])
+        frames = [(index, round(float(image.mean()))) for index, image in ef.read_video_frames(path, settings)]
+        monkeypatch.undo()
+        return frames, len(counts)
+
+    with real_open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate)
+        keyframes = video._keyframes(stream, lambda pts: round(pts * float(stream.time_base) * rate))
+    assert keyframes == list(range(0, 120, 7))
+    indexed, decoded_indexed = read(True)
+    by_distance, decoded_by_distance = read(False)
+    assert indexed == by_distance and [i for i, _ in indexed] == ef.sample_indices(120, settings)
+    with real_open(str(path)) as container:  # the truth: every frame decoded in order
+        decoded = [round(float(frame.to_ndarray(format="rgb24").mean())) for frame in container.decode(video=0)]
+    assert len(decoded) == 120 and all(mean == decoded[index] for index, mean in indexed)
+    assert decoded_indexed < decoded_by_distance == 120  # by distance: never a second apart, so everything decoded
+    # the rule itself: seek exactly when a keyframe lies after the last decoded frame, at or before the target
+    assert video._seek_pays([0, 7, 14], position=5, target=8, rate=25) is True
+    assert video._seek_pays([0, 7, 14], position=8, target=13, rate=25) is False
+    assert video._seek_pays([], position=8, target=40, rate=25) is True  # no index: more than a second ahead
+    assert video._seek_pays([], position=8, target=30, rate=25) is False
+
+
 def test_frames_past_the_end_of_the_stream_are_logged_not_dropped(tmp_path, monkeypatch, detector):
     write_video(tmp_path / "src" / "short.mp4", shifted(astronaut(), 10))
     monkeypatch.setattr(video, "_video_frame_count", lambda container, stream: 20)  # a header that over-counts
