@@ -94,10 +94,9 @@ def extract_video(
     rows, frames_seen, without, missing = [], [], [], []
     seconds = StageSeconds()
     record = {"video_id": video_id, "source": str(path), "source_path": source_path or video_id}
-    # decoded in a thread of their own while the detector works (timed there: seconds.decoding is the decoder's)
-    frames = prefetched(
-        timed_frames(_note_missing(read_frames(path, settings, True, decode_threads), missing), seconds)
-    )
+    frames = timed_frames(_note_missing(read_frames(path, settings, True, decode_threads), missing), seconds)
+    if decode_threads != 1:  # a core to spare: decoded in a thread of their own while the detector works (timed there)
+        frames = prefetched(frames)
     try:
         for index, faces in faces_of_frames(frames, detector, settings, batch_size, seconds):
             started = time.perf_counter()
@@ -201,7 +200,10 @@ def _run_one(item: tuple[str, str, str]) -> VideoResult:
 
 def decode_threads(workers: int) -> int:
     """The video decoder's threads in each of ``workers`` processes: FFmpeg's choice when a worker has cores of its
-    own to spare, else one (decoding threads cost CPU time that other workers would use: data.faces.video)."""
+    own to spare, else one (decoding threads cost CPU time that other workers would use: data.faces.video). With one,
+    the worker also decodes in its own thread, between detections, rather than in a thread beside the detector: when
+    the workers fill the cores the overlap gains nothing and the thread costs (200 benchmark videos, 2 workers on 2
+    cores, two runs each: 2.31 and 2.30 videos/s without it, 2.27 and 2.22 with it)."""
     return 0 if (os.cpu_count() or 1) // max(1, workers) > 1 else 1
 
 
@@ -290,8 +292,11 @@ def _run_videos(
                 yield result
     else:
         keep_freed_memory()
+        threads = decode_threads(1)
         for path, video_id, source_path in items:
-            result = extract_and_release(path, video_id, out, detector, settings, batch_size, source_path, redo)
+            result = extract_and_release(
+                path, video_id, out, detector, settings, batch_size, source_path, redo, threads
+            )
             faces_found, failed = faces_found + result.faces, failed + (result.error is not None)
             bar.set_postfix(faces=faces_found, failed=failed)
             bar.update()
@@ -333,9 +338,10 @@ def extract(
 
     ``seconds`` is the wall time of the videos' loop; "seconds decoding", "seconds detecting", "seconds cropping" and
     "seconds writing" are each video's time in that stage summed over the videos (unreadable ones included): time
-    inside the workers. A video's frames decode in a thread of their own while its earlier frames are detected,
-    cropped and written, so decoding overlaps the three others: with W workers, decoding and the three others each
-    add up to at most W times ``seconds``. "peak MB per worker" is the largest peak resident memory of a process
+    inside the workers. With fewer workers than cores a video's frames decode in a thread of their own while its
+    earlier frames are detected, cropped and written, so decoding overlaps the three others: with W workers, decoding
+    and the three others each add up to at most W times ``seconds`` (with as many workers as cores, all four together
+    do). "peak MB per worker" is the largest peak resident memory of a process
     that extracted a video. The status counts are over all the videos of the index (those skipped as complete
     included). "frames searched whole" and "frames searched around known faces" count the detector's searches
     (``data.faces.search``): a frame whose known face was lost around it is counted in both.
