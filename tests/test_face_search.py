@@ -172,5 +172,6 @@ def test_the_extraction_loop_counts_the_searches_and_old_records_search_every_fr
     record = ExtractionSettings().to_dict()
     del record["full_search_every"]
     assert ExtractionSettings.from_dict(record).full_search_every == 1
-    with pytest.raises(ExtractionError, match="full_search_every must be a positive integer"):
-        ExtractionSettings(full_search_every=0)
+    for wrong in (0, -2, 2.5, True):
+        with pytest.raises(ExtractionError, match=r"full_search_every \(--full-search-every\) must be a positive"):
+            ExtractionSettings(full_search_every=wrong)

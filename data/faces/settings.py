@@ -93,12 +93,12 @@ class ExtractionSettings:
         if self.full_search_every is None:
             default = DEFAULT_FULL_SEARCH_EVERY if self.detector in WINDOW_SEARCH_DETECTORS else 1
             object.__setattr__(self, "full_search_every", default)
-        if not isinstance(self.full_search_every, int) or isinstance(self.full_search_every, bool):
+        every = self.full_search_every
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ExtractionError(
-                f"face extraction setting full_search_every must be a positive integer (1: search every frame whole), "
-                f"not {self.full_search_every!r}."
+                f"face extraction setting full_search_every (--full-search-every) must be a positive integer "
+                f"(1: search every frame whole), not {every!r}."
             )
-        _positive_int_or_none("full_search_every", self.full_search_every)
         if self.detect_size is not None and self.detect_size < MIN_DETECT_SIZE:
             raise ExtractionError(
                 f"face extraction setting detect_size must be at least {MIN_DETECT_SIZE} pixels (or null, "
